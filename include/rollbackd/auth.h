@@ -1,0 +1,86 @@
+/*
+ * auth: who may post to /v1/alerts (SPEC §5).
+ *
+ * Pure functions over header values and the raw body; no HTTP here. Every
+ * MAC or token comparison is constant-time. A request passes when one
+ * configured scheme verifies and no presented credential is wrong. Results
+ * never say which secret was tried.
+ */
+#ifndef ROLLBACKD_AUTH_H
+#define ROLLBACKD_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollbackd/buf.h"
+#include "rollbackd/secret.h"
+
+struct auth_config {
+	struct secret *hmac_secrets; /* rollbackd/github/grafana HMAC keys */
+	size_t n_hmac_secrets;
+	int64_t max_skew_ms;         /* |now - t| allowed for timestamped HMAC */
+	bool allow_untimestamped;    /* accept github / untimestamped grafana */
+	struct secret bearer_token;  /* unset = bearer not configured */
+	char *basic_username;        /* NULL = basic not configured */
+	struct secret basic_password;
+};
+
+/* True when no scheme is configured: only loopback peers may post then. */
+bool auth_config_is_open(const struct auth_config *ac);
+/* Free every secret and string; ac is zeroed. */
+void auth_config_release(struct auth_config *ac);
+
+enum auth_result {
+	AUTH_OK = 0,
+	AUTH_MISSING,   /* no credential presented */
+	AUTH_INVALID,   /* a presented credential did not verify */
+	AUTH_STALE,     /* signature timestamp outside max_skew */
+	AUTH_MALFORMED, /* a signature header that cannot be parsed */
+};
+
+/* The request as auth sees it: header values (NULL when absent) and the raw
+ * body exactly as received. */
+struct auth_input {
+	const char *authorization;       /* Authorization */
+	const char *rollbackd_signature; /* X-Rollbackd-Signature */
+	const char *hub_signature_256;   /* X-Hub-Signature-256 */
+	const char *grafana_signature;   /* X-Grafana-Alerting-Signature */
+	const char *grafana_timestamp;   /* X-Grafana-Alerting-Timestamp */
+	const unsigned char *body;
+	size_t body_len;
+	int64_t now;        /* unix seconds */
+	bool from_loopback; /* peer address is 127.0.0.0/8 or ::1 */
+};
+
+/* Verify. On AUTH_OK *scheme (if non-NULL) names the scheme that passed
+ * ("hmac", "github", "grafana", "bearer", "basic", "loopback"). */
+enum auth_result auth_verify(const struct auth_config *ac,
+			     const struct auth_input *in, const char **scheme);
+
+/* A short, secret-free sentence for an auth failure, for the 401 body. */
+const char *auth_result_message(enum auth_result r);
+
+#define AUTH_MAX_V1 8 /* most v1= values accepted in one header */
+
+struct rollbackd_signature {
+	int64_t t;                          /* unix seconds */
+	size_t n_v1;                        /* 1 .. AUTH_MAX_V1 */
+	unsigned char v1[AUTH_MAX_V1][32];  /* decoded HMAC-SHA256 values */
+};
+
+/* Parse "t=<unix>,v1=<64 hex>[,v1=<64 hex>...]". Elements are separated by
+ * commas with optional spaces; unknown keys (e.g. v0=) are ignored; t must
+ * appear exactly once and at least one v1 is required. 0 or -1. */
+int auth_parse_signature(const char *s, size_t len,
+			 struct rollbackd_signature *out);
+
+/* Append the header value "t=<t>,v1=<hex>" for body signed with key. */
+int auth_sign(const struct secret *key, int64_t t, const void *body,
+	      size_t body_len, struct buf *out);
+
+/* Decode exactly 2*n hex digits (either case) into n bytes. 0 or -1. */
+int auth_hex_decode(const char *hex, size_t hexlen, unsigned char *out,
+		    size_t n);
+
+#endif

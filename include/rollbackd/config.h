@@ -1,0 +1,91 @@
+/*
+ * config: rollbackd's configuration file (SPEC §4), strict JSON.
+ *
+ * Every key has a default; config_init() gives the built-in defaults that
+ * `rollbackd serve` runs on without a file. Unknown keys are errors that name
+ * their path ("limits.max_body_byte: unknown key (did you mean
+ * 'max_body_bytes'?)"). Secrets are loaded here, from files or the
+ * environment, and never appear in messages.
+ */
+#ifndef ROLLBACKD_CONFIG_H
+#define ROLLBACKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollbackd/auth.h"
+#include "rollbackd/error.h"
+#include "rollbackd/secret.h"
+
+struct named_secret {
+	char *name;
+	struct secret value;
+};
+
+struct config {
+	char *path;        /* file it came from, NULL for built-in defaults */
+	char *listen;      /* "host:port", "[v6]:port" */
+	char *public_url;  /* base of ack links; "" when unset */
+	char *rules;       /* file or directory of rule files */
+	char *state_dir;
+	bool dry_run;
+	char *log_level;   /* "debug" | "info" | "warn" | "error" */
+	int workers;       /* HTTP event loops (SO_REUSEPORT); >= 1 */
+
+	struct {
+		size_t max_body_bytes;
+		size_t max_header_bytes;
+		int max_connections;
+		int64_t request_timeout_ms;
+		int max_concurrent_actions;
+		int max_rollbacks_per_hour;
+		size_t max_alerts;      /* alerts per notification */
+	} limits;
+
+	struct auth_config auth;        /* schemes for POST /v1/alerts */
+	struct secret api_token;        /* /v1/incidents, pause, resume */
+	struct secret links_secret;     /* signs ack/approve links */
+	int64_t links_ttl_ms;
+	struct secret slack_signing;    /* Slack interactivity */
+
+	struct named_secret *secrets;   /* {{secret.NAME}} in templates */
+	size_t n_secrets;
+
+	struct {
+		uint64_t segment_bytes;
+	} journal;
+
+	struct {
+		struct secret slack_webhook_url;
+		struct secret slack_bot_token;
+		char *slack_channel;
+		char *slack_api_url;
+		struct secret pagerduty_routing_key;
+		char *pagerduty_url;
+	} notify;
+};
+
+/* Fill cfg with the built-in defaults (dry-run on, no secrets). 0 or -1 on
+ * OOM. Release with config_release(). */
+int config_init(struct config *cfg);
+
+/* Load path over the defaults. On failure cfg is released and err says
+ * "PATH: KEY.PATH: what" or "PATH:LINE:COL: json error". */
+int config_load(const char *path, struct config *cfg, struct error *err);
+
+/* Load from a JSON text (for tests); name is used in messages. */
+int config_load_text(const char *text, size_t len, const char *name,
+		     struct config *cfg, struct error *err);
+
+/* Free everything cfg owns; secrets are wiped. */
+void config_release(struct config *cfg);
+
+/* Split cfg->listen into host and port (host without brackets). */
+int config_listen_addr(const struct config *cfg, char *host, size_t hostsz,
+		       int *port, struct error *err);
+
+/* Look up {{secret.NAME}}; NULL when not configured. */
+const struct secret *config_secret(const struct config *cfg, const char *name);
+
+#endif
