@@ -1,1 +1,102 @@
-int main(void){return 0;}
+/*
+ * main: parse the command line and dispatch to cmd.c. No logic lives here.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rollbackd/cmd.h"
+
+static const char usage[] =
+	"usage: rollbackd <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  serve [--config FILE]            run the daemon (built-in defaults without FILE)\n"
+	"  check-config [--config FILE]     validate the configuration; exit 0 ok, 1 invalid\n"
+	"  sign --secret-file F [--timestamp T] < BODY\n"
+	"                                   print the X-Rollbackd-Signature header value\n"
+	"  --version                        print the version\n"
+	"  --help                           print this help\n"
+	"\n"
+	"exit codes: 0 success, 1 check failed or invalid input, 2 usage error\n";
+
+/* Print "rollbackd: what 'arg'" and the usage; returns EXIT_USAGE. */
+static int usage_error(const char *what, const char *arg)
+{
+	if (arg)
+		fprintf(stderr, "rollbackd: %s '%s'\n%s", what, arg, usage);
+	else
+		fprintf(stderr, "rollbackd: %s\n%s", what, usage);
+	return EXIT_USAGE;
+}
+
+/* Options shared by the verbs; each verb says which it accepts. */
+struct options {
+	const char *config;
+	const char *secret_file;
+	const char *timestamp;
+};
+
+enum { OPT_CONFIG = 1, OPT_SECRET_FILE = 2, OPT_TIMESTAMP = 4 };
+
+static int parse_options(int argc, char **argv, unsigned allowed, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"secret-file", required_argument, NULL, 's'},
+		{"timestamp", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		unsigned bit = c == 'c' ? OPT_CONFIG : c == 's' ? OPT_SECRET_FILE
+			       : c == 't' ? OPT_TIMESTAMP : 0;
+		if (!bit || !(allowed & bit))
+			return usage_error("unknown or incomplete option", argv[optind - 1]);
+		if (c == 'c')
+			o->config = optarg;
+		else if (c == 's')
+			o->secret_file = optarg;
+		else
+			o->timestamp = optarg;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument", argv[optind]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	if (argc < 2)
+		return usage_error("no command given", NULL);
+	const char *verb = argv[1];
+	if (strcmp(verb, "--version") == 0 || strcmp(verb, "version") == 0) {
+		printf("rollbackd %s\n", ROLLBACKD_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(verb, "serve") == 0) {
+		if (parse_options(argc - 1, argv + 1, OPT_CONFIG, &o))
+			return EXIT_USAGE;
+		return cmd_serve(o.config);
+	}
+	if (strcmp(verb, "check-config") == 0) {
+		if (parse_options(argc - 1, argv + 1, OPT_CONFIG, &o))
+			return EXIT_USAGE;
+		return cmd_check_config(o.config);
+	}
+	if (strcmp(verb, "sign") == 0) {
+		if (parse_options(argc - 1, argv + 1, OPT_SECRET_FILE | OPT_TIMESTAMP, &o))
+			return EXIT_USAGE;
+		if (!o.secret_file)
+			return usage_error("sign: --secret-file is required", NULL);
+		return cmd_sign(o.secret_file, o.timestamp);
+	}
+	return usage_error("unknown command", verb);
+}

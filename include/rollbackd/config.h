@@ -71,7 +71,9 @@ struct config {
 int config_init(struct config *cfg);
 
 /* Load path over the defaults. On failure cfg is released and err says
- * "PATH: KEY.PATH: what" or "PATH:LINE:COL: json error". */
+ * "PATH: KEY.PATH: what" or "PATH:LINE:COL: json error". cfg is output
+ * only (it is overwritten, not released first): to reload, load into a
+ * fresh struct and swap on success. */
 int config_load(const char *path, struct config *cfg, struct error *err);
 
 /* Load from a JSON text (for tests); name is used in messages. */

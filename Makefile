@@ -1,0 +1,54 @@
+# Thin wrapper: dependencies, build, run, test. The build itself is CMake.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG     ?=
+
+.PHONY: all deps build build-asan run test test-release test-asan fuzz bench clean
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=address,undefined >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Starts rollbackd on its built-in defaults (or CONFIG=path/to/rollbackd.json).
+run: build
+	@echo "rollbackd: listening on 127.0.0.1:9097 (built-in defaults: dry-run, loopback only)"
+	@echo "  send a signed test alert: see README.md, 'Signing a request'"
+	./$(BUILD)/rollbackd serve $(if $(CONFIG),--config $(CONFIG))
+
+test: test-release test-asan
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j1
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ctest --output-on-failure -j1
+
+# libFuzzer harnesses (clang); FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DROLLBACKD_FUZZ=ON \
+		-DSANITIZE=address,undefined >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_payload fuzz_sighdr
+	for h in payload sighdr; do mkdir -p build-fuzz/corpus-$$h && \
+		./build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$h \
+		tests/fuzz/corpus/$$h || exit 1; done
+
+bench: build
+	@./deploy/install-deps.sh --bench
+	./bench/intake.sh ./$(BUILD)/rollbackd
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

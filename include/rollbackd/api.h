@@ -1,0 +1,36 @@
+/*
+ * api: the HTTP endpoints of SPEC §5 over evhttp requests.
+ *
+ * Each handler sends exactly one reply. Errors are JSON
+ * {"error": code, "message": what and where}; messages never hold a secret.
+ * Thread-safe: every worker's loop calls api_handle concurrently.
+ */
+#ifndef ROLLBACKD_API_H
+#define ROLLBACKD_API_H
+
+#include <stdbool.h>
+
+#include "rollbackd/config.h"
+
+struct evhttp_request;
+struct api;
+
+/* Create the API for cfg (which must outlive it); registers its metrics.
+ * NULL on OOM. */
+struct api *api_new(const struct config *cfg);
+void api_free(struct api *api);
+
+/* Answer one request (exactly one reply). */
+void api_handle(struct api *api, struct evhttp_request *req);
+
+/* Send {"error":code,"message":msg} with status. */
+void api_send_error(struct evhttp_request *req, int status, const char *code,
+		    const char *msg);
+
+/* Count a request refused by evhttp for its size (api may be NULL). */
+void api_count_too_large(struct api *api);
+
+/* Readiness as /readyz reports it. */
+void api_set_ready(struct api *api, bool ready);
+
+#endif

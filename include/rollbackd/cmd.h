@@ -1,0 +1,21 @@
+/*
+ * cmd: the verbs of the command line (SPEC §3), called by main.c once it
+ * has parsed the arguments. Each returns the process exit code: 0 success,
+ * 1 a check failed or input was invalid, 2 usage error. Errors go to stderr
+ * as one line that names the file, the place and what is wrong.
+ */
+#ifndef ROLLBACKD_CMD_H
+#define ROLLBACKD_CMD_H
+
+#include <stdbool.h>
+
+enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
+
+/* config_path NULL = built-in defaults. */
+int cmd_serve(const char *config_path);
+int cmd_check_config(const char *config_path);
+/* Read the body from stdin, print the X-Rollbackd-Signature value.
+ * timestamp NULL = now. */
+int cmd_sign(const char *secret_file, const char *timestamp);
+
+#endif

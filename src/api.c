@@ -1,0 +1,376 @@
+/*
+ * api: routes and handlers for SPEC §5.
+ *
+ * POST /v1/alerts: size -> auth -> content type -> parse -> accept. Every
+ * path ends in exactly one reply. Nothing here blocks: handlers are pure
+ * computation over the received request. Secrets never reach a reply, a log
+ * line or a metric: auth failures use auth_result_message().
+ */
+#include "rollbackd/api.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "rollbackd/alert.h"
+#include "rollbackd/auth.h"
+#include "rollbackd/buf.h"
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+
+enum webhook_result {
+	WH_ACCEPTED,
+	WH_BAD_REQUEST,
+	WH_UNAUTHORIZED,
+	WH_TOO_LARGE,
+	WH_UNSUPPORTED_MEDIA_TYPE,
+	WH_RESULT_COUNT
+};
+
+static const char *const webhook_result_names[WH_RESULT_COUNT] = {
+	"accepted", "bad_request", "unauthorized", "too_large", "unsupported_media_type",
+};
+
+struct api {
+	const struct config *cfg;
+	struct alert_limits alert_limits;
+	_Atomic bool ready;
+	struct metric_child *webhooks[WH_RESULT_COUNT];
+	struct metric_child *alerts_firing;
+	struct metric_child *alerts_resolved;
+	struct metric_child *request_duration;
+};
+
+struct api *api_new(const struct config *cfg)
+{
+	static const char *const result_label[] = {"result", NULL};
+	static const char *const status_label[] = {"status", NULL};
+	static const char *const version_label[] = {"version", NULL};
+	static const double duration_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+						 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+	struct api *api = calloc(1, sizeof(*api));
+	if (!api)
+		return NULL;
+	api->cfg = cfg;
+	api->alert_limits.max_alerts = cfg->limits.max_alerts;
+	api->alert_limits.max_labels = 256;
+	atomic_store(&api->ready, true);
+
+	struct metric_family *webhooks = metrics_register(
+		METRIC_COUNTER, "webhooks_total",
+		"Webhook requests to /v1/alerts by result.", result_label, NULL, 0);
+	struct metric_family *alerts = metrics_register(
+		METRIC_COUNTER, "alerts_total", "Alerts received by status.", status_label,
+		NULL, 0);
+	struct metric_family *duration = metrics_register(
+		METRIC_HISTOGRAM, "request_duration_seconds",
+		"Time to handle an HTTP request, from dispatch to reply.", NULL,
+		duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+	struct metric_family *build = metrics_register(
+		METRIC_GAUGE, "build_info", "Build information.", version_label, NULL, 0);
+	if (!webhooks || !alerts || !duration || !build)
+		goto fail;
+	for (int i = 0; i < WH_RESULT_COUNT; i++) {
+		api->webhooks[i] = metrics_child(webhooks, webhook_result_names[i]);
+		if (!api->webhooks[i])
+			goto fail;
+	}
+	api->alerts_firing = metrics_child(alerts, "firing");
+	api->alerts_resolved = metrics_child(alerts, "resolved");
+	api->request_duration = metrics_child(duration);
+	struct metric_child *bi = metrics_child(build, ROLLBACKD_VERSION);
+	if (!api->alerts_firing || !api->alerts_resolved || !api->request_duration || !bi)
+		goto fail;
+	metric_set(bi, 1);
+	return api;
+fail:
+	free(api);
+	return NULL;
+}
+
+void api_free(struct api *api)
+{
+	free(api);
+}
+
+void api_set_ready(struct api *api, bool ready)
+{
+	atomic_store(&api->ready, ready);
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *reason,
+		      const char *body, size_t len)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evbuffer_add(out, body, len);
+	evhttp_send_reply(req, status, reason, NULL);
+}
+
+static const char *status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+void api_send_error(struct evhttp_request *req, int status, const char *code,
+		    const char *msg)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	if (buf_adds(&b, "{\"error\":") || buf_add_json_str(&b, code, strlen(code)) ||
+	    buf_adds(&b, ",\"message\":") || buf_add_json_str(&b, msg, strlen(msg)) ||
+	    buf_adds(&b, "}\n")) {
+		buf_release(&b);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	send_json(req, status, status_reason(status), b.data, b.len);
+	buf_release(&b);
+}
+
+static bool peer_is_loopback(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = conn ? evhttp_connection_get_addr(conn) : NULL;
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
+}
+
+/* "application/json" with optional parameters ("; charset=utf-8"). */
+static bool is_json_content_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	if (!ct || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return false;
+	char next = ct[sizeof(want) - 1];
+	return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+static void count_webhook(struct api *api, enum webhook_result r)
+{
+	metric_inc(api->webhooks[r]);
+}
+
+void api_count_too_large(struct api *api)
+{
+	/* A request whose body was over the limit: evhttp never read it, so it
+	 * never reached the route; still a webhook refused for its size. */
+	if (api)
+		count_webhook(api, WH_TOO_LARGE);
+}
+
+static void log_alert(const struct alert *a)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	const struct label *name = label_set_get(&a->labels, "alertname");
+	char starts[TIMESTAMP_STRLEN];
+	timestamp_format(a->starts_at, starts, sizeof(starts));
+	log_info("alert", "fingerprint", a->fingerprint, "status", alert_status_name(a->status),
+		 "alertname", name ? name->value : "", "startsAt", starts, NULL);
+}
+
+static void handle_alerts(struct api *api, struct evhttp_request *req)
+{
+	const struct config *cfg = api->cfg;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evbuffer *body_buf = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(body_buf);
+	struct webhook wh = {0};
+	struct error err = {{0}};
+	struct buf reply;
+	buf_init(&reply, 0);
+
+	if (len > cfg->limits.max_body_bytes) {
+		/* evhttp stops bodies over the same limit before they get here;
+		 * this covers a limit that was raised for evhttp's sake only. */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "request body exceeds limits.max_body_bytes (%zu bytes)",
+			 cfg->limits.max_body_bytes);
+		count_webhook(api, WH_TOO_LARGE);
+		api_send_error(req, 413, "body_too_large", msg);
+		return;
+	}
+	/* One contiguous view of the body, without a copy when it is already one chunk. */
+	const unsigned char *body = len ? evbuffer_pullup(body_buf, (ev_ssize_t)len) : NULL;
+	if (len && !body) {
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+
+	struct auth_input ai = {
+		.authorization = evhttp_find_header(in, "Authorization"),
+		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
+		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
+		.grafana_signature = evhttp_find_header(in, "X-Grafana-Alerting-Signature"),
+		.grafana_timestamp = evhttp_find_header(in, "X-Grafana-Alerting-Timestamp"),
+		.body = body,
+		.body_len = len,
+		.now = (int64_t)time(NULL),
+		.from_loopback = peer_is_loopback(req),
+	};
+	const char *scheme = NULL;
+	enum auth_result ar = auth_verify(&cfg->auth, &ai, &scheme);
+	if (ar != AUTH_OK) {
+		count_webhook(api, WH_UNAUTHORIZED);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer realm=\"rollbackd\"");
+		api_send_error(req, 401, "unauthorized", auth_result_message(ar));
+		return;
+	}
+
+	const char *ct = evhttp_find_header(in, "Content-Type");
+	if (!is_json_content_type(ct)) {
+		count_webhook(api, WH_UNSUPPORTED_MEDIA_TYPE);
+		api_send_error(req, 415, "unsupported_media_type",
+			       ct ? "Content-Type must be application/json"
+				  : "Content-Type is missing; expected application/json");
+		return;
+	}
+
+	switch (alert_parse_webhook((const char *)body, len, &api->alert_limits, &wh, &err)) {
+	case ALERT_PARSE_OK:
+		break;
+	case ALERT_PARSE_EMPTY:
+		count_webhook(api, WH_BAD_REQUEST);
+		api_send_error(req, 400, "empty_body", "request body is empty");
+		return;
+	case ALERT_PARSE_JSON:
+		count_webhook(api, WH_BAD_REQUEST);
+		api_send_error(req, 400, "malformed_json", err.msg);
+		return;
+	case ALERT_PARSE_INVALID:
+		count_webhook(api, WH_BAD_REQUEST);
+		api_send_error(req, 400, "invalid_payload", err.msg);
+		return;
+	case ALERT_PARSE_NOMEM:
+	default:
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+
+	for (size_t i = 0; i < wh.n_alerts; i++) {
+		const struct alert *a = &wh.alerts[i];
+		metric_inc(a->status == ALERT_FIRING ? api->alerts_firing : api->alerts_resolved);
+		log_alert(a);
+	}
+	count_webhook(api, WH_ACCEPTED);
+	if (buf_addf(&reply, "{\"status\":\"accepted\",\"alerts\":%zu,\"decisions\":[]}\n",
+		     wh.n_alerts) < 0) {
+		webhook_release(&wh);
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	webhook_release(&wh);
+	send_json(req, 200, "OK", reply.data, reply.len);
+	buf_release(&reply);
+}
+
+static void handle_metrics(struct api *api, struct evhttp_request *req)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	if (metrics_render(&b) < 0) {
+		buf_release(&b);
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	evbuffer_add(evhttp_request_get_output_buffer(req), b.data, b.len);
+	evhttp_send_reply(req, 200, "OK", NULL);
+	buf_release(&b);
+}
+
+static void handle_healthz(struct api *api, struct evhttp_request *req)
+{
+	static const char ok[] = "{\"status\":\"ok\"}\n";
+	send_json(req, 200, "OK", ok, sizeof(ok) - 1);
+}
+
+static void handle_readyz(struct api *api, struct evhttp_request *req)
+{
+	static const char ready[] = "{\"status\":\"ready\"}\n";
+	static const char not_ready[] =
+		"{\"status\":\"not_ready\",\"reason\":\"shutting down\"}\n";
+	if (atomic_load(&api->ready))
+		send_json(req, 200, "OK", ready, sizeof(ready) - 1);
+	else
+		send_json(req, 503, "Service Unavailable", not_ready, sizeof(not_ready) - 1);
+}
+
+struct route {
+	const char *path;
+	enum evhttp_cmd_type methods; /* bit set */
+	const char *allow;            /* Allow header for 405 */
+	void (*handle)(struct api *, struct evhttp_request *);
+};
+
+static const struct route routes[] = {
+	{"/v1/alerts", EVHTTP_REQ_POST, "POST", handle_alerts},
+	{"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics},
+	{"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
+	{"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},
+};
+
+void api_handle(struct api *api, struct evhttp_request *req)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const struct route *route = NULL;
+	for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) == 0) {
+			route = &routes[i];
+			break;
+		}
+	}
+	if (!route) {
+		api_send_error(req, 404, "not_found", "no such endpoint");
+	} else if (!(evhttp_request_get_command(req) & route->methods)) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "%s accepts only %s", route->path, route->allow);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", route->allow);
+		api_send_error(req, 405, "method_not_allowed", msg);
+	} else {
+		route->handle(api, req);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metric_observe(api->request_duration,
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
