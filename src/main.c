@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "rollbackd/cmd.h"
 
 static const char usage[] =
@@ -70,6 +72,10 @@ static int parse_options(int argc, char **argv, unsigned allowed, struct options
 int main(int argc, char **argv)
 {
 	struct options o = {0};
+	if (sodium_init() < 0) {
+		fprintf(stderr, "rollbackd: cannot initialise libsodium\n");
+		return EXIT_INVALID;
+	}
 	if (argc < 2)
 		return usage_error("no command given", NULL);
 	const char *verb = argv[1];
