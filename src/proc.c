@@ -1,0 +1,465 @@
+/*
+ * proc: run one child process (an exec action) on the event loop.
+ *
+ * Spawned with posix_spawnp into its own process group, with a clean signal
+ * mask and default dispositions, stdin fed from a copy of the caller's bytes
+ * through a non-blocking pipe, stdout+stderr merged into one non-blocking
+ * pipe, and reaped through a pidfd (where pidfd_open is missing, a
+ * waitpid(WNOHANG) poll every REAP_POLL_MS). This module must never block
+ * the loop (no blocking read/write, no blocking wait; the one exception is
+ * reaping a child we just SIGKILLed on a failed proc_spawn), never install a SIGCHLD
+ * handler and never wait for anything but its own pid.
+ *
+ * The daemon must ignore SIGPIPE: a child that exits without reading stdin
+ * makes our write fail with EPIPE, which we ignore. It must also not set
+ * SIGCHLD to SIG_IGN (children would be auto-reaped and the exit status
+ * lost; we then report exit_code -1 and term_signal 0).
+ *
+ * Completion (the callback, exactly once) needs the child reaped and the
+ * output pipe at EOF. A grandchild that keeps the pipe open after the child
+ * exited is waited for only until the timeout path ends (SIGTERM, then
+ * SIGKILL of the group after kill_grace_ms); then we complete anyway.
+ */
+#include "rollbackd/proc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rollbackd/buf.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* Reads per callback, so that a child writing as fast as it can does not
+ * keep the loop in one callback forever (the event is level-triggered). */
+#define READS_PER_CB 16
+#define READ_CHUNK 65536
+/* Reaping by polling, only where pidfd_open is missing. */
+#define REAP_POLL_MS 20
+
+enum proc_phase {
+	PHASE_RUN,    /* timeout timer armed */
+	PHASE_TERM,   /* group got SIGTERM; grace timer armed */
+	PHASE_KILLED, /* group got SIGKILL; complete as soon as reaped */
+};
+
+struct proc {
+	struct event_base *base;
+	pid_t pid;		/* also the process group id */
+	int pidfd;		/* -1 once closed */
+	int in_fd;		/* our end of the child's stdin; -1 once closed */
+	int out_fd;		/* our end of stdout+stderr; -1 once closed */
+	struct event *ev_in;	/* EV_WRITE on in_fd */
+	struct event *ev_out;	/* EV_READ on out_fd */
+	struct event *ev_pid;	/* EV_READ on pidfd: the child exited */
+	struct event *ev_timer; /* timeout, then grace, then deferred finish */
+	char *stdin_data;	/* our copy; NULL when there is none */
+	size_t stdin_len;
+	size_t stdin_off; /* bytes written so far */
+	struct buf out;	  /* the first max_output bytes */
+	size_t max_output;
+	int64_t kill_grace_ms;
+	bool truncated;
+	bool reaped;	   /* waitpid returned the child */
+	bool status_known; /* false when the child was reaped by someone else */
+	int status;
+	bool timed_out;
+	enum proc_phase phase;
+	struct timespec start; /* CLOCK_MONOTONIC */
+	proc_done_fn done;
+	void *arg;
+};
+
+static int64_t elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+	       (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static struct timeval ms_to_tv(int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static void free_event(struct event **ev)
+{
+	if (*ev) {
+		event_free(*ev); /* also deletes it */
+		*ev = NULL;
+	}
+}
+
+static void signal_group(struct proc *p, int sig)
+{
+	/* ESRCH: the group is already empty. */
+	kill(-p->pid, sig);
+}
+
+/* Frees everything; the child must already be reaped (or never started). */
+static void proc_free(struct proc *p)
+{
+	free_event(&p->ev_in);
+	free_event(&p->ev_out);
+	free_event(&p->ev_pid);
+	free_event(&p->ev_timer);
+	close_fd(&p->in_fd);
+	close_fd(&p->out_fd);
+	close_fd(&p->pidfd);
+	free(p->stdin_data);
+	buf_release(&p->out);
+	free(p);
+}
+
+static void keep_output(struct proc *p, const char *data, size_t n)
+{
+	size_t room = p->max_output > p->out.len ? p->max_output - p->out.len : 0;
+	size_t keep = n < room ? n : room;
+	if (keep < n)
+		p->truncated = true;
+	if (keep && buf_add(&p->out, data, keep) < 0)
+		p->truncated = true; /* OOM: drop it, keep draining */
+}
+
+/* Read up to max_reads chunks. Returns 1 at EOF (or a read error, which we
+ * treat the same), 0 when the pipe is empty for now. */
+static int drain_output(struct proc *p, int max_reads)
+{
+	char chunk[READ_CHUNK];
+	for (int i = 0; max_reads <= 0 || i < max_reads; i++) {
+		ssize_t n = read(p->out_fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			keep_output(p, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return 1;
+	}
+	return 0;
+}
+
+static void finish(struct proc *p)
+{
+	if (p->out_fd >= 0) {
+		/* Completing without EOF (the group was killed, or a process
+		 * outside it holds the pipe): take what is already there. The
+		 * bound keeps a writer outside the group from holding us. */
+		drain_output(p, READS_PER_CB);
+	}
+	struct proc_result res = {0};
+	res.exit_code = -1;
+	if (p->status_known && WIFEXITED(p->status)) {
+		res.exit_code = WEXITSTATUS(p->status);
+	} else if (p->status_known && WIFSIGNALED(p->status)) {
+		res.term_signal = WTERMSIG(p->status);
+	}
+	res.timed_out = p->timed_out;
+	res.output = p->out.data ? p->out.data : "";
+	res.output_len = p->out.len;
+	res.output_truncated = p->truncated;
+	res.duration_ms = elapsed_ms(&p->start);
+	proc_done_fn done = p->done;
+	void *arg = p->arg;
+	/* Stop watching before the callback, so that nothing of ours fires
+	 * while it runs; the output buffer stays valid until it returns. */
+	free_event(&p->ev_in);
+	free_event(&p->ev_out);
+	free_event(&p->ev_pid);
+	free_event(&p->ev_timer);
+	close_fd(&p->in_fd);
+	close_fd(&p->out_fd);
+	close_fd(&p->pidfd);
+	done(&res, arg);
+	proc_free(p);
+}
+
+/* Complete if we can. Returns true when p was freed. */
+static bool maybe_finish(struct proc *p)
+{
+	if (!p->reaped)
+		return false;
+	if (p->out_fd >= 0 && p->phase != PHASE_KILLED)
+		return false;
+	finish(p);
+	return true;
+}
+
+static void on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+	while (p->stdin_off < p->stdin_len) {
+		ssize_t n =
+		    write(p->in_fd, p->stdin_data + p->stdin_off, p->stdin_len - p->stdin_off);
+		if (n > 0) {
+			p->stdin_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break; /* EPIPE: the child does not want it; anything else: give up */
+	}
+	free_event(&p->ev_in);
+	close_fd(&p->in_fd); /* the child sees EOF */
+}
+
+static void on_output(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+	if (!drain_output(p, READS_PER_CB))
+		return;
+	free_event(&p->ev_out);
+	close_fd(&p->out_fd);
+	maybe_finish(p);
+}
+
+static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+	int status = 0;
+	pid_t r;
+	do {
+		r = waitpid(p->pid, &status, WNOHANG);
+	} while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return; /* not yet (polling), or a spurious wakeup */
+	p->reaped = true;
+	p->status_known = r == p->pid;
+	p->status = status;
+	free_event(&p->ev_pid);
+	close_fd(&p->pidfd);
+	if (p->timed_out)
+		signal_group(p, SIGKILL); /* leftover grandchildren */
+	maybe_finish(p);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+	switch (p->phase) {
+	case PHASE_RUN: {
+		p->timed_out = true;
+		p->phase = PHASE_TERM;
+		signal_group(p, SIGTERM);
+		struct timeval tv = ms_to_tv(p->kill_grace_ms);
+		evtimer_add(p->ev_timer, &tv);
+		return;
+	}
+	case PHASE_TERM:
+		p->phase = PHASE_KILLED;
+		signal_group(p, SIGKILL);
+		maybe_finish(p);
+		return;
+	case PHASE_KILLED:
+		maybe_finish(p); /* deferred from proc_kill */
+		return;
+	}
+}
+
+/* Make fd non-blocking (our ends only; the child's ends stay blocking). */
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+int proc_spawn(struct event_base *base, const struct proc_spec *spec, proc_done_fn done, void *arg,
+	       struct proc **out, struct error *err)
+{
+	const char *name = spec && spec->argv && spec->argv[0] ? spec->argv[0] : "";
+	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	bool fa_ok = false, attr_ok = false;
+	struct proc *p = NULL;
+	int rc = -1, e;
+
+	if (out)
+		*out = NULL;
+	if (!base || !spec || !spec->argv || !spec->argv[0] || !done) {
+		error_set(err, "cannot run '%s': invalid arguments", name);
+		goto out;
+	}
+	if (spec->timeout_ms <= 0) {
+		error_set(err, "cannot run '%s': timeout must be positive", name);
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		error_set(err, "cannot run '%s': out of memory", name);
+		goto out;
+	}
+	p->base = base;
+	p->pid = -1;
+	p->pidfd = p->in_fd = p->out_fd = -1;
+	p->max_output = spec->max_output;
+	p->kill_grace_ms = spec->kill_grace_ms;
+	p->done = done;
+	p->arg = arg;
+	p->phase = PHASE_RUN;
+	buf_init(&p->out, 0);
+	if (spec->stdin_data && spec->stdin_len) {
+		p->stdin_data = malloc(spec->stdin_len);
+		if (!p->stdin_data) {
+			error_set(err, "cannot run '%s': out of memory", name);
+			goto out;
+		}
+		memcpy(p->stdin_data, spec->stdin_data, spec->stdin_len);
+		p->stdin_len = spec->stdin_len;
+	}
+
+	if (pipe2(in_pipe, O_CLOEXEC) < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 ||
+	    set_nonblock(in_pipe[1]) < 0 || set_nonblock(out_pipe[0]) < 0) {
+		error_set(err, "cannot run '%s': pipe: %s", name, strerror(errno));
+		goto out;
+	}
+	p->ev_out = event_new(base, out_pipe[0], EV_READ | EV_PERSIST, on_output, p);
+	p->ev_timer = evtimer_new(base, on_timer, p);
+	if (p->stdin_len)
+		p->ev_in = event_new(base, in_pipe[1], EV_WRITE | EV_PERSIST, on_stdin, p);
+	if (!p->ev_out || !p->ev_timer || (p->stdin_len && !p->ev_in)) {
+		error_set(err, "cannot run '%s': out of memory", name);
+		goto out;
+	}
+
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+	fa_ok = true;
+	/* dup2 clears FD_CLOEXEC on the target; the originals close on exec. */
+	if ((e = posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 2)) != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+	/* Belt and braces: no descriptor of the daemon leaks into the child,
+	 * even one somebody opened without O_CLOEXEC. */
+	if ((e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+#endif
+	if ((e = posix_spawnattr_init(&attr)) != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+	attr_ok = true;
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	if ((e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+						     POSIX_SPAWN_SETSIGDEF)) != 0 ||
+	    (e = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
+	    (e = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
+	    (e = posix_spawnattr_setsigdefault(&attr, &all)) != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	pid_t pid;
+	e = posix_spawnp(&pid, spec->argv[0], &fa, &attr, spec->argv, spec->envp);
+	if (e != 0) {
+		error_set(err, "cannot run '%s': %s", name, strerror(e));
+		goto out;
+	}
+	p->pid = pid;
+	close_fd(&in_pipe[0]);
+	close_fd(&out_pipe[1]);
+	p->in_fd = in_pipe[1];
+	p->out_fd = out_pipe[0];
+	in_pipe[1] = out_pipe[0] = -1;
+	if (!p->stdin_len)
+		close_fd(&p->in_fd); /* nothing to say: EOF right away */
+
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->pidfd < 0 && errno != ENOSYS) {
+		error_set(err, "cannot run '%s': pidfd_open: %s", name, strerror(errno));
+		goto out;
+	}
+	/* Without pidfd_open (kernel < 5.3, valgrind < 3.20) poll with
+	 * waitpid(WNOHANG) on a short timer instead: still never blocks. */
+	p->ev_pid = event_new(base, p->pidfd, p->pidfd >= 0 ? EV_READ | EV_PERSIST : EV_PERSIST,
+			      on_exit_ready, p);
+	if (!p->ev_pid) {
+		error_set(err, "cannot run '%s': out of memory", name);
+		goto out;
+	}
+	struct timeval poll_tv = ms_to_tv(REAP_POLL_MS);
+	struct timeval tv = ms_to_tv(spec->timeout_ms);
+	if (event_add(p->ev_pid, p->pidfd >= 0 ? NULL : &poll_tv) < 0 ||
+	    event_add(p->ev_out, NULL) < 0 || (p->ev_in && event_add(p->ev_in, NULL) < 0) ||
+	    evtimer_add(p->ev_timer, &tv) < 0) {
+		error_set(err, "cannot run '%s': cannot watch the child", name);
+		goto out;
+	}
+	if (out)
+		*out = p;
+	p = NULL;
+	rc = 0;
+out:
+	if (p && p->pid > 0) {
+		/* Started but cannot be watched: kill it and reap it here. It
+		 * got SIGKILL, so this wait is short. */
+		signal_group(p, SIGKILL);
+		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (p)
+		proc_free(p);
+	if (attr_ok)
+		posix_spawnattr_destroy(&attr);
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	close_fd(&in_pipe[0]);
+	close_fd(&in_pipe[1]);
+	close_fd(&out_pipe[0]);
+	close_fd(&out_pipe[1]);
+	return rc;
+}
+
+int proc_pid(const struct proc *p)
+{
+	return p->pid;
+}
+
+void proc_kill(struct proc *p)
+{
+	signal_group(p, SIGKILL);
+	p->phase = PHASE_KILLED;
+	/* Complete from the loop, never from inside our caller. */
+	event_del(p->ev_timer);
+	event_active(p->ev_timer, EV_TIMEOUT, 1);
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Exit with the code given as $1.
+exit "$1"
