@@ -25,6 +25,7 @@
 #include "rollbackd/alert.h"
 #include "rollbackd/auth.h"
 #include "rollbackd/buf.h"
+#include "rollbackd/engine.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -43,6 +44,7 @@ static const char *const webhook_result_names[WH_RESULT_COUNT] = {
 
 struct api {
 	const struct config *cfg;
+	struct engine *engine;
 	struct alert_limits alert_limits;
 	_Atomic bool ready;
 	struct metric_child *webhooks[WH_RESULT_COUNT];
@@ -51,7 +53,7 @@ struct api {
 	struct metric_child *request_duration;
 };
 
-struct api *api_new(const struct config *cfg)
+struct api *api_new(const struct config *cfg, struct engine *engine)
 {
 	static const char *const result_label[] = {"result", NULL};
 	static const char *const status_label[] = {"status", NULL};
@@ -62,6 +64,7 @@ struct api *api_new(const struct config *cfg)
 	if (!api)
 		return NULL;
 	api->cfg = cfg;
+	api->engine = engine;
 	api->alert_limits.max_alerts = cfg->limits.max_alerts;
 	api->alert_limits.max_labels = 256;
 	atomic_store(&api->ready, true);
@@ -288,16 +291,98 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		metric_inc(a->status == ALERT_FIRING ? api->alerts_firing : api->alerts_resolved);
 		log_alert(a);
 	}
-	count_webhook(api, WH_ACCEPTED);
-	if (buf_addf(&reply, "{\"status\":\"accepted\",\"alerts\":%zu,\"decisions\":[]}\n",
-		     wh.n_alerts) < 0) {
+	if (buf_addf(&reply, "{\"status\":\"accepted\",\"alerts\":%zu,\"decisions\":",
+		     wh.n_alerts) < 0 ||
+	    engine_process(api->engine, &wh, timestamp_now(), &reply) < 0 ||
+	    buf_adds(&reply, "}\n") < 0) {
 		webhook_release(&wh);
+		buf_release(&reply);
 		api_send_error(req, 500, "internal", "out of memory");
 		return;
 	}
+	count_webhook(api, WH_ACCEPTED);
 	webhook_release(&wh);
 	send_json(req, 200, "OK", reply.data, reply.len);
 	buf_release(&reply);
+}
+
+/* The operator API (incidents, pause, resume) takes the api token; without
+ * one configured it is open to loopback peers only, like intake. */
+static bool operator_allowed(struct api *api, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	enum auth_result r;
+	if (!secret_is_set(&api->cfg->api_token))
+		r = peer_is_loopback(req) ? AUTH_OK : AUTH_MISSING;
+	else
+		r = auth_check_bearer(&api->cfg->api_token, h);
+	if (r == AUTH_OK)
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"rollbackd\"");
+	api_send_error(req, 401, "unauthorized", auth_result_message(r));
+	return false;
+}
+
+static void send_buf_json(struct evhttp_request *req, struct buf *b)
+{
+	if (buf_addc(b, '\n') < 0) {
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	send_json(req, 200, "OK", b->data, b->len);
+}
+
+static void handle_incidents(struct api *api, struct evhttp_request *req)
+{
+	if (!operator_allowed(api, req))
+		return;
+	struct buf b = BUF_INIT;
+	if (engine_incidents_json(api->engine, &b) < 0)
+		api_send_error(req, 500, "internal", "out of memory");
+	else
+		send_buf_json(req, &b);
+	buf_release(&b);
+}
+
+static void handle_incident(struct api *api, struct evhttp_request *req)
+{
+	if (!operator_allowed(api, req))
+		return;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const char *id = path + strlen("/v1/incidents/");
+	struct buf b = BUF_INIT;
+	int r = engine_incident_json(api->engine, id, &b);
+	if (r < 0)
+		api_send_error(req, 500, "internal", "out of memory");
+	else if (r > 0)
+		api_send_error(req, 404, "not_found", "no incident with that id");
+	else
+		send_buf_json(req, &b);
+	buf_release(&b);
+}
+
+static void handle_pause(struct api *api, struct evhttp_request *req, bool pause)
+{
+	if (!operator_allowed(api, req))
+		return;
+	engine_set_paused(api->engine, pause);
+	struct buf b = BUF_INIT;
+	if (buf_addf(&b, "{\"paused\":%s}", engine_paused(api->engine) ? "true" : "false") < 0)
+		api_send_error(req, 500, "internal", "out of memory");
+	else
+		send_buf_json(req, &b);
+	buf_release(&b);
+}
+
+static void handle_pause_on(struct api *api, struct evhttp_request *req)
+{
+	handle_pause(api, req, true);
+}
+
+static void handle_pause_off(struct api *api, struct evhttp_request *req)
+{
+	handle_pause(api, req, false);
 }
 
 static void handle_metrics(struct api *api, struct evhttp_request *req)
@@ -334,7 +419,7 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 }
 
 struct route {
-	const char *path;
+	const char *path;             /* exact, or a prefix when it ends in '/' */
 	enum evhttp_cmd_type methods; /* bit set */
 	const char *allow;            /* Allow header for 405 */
 	void (*handle)(struct api *, struct evhttp_request *);
@@ -345,7 +430,19 @@ static const struct route routes[] = {
 	{"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics},
 	{"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
 	{"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},
+	{"/v1/incidents", EVHTTP_REQ_GET, "GET", handle_incidents},
+	{"/v1/incidents/", EVHTTP_REQ_GET, "GET", handle_incident},
+	{"/v1/pause", EVHTTP_REQ_POST, "POST", handle_pause_on},
+	{"/v1/resume", EVHTTP_REQ_POST, "POST", handle_pause_off},
 };
+
+static bool route_matches(const struct route *r, const char *path)
+{
+	size_t n = strlen(r->path);
+	if (r->path[n - 1] == '/')
+		return strncmp(path, r->path, n) == 0 && path[n] != '\0' && !strchr(path + n, '/');
+	return strcmp(path, r->path) == 0;
+}
 
 void api_handle(struct api *api, struct evhttp_request *req)
 {
@@ -355,7 +452,7 @@ void api_handle(struct api *api, struct evhttp_request *req)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const struct route *route = NULL;
 	for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(path, routes[i].path) == 0) {
+		if (route_matches(&routes[i], path)) {
 			route = &routes[i];
 			break;
 		}

@@ -447,3 +447,18 @@ const char *auth_result_message(enum auth_result r)
 	}
 	return "invalid credentials";
 }
+
+enum auth_result auth_check_bearer(const struct secret *token, const char *authorization)
+{
+	if (!authorization)
+		return AUTH_MISSING;
+	if (too_long(authorization) || !secret_is_set(token))
+		return AUTH_INVALID;
+	size_t slen = strcspn(authorization, " \t");
+	const char *cred = authorization + slen;
+	while (*cred == ' ' || *cred == '\t')
+		cred++;
+	if (slen != 6 || strncasecmp(authorization, "bearer", 6) != 0 || *cred == '\0')
+		return AUTH_INVALID;
+	return secret_equal(cred, strlen(cred), token->data, token->len) ? AUTH_OK : AUTH_INVALID;
+}

@@ -15,6 +15,10 @@ static const char usage[] =
 	"commands:\n"
 	"  serve [--config FILE]            run the daemon (built-in defaults without FILE)\n"
 	"  check-config [--config FILE]     validate the configuration; exit 0 ok, 1 invalid\n"
+	"  check-rules PATH...              validate rule files or directories\n"
+	"  test-rules --rules PATH --alerts PAYLOAD.json [--now RFC3339] [--config FILE]\n"
+	"                                   print each alert's decisions and expanded actions;\n"
+	"                                   runs nothing\n"
 	"  sign --secret-file F [--timestamp T] < BODY\n"
 	"                                   print the X-Rollbackd-Signature header value\n"
 	"  --version                        print the version\n"
@@ -35,11 +39,15 @@ static int usage_error(const char *what, const char *arg)
 /* Options shared by the verbs; each verb says which it accepts. */
 struct options {
 	const char *config;
+	const char *rules;
+	const char *alerts;
+	const char *now;
 	const char *secret_file;
 	const char *timestamp;
 };
 
-enum { OPT_CONFIG = 1, OPT_SECRET_FILE = 2, OPT_TIMESTAMP = 4 };
+enum { OPT_CONFIG = 1, OPT_SECRET_FILE = 2, OPT_TIMESTAMP = 4, OPT_RULES = 8, OPT_ALERTS = 16,
+       OPT_NOW = 32, OPT_ARGS = 64 /* positional arguments allowed */ };
 
 static int parse_options(int argc, char **argv, unsigned allowed, struct options *o)
 {
@@ -47,24 +55,31 @@ static int parse_options(int argc, char **argv, unsigned allowed, struct options
 		{"config", required_argument, NULL, 'c'},
 		{"secret-file", required_argument, NULL, 's'},
 		{"timestamp", required_argument, NULL, 't'},
+		{"rules", required_argument, NULL, 'r'},
+		{"alerts", required_argument, NULL, 'a'},
+		{"now", required_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};
 	optind = 1;
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		unsigned bit = c == 'c' ? OPT_CONFIG : c == 's' ? OPT_SECRET_FILE
-			       : c == 't' ? OPT_TIMESTAMP : 0;
-		if (!bit || !(allowed & bit))
+		const char **slot = NULL;
+		unsigned bit = 0;
+		switch (c) {
+		case 'c': bit = OPT_CONFIG; slot = &o->config; break;
+		case 's': bit = OPT_SECRET_FILE; slot = &o->secret_file; break;
+		case 't': bit = OPT_TIMESTAMP; slot = &o->timestamp; break;
+		case 'r': bit = OPT_RULES; slot = &o->rules; break;
+		case 'a': bit = OPT_ALERTS; slot = &o->alerts; break;
+		case 'n': bit = OPT_NOW; slot = &o->now; break;
+		default: break;
+		}
+		if (!slot || !(allowed & bit))
 			return usage_error("unknown or incomplete option", argv[optind - 1]);
-		if (c == 'c')
-			o->config = optarg;
-		else if (c == 's')
-			o->secret_file = optarg;
-		else
-			o->timestamp = optarg;
+		*slot = optarg;
 	}
-	if (optind < argc)
+	if (optind < argc && !(allowed & OPT_ARGS))
 		return usage_error("unexpected argument", argv[optind]);
 	return 0;
 }
@@ -96,6 +111,22 @@ int main(int argc, char **argv)
 		if (parse_options(argc - 1, argv + 1, OPT_CONFIG, &o))
 			return EXIT_USAGE;
 		return cmd_check_config(o.config);
+	}
+	if (strcmp(verb, "check-rules") == 0) {
+		if (parse_options(argc - 1, argv + 1, OPT_ARGS, &o))
+			return EXIT_USAGE;
+		if (optind + 1 >= argc)
+			return usage_error("check-rules: at least one PATH is required", NULL);
+		return cmd_check_rules((const char *const *)argv + 1 + optind,
+				       (size_t)(argc - 1 - optind));
+	}
+	if (strcmp(verb, "test-rules") == 0) {
+		if (parse_options(argc - 1, argv + 1, OPT_CONFIG | OPT_RULES | OPT_ALERTS | OPT_NOW,
+				  &o))
+			return EXIT_USAGE;
+		if (!o.rules || !o.alerts)
+			return usage_error("test-rules: --rules and --alerts are required", NULL);
+		return cmd_test_rules(o.config, o.rules, o.alerts, o.now);
 	}
 	if (strcmp(verb, "sign") == 0) {
 		if (parse_options(argc - 1, argv + 1, OPT_SECRET_FILE | OPT_TIMESTAMP, &o))

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,9 +40,103 @@
 #include <event2/util.h>
 
 #include "rollbackd/api.h"
+#include "rollbackd/engine.h"
+#include "rollbackd/rules.h"
 #include "rollbackd/log.h"
 
 #define LISTEN_BACKLOG 511
+#define SHUTDOWN_GRACE_MS 30000 /* running actions may finish this long */
+
+struct worker;
+
+/* A connection the server counts; freed when evhttp closes it. */
+struct conn_ref {
+	struct worker *w;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon; /* NULL until on_conn_accepted ran */
+	struct conn_ref *prev, *next;    /* the worker's list */
+	bool in_request;                 /* bytes arrived since the last dispatch */
+	int64_t request_started_ms;      /* when they started to arrive */
+};
+
+/*
+ * Connections by evhttp_connection pointer, so a dispatched request finds
+ * its conn_ref in O(1). Open addressing with linear probing and backward
+ * shift deletion; one table per worker, used only by that worker's loop.
+ */
+struct conn_table {
+	struct conn_ref **slots;
+	size_t mask; /* slots - 1; slots is a power of two */
+};
+
+static size_t conn_hash(const struct conn_table *t, const void *key)
+{
+	uint64_t x = (uint64_t)(uintptr_t)key;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x & t->mask;
+}
+
+static int conn_table_init(struct conn_table *t, size_t capacity)
+{
+	size_t n = 16;
+	while (n < capacity * 2)
+		n *= 2;
+	t->slots = calloc(n, sizeof(*t->slots));
+	t->mask = n - 1;
+	return t->slots ? 0 : -1;
+}
+
+static struct conn_ref *conn_table_get(const struct conn_table *t, const void *evcon)
+{
+	for (size_t i = conn_hash(t, evcon);; i = (i + 1) & t->mask) {
+		if (!t->slots[i])
+			return NULL;
+		if (t->slots[i]->evcon == evcon)
+			return t->slots[i];
+	}
+}
+
+/* Returns -1 when full (more connections than the table was sized for). */
+static int conn_table_put(struct conn_table *t, struct conn_ref *ref)
+{
+	size_t i = conn_hash(t, ref->evcon);
+	for (size_t probes = 0; probes <= t->mask; probes++, i = (i + 1) & t->mask) {
+		if (!t->slots[i]) {
+			t->slots[i] = ref;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void conn_table_del(struct conn_table *t, const struct conn_ref *ref)
+{
+	size_t i = conn_hash(t, ref->evcon);
+	while (t->slots[i] && t->slots[i] != ref)
+		i = (i + 1) & t->mask;
+	if (!t->slots[i])
+		return;
+	t->slots[i] = NULL;
+	/* Shift back the entries of the cluster that follow. */
+	for (size_t j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
+		size_t home = conn_hash(t, t->slots[j]->evcon);
+		bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+		if (movable) {
+			t->slots[i] = t->slots[j];
+			t->slots[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct worker {
 	struct server *srv;
@@ -50,27 +145,30 @@ struct worker {
 	struct evhttp *http;
 	struct evconnlistener *listener; /* owned by http once bound */
 	struct event *stop_ev;           /* activated from any thread */
+	struct event *drain_ev;          /* polls for the end of a stop */
+	int64_t drain_left_ms;           /* how much longer a stop may wait */
 	pthread_t thread;
 	bool thread_started;
-	int conns;      /* open connections (this worker's loop only) */
-	int max_conns;  /* this worker's share of limits.max_connections */
-	bool paused;    /* listener disabled because conns reached max */
+	struct conn_ref *conns; /* live connections of this worker's loop */
+	struct conn_table table; /* the same, by evhttp_connection */
+	struct event *sweep_ev;  /* cuts requests that exceed request_timeout */
 	bool stopping;
 };
 
 struct server {
 	const struct config *cfg;
+	struct ruleset rules;
+	struct engine *engine;
 	struct api *api;
+	_Atomic int n_conns;     /* open connections, all workers */
+	pthread_mutex_t pause_lock;
+	bool listeners_paused;   /* under pause_lock */
+	_Atomic bool stopping;
 	struct worker *workers;
 	int n_workers;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_pipe;
 };
 
-/* A connection the worker counts; freed when evhttp closes it. */
-struct conn_ref {
-	struct worker *w;
-	struct bufferevent *bev;
-};
 
 static _Atomic size_t max_body_for_errors;
 static struct api *_Atomic api_for_errors; /* counts the 413s evhttp answers */
@@ -112,26 +210,79 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 		evhttp_send_reply(req, error, reason ? reason : "Error", NULL);
 }
 
-static void worker_update_listener(struct worker *w)
+/* Pause or resume every worker's listener (LEV_OPT_THREADSAFE, so any
+ * worker's thread may do it) when the open connections cross the limit.
+ * Between two workers' accepts the count can pass the limit by at most
+ * workers - 1 before the listeners stop. */
+static void server_update_listeners(struct server *srv)
 {
-	if (w->stopping || !w->listener)
-		return;
-	if (!w->paused && w->conns >= w->max_conns) {
-		evconnlistener_disable(w->listener);
-		w->paused = true;
-		log_warn("connection limit reached; new connections wait", "limit",
-			 "limits.max_connections", NULL);
-	} else if (w->paused && w->conns < w->max_conns) {
-		evconnlistener_enable(w->listener);
-		w->paused = false;
+	int n = atomic_load(&srv->n_conns);
+	int max = srv->cfg->limits.max_connections;
+	pthread_mutex_lock(&srv->pause_lock);
+	bool want_pause = n >= max;
+	if (!atomic_load(&srv->stopping) && want_pause != srv->listeners_paused) {
+		for (int i = 0; i < srv->n_workers; i++) {
+			struct evconnlistener *l = srv->workers[i].listener;
+			if (l)
+				want_pause ? evconnlistener_disable(l) : evconnlistener_enable(l);
+		}
+		srv->listeners_paused = want_pause;
+		if (want_pause)
+			log_warn("connection limit reached; new connections wait", "limit",
+				 "limits.max_connections", NULL);
 	}
+	pthread_mutex_unlock(&srv->pause_lock);
+}
+
+static void conn_unlink(struct conn_ref *ref)
+{
+	struct worker *w = ref->w;
+	if (ref->prev)
+		ref->prev->next = ref->next;
+	else
+		w->conns = ref->next;
+	if (ref->next)
+		ref->next->prev = ref->prev;
 }
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
+	struct conn_ref *ref = arg;
+	struct server *srv = ref->w->srv;
+	if (ref->evcon)
+		conn_table_del(&ref->w->table, ref);
+	conn_unlink(ref);
+	free(ref);
+	atomic_fetch_sub(&srv->n_conns, 1);
+	server_update_listeners(srv);
+}
+
+/* Bytes arrived: the first ones after a dispatch start a request's clock. */
+static void on_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn_ref *ref = arg;
+	if (info->n_added > 0 && !ref->in_request) {
+		ref->in_request = true;
+		ref->request_started_ms = monotonic_ms();
+	}
+}
+
+/* evhttp 2.1's timeout is per read, so a client trickling a byte at a time
+ * could hold a connection forever; this bounds the whole request. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
 	struct worker *w = arg;
-	w->conns--;
-	worker_update_listener(w);
+	int64_t now = monotonic_ms(), limit = w->srv->cfg->limits.request_timeout_ms;
+	struct conn_ref *c = w->conns;
+	while (c) {
+		struct conn_ref *next = c->next; /* freeing the connection frees c */
+		if (c->evcon && c->in_request && now - c->request_started_ms > limit) {
+			log_warn("request timed out; closing the connection", "limit",
+				 "limits.request_timeout", NULL);
+			evhttp_connection_free(c->evcon);
+		}
+		c = next;
+	}
 }
 
 /*
@@ -144,21 +295,30 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 static void on_conn_accepted(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_ref *ref = arg;
+	struct bufferevent *bev = ref->bev;
 	void *cbarg = NULL;
-	bufferevent_getcb(ref->bev, NULL, NULL, NULL, &cbarg);
-	if (cbarg)
-		evhttp_connection_set_closecb(cbarg, on_conn_close, ref->w);
-	else
-		on_conn_close(NULL, ref->w);
-	bufferevent_decref(ref->bev);
-	free(ref);
+	bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg) {
+		ref->evcon = cbarg;
+		if (conn_table_put(&ref->w->table, ref) < 0) {
+			ref->evcon = NULL; /* cannot happen: sized for the limit */
+			log_error("connection table full", NULL);
+		}
+		evbuffer_add_cb(bufferevent_get_input(bev), on_conn_input, ref);
+		evhttp_connection_set_closecb(cbarg, on_conn_close, ref);
+		if (ref->w->stopping) /* accepted just before the stop */
+			evhttp_connection_set_timeout(ref->evcon, 1);
+	} else {
+		on_conn_close(NULL, ref);
+	}
+	bufferevent_decref(bev);
 }
 
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
 	struct worker *w = arg;
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	struct conn_ref *ref = bev ? malloc(sizeof(*ref)) : NULL;
+	struct conn_ref *ref = bev ? calloc(1, sizeof(*ref)) : NULL;
 	if (!ref)
 		return bev; /* evhttp copes with NULL; we just cannot count it */
 	ref->w = w;
@@ -170,26 +330,65 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 		free(ref);
 		return bev;
 	}
-	w->conns++;
-	worker_update_listener(w);
+	ref->next = w->conns;
+	if (w->conns)
+		w->conns->prev = ref;
+	w->conns = ref;
+	atomic_fetch_add(&w->srv->n_conns, 1);
+	server_update_listeners(w->srv);
 	return bev;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct worker *w = arg;
+	struct conn_ref *ref = conn_table_get(&w->table, evhttp_request_get_connection(req));
+	if (ref)
+		ref->in_request = false;
+	if (w->stopping) /* answer, then close: the server is going away */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	api_handle(w->srv->api, req);
+}
+
+/*
+ * Stopping: listeners are off; requests already on a connection are read
+ * and answered (the client is still sending, so the connection's timeout
+ * keeps being pushed back), idle keep-alive connections time out after 1 s,
+ * and each worker's loop ends when its connections are gone (at most
+ * request_timeout later). Worker 0 also waits for running actions, up to
+ * SHUTDOWN_GRACE_MS.
+ */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	int running = w->index == 0 && srv->engine ? engine_running_actions(srv->engine) : 0;
+	bool conns_left = w->conns != NULL;
+	if ((!running && !conns_left) || w->drain_left_ms <= 0) {
+		if (running > 0)
+			log_warn("shutdown grace period over; actions still running are abandoned",
+				 NULL);
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	w->drain_left_ms -= 50;
+	struct timeval tv = {0, 50000};
+	evtimer_add(w->drain_ev, &tv);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	w->stopping = true;
-	/* Stop accepting; requests already dispatched in this iteration are
-	 * answered before the loop returns. */
+	w->drain_left_ms = w->srv->cfg->limits.request_timeout_ms;
+	if (w->index == 0 && w->drain_left_ms < SHUTDOWN_GRACE_MS)
+		w->drain_left_ms = SHUTDOWN_GRACE_MS; /* running actions may finish */
 	if (w->listener)
 		evconnlistener_disable(w->listener);
-	event_base_loopexit(w->base, NULL);
+	for (struct conn_ref *c = w->conns; c; c = c->next)
+		if (c->evcon)
+			evhttp_connection_set_timeout(c->evcon, 1);
+	on_drain(-1, 0, w);
 }
 
 static void *worker_main(void *arg)
@@ -202,6 +401,7 @@ static void *worker_main(void *arg)
 static void server_stop_all(struct server *srv, const char *why)
 {
 	log_info("stopping", "signal", why, NULL);
+	atomic_store(&srv->stopping, true);
 	api_set_ready(srv->api, false);
 	for (int i = 0; i < srv->n_workers; i++)
 		event_active(srv->workers[i].stop_ev, EV_READ, 0);
@@ -256,7 +456,7 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	w->listener = evconnlistener_new_bind(
 		w->base, NULL, NULL,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-			LEV_OPT_REUSEABLE_PORT,
+			LEV_OPT_REUSEABLE_PORT | LEV_OPT_THREADSAFE,
 		LISTEN_BACKLOG, sa, salen);
 	if (!w->listener)
 		return error_set(err, "cannot listen on '%s': %s", cfg->listen,
@@ -267,8 +467,14 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 		return error_set(err, "cannot bind HTTP server to '%s'", cfg->listen);
 	}
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-	if (!w->stop_ev)
-		return error_set(err, "cannot create stop event");
+	w->drain_ev = evtimer_new(w->base, on_drain, w);
+	w->sweep_ev = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+	if (!w->stop_ev || !w->drain_ev || !w->sweep_ev ||
+	    conn_table_init(&w->table, (size_t)cfg->limits.max_connections + 64) < 0)
+		return error_set(err, "cannot create worker events");
+	int64_t every = cfg->limits.request_timeout_ms / 4;
+	struct timeval sweep = {every / 1000, (every % 1000) * 1000 + 1000};
+	evtimer_add(w->sweep_ev, &sweep);
 	return 0;
 }
 
@@ -276,28 +482,39 @@ static void worker_release(struct worker *w)
 {
 	if (w->stop_ev)
 		event_free(w->stop_ev);
+	if (w->drain_ev)
+		event_free(w->drain_ev);
+	if (w->sweep_ev)
+		event_free(w->sweep_ev);
 	if (w->http)
 		evhttp_free(w->http); /* frees the listener and open connections */
 	if (w->base)
 		event_base_free(w->base);
+	free(w->table.slots);
 }
 
 static int resolve_listen(const struct config *cfg, struct sockaddr_storage *ss, int *salen,
 			  struct error *err)
 {
-	char host[256], text[300];
+	char host[256];
 	int port;
 	if (config_listen_addr(cfg, host, sizeof(host), &port, err) < 0)
 		return -1;
-	if (strchr(host, ':'))
-		snprintf(text, sizeof(text), "[%s]:%d", host, port);
-	else
-		snprintf(text, sizeof(text), "%s:%d", host, port);
-	*salen = (int)sizeof(*ss);
 	memset(ss, 0, sizeof(*ss));
-	if (evutil_parse_sockaddr_port(text, (struct sockaddr *)ss, salen) < 0)
-		return error_set(err, "listen: '%s' is not a numeric address and port",
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (evutil_inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*salen = (int)sizeof(*in);
+	} else if (evutil_inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*salen = (int)sizeof(*in6);
+	} else {
+		return error_set(err, "listen: '%s' is not a numeric IPv4 or IPv6 address and port",
 				 cfg->listen);
+	}
 	return 0;
 }
 
@@ -327,9 +544,9 @@ static bool is_loopback(const struct sockaddr *sa)
 
 int server_run(const struct config *cfg, struct error *err)
 {
-	struct server srv = {.cfg = cfg};
+	struct server srv = {.cfg = cfg, .pause_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct sockaddr_storage ss;
-	int salen, rc = -1;
+	int salen = 0, rc = -1;
 	char addr[128];
 
 	if (evthread_use_pthreads() < 0)
@@ -342,20 +559,18 @@ int server_run(const struct config *cfg, struct error *err)
 				 "is configured (set auth.hmac, auth.bearer or auth.basic)",
 				 cfg->listen);
 	atomic_store(&max_body_for_errors, cfg->limits.max_body_bytes);
-	srv.api = api_new(cfg);
-	atomic_store(&api_for_errors, srv.api);
+	if (rules_load(cfg->rules, &srv.rules, err) < 0)
+		return -1;
 	srv.n_workers = cfg->workers > 0 ? cfg->workers : 1;
 	srv.workers = calloc((size_t)srv.n_workers, sizeof(*srv.workers));
-	if (!srv.api || !srv.workers) {
+	if (!srv.workers) {
 		error_set(err, "out of memory");
 		goto out;
 	}
-	int share = cfg->limits.max_connections / srv.n_workers;
 	for (int i = 0; i < srv.n_workers; i++) {
 		struct worker *w = &srv.workers[i];
 		w->srv = &srv;
 		w->index = i;
-		w->max_conns = share > 0 ? share : 1;
 		if (worker_setup(w, (struct sockaddr *)&ss, salen, err) < 0)
 			goto out;
 		if (i == 0) {
@@ -371,6 +586,18 @@ int server_run(const struct config *cfg, struct error *err)
 	}
 
 	struct event_base *main_base = srv.workers[0].base;
+	struct engine_options eo = {.cfg = cfg, .base = main_base, .plan_only = false};
+	srv.engine = engine_new(&eo, &srv.rules);
+	srv.api = srv.engine ? api_new(cfg, srv.engine) : NULL;
+	if (!srv.engine || !srv.api) {
+		error_set(err, "out of memory");
+		goto out;
+	}
+	atomic_store(&api_for_errors, srv.api);
+	char nrules[16];
+	snprintf(nrules, sizeof(nrules), "%zu", srv.rules.n_rules);
+	log_info("rules loaded", "path", cfg->rules, "rules", nrules, "digest", srv.rules.digest,
+		 NULL);
 	srv.sig_term = evsignal_new(main_base, SIGTERM, on_signal, &srv);
 	srv.sig_int = evsignal_new(main_base, SIGINT, on_signal, &srv);
 	srv.sig_hup = evsignal_new(main_base, SIGHUP, on_signal, &srv);
@@ -419,10 +646,12 @@ out:
 		event_free(srv.sig_hup);
 	if (srv.sig_pipe)
 		event_free(srv.sig_pipe);
+	atomic_store(&api_for_errors, NULL);
+	api_free(srv.api);
+	engine_free(srv.engine); /* before the base its events live on */
 	for (int i = 0; srv.workers && i < srv.n_workers; i++)
 		worker_release(&srv.workers[i]);
 	free(srv.workers);
-	atomic_store(&api_for_errors, NULL);
-	api_free(srv.api);
+	ruleset_release(&srv.rules);
 	return rc;
 }

@@ -14,10 +14,11 @@
 
 struct evhttp_request;
 struct api;
+struct engine;
 
-/* Create the API for cfg (which must outlive it); registers its metrics.
- * NULL on OOM. */
-struct api *api_new(const struct config *cfg);
+/* Create the API for cfg and engine (both must outlive it); registers its
+ * metrics. NULL on OOM. */
+struct api *api_new(const struct config *cfg, struct engine *engine);
 void api_free(struct api *api);
 
 /* Answer one request (exactly one reply). */

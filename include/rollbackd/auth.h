@@ -58,6 +58,10 @@ struct auth_input {
 enum auth_result auth_verify(const struct auth_config *ac,
 			     const struct auth_input *in, const char **scheme);
 
+/* Check "Authorization: Bearer <token>" against one token (the API token),
+ * constant-time: AUTH_OK, AUTH_MISSING (no header) or AUTH_INVALID. */
+enum auth_result auth_check_bearer(const struct secret *token, const char *authorization);
+
 /* A short, secret-free sentence for an auth failure, for the 401 body. */
 const char *auth_result_message(enum auth_result r);
 

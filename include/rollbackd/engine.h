@@ -1,0 +1,77 @@
+/*
+ * engine: decisions and incidents (SPEC §6-§7).
+ *
+ * The engine matches alerts against the rule set, keeps incidents (rule +
+ * group_by labels) and their firing episodes, and decides: act at most once
+ * per episode, hold when paused / in cooldown / over the hourly cap, wait
+ * for firing_for, ask for approval, or only notify. It does not know HTTP.
+ * With an event base it also runs the actions (exec through proc, never
+ * blocking) and arms firing_for timers on that base; without one (test-rules,
+ * unit tests) it only decides. Thread-safe: one mutex guards all state, and
+ * nothing slow ever runs under it.
+ */
+#ifndef ROLLBACKD_ENGINE_H
+#define ROLLBACKD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollbackd/alert.h"
+#include "rollbackd/buf.h"
+#include "rollbackd/config.h"
+#include "rollbackd/rules.h"
+#include "rollbackd/timestamp.h"
+
+struct event_base;
+struct engine;
+
+enum outcome {
+	OUTCOME_ACTING,
+	OUTCOME_PENDING,
+	OUTCOME_REPEAT,
+	OUTCOME_HELD,
+	OUTCOME_DRY_RUN,
+	OUTCOME_NOTIFY_ONLY,
+	OUTCOME_AWAITING_APPROVAL,
+	OUTCOME_RESOLVED,
+	OUTCOME_NO_MATCH,
+	OUTCOME_COUNT
+};
+
+const char *outcome_name(enum outcome o);
+
+struct engine_options {
+	const struct config *cfg;    /* dry_run, limits, state_dir, secrets */
+	struct event_base *base;     /* NULL: decide only, never run or arm */
+	bool plan_only;              /* test-rules: expand actions into decisions */
+};
+
+/* rules is borrowed and must outlive the engine. NULL on OOM. */
+struct engine *engine_new(const struct engine_options *opt, const struct ruleset *rules);
+void engine_free(struct engine *e);
+
+/* Decide on every alert of wh at time now and append the decisions as a
+ * JSON array ("[{...},...]") to out. In plan_only mode each decision also
+ * carries "actions": the fully expanded actions (secrets redacted).
+ * 0 or -1 on OOM. */
+int engine_process(struct engine *e, const struct webhook *wh, struct timestamp now,
+		   struct buf *out);
+
+/* JSON for GET /v1/incidents (list, newest first, without actions) and
+ * /v1/incidents/{id}. engine_incident_json returns 1 when not found. */
+int engine_incidents_json(struct engine *e, struct buf *out);
+int engine_incident_json(struct engine *e, const char *id, struct buf *out);
+
+/* Kill switch (the PAUSED file in state_dir also pauses). */
+void engine_set_paused(struct engine *e, bool paused);
+bool engine_paused(struct engine *e);
+
+/* Approve an incident that awaits approval: runs its actions once. Returns
+ * 0 when approved now, 1 when it was not awaiting approval. */
+int engine_approve(struct engine *e, const char *id, const char *by);
+
+/* Actions running right now (for shutdown and /readyz). */
+int engine_running_actions(struct engine *e);
+
+#endif
