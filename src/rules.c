@@ -1281,7 +1281,8 @@ static void load_dir(struct loader *ld, const char *dir)
 			goto oom;
 		n++;
 	}
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		/* Follow links (ConfigMaps are links); skip "x.json/" dirs. */
