@@ -97,6 +97,7 @@ struct incident {
 	size_t n_actions;
 	size_t next_action;
 	bool queued;
+	bool running;                 /* actions queued or in progress */
 	struct incident *next;        /* creation order list */
 	struct engine *engine;
 };
@@ -646,7 +647,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	} else {
 		if (inc->timer)
 			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
-		if (inc->state != INC_ACTING) /* a running action finishes its record */
+		if (!inc->running) /* running actions finish their records first */
 			inc->state = INC_RESOLVED;
 		snprintf(reason, sizeof(reason), "episode %d resolved", inc->episode);
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
@@ -918,6 +919,7 @@ static void enqueue_run(struct engine *e, struct incident *inc)
 		e->alloc_queue = n;
 	}
 	inc->queued = true;
+	inc->running = true;
 	e->queue[e->n_queue++] = inc;
 	event_active(e->kick, EV_READ, 0);
 }
@@ -941,6 +943,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 {
 	bool resolved_meanwhile = inc->n_firing == 0;
+	inc->running = false;
 	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
 	e->running--;
 	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
