@@ -1197,13 +1197,18 @@ static json_t *incident_to_json(const struct incident *inc, bool with_actions)
 		char s[TIMESTAMP_STRLEN], f[TIMESTAMP_STRLEN];
 		timestamp_format(a->started, s, sizeof(s));
 		timestamp_format(a->finished, f, sizeof(f));
+		bool exec = a->type == ACTION_EXEC;
+		/* exit_code for exec, status_code for http; the other is null */
 		json_array_append_new(
 			actions,
-			json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:i, s:s?}", "type",
-				  a->type == ACTION_EXEC ? "exec" : "http", "started", s, "finished",
+			json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o, s:s?}", "type",
+				  exec ? "exec" : "http", "started", s, "finished",
 				  a->done ? f : NULL, "result", a->done ? a->result : "running",
-				  "exit_code", a->exit_code, "status_code", a->status_code, "output",
-				  a->output));
+				  "exit_code",
+				  exec && a->done ? json_integer(a->exit_code) : json_null(),
+				  "status_code",
+				  !exec && a->done ? json_integer(a->status_code) : json_null(),
+				  "output", a->output));
 	}
 	json_object_set_new(obj, "actions", actions);
 	return obj;
