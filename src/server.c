@@ -146,6 +146,7 @@ struct worker {
 	struct evconnlistener *listener; /* owned by http once bound */
 	struct event *stop_ev;           /* activated from any thread */
 	struct event *drain_ev;          /* polls for the end of a stop */
+	struct event *listen_ev;         /* activated to pause/resume the listener */
 	int64_t drain_left_ms;           /* how much longer a stop may wait */
 	pthread_t thread;
 	bool thread_started;
@@ -210,28 +211,41 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 		evhttp_send_reply(req, error, reason ? reason : "Error", NULL);
 }
 
-/* Pause or resume every worker's listener (LEV_OPT_THREADSAFE, so any
- * worker's thread may do it) when the open connections cross the limit.
- * Between two workers' accepts the count can pass the limit by at most
- * workers - 1 before the listeners stop. */
+/* Each worker pauses or resumes its own listener, on its own thread:
+ * libevent 2.1 cannot safely disable a listener from another thread while
+ * its accept callback may run. */
+static void on_listen_toggle(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	if (w->stopping || !w->listener)
+		return;
+	bool pause = atomic_load(&srv->n_conns) >= srv->cfg->limits.max_connections;
+	if (pause)
+		evconnlistener_disable(w->listener);
+	else
+		evconnlistener_enable(w->listener);
+}
+
+/* Tell every worker when the open connections cross the limit. Between two
+ * workers' accepts the count can pass the limit by at most workers - 1
+ * before the listeners stop. */
 static void server_update_listeners(struct server *srv)
 {
-	int n = atomic_load(&srv->n_conns);
-	int max = srv->cfg->limits.max_connections;
+	bool want_pause = atomic_load(&srv->n_conns) >= srv->cfg->limits.max_connections;
 	pthread_mutex_lock(&srv->pause_lock);
-	bool want_pause = n >= max;
-	if (!atomic_load(&srv->stopping) && want_pause != srv->listeners_paused) {
-		for (int i = 0; i < srv->n_workers; i++) {
-			struct evconnlistener *l = srv->workers[i].listener;
-			if (l)
-				want_pause ? evconnlistener_disable(l) : evconnlistener_enable(l);
-		}
+	bool changed = !atomic_load(&srv->stopping) && want_pause != srv->listeners_paused;
+	if (changed)
 		srv->listeners_paused = want_pause;
-		if (want_pause)
-			log_warn("connection limit reached; new connections wait", "limit",
-				 "limits.max_connections", NULL);
-	}
 	pthread_mutex_unlock(&srv->pause_lock);
+	if (!changed)
+		return;
+	if (want_pause)
+		log_warn("connection limit reached; new connections wait", "limit",
+			 "limits.max_connections", NULL);
+	for (int i = 0; i < srv->n_workers; i++)
+		if (srv->workers[i].listen_ev)
+			event_active(srv->workers[i].listen_ev, EV_READ, 0);
 }
 
 static void conn_unlink(struct conn_ref *ref)
@@ -456,7 +470,7 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	w->listener = evconnlistener_new_bind(
 		w->base, NULL, NULL,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-			LEV_OPT_REUSEABLE_PORT | LEV_OPT_THREADSAFE,
+			LEV_OPT_REUSEABLE_PORT,
 		LISTEN_BACKLOG, sa, salen);
 	if (!w->listener)
 		return error_set(err, "cannot listen on '%s': %s", cfg->listen,
@@ -469,7 +483,8 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
 	w->drain_ev = evtimer_new(w->base, on_drain, w);
 	w->sweep_ev = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
-	if (!w->stop_ev || !w->drain_ev || !w->sweep_ev ||
+	w->listen_ev = event_new(w->base, -1, 0, on_listen_toggle, w);
+	if (!w->stop_ev || !w->drain_ev || !w->sweep_ev || !w->listen_ev ||
 	    conn_table_init(&w->table, (size_t)cfg->limits.max_connections + 64) < 0)
 		return error_set(err, "cannot create worker events");
 	int64_t every = cfg->limits.request_timeout_ms / 4;
@@ -486,6 +501,8 @@ static void worker_release(struct worker *w)
 		event_free(w->drain_ev);
 	if (w->sweep_ev)
 		event_free(w->sweep_ev);
+	if (w->listen_ev)
+		event_free(w->listen_ev);
 	if (w->http)
 		evhttp_free(w->http); /* frees the listener and open connections */
 	if (w->base)

@@ -76,7 +76,12 @@ class AlertmanagerE2E(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="rollbackd-e2e-")
         cls.srv = Server(config=lambda s: {"auth": {"bearer": {"token": s.secret("am.token", TOKEN)}}})
-        cls.srv.start()
+        try:
+            cls.srv.start()
+        except Exception:
+            cls.srv.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
         token_file = os.path.join(cls.srv.secrets_dir, "am.token")
         wrong = os.path.join(cls.tmp, "wrong.token")
         with open(wrong, "w") as f:

@@ -35,10 +35,8 @@ def read_response(sock, timeout):
 class ShutdownTest(unittest.TestCase):
     def setUp(self):
         self.srv = Server(config={})
+        self.addCleanup(self.srv.cleanup)
         self.srv.start()
-
-    def tearDown(self):
-        self.srv.cleanup()
 
     def test_sigterm_idle_exits_zero(self):
         self.assertEqual(self.srv.stop(), 0, "\n".join(self.srv.lines[-20:]))
