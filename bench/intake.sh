@@ -17,7 +17,9 @@
 #   WORKERS=2                               rollbackd "workers"
 #   PAYLOAD=tests/data/am_firing_3.json     body to post
 #   WEBHOOK_BIN=webhook WRK_BIN=wrk
-#   WEBHOOK_CMD=/bin/true                   webhook's execute-command (see README)
+#   WEBHOOK_CMD=/nonexistent/rollback       webhook's execute-command: a path that does not
+#                                           exist, so the hook matches (HMAC + label) and
+#                                           answers 200 but executes nothing (LookPath fails)
 #   ROWS="rollbackd-hmac rollbackd-github webhook"
 #   KEEP=1                                  keep the temp dir (configs, logs)
 set -euo pipefail
@@ -34,7 +36,7 @@ WORKERS=${WORKERS:-2}
 PAYLOAD=${PAYLOAD:-tests/data/am_firing_3.json}
 WEBHOOK_BIN=${WEBHOOK_BIN:-webhook}
 WRK_BIN=${WRK_BIN:-wrk}
-WEBHOOK_CMD=${WEBHOOK_CMD:-/bin/true}
+WEBHOOK_CMD=${WEBHOOK_CMD:-/nonexistent/rollback}
 ROWS=${ROWS:-"rollbackd-hmac rollbackd-github webhook"}
 
 die() { echo "intake.sh: $*" >&2; exit 1; }

@@ -1,15 +1,17 @@
 /*
  * alert: parse an Alertmanager webhook (payload version "4") into structs.
  *
- * Pure: bytes in, a struct webhook or an error naming the field out. It never
- * keeps a pointer into the body or into the jansson tree (freed before
- * returning); everything a webhook owns lives in one chunked bump arena that
- * webhook_release frees in one go. Error messages carry only the field path
- * and a short, escaped excerpt of the offending value, never the body.
+ * Pure: bytes in, a struct webhook or an error naming the field out. The body
+ * is tokenized by json.c into a token array (on the stack for ordinary
+ * payloads) and never pointed into after returning; everything a webhook owns
+ * lives in one chunked bump arena that webhook_release frees in one go.
+ * Error messages carry only the field path and a short, escaped excerpt of
+ * the offending value, never the body.
  */
 #include "rollbackd/alert.h"
+#include "rollbackd/json.h"
 
-#include <jansson.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,18 +81,6 @@ static void *arena_array(struct arena_chunk **ap, size_t n, size_t size, size_t 
 	return arena_alloc(ap, n * size, align);
 }
 
-static char *arena_strndup(struct arena_chunk **ap, const char *s, size_t n)
-{
-	if (n == SIZE_MAX)
-		return NULL;
-	char *d = arena_alloc(ap, n + 1, 1);
-	if (!d)
-		return NULL;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 /* ---- error messages --------------------------------------------------- */
 
 #define EXCERPT_MAX 64 /* bytes of a value or key echoed in a message */
@@ -107,6 +97,7 @@ struct where {
 
 struct parser {
 	struct arena_chunk *arena; /* newest chunk */
+	const struct json_doc *doc;
 	const struct alert_limits *lim;
 	struct error *err;
 };
@@ -123,7 +114,7 @@ static void put(char *dst, size_t cap, size_t *at, const char *s, size_t n)
 	dst[*at] = '\0';
 }
 
-/* s (n bytes of valid UTF-8, as jansson hands out) quoted JSON-style, cut
+/* s (n bytes of valid UTF-8, as json.c guarantees) quoted JSON-style, cut
  * on a character boundary after EXCERPT_MAX bytes with "..." after the
  * closing quote. */
 static void put_excerpt(char *dst, size_t cap, size_t *at, const char *s, size_t n)
@@ -255,36 +246,35 @@ static enum alert_parse_result fail_value(struct parser *p, const struct where *
 	return msg_fail(p, &m);
 }
 
-static const char *json_kind(const json_t *v)
+static const char *kind_name(const struct json_tok *v)
 {
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
+	switch (v->kind) {
+	case JSON_KIND_OBJECT:
 		return "an object";
-	case JSON_ARRAY:
+	case JSON_KIND_ARRAY:
 		return "an array";
-	case JSON_STRING:
+	case JSON_KIND_STRING:
 		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
+	case JSON_KIND_NUMBER:
 		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
+	case JSON_KIND_TRUE:
+	case JSON_KIND_FALSE:
 		return "a boolean";
-	case JSON_NULL:
+	case JSON_KIND_NULL:
 		return "null";
 	}
 	return "a value";
 }
 
 static enum alert_parse_result fail_type(struct parser *p, const struct where *w,
-					 const char *expected, const json_t *v)
+					 const char *expected, size_t v)
 {
 	struct msgbuf m;
 	msg_start(&m, w);
 	msg_add(&m, "expected ");
 	msg_add(&m, expected);
 	msg_add(&m, ", got ");
-	msg_add(&m, json_kind(v));
+	msg_add(&m, kind_name(&p->doc->toks[v]));
 	return msg_fail(p, &m);
 }
 
@@ -296,22 +286,51 @@ static enum alert_parse_result nomem(struct parser *p)
 
 /* ---- fields ----------------------------------------------------------- */
 
-/* Look up w->field in obj. A JSON null counts as absent for optional
- * fields (Go writes nil maps and slices as null). */
-static json_t *field(json_t *obj, const struct where *w, bool required)
+static const struct json_tok *tok(const struct parser *p, size_t v)
 {
-	json_t *v = json_object_get(obj, w->field);
-	if (v && !required && json_is_null(v))
-		return NULL;
+	return &p->doc->toks[v];
+}
+
+/* Token index of w->field in object obj, or 0 when absent. A JSON null
+ * counts as absent for optional fields (Go writes nil maps and slices as
+ * null). */
+static size_t field(const struct parser *p, size_t obj, const struct where *w, bool required)
+{
+	size_t v = json_obj_get(p->doc, obj, w->field);
+	if (v && !required && tok(p, v)->kind == JSON_KIND_NULL)
+		return 0;
 	return v;
 }
 
+/* The decoded bytes of string token v: a view into the body when it has no
+ * escapes, else a copy in the arena (NULL on OOM). */
+static const char *str_view(struct parser *p, size_t v)
+{
+	const struct json_tok *t = tok(p, v);
+	if (!(t->flags & JSON_TOK_ESCAPED))
+		return p->doc->text + t->start;
+	char *d = arena_alloc(&p->arena, (size_t)t->size + 1, 1);
+	if (d)
+		json_str_decode(p->doc, t, d);
+	return d;
+}
+
+/* String token v copied into the arena, NUL-terminated. */
+static char *str_dup(struct parser *p, size_t v)
+{
+	const struct json_tok *t = tok(p, v);
+	char *d = arena_alloc(&p->arena, (size_t)t->size + 1, 1);
+	if (d)
+		json_str_decode(p->doc, t, d);
+	return d;
+}
+
 /* A string field, copied into the arena. Absent optional fields give def. */
-static enum alert_parse_result get_string(struct parser *p, json_t *obj, const struct where *w,
+static enum alert_parse_result get_string(struct parser *p, size_t obj, const struct where *w,
 					  bool required, const char *def, const char **out,
 					  size_t *out_len)
 {
-	json_t *v = field(obj, w, required);
+	size_t v = field(p, obj, w, required);
 	if (!v) {
 		if (required)
 			return fail(p, w, "missing");
@@ -320,10 +339,10 @@ static enum alert_parse_result get_string(struct parser *p, json_t *obj, const s
 			*out_len = def ? strlen(def) : 0;
 		return ALERT_PARSE_OK;
 	}
-	if (!json_is_string(v))
+	if (tok(p, v)->kind != JSON_KIND_STRING)
 		return fail_type(p, w, "a string", v);
-	size_t n = json_string_length(v);
-	char *s = arena_strndup(&p->arena, json_string_value(v), n);
+	size_t n = tok(p, v)->size;
+	char *s = str_dup(p, v);
 	if (!s)
 		return nomem(p);
 	*out = s;
@@ -332,30 +351,32 @@ static enum alert_parse_result get_string(struct parser *p, json_t *obj, const s
 	return ALERT_PARSE_OK;
 }
 
-static enum alert_parse_result get_status(struct parser *p, json_t *obj, const struct where *w,
+static enum alert_parse_result get_status(struct parser *p, size_t obj, const struct where *w,
 					  enum alert_status *out)
 {
-	json_t *v = json_object_get(obj, w->field);
+	size_t v = json_obj_get(p->doc, obj, w->field);
 	if (!v)
 		return fail(p, w, "missing");
-	if (!json_is_string(v))
+	if (tok(p, v)->kind != JSON_KIND_STRING)
 		return fail_type(p, w, "a string", v);
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v);
-	if (n == 6 && memcmp(s, "firing", 6) == 0) {
+	if (json_str_eq(p->doc, tok(p, v), "firing", 6)) {
 		*out = ALERT_FIRING;
-	} else if (n == 8 && memcmp(s, "resolved", 8) == 0) {
+	} else if (json_str_eq(p->doc, tok(p, v), "resolved", 8)) {
 		*out = ALERT_RESOLVED;
 	} else {
-		return fail_value(p, w, "expected \"firing\" or \"resolved\", got ", s, n);
+		const char *s = str_view(p, v);
+		if (!s)
+			return nomem(p);
+		return fail_value(p, w, "expected \"firing\" or \"resolved\", got ", s,
+				  tok(p, v)->size);
 	}
 	return ALERT_PARSE_OK;
 }
 
-static enum alert_parse_result get_time(struct parser *p, json_t *obj, const struct where *w,
+static enum alert_parse_result get_time(struct parser *p, size_t obj, const struct where *w,
 					bool required, struct timestamp *out)
 {
-	json_t *v = field(obj, w, required);
+	size_t v = field(p, obj, w, required);
 	if (!v) {
 		if (required)
 			return fail(p, w, "missing");
@@ -363,10 +384,12 @@ static enum alert_parse_result get_time(struct parser *p, json_t *obj, const str
 		out->nsec = 0;
 		return ALERT_PARSE_OK;
 	}
-	if (!json_is_string(v))
+	if (tok(p, v)->kind != JSON_KIND_STRING)
 		return fail_type(p, w, "a string", v);
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v);
+	const char *s = str_view(p, v);
+	size_t n = tok(p, v)->size;
+	if (!s)
+		return nomem(p);
 	if (timestamp_parse(s, n, out) < 0)
 		return fail_value(p, w, "not an RFC 3339 time: ", s, n);
 	return ALERT_PARSE_OK;
@@ -377,23 +400,25 @@ static int label_cmp(const void *a, const void *b)
 	return strcmp(((const struct label *)a)->name, ((const struct label *)b)->name);
 }
 
-/* A map of strings (labels, annotations). Names are unique (the JSON
- * decoder rejects duplicate keys and names may not contain NUL), so sorting
- * by strcmp gives a strict order. */
-static enum alert_parse_result get_label_set(struct parser *p, json_t *obj, struct where *w,
+/* A map of strings (labels, annotations). Names are unique (json.c rejects
+ * duplicate names in every object, and names may not contain NUL), so
+ * sorting by strcmp gives a strict order; equal neighbours after the sort
+ * are still checked for, in case that ever changes. */
+static enum alert_parse_result get_label_set(struct parser *p, size_t obj, struct where *w,
 					     bool required, struct label_set *out)
 {
+	const struct json_doc *doc = p->doc;
 	out->items = NULL;
 	out->n = 0;
-	json_t *v = field(obj, w, required);
+	size_t v = field(p, obj, w, required);
 	if (!v) {
 		if (required)
 			return fail(p, w, "missing");
 		return ALERT_PARSE_OK;
 	}
-	if (!json_is_object(v))
+	if (tok(p, v)->kind != JSON_KIND_OBJECT)
 		return fail_type(p, w, "an object", v);
-	size_t n = json_object_size(v);
+	size_t n = tok(p, v)->size;
 	if (n > p->lim->max_labels) {
 		char text[96];
 		snprintf(text, sizeof(text), "%zu entries exceed the limit of %zu", n,
@@ -408,40 +433,49 @@ static enum alert_parse_result get_label_set(struct parser *p, json_t *obj, stru
 	struct label *items = arena_array(&p->arena, n, sizeof(*items), _Alignof(struct label));
 	if (!items)
 		return nomem(p);
-	const char *key;
-	size_t key_len, i = 0;
-	json_t *val;
+	size_t i = 0;
 	bool sorted = true;
-	json_object_keylen_foreach(v, key, key_len, val)
-	{
-		if (key_len == 0)
+	for (size_t k = json_obj_first(doc, v); k < json_obj_end(doc, v);
+	     k = json_obj_nextkey(doc, k)) {
+		const struct json_tok *key = tok(p, k), *val = tok(p, k + 1);
+		if (key->size == 0)
 			return fail(p, w, "empty name");
-		/* jansson 2.14 already refuses "\u0000" in keys; a C-string
+		char *name = str_dup(p, k);
+		if (!name)
+			return nomem(p);
+		/* json.c refuses "\u0000" in names, as jansson did; a C-string
 		 * name could not hold one, so check rather than trust that */
-		if (memchr(key, '\0', key_len)) {
-			w->key = key;
-			w->key_len = key_len;
+		if (memchr(name, '\0', key->size)) {
+			w->key = name;
+			w->key_len = key->size;
 			return fail(p, w, "name contains a NUL byte");
 		}
-		if (!json_is_string(val)) {
-			w->key = key;
-			w->key_len = key_len;
-			return fail_type(p, w, "a string", val);
+		if (val->kind != JSON_KIND_STRING) {
+			w->key = name;
+			w->key_len = key->size;
+			return fail_type(p, w, "a string", k + 1);
 		}
 		struct label *l = &items[i];
-		size_t vlen = json_string_length(val);
-		l->name = arena_strndup(&p->arena, key, key_len);
-		l->value = arena_strndup(&p->arena, json_string_value(val), vlen);
-		if (!l->name || !l->value)
+		l->name = name;
+		l->value = str_dup(p, k + 1);
+		if (!l->value)
 			return nomem(p);
-		l->value_len = vlen;
-		if (i > 0 && sorted && strcmp(items[i - 1].name, l->name) > 0)
+		l->value_len = val->size;
+		if (i > 0 && sorted && strcmp(items[i - 1].name, l->name) >= 0)
 			sorted = false;
 		i++;
 	}
 	/* Go writes map keys sorted, so this is the rare path */
-	if (!sorted)
+	if (!sorted) {
 		qsort(items, i, sizeof(*items), label_cmp);
+		for (size_t j = 1; j < i; j++) {
+			if (strcmp(items[j - 1].name, items[j].name) == 0) {
+				w->key = items[j].name;
+				w->key_len = strlen(items[j].name);
+				return fail(p, w, "duplicate name");
+			}
+		}
+	}
 	out->items = items;
 	out->n = i;
 	return ALERT_PARSE_OK;
@@ -449,12 +483,12 @@ static enum alert_parse_result get_label_set(struct parser *p, json_t *obj, stru
 
 /* ---- the payload ------------------------------------------------------ */
 
-static enum alert_parse_result parse_alert(struct parser *p, json_t *v, size_t idx, struct alert *a)
+static enum alert_parse_result parse_alert(struct parser *p, size_t v, size_t idx, struct alert *a)
 {
 	enum alert_parse_result rc;
 	struct where w = {idx, NULL, NULL, 0};
 
-	if (!json_is_object(v))
+	if (tok(p, v)->kind != JSON_KIND_OBJECT)
 		return fail_type(p, &w, "an object", v);
 	w.field = "status";
 	if ((rc = get_status(p, v, &w, &a->status)))
@@ -487,13 +521,13 @@ static enum alert_parse_result parse_alert(struct parser *p, json_t *v, size_t i
 	return ALERT_PARSE_OK;
 }
 
-static enum alert_parse_result parse_webhook(struct parser *p, json_t *root, struct webhook *wh)
+static enum alert_parse_result parse_webhook(struct parser *p, size_t root, struct webhook *wh)
 {
 	enum alert_parse_result rc;
 	struct where w = {NO_ALERT, "body", NULL, 0};
 	size_t version_len;
 
-	if (!json_is_object(root))
+	if (tok(p, root)->kind != JSON_KIND_OBJECT)
 		return fail_type(p, &w, "a JSON object", root);
 
 	w.field = "version";
@@ -512,12 +546,12 @@ static enum alert_parse_result parse_webhook(struct parser *p, json_t *root, str
 		return rc;
 
 	w.field = "alerts";
-	json_t *alerts = json_object_get(root, "alerts");
+	size_t alerts = json_obj_get(p->doc, root, "alerts");
 	if (!alerts)
 		return fail(p, &w, "missing");
-	if (!json_is_array(alerts))
+	if (tok(p, alerts)->kind != JSON_KIND_ARRAY)
 		return fail_type(p, &w, "an array", alerts);
-	size_t n = json_array_size(alerts);
+	size_t n = tok(p, alerts)->size;
 	if (n > p->lim->max_alerts) {
 		char text[96];
 		snprintf(text, sizeof(text), "%zu alerts exceed the limit of %zu", n,
@@ -539,26 +573,29 @@ static enum alert_parse_result parse_webhook(struct parser *p, json_t *root, str
 		return rc;
 
 	w.field = "truncatedAlerts";
-	json_t *t = field(root, &w, false);
+	size_t t = field(p, root, &w, false);
 	wh->truncated_alerts = 0;
 	if (t) {
-		if (!json_is_integer(t))
+		/* json.c already refused integers beyond int64 ("too big
+		 * integer"), as jansson did */
+		if (tok(p, t)->kind != JSON_KIND_NUMBER || !(tok(p, t)->flags & JSON_TOK_INT))
 			return fail_type(p, &w, "a non-negative integer", t);
-		if (json_integer_value(t) < 0) {
+		int64_t value = json_int_value(p->doc, tok(p, t));
+		if (value < 0) {
 			char text[64];
 			snprintf(text, sizeof(text),
-				 "expected a non-negative integer, got %" JSON_INTEGER_FORMAT,
-				 json_integer_value(t));
+				 "expected a non-negative integer, got %" PRId64, value);
 			return fail(p, &w, text);
 		}
-		wh->truncated_alerts = json_integer_value(t);
+		wh->truncated_alerts = value;
 	}
 
 	wh->alerts = arena_array(&p->arena, n, sizeof(*wh->alerts), _Alignof(struct alert));
 	if (n > 0 && !wh->alerts)
 		return nomem(p);
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = parse_alert(p, json_array_get(alerts, i), i, &wh->alerts[i])))
+	size_t e = json_arr_first(p->doc, alerts);
+	for (size_t i = 0; i < n; i++, e = json_arr_nextel(p->doc, e)) {
+		if ((rc = parse_alert(p, e, i, &wh->alerts[i])))
 			return rc;
 		wh->n_alerts = i + 1;
 	}
@@ -573,15 +610,15 @@ static bool is_blank(const char *s, size_t n)
 	return true;
 }
 
-/* jansson's text may quote raw input bytes ("near '...'"): keep printable
+/* json.c's text may quote raw input bytes ("near '...'"): keep printable
  * ASCII only so the message is valid UTF-8 and free of control bytes. */
-static void set_json_error(struct error *err, const json_error_t *je)
+static void set_json_error(struct error *err, const struct json_doc *doc)
 {
 	struct msgbuf m;
-	int n = snprintf(m.s, sizeof(m.s), "invalid JSON at line %d, column %d: ", je->line,
-			 je->column);
+	int n = snprintf(m.s, sizeof(m.s), "invalid JSON at line %d, column %d: ", doc->line,
+			 doc->column);
 	m.len = n > 0 ? (size_t)n : 0;
-	for (const char *c = je->text; *c && c < je->text + sizeof(je->text); c++) {
+	for (const char *c = doc->text_err; *c && c < doc->text_err + sizeof(doc->text_err); c++) {
 		unsigned char u = (unsigned char)*c;
 		if (u >= 0x20 && u < 0x7f) {
 			put(m.s, sizeof(m.s), &m.len, c, 1);
@@ -594,15 +631,23 @@ static void set_json_error(struct error *err, const json_error_t *je)
 	set_message(err, m.s, m.len);
 }
 
+/* Tokens on the stack cover payloads of a few dozen alerts; bigger ones
+ * retry with a heap array 8 times larger, up to the most a body of len
+ * bytes can need (JSON_TOKENS_ENOUGH), so the work stays linear. */
+#define STACK_TOKENS 768
+
 enum alert_parse_result alert_parse_webhook(const char *body, size_t len,
 					    const struct alert_limits *lim, struct webhook *out,
 					    struct error *err)
 {
 	static const struct alert_limits default_limits = ALERT_LIMITS_DEFAULT;
-	struct parser p = {NULL, lim ? lim : &default_limits, err};
+	struct parser p = {NULL, NULL, lim ? lim : &default_limits, err};
 	enum alert_parse_result rc;
-	json_t *root = NULL;
-	json_error_t je;
+	struct json_tok stack_toks[STACK_TOKENS];
+	struct json_tok *toks = stack_toks, *heap = NULL;
+	size_t cap = STACK_TOKENS;
+	struct json_doc doc;
+	enum json_status js;
 
 	memset(out, 0, sizeof(*out));
 	if (err)
@@ -611,19 +656,27 @@ enum alert_parse_result alert_parse_webhook(const char *body, size_t len,
 		error_set(err, "body: empty");
 		return ALERT_PARSE_EMPTY;
 	}
-	/* DECODE_ANY so a bare scalar is "not a webhook" rather than bad
-	 * JSON; ALLOW_NUL because label values may carry \u0000. */
-	root =
-	    json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-	if (!root) {
-		if (json_error_code(&je) == json_error_out_of_memory) {
-			rc = nomem(&p);
-		} else {
-			set_json_error(err, &je);
-			rc = ALERT_PARSE_JSON;
+	while ((js = json_doc_parse(&doc, body, len, toks, cap)) == JSON_ENOSPACE) {
+		size_t most = JSON_TOKENS_ENOUGH(len);
+		if (cap >= most) { /* cannot happen: json.c promises it */
+			error_set(err, "body: too many JSON values");
+			rc = ALERT_PARSE_INVALID;
+			goto out;
 		}
+		cap = cap > most / 8 ? most : cap * 8;
+		free(heap);
+		toks = heap = malloc(cap * sizeof(*toks));
+		if (!heap) {
+			rc = nomem(&p);
+			goto out;
+		}
+	}
+	if (js != JSON_OK) {
+		set_json_error(err, &doc);
+		rc = ALERT_PARSE_JSON;
 		goto out;
 	}
+	p.doc = &doc;
 	/* decoded strings never outgrow the body; structs add a little */
 	p.arena =
 	    arena_chunk_new(NULL, len < ARENA_FIRST_MAX - 1024 ? len + 1024 : ARENA_FIRST_MAX);
@@ -631,9 +684,9 @@ enum alert_parse_result alert_parse_webhook(const char *body, size_t len,
 		rc = nomem(&p);
 		goto out;
 	}
-	rc = parse_webhook(&p, root, out);
+	rc = parse_webhook(&p, 0, out);
 out:
-	json_decref(root);
+	free(heap);
 	if (rc != ALERT_PARSE_OK) {
 		arena_free(p.arena);
 		memset(out, 0, sizeof(*out));

@@ -145,8 +145,7 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, kick_cb, e);
-		e->http = httpc_new(e->base);
-		if (!e->kick || !e->http)
+		if (!e->kick)
 			goto fail;
 	}
 	e->decisions_total = metrics_register(METRIC_COUNTER, "decisions_total",
@@ -1161,7 +1160,11 @@ static void run_next_action(struct engine *e, struct incident *inc)
 			.n_expect_status = at->n_expect_status, .max_response = MAX_OUTPUT,
 			.backoff_base_ms = 500, .backoff_max_ms = 30000,
 		};
-		rc = httpc_send(e->http, &req, on_http_done, inc, &err);
+		/* The HTTP client (and libcurl) is created on first use. */
+		if (!e->http && !(e->http = httpc_new(e->base)))
+			error_set(&err, "cannot start the HTTP client (is libcurl.so.4 installed?)");
+		else
+			rc = httpc_send(e->http, &req, on_http_done, inc, &err);
 	} else {
 		error_set(&err, "out of memory");
 	}

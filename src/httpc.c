@@ -13,8 +13,10 @@
 #include "rollbackd/httpc.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <event2/event.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,87 @@
 #include <time.h>
 
 #include "rollbackd/buf.h"
+
+/*
+ * libcurl is loaded with dlopen the first time a client is created, not at
+ * start: libcurl and the ~30 libraries it pulls in (TLS, LDAP, SSH, ...)
+ * cost about 6 MB of resident memory just by being loaded, which a daemon
+ * that never runs an http action or notification should not pay. Calls go
+ * through this table; the macros below keep the code reading like curl.
+ */
+static struct {
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	time_t (*getdate)(const char *, const time_t *);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
+	CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	CURLMcode (*multi_cleanup)(CURLM *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+} rb_curl;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_loaded; /* 1 loaded, -1 failed */
+
+static void curl_load(void)
+{
+	void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		curl_loaded = -1;
+		return;
+	}
+	/* Never dlclose: libcurl keeps global state (TLS init) for the process. */
+#define LOAD(field, name) \
+	if (!(*(void **)&rb_curl.field = dlsym(lib, name))) { curl_loaded = -1; return; }
+	LOAD(global_init, "curl_global_init");
+	LOAD(easy_init, "curl_easy_init");
+	LOAD(easy_setopt, "curl_easy_setopt");
+	LOAD(easy_getinfo, "curl_easy_getinfo");
+	LOAD(easy_cleanup, "curl_easy_cleanup");
+	LOAD(easy_strerror, "curl_easy_strerror");
+	LOAD(getdate, "curl_getdate");
+	LOAD(multi_init, "curl_multi_init");
+	LOAD(multi_setopt, "curl_multi_setopt");
+	LOAD(multi_add_handle, "curl_multi_add_handle");
+	LOAD(multi_remove_handle, "curl_multi_remove_handle");
+	LOAD(multi_assign, "curl_multi_assign");
+	LOAD(multi_socket_action, "curl_multi_socket_action");
+	LOAD(multi_info_read, "curl_multi_info_read");
+	LOAD(multi_cleanup, "curl_multi_cleanup");
+	LOAD(slist_append, "curl_slist_append");
+	LOAD(slist_free_all, "curl_slist_free_all");
+#undef LOAD
+	curl_loaded = rb_curl.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : -1;
+}
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#define curl_easy_init (*rb_curl.easy_init)
+#define curl_easy_setopt (*rb_curl.easy_setopt)
+#define curl_easy_getinfo (*rb_curl.easy_getinfo)
+#define curl_easy_cleanup (*rb_curl.easy_cleanup)
+#define curl_easy_strerror (*rb_curl.easy_strerror)
+#define curl_getdate (*rb_curl.getdate)
+#define curl_multi_init (*rb_curl.multi_init)
+#define curl_multi_setopt (*rb_curl.multi_setopt)
+#define curl_multi_add_handle (*rb_curl.multi_add_handle)
+#define curl_multi_remove_handle (*rb_curl.multi_remove_handle)
+#define curl_multi_assign (*rb_curl.multi_assign)
+#define curl_multi_socket_action (*rb_curl.multi_socket_action)
+#define curl_multi_info_read (*rb_curl.multi_info_read)
+#define curl_multi_cleanup (*rb_curl.multi_cleanup)
+#define curl_slist_append (*rb_curl.slist_append)
+#define curl_slist_free_all (*rb_curl.slist_free_all)
 
 #ifndef ROLLBACKD_VERSION
 #define ROLLBACKD_VERSION "dev"
@@ -497,6 +580,9 @@ struct httpc *httpc_new(struct event_base *base)
 	struct httpc *h = NULL;
 
 	if (!base || sodium_init() < 0)
+		return NULL;
+	pthread_once(&curl_once, curl_load);
+	if (curl_loaded != 1)
 		return NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
