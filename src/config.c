@@ -21,37 +21,16 @@
 #include <jansson.h>
 
 #include "rollbackd/duration.h"
+#include "rollbackd/text.h"
 
 #define CONFIG_MAX_FILE_BYTES (1u << 20) /* a real config is a few KiB */
 #define WORKERS_MAX 64
-#define KEY_MAX 64  /* longest key we compute an edit distance for */
 #define SHOW_MAX 80 /* longest user string quoted back in a message */
 
 /* json_int_t is long long; on 32-bit hosts size_t is the smaller one. */
 #define SIZE_CAP ((uintmax_t)SIZE_MAX < (uintmax_t)LLONG_MAX ? (json_int_t)SIZE_MAX : LLONG_MAX)
 
 static const char secret_shape[] = "a secret must be {\"file\": PATH} or {\"env\": NAME}";
-
-/* Copy s into buf for quoting in a message: control bytes become '?' so a
- * message stays one line, and long strings are cut with "...". */
-static const char *show(const char *s, char *buf, size_t sz)
-{
-	size_t n = strlen(s), at = 0;
-	size_t room = sz - 1;
-	bool cut = n > room;
-	if (cut)
-		room -= 3;
-	for (; at < n && at < room; at++) {
-		unsigned char c = (unsigned char)s[at];
-		buf[at] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	if (cut) {
-		memcpy(buf + at, "...", 3);
-		at += 3;
-	}
-	buf[at] = '\0';
-	return buf;
-}
 
 /* "BLOCK.KEY: message" (or "KEY: message" at the top level). */
 __attribute__((format(printf, 4, 5))) static int path_error(struct error *err, const char *block,
@@ -63,44 +42,10 @@ __attribute__((format(printf, 4, 5))) static int path_error(struct error *err, c
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	show(key, k, sizeof(k));
+	text_shows(key, k, sizeof(k));
 	if (*block)
 		return error_set(err, "%s.%s: %s", block, k, what);
 	return error_set(err, "%s: %s", k, what);
-}
-
-/* Optimal string alignment distance (Levenshtein plus adjacent swaps), so
- * "max_body_byte" and "max_bdoy_bytes" both find "max_body_bytes". */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t rows[3][KEY_MAX + 1];
-	size_t *pp = rows[0], *prev = rows[1], *cur = rows[2];
-
-	if (la > KEY_MAX || lb > KEY_MAX)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-			size_t d = prev[j] + 1;
-			if (cur[j - 1] + 1 < d)
-				d = cur[j - 1] + 1;
-			if (prev[j - 1] + cost < d)
-				d = prev[j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    pp[j - 2] + 1 < d)
-				d = pp[j - 2] + 1;
-			cur[j] = d;
-		}
-		size_t *t = pp;
-		pp = prev;
-		prev = cur;
-		cur = t;
-	}
-	return prev[lb];
 }
 
 /* Reject any key of obj that is not in known (NULL-terminated). */
@@ -111,22 +56,12 @@ static int check_keys(json_t *obj, const char *block, const char *const *known, 
 
 	json_object_foreach(obj, key, v)
 	{
-		const char *best = NULL;
-		size_t best_d = 3; /* suggest only within distance 2 */
 		bool found = false;
-		for (const char *const *k = known; *k; k++) {
-			if (strcmp(key, *k) == 0) {
-				found = true;
-				break;
-			}
-			size_t d = edit_distance(key, *k);
-			if (d < best_d) {
-				best_d = d;
-				best = *k;
-			}
-		}
+		for (const char *const *k = known; *k && !found; k++)
+			found = strcmp(key, *k) == 0;
 		if (found)
 			continue;
+		const char *best = text_suggest(key, known);
 		if (best)
 			return path_error(err, block, key, "unknown key (did you mean '%s'?)",
 					  best);
@@ -232,7 +167,7 @@ static int opt_duration(json_t *obj, const char *block, const char *key, int64_t
 		return path_error(err, block, key, "expected a duration string such as \"5m\"");
 	if (duration_parse(json_string_value(v), &ms) != 0)
 		return path_error(err, block, key, "invalid duration \"%s\"",
-				  show(json_string_value(v), shown, sizeof(shown)));
+				  text_shows(json_string_value(v), shown, sizeof(shown)));
 	if (ms <= 0)
 		return path_error(err, block, key, "must be greater than zero");
 	*dst = ms;
@@ -262,7 +197,7 @@ static int load_secret(json_t *v, const char *block, const char *key, struct sec
 		rc = secret_from_env(json_string_value(src), &s, err);
 	if (rc != 0) {
 		char k[SHOW_MAX];
-		show(key, k, sizeof(k));
+		text_shows(key, k, sizeof(k));
 		return *block ? error_prefix(err, "%s.%s", block, k) : error_prefix(err, "%s", k);
 	}
 	secret_release(dst);
@@ -477,7 +412,7 @@ static int parse_secrets(json_t *o, struct config *cfg, struct error *err)
 			return error_set(err,
 					 "secrets: invalid secret name \"%s\" (must match "
 					 "[A-Za-z_][A-Za-z0-9_]*)",
-					 show(name, shown, sizeof(shown)));
+					 text_shows(name, shown, sizeof(shown)));
 		struct named_secret *ns = &cfg->secrets[cfg->n_secrets];
 		ns->value.data = NULL;
 		ns->value.len = 0;
@@ -790,17 +725,17 @@ int config_listen_addr(const struct config *cfg, char *host, size_t hostsz, int 
 		goto bad_port;
 	if (hlen >= hostsz)
 		return error_set(err, "listen: host too long in \"%s\"",
-				 show(s, shown, sizeof(shown)));
+				 text_shows(s, shown, sizeof(shown)));
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	*port = (int)v;
 	return 0;
 bad:
 	return error_set(err, "listen: expected \"HOST:PORT\" or \"[IPV6]:PORT\", got \"%s\"",
-			 show(s, shown, sizeof(shown)));
+			 text_shows(s, shown, sizeof(shown)));
 bad_port:
 	return error_set(err, "listen: invalid port in \"%s\" (expected 0 to 65535)",
-			 show(s, shown, sizeof(shown)));
+			 text_shows(s, shown, sizeof(shown)));
 }
 
 const struct secret *config_secret(const struct config *cfg, const char *name)

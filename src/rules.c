@@ -42,9 +42,9 @@
 #include "rollbackd/buf.h"
 #include "rollbackd/duration.h"
 #include "rollbackd/template.h"
+#include "rollbackd/text.h"
 
 #define RULES_MAX_FILE_BYTES (64u << 20) /* 10 000 rules are a few MiB */
-#define KEY_MAX 64			 /* longest key we compute an edit distance for */
 #define SHOW_MAX 80			 /* longest user string quoted back in a message */
 #define PATH_LEN 256			 /* "rules[12].actions[3].body.a.b[2]" */
 #define RETRIES_MAX 10
@@ -52,26 +52,6 @@
 
 /* ---- messages ------------------------------------------------------------ */
 
-/* Copy s for quoting in a message: control bytes become '?' so a message
- * stays one line, and long strings are cut with "...". */
-static const char *show(const char *s, char *buf, size_t sz)
-{
-	size_t n = strlen(s), at = 0;
-	size_t room = sz - 1;
-	bool cut = n > room;
-	if (cut)
-		room -= 3;
-	for (; at < n && at < room; at++) {
-		unsigned char c = (unsigned char)s[at];
-		buf[at] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	if (cut) {
-		memcpy(buf + at, "...", 3);
-		at += 3;
-	}
-	buf[at] = '\0';
-	return buf;
-}
 
 /* Where errors go: the first into *first (rules_load), every one to stderr
  * when print (rules_check). */
@@ -120,7 +100,7 @@ __attribute__((format(printf, 3, 4))) static int perr(struct fctx *f, const char
 static void path_key(char out[PATH_LEN], const char *base, const char *key)
 {
 	char k[SHOW_MAX];
-	if (snprintf(out, PATH_LEN, "%s%s%s", base, *base ? "." : "", show(key, k, sizeof(k))) >=
+	if (snprintf(out, PATH_LEN, "%s%s%s", base, *base ? "." : "", text_shows(key, k, sizeof(k))) >=
 	    PATH_LEN)
 		memcpy(out + PATH_LEN - 4, "...", 4);
 }
@@ -152,55 +132,6 @@ static const char *jtype(const json_t *v)
 	return "null";
 }
 
-/* Optimal string alignment distance (Levenshtein plus adjacent swaps), as
- * in config.c, so "matcher" and "mathcers" both find "matchers". */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t rows[3][KEY_MAX + 1];
-	size_t *pp = rows[0], *prev = rows[1], *cur = rows[2];
-
-	if (la > KEY_MAX || lb > KEY_MAX)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-			size_t d = prev[j] + 1;
-			if (cur[j - 1] + 1 < d)
-				d = cur[j - 1] + 1;
-			if (prev[j - 1] + cost < d)
-				d = prev[j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    pp[j - 2] + 1 < d)
-				d = pp[j - 2] + 1;
-			cur[j] = d;
-		}
-		size_t *t = pp;
-		pp = prev;
-		prev = cur;
-		cur = t;
-	}
-	return prev[lb];
-}
-
-/* The closest of known (NULL-terminated) within distance 2, or NULL. */
-static const char *suggest(const char *word, const char *const *known)
-{
-	const char *best = NULL;
-	size_t best_d = 3;
-	for (const char *const *k = known; *k; k++) {
-		size_t d = edit_distance(word, *k);
-		if (d < best_d) {
-			best_d = d;
-			best = *k;
-		}
-	}
-	return best;
-}
-
 static bool in_list(const char *word, const char *const *known)
 {
 	for (const char *const *k = known; *k; k++)
@@ -220,7 +151,7 @@ static void check_keys(struct fctx *f, json_t *obj, const char *path, const char
 	{
 		if (in_list(key, known))
 			continue;
-		const char *best = suggest(key, known);
+		const char *best = text_suggest(key, known);
 		path_key(p, path, key);
 		if (best)
 			perr(f, p, "unknown key (did you mean '%s'?)", best);
@@ -258,7 +189,7 @@ static int get_duration(struct fctx *f, json_t *obj, const char *path, const cha
 	if (duration_parse(str, out) != 0)
 		return perr(f, p,
 			    "invalid duration \"%s\" (expected e.g. \"30s\", \"5m\", \"1h30m\")",
-			    show(str, s, sizeof(s)));
+			    text_shows(str, s, sizeof(s)));
 	if (positive && *out <= 0)
 		return perr(f, p, "must be more than 0");
 	return 1;
@@ -308,11 +239,11 @@ static int get_choice(struct fctx *f, json_t *obj, const char *path, const char 
 		}
 	}
 	path_key(p, path, key);
-	const char *best = suggest(str, choices);
+	const char *best = text_suggest(str, choices);
 	if (best)
 		return perr(f, p, "unknown value \"%s\" (did you mean '%s'?)",
-			    show(str, s, sizeof(s)), best);
-	return perr(f, p, "unknown value \"%s\" (expected %s)", show(str, s, sizeof(s)), expected);
+			    text_shows(str, s, sizeof(s)), best);
+	return perr(f, p, "unknown value \"%s\" (expected %s)", text_shows(str, s, sizeof(s)), expected);
 }
 
 static bool is_label_name(const char *s)
@@ -381,7 +312,7 @@ int matcher_parse(const char *s, struct matcher *out, struct error *err)
 
 	memset(&m, 0, sizeof(m));
 	memset(out, 0, sizeof(*out));
-	show(s, shown, sizeof(shown));
+	text_shows(s, shown, sizeof(shown));
 	if (!*p) {
 		error_set(err, "empty matcher");
 		goto out;
@@ -478,14 +409,14 @@ int matcher_parse(const char *s, struct matcher *out, struct error *err)
 			error_set(err,
 				  "invalid regex \"%s\": '%s' is RE2 syntax, not POSIX ERE "
 				  "(use [[:digit:]] and friends)",
-				  show(m.value, v, sizeof(v)), re2);
+				  text_shows(m.value, v, sizeof(v)), re2);
 			goto out;
 		}
 		/* On its own first: "a)|(b" must not close our group early. */
 		int rerr = regcomp(&bare, m.value, REG_EXTENDED | REG_NOSUB);
 		if (rerr != 0) {
 			regerror(rerr, &bare, why, sizeof(why));
-			error_set(err, "invalid regex \"%s\": %s", show(m.value, v, sizeof(v)),
+			error_set(err, "invalid regex \"%s\": %s", text_shows(m.value, v, sizeof(v)),
 				  why);
 			goto out;
 		}
@@ -502,7 +433,7 @@ int matcher_parse(const char *s, struct matcher *out, struct error *err)
 		rerr = regcomp(&m.re, anchored, REG_EXTENDED | REG_NOSUB);
 		if (rerr != 0) {
 			regerror(rerr, &m.re, why, sizeof(why));
-			error_set(err, "invalid regex \"%s\": %s", show(m.value, v, sizeof(v)),
+			error_set(err, "invalid regex \"%s\": %s", text_shows(m.value, v, sizeof(v)),
 				  why);
 			goto out;
 		}
@@ -728,7 +659,7 @@ static void parse_http(struct fctx *f, json_t *ja, const char *path, struct acti
 		path_key(p, path, "url");
 		if (!url_prefix_ok(str))
 			perr(f, p, "\"%s\" must start with http:// or https://",
-			     show(str, s, sizeof(s)));
+			     text_shows(str, s, sizeof(s)));
 		else
 			check_template(f, p, str);
 		a->url = strdup(str);
@@ -899,7 +830,7 @@ static void parse_when(struct fctx *f, json_t *jr, const char *path, struct rule
 			char fp[PATH_LEN];
 			path_key(fp, q, "from");
 			perr(f, fp, "\"%s\" must be labels.NAME or annotations.NAME",
-			     show(from, s, sizeof(s)));
+			     text_shows(from, s, sizeof(s)));
 		} else {
 			r->value.key = strdup(key);
 			if (!r->value.key)
@@ -962,7 +893,7 @@ static void check_group_label(struct fctx *f, const char *path, const char *s)
 {
 	char v[SHOW_MAX];
 	if (!is_label_name(s))
-		perr(f, path, "\"%s\" is not a label name", show(s, v, sizeof(v)));
+		perr(f, path, "\"%s\" is not a label name", text_shows(s, v, sizeof(v)));
 }
 
 static void check_notifier(struct fctx *f, const char *path, const char *s)
@@ -970,13 +901,13 @@ static void check_notifier(struct fctx *f, const char *path, const char *s)
 	char v[SHOW_MAX];
 	if (in_list(s, notifiers))
 		return;
-	const char *best = suggest(s, notifiers);
+	const char *best = text_suggest(s, notifiers);
 	if (best)
-		perr(f, path, "unknown notifier \"%s\" (did you mean '%s'?)", show(s, v, sizeof(v)),
+		perr(f, path, "unknown notifier \"%s\" (did you mean '%s'?)", text_shows(s, v, sizeof(v)),
 		     best);
 	else
 		perr(f, path, "unknown notifier \"%s\" (expected \"slack\" or \"pagerduty\")",
-		     show(s, v, sizeof(v)));
+		     text_shows(s, v, sizeof(v)));
 }
 
 /* Parse rules[i] into r (zeroed by the caller); errors are reported and
@@ -1006,7 +937,7 @@ static int parse_rule(struct fctx *f, json_t *jr, const char *path, struct rule 
 		path_key(p, path, "name");
 		if (!ok)
 			perr(f, p, "\"%s\" must be non-empty, without control characters",
-			     show(str, s, sizeof(s)));
+			     text_shows(str, s, sizeof(s)));
 		else if (!(r->name = strdup(str)))
 			perr(f, p, "out of memory");
 	}
@@ -1219,7 +1150,7 @@ static void load_file(struct loader *ld, const char *path)
 			path_key(np, p, "name");
 			if (first) {
 				perr(&f, np, "duplicate rule name '%s' (first defined in %s)",
-				     show(r.name, s, sizeof(s)), json_string_value(first));
+				     text_shows(r.name, s, sizeof(s)), json_string_value(first));
 				rc = -1;
 			} else if (json_object_set_new_nocheck(ld->names, r.name,
 							       json_string_nocheck(path)) != 0) {
@@ -1424,7 +1355,7 @@ int rule_value_check(const struct rule *r, const struct alert *a, char *reasonbu
 	}
 	if (!parse_number(l->value, l->value_len, &v)) {
 		snprintf(reasonbuf, reasonsz, "%s '%s' is not a number: \"%s\"", kind, rv->key,
-			 show(l->value, shown, sizeof(shown)));
+			 text_shows(l->value, shown, sizeof(shown)));
 		return 0;
 	}
 	if (rv->has_above && !(v > rv->above)) {

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "rollbackd/text.h"
 
 #define NAME_MAX_LEN 256 /* longest key a reference may name */
 #define SHOW_MAX 80	 /* longest reference quoted back in a message */
@@ -26,25 +27,6 @@ struct tpl_ref {
 	size_t text_len;
 };
 
-/* Copy n bytes of s for quoting in a message: control bytes become '?' so a
- * message stays one line, and long strings are cut with "...". */
-static const char *show(const char *s, size_t n, char *buf, size_t sz)
-{
-	size_t at = 0, room = sz - 1;
-	bool cut = n > room;
-	if (cut)
-		room -= 3;
-	for (; at < n && at < room; at++) {
-		unsigned char c = (unsigned char)s[at];
-		buf[at] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	if (cut) {
-		memcpy(buf + at, "...", 3);
-		at += 3;
-	}
-	buf[at] = '\0';
-	return buf;
-}
 
 static bool is_ident_start(char c)
 {
@@ -80,10 +62,10 @@ static int parse_ref(const char *tpl, const char *open, struct tpl_ref *ref, str
 	const char *close = strstr(open + 2, "}}");
 	if (!close)
 		return error_set(err, "unclosed '{{' in '%s'",
-				 show(tpl, strlen(tpl), shown, sizeof(shown)));
+				 text_show(tpl, strlen(tpl), shown, sizeof(shown)));
 	ref->text = open;
 	ref->text_len = (size_t)(close + 2 - open);
-	show(ref->text, ref->text_len, shown, sizeof(shown));
+	text_show(ref->text, ref->text_len, shown, sizeof(shown));
 
 	const char *s = open + 2;
 	size_t n = (size_t)(close - s);
@@ -115,11 +97,11 @@ static int parse_ref(const char *tpl, const char *open, struct tpl_ref *ref, str
 		ref->root = ROOT_RULE_NAME;
 	else
 		return error_set(err, "unknown template root '%s' in '%s'",
-				 show(root, rl, what, sizeof(what)), shown);
+				 text_show(root, rl, what, sizeof(what)), shown);
 
 	if (rl == n)
 		return error_set(err, "template root '%s' needs a name in '%s'",
-				 show(root, rl, what, sizeof(what)), shown);
+				 text_show(root, rl, what, sizeof(what)), shown);
 	if (s[rl] != '.')
 		return error_set(err, "invalid template reference '%s'", shown);
 	const char *key = s + rl + 1;
@@ -127,13 +109,13 @@ static int parse_ref(const char *tpl, const char *open, struct tpl_ref *ref, str
 	size_t kl = ident_len(key, kn);
 	if (kl == 0 || kl != kn)
 		return error_set(err, "invalid name after '%s.' in '%s'",
-				 show(root, rl, what, sizeof(what)), shown);
+				 text_show(root, rl, what, sizeof(what)), shown);
 
 	if (ref->root == ROOT_INCIDENT_ID || ref->root == ROOT_RULE_NAME) {
 		const char *only = ref->root == ROOT_INCIDENT_ID ? "id" : "name";
 		if (!span_eq(key, kl, only))
 			return error_set(err, "unknown field '%s' in '%s' (only '%s.%s')",
-					 show(key, kl, what, sizeof(what)), shown,
+					 text_show(key, kl, what, sizeof(what)), shown,
 					 ref->root == ROOT_INCIDENT_ID ? "incident" : "rule", only);
 		ref->key[0] = '\0';
 		return 0;
@@ -243,7 +225,7 @@ int template_expand(const char *tpl, const struct template_ctx *ctx, enum templa
 		if (parse_ref(tpl, open, &ref, err) != 0)
 			return -1;
 		p = ref.text + ref.text_len;
-		show(ref.text, ref.text_len, shown, sizeof(shown));
+		text_show(ref.text, ref.text_len, shown, sizeof(shown));
 
 		const char *val = NULL;
 		size_t len = 0;
@@ -302,9 +284,9 @@ int template_expand(const char *tpl, const struct template_ctx *ctx, enum templa
 		return error_set(err,
 				 "template '%s': the URL does not start with http:// or "
 				 "https://",
-				 show(tpl, strlen(tpl), shown, sizeof(shown)));
+				 text_show(tpl, strlen(tpl), shown, sizeof(shown)));
 	return 0;
 toolong:
 	return error_set(err, "template '%s': out of memory or too long",
-			 show(tpl, strlen(tpl), shown, sizeof(shown)));
+			 text_show(tpl, strlen(tpl), shown, sizeof(shown)));
 }
