@@ -41,8 +41,8 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DROLLBACKD_FUZZ=ON \
 		-DSANITIZE=address,undefined >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_payload fuzz_sighdr
-	for h in payload sighdr; do mkdir -p build-fuzz/corpus-$$h && \
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_payload fuzz_sighdr fuzz_json_diff
+	for h in payload sighdr json_diff; do mkdir -p build-fuzz/corpus-$$h && \
 		./build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$h \
 		tests/fuzz/corpus/$$h || exit 1; done
 
