@@ -111,6 +111,7 @@ struct engine {
 	bool paused;
 	struct incident *incidents;   /* newest first */
 	size_t n_incidents;
+	size_t n_open;                /* incidents not in INC_RESOLVED */
 	int64_t *acted_ms;            /* ring of action start times (hourly cap) */
 	size_t n_acted;
 	struct incident **queue;      /* waiting for an action slot */
@@ -493,13 +494,11 @@ static int set_trigger(struct incident *inc, const struct alert *a)
 	return 0;
 }
 
+/* Publish the number of incidents not resolved (kept in e->n_open at the
+ * transitions into and out of INC_RESOLVED, not recounted per request). */
 static void open_count(struct engine *e)
 {
-	int64_t open = 0;
-	for (struct incident *inc = e->incidents; inc; inc = inc->next)
-		if (inc->state != INC_RESOLVED)
-			open++;
-	metric_set(e->incidents_open, open);
+	metric_set(e->incidents_open, (int64_t)e->n_open);
 }
 
 static int plan_actions_json(struct engine *e, const struct rule *r, const struct incident *inc,
@@ -575,6 +574,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		inc->decided = false;
 		inc->episode_start = a->starts_at;
 		inc->state = INC_PENDING;
+		e->n_open++;
 		free(inc->acknowledged_by);
 		inc->acknowledged_by = NULL;
 		incident_clear_actions(inc);
@@ -646,8 +646,10 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	} else {
 		if (inc->timer)
 			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
-		if (!inc->running) /* running actions finish their records first */
+		if (!inc->running) { /* running actions finish their records first */
 			inc->state = INC_RESOLVED;
+			e->n_open--;
+		}
 		snprintf(reason, sizeof(reason), "episode %d resolved", inc->episode);
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
 	}
@@ -944,6 +946,8 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 	bool resolved_meanwhile = inc->n_firing == 0;
 	inc->running = false;
 	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
+	if (resolved_meanwhile)
+		e->n_open--;
 	e->running--;
 	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
 		 ok ? "rolled_back" : "action_failed", NULL);
