@@ -541,9 +541,7 @@ static void arm_timer(struct engine *e, struct incident *inc, struct timestamp a
 	if (!inc->timer && !(inc->timer = evtimer_new(e->base, timer_cb, inc)))
 		return;
 	int64_t ms = ts_ms(at) - ts_ms(now);
-	if (ms < 0)
-		ms = 0;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = timestamp_tv(ms);
 	evtimer_add(inc->timer, &tv);
 }
 

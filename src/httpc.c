@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/timestamp.h"
 
 /*
  * libcurl is loaded with dlopen the first time a client is created, not at
@@ -151,7 +152,7 @@ struct httpc_xfer {
 	CURL *easy;		   /* the attempt in flight, NULL while waiting */
 	struct event *retry_timer; /* armed while waiting to retry */
 	int attempts;
-	struct timespec started;
+	int64_t started_ms; /* timestamp_mono_ms() at httpc_send */
 	struct buf resp;	/* body of the current attempt, capped */
 	int64_t retry_after_ms; /* from the current response, -1 if none */
 	char errbuf[CURL_ERROR_SIZE];
@@ -168,24 +169,6 @@ struct httpc {
 	int depth;  /* > 0 while one of our event callbacks runs */
 	bool dying; /* httpc_free was called inside a callback */
 };
-
-static int64_t elapsed_ms(const struct timespec *since)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)(ts.tv_sec - since->tv_sec) * 1000 +
-	       (ts.tv_nsec - since->tv_nsec) / 1000000;
-}
-
-static struct timeval ms_to_tv(int64_t ms)
-{
-	struct timeval tv;
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	return tv;
-}
 
 /* ---- the client's lifetime across re-entrant callbacks ---------------- */
 
@@ -258,7 +241,7 @@ static void xfer_finish(struct httpc_xfer *x, bool ok, int status, const char *e
 	    .body = x->resp.data ? x->resp.data : "",
 	    .body_len = x->resp.len,
 	    .attempts = x->attempts,
-	    .duration_ms = elapsed_ms(&x->started),
+	    .duration_ms = timestamp_mono_ms() - x->started_ms,
 	};
 	xfer_stop_attempt(x);
 	xfer_unlink(x);
@@ -422,7 +405,7 @@ static int schedule_retry(struct httpc_xfer *x)
 	x->retry_timer = evtimer_new(x->h->base, retry_cb, x);
 	if (!x->retry_timer)
 		return -1;
-	struct timeval tv = ms_to_tv(delay);
+	struct timeval tv = timestamp_tv(delay);
 	if (evtimer_add(x->retry_timer, &tv) < 0) {
 		event_free(x->retry_timer);
 		x->retry_timer = NULL;
@@ -521,7 +504,7 @@ static int multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		evtimer_del(h->timer);
 		return 0;
 	}
-	struct timeval tv = ms_to_tv(timeout_ms);
+	struct timeval tv = timestamp_tv(timeout_ms);
 	return evtimer_add(h->timer, &tv) < 0 ? -1 : 0;
 }
 
@@ -675,7 +658,7 @@ int httpc_send(struct httpc *h, const struct httpc_request *req, httpc_done_fn d
 	x->h = h;
 	x->done = done;
 	x->arg = arg;
-	clock_gettime(CLOCK_MONOTONIC, &x->started);
+	x->started_ms = timestamp_mono_ms();
 	x->method = strdup(req->method);
 	x->url = strdup(req->url);
 	if (!x->method || !x->url)

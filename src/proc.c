@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/timestamp.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -75,27 +76,10 @@ struct proc {
 	int status;
 	bool timed_out;
 	enum proc_phase phase;
-	struct timespec start; /* CLOCK_MONOTONIC */
+	int64_t start_ms; /* timestamp_mono_ms() at spawn */
 	proc_done_fn done;
 	void *arg;
 };
-
-static int64_t elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
-	       (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
-static struct timeval ms_to_tv(int64_t ms)
-{
-	if (ms < 0)
-		ms = 0;
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-	return tv;
-}
 
 static void close_fd(int *fd)
 {
@@ -119,8 +103,8 @@ static void signal_group(struct proc *p, int sig)
 	kill(-p->pid, sig);
 }
 
-/* Frees everything; the child must already be reaped (or never started). */
-static void proc_free(struct proc *p)
+/* Stop every event and close every descriptor of p. */
+static void proc_unwatch(struct proc *p)
 {
 	free_event(&p->ev_in);
 	free_event(&p->ev_out);
@@ -129,6 +113,12 @@ static void proc_free(struct proc *p)
 	close_fd(&p->in_fd);
 	close_fd(&p->out_fd);
 	close_fd(&p->pidfd);
+}
+
+/* Frees everything; the child must already be reaped (or never started). */
+static void proc_free(struct proc *p)
+{
+	proc_unwatch(p);
 	free(p->stdin_data);
 	buf_release(&p->out);
 	free(p);
@@ -183,18 +173,12 @@ static void finish(struct proc *p)
 	res.output = p->out.data ? p->out.data : "";
 	res.output_len = p->out.len;
 	res.output_truncated = p->truncated;
-	res.duration_ms = elapsed_ms(&p->start);
+	res.duration_ms = timestamp_mono_ms() - p->start_ms;
 	proc_done_fn done = p->done;
 	void *arg = p->arg;
 	/* Stop watching before the callback, so that nothing of ours fires
 	 * while it runs; the output buffer stays valid until it returns. */
-	free_event(&p->ev_in);
-	free_event(&p->ev_out);
-	free_event(&p->ev_pid);
-	free_event(&p->ev_timer);
-	close_fd(&p->in_fd);
-	close_fd(&p->out_fd);
-	close_fd(&p->pidfd);
+	proc_unwatch(p);
 	done(&res, arg);
 	proc_free(p);
 }
@@ -268,7 +252,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		p->timed_out = true;
 		p->phase = PHASE_TERM;
 		signal_group(p, SIGTERM);
-		struct timeval tv = ms_to_tv(p->kill_grace_ms);
+		struct timeval tv = timestamp_tv(p->kill_grace_ms);
 		evtimer_add(p->ev_timer, &tv);
 		return;
 	}
@@ -388,7 +372,7 @@ int proc_spawn(struct event_base *base, const struct proc_spec *spec, proc_done_
 		goto out;
 	}
 
-	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	p->start_ms = timestamp_mono_ms();
 	pid_t pid;
 	e = posix_spawnp(&pid, spec->argv[0], &fa, &attr, spec->argv, spec->envp);
 	if (e != 0) {
@@ -417,8 +401,8 @@ int proc_spawn(struct event_base *base, const struct proc_spec *spec, proc_done_
 		error_set(err, "cannot run '%s': out of memory", name);
 		goto out;
 	}
-	struct timeval poll_tv = ms_to_tv(REAP_POLL_MS);
-	struct timeval tv = ms_to_tv(spec->timeout_ms);
+	struct timeval poll_tv = timestamp_tv(REAP_POLL_MS);
+	struct timeval tv = timestamp_tv(spec->timeout_ms);
 	if (event_add(p->ev_pid, p->pidfd >= 0 ? NULL : &poll_tv) < 0 ||
 	    event_add(p->ev_out, NULL) < 0 || (p->ev_in && event_add(p->ev_in, NULL) < 0) ||
 	    evtimer_add(p->ev_timer, &tv) < 0) {

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -42,6 +41,7 @@
 #include "rollbackd/api.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/rules.h"
+#include "rollbackd/timestamp.h"
 #include "rollbackd/log.h"
 
 #define LISTEN_BACKLOG 511
@@ -129,13 +129,6 @@ static void conn_table_del(struct conn_table *t, const struct conn_ref *ref)
 			i = j;
 		}
 	}
-}
-
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct worker {
@@ -277,7 +270,7 @@ static void on_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *i
 	struct conn_ref *ref = arg;
 	if (info->n_added > 0 && !ref->in_request) {
 		ref->in_request = true;
-		ref->request_started_ms = monotonic_ms();
+		ref->request_started_ms = timestamp_mono_ms();
 	}
 }
 
@@ -286,7 +279,7 @@ static void on_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *i
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	int64_t now = monotonic_ms(), limit = w->srv->cfg->limits.request_timeout_ms;
+	int64_t now = timestamp_mono_ms(), limit = w->srv->cfg->limits.request_timeout_ms;
 	struct conn_ref *c = w->conns;
 	while (c) {
 		struct conn_ref *next = c->next; /* freeing the connection frees c */
@@ -386,7 +379,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	w->drain_left_ms -= 50;
-	struct timeval tv = {0, 50000};
+	struct timeval tv = timestamp_tv(50);
 	evtimer_add(w->drain_ev, &tv);
 }
 
@@ -453,10 +446,7 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 		return error_set(err, "cannot create HTTP server");
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->limits.max_body_bytes);
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->limits.max_header_bytes);
-	struct timeval tv = {
-		.tv_sec = cfg->limits.request_timeout_ms / 1000,
-		.tv_usec = (cfg->limits.request_timeout_ms % 1000) * 1000,
-	};
+	struct timeval tv = timestamp_tv(cfg->limits.request_timeout_ms);
 	evhttp_set_timeout_tv(w->http, &tv);
 	evhttp_set_allowed_methods(w->http,
 				   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
@@ -488,7 +478,7 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	    conn_table_init(&w->table, (size_t)cfg->limits.max_connections + 64) < 0)
 		return error_set(err, "cannot create worker events");
 	int64_t every = cfg->limits.request_timeout_ms / 4;
-	struct timeval sweep = {every / 1000, (every % 1000) * 1000 + 1000};
+	struct timeval sweep = timestamp_tv(every + 1);
 	evtimer_add(w->sweep_ev, &sweep);
 	return 0;
 }

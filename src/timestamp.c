@@ -191,3 +191,19 @@ int64_t timestamp_diff_ms(struct timestamp a, struct timestamp b)
 	}
 	return dsec * 1000 + dns / 1000000;
 }
+
+int64_t timestamp_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct timeval timestamp_tv(int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}

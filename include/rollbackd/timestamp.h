@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 struct timestamp {
 	int64_t sec;  /* seconds since 1970-01-01T00:00:00Z, may be negative */
@@ -35,6 +36,13 @@ size_t timestamp_format(struct timestamp t, char *out, size_t outsz);
 
 /* Wall-clock now. */
 struct timestamp timestamp_now(void);
+
+/* Milliseconds on the monotonic clock (for durations and deadlines, never
+ * for wall time). */
+int64_t timestamp_mono_ms(void);
+
+/* ms as a struct timeval for libevent timers; negative counts as 0. */
+struct timeval timestamp_tv(int64_t ms);
 
 /* a - b in milliseconds (saturating at INT64 bounds is not needed for the
  * range of years 1..9999). */
