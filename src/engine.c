@@ -120,6 +120,7 @@ struct engine {
 	struct event *kick;           /* activated to start queued work */
 	struct httpc *http;
 	struct metric_family *decisions_total;
+	struct metric_child **decision_children; /* (n_rules + 1) x OUTCOME_COUNT */
 	struct metric_family *actions_total;
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
@@ -142,7 +143,9 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	e->base = opt->base;
 	e->plan_only = opt->plan_only;
 	e->acted_ms = calloc((size_t)(opt->cfg->limits.max_rollbacks_per_hour + 1), sizeof(int64_t));
-	if (!e->acted_ms)
+	e->decision_children = calloc((rules->n_rules + 1) * OUTCOME_COUNT,
+				      sizeof(*e->decision_children));
+	if (!e->acted_ms || !e->decision_children)
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, kick_cb, e);
@@ -255,6 +258,7 @@ void engine_free(struct engine *e)
 		event_free(e->kick);
 	free(e->queue);
 	free(e->acted_ms);
+	free(e->decision_children);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -401,9 +405,15 @@ static bool rule_dry_run(const struct engine *e, const struct rule *r)
 	return r->dry_run == 1 || (r->dry_run == -1 && e->cfg->dry_run);
 }
 
-static void count_decision(struct engine *e, const char *rule, enum outcome o)
+/* decisions_total{rule,outcome}; the children are looked up once per
+ * (rule, outcome) and cached, since this runs for every decision. */
+static void count_decision(struct engine *e, const struct rule *r, enum outcome o)
 {
-	metric_inc(metrics_child(e->decisions_total, rule, outcome_name(o)));
+	size_t row = r ? (size_t)(r - e->rules->rules) + 1 : 0; /* row 0: no rule */
+	struct metric_child **slot = &e->decision_children[row * OUTCOME_COUNT + o];
+	if (!*slot)
+		*slot = metrics_child(e->decisions_total, r ? r->name : "", outcome_name(o));
+	metric_inc(*slot);
 }
 
 static void enqueue_run(struct engine *e, struct incident *inc);
@@ -502,7 +512,7 @@ static void open_count(struct engine *e)
 }
 
 static int plan_actions_json(struct engine *e, const struct rule *r, const struct incident *inc,
-			     json_t *decision);
+			     struct buf *out);
 
 struct decision_out {
 	struct buf *out;
@@ -512,25 +522,20 @@ struct decision_out {
 static int emit(struct engine *e, struct decision_out *d, const char *fp, const struct rule *r,
 		const struct incident *inc, enum outcome o, const char *reason)
 {
-	json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s}", "fingerprint", fp, "rule",
-				r ? r->name : "", "incident", inc ? inc->id : "", "outcome",
-				outcome_name(o), "reason", reason);
-	if (!obj)
-		return -1;
-	if (e->plan_only && r && inc && o != OUTCOME_NO_MATCH && o != OUTCOME_RESOLVED &&
-	    plan_actions_json(e, r, inc, obj) < 0) {
-		json_decref(obj);
-		return -1;
-	}
-	char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(obj);
-	if (!s)
-		return -1;
-	int rc = buf_adds(d->out, d->first ? "" : ",") | buf_adds(d->out, s);
+	const char *rule = r ? r->name : "", *id = inc ? inc->id : "", *out = outcome_name(o);
+	struct buf *b = d->out;
+	int bad = buf_adds(b, d->first ? "{\"fingerprint\":" : ",{\"fingerprint\":") |
+		  buf_add_json_str(b, fp, strlen(fp)) | buf_adds(b, ",\"rule\":") |
+		  buf_add_json_str(b, rule, strlen(rule)) | buf_adds(b, ",\"incident\":") |
+		  buf_add_json_str(b, id, strlen(id)) | buf_adds(b, ",\"outcome\":") |
+		  buf_add_json_str(b, out, strlen(out)) | buf_adds(b, ",\"reason\":") |
+		  buf_add_json_str(b, reason, strlen(reason));
+	if (!bad && e->plan_only && r && inc && o != OUTCOME_NO_MATCH && o != OUTCOME_RESOLVED)
+		bad |= plan_actions_json(e, r, inc, b);
+	bad |= buf_addc(b, '}');
 	d->first = false;
-	free(s);
-	count_decision(e, r ? r->name : "", o);
-	return rc ? -1 : 0;
+	count_decision(e, r, o);
+	return bad ? -1 : 0;
 }
 
 static void arm_timer(struct engine *e, struct incident *inc, struct timestamp at,
@@ -694,7 +699,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	const struct rule *r = find_rule(e, inc->rule_name);
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
-		count_decision(e, r->name, o);
+		count_decision(e, r, o);
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, "trigger", "firing_for elapsed", NULL);
 	}
@@ -865,8 +870,9 @@ static char *redact_secrets(const struct config *cfg, const char *s)
 	return cur;
 }
 
+/* Append ,"actions":[...] with every action of r expanded for inc. */
 static int plan_actions_json(struct engine *e, const struct rule *r, const struct incident *inc,
-			     json_t *decision)
+			     struct buf *out)
 {
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
@@ -889,12 +895,9 @@ static int plan_actions_json(struct engine *e, const struct rule *r, const struc
 	json_decref(actions);
 	char *clean = text ? redact_secrets(e->cfg, text) : NULL;
 	free(text);
-	json_error_t je;
-	json_t *redacted = clean ? json_loads(clean, 0, &je) : NULL;
+	int rc = clean ? buf_adds(out, ",\"actions\":") | buf_adds(out, clean) : -1;
 	free(clean);
-	if (!redacted)
-		return -1;
-	return json_object_set_new(decision, "actions", redacted);
+	return rc ? -1 : 0;
 }
 
 static void run_next_action(struct engine *e, struct incident *inc);
