@@ -26,6 +26,7 @@
 #include "rollbackd/auth.h"
 #include "rollbackd/buf.h"
 #include "rollbackd/engine.h"
+#include "rollbackd/journal.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -35,16 +36,19 @@ enum webhook_result {
 	WH_UNAUTHORIZED,
 	WH_TOO_LARGE,
 	WH_UNSUPPORTED_MEDIA_TYPE,
+	WH_JOURNAL_UNAVAILABLE,
 	WH_RESULT_COUNT
 };
 
 static const char *const webhook_result_names[WH_RESULT_COUNT] = {
 	"accepted", "bad_request", "unauthorized", "too_large", "unsupported_media_type",
+	"journal_unavailable",
 };
 
 struct api {
 	const struct config *cfg;
 	struct engine *engine;
+	struct journal *journal; /* NULL: answers do not wait for a disk */
 	struct alert_limits alert_limits;
 	_Atomic bool ready;
 	struct metric_child *webhooks[WH_RESULT_COUNT];
@@ -106,6 +110,11 @@ void api_free(struct api *api)
 	free(api);
 }
 
+void api_set_journal(struct api *api, struct journal *j)
+{
+	api->journal = j;
+}
+
 void api_set_ready(struct api *api, bool ready)
 {
 	atomic_store(&api->ready, ready);
@@ -152,6 +161,75 @@ void api_send_error(struct evhttp_request *req, int status, const char *code,
 	}
 	send_json(req, status, status_reason(status), b.data, b.len);
 	buf_release(&b);
+}
+
+/*
+ * A reply that waits for its journal records: sent from the worker's loop
+ * once they are durable (200), or 503 when the write failed. If the client
+ * went away meanwhile, evhttp has detached the request and sending frees it.
+ */
+static void count_webhook(struct api *api, enum webhook_result r);
+
+struct deferred {
+	struct api *api;
+	struct evhttp_request *req;
+	struct buf body;
+	bool is_webhook;
+};
+
+static void journal_unavailable(struct api *api, struct evhttp_request *req, bool webhook)
+{
+	char why[700], msg[800];
+	journal_last_error(api->journal, why, sizeof(why));
+	snprintf(msg, sizeof(msg),
+		 "the journal cannot be written (%s); nothing was lost, retry later",
+		 why[0] ? why : "write failed");
+	if (webhook)
+		count_webhook(api, WH_JOURNAL_UNAVAILABLE);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	api_send_error(req, 503, "journal_unavailable", msg);
+}
+
+static void deferred_done(bool ok, void *arg)
+{
+	struct deferred *d = arg;
+	if (ok) {
+		if (d->is_webhook)
+			count_webhook(d->api, WH_ACCEPTED);
+		send_json(d->req, 200, "OK", d->body.data, d->body.len);
+	} else {
+		journal_unavailable(d->api, d->req, d->is_webhook);
+	}
+	buf_release(&d->body);
+	free(d);
+}
+
+/* Send body (taken over) once everything journaled so far is durable. */
+static void reply_when_durable(struct api *api, struct evhttp_request *req, struct buf *body,
+			       bool is_webhook)
+{
+	uint64_t ticket = api->journal ? journal_last_ticket(api->journal) : 0;
+	if (!api->journal || journal_durable(api->journal, ticket)) {
+		if (is_webhook)
+			count_webhook(api, WH_ACCEPTED);
+		send_json(req, 200, "OK", body->data, body->len);
+		buf_release(body);
+		return;
+	}
+	struct deferred *d = calloc(1, sizeof(*d));
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct event_base *base = conn ? evhttp_connection_get_base(conn) : NULL;
+	if (d && base) {
+		d->api = api;
+		d->req = req;
+		d->body = *body;
+		d->is_webhook = is_webhook;
+		if (journal_wait(api->journal, ticket, base, deferred_done, d) == 0)
+			return;
+	}
+	free(d);
+	buf_release(body);
+	api_send_error(req, 500, "internal", "out of memory");
 }
 
 static bool peer_is_loopback(struct evhttp_request *req)
@@ -286,6 +364,13 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 
+	/* A failing disk refuses new work before anything changes: 503, and
+	 * Alertmanager sends it again. */
+	if (api->journal && !journal_available(api->journal)) {
+		webhook_release(&wh);
+		journal_unavailable(api, req, true);
+		return;
+	}
 	for (size_t i = 0; i < wh.n_alerts; i++) {
 		const struct alert *a = &wh.alerts[i];
 		metric_inc(a->status == ALERT_FIRING ? api->alerts_firing : api->alerts_resolved);
@@ -300,10 +385,8 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		api_send_error(req, 500, "internal", "out of memory");
 		return;
 	}
-	count_webhook(api, WH_ACCEPTED);
 	webhook_release(&wh);
-	send_json(req, 200, "OK", reply.data, reply.len);
-	buf_release(&reply);
+	reply_when_durable(api, req, &reply, true);
 }
 
 /* The operator API (incidents, pause, resume) takes the api token; without
@@ -366,13 +449,18 @@ static void handle_pause(struct api *api, struct evhttp_request *req, bool pause
 {
 	if (!operator_allowed(api, req))
 		return;
+	if (api->journal && !journal_available(api->journal)) {
+		journal_unavailable(api, req, false);
+		return;
+	}
 	engine_set_paused(api->engine, pause);
 	struct buf b = BUF_INIT;
-	if (buf_addf(&b, "{\"paused\":%s}", engine_paused(api->engine) ? "true" : "false") < 0)
+	if (buf_addf(&b, "{\"paused\":%s}\n", engine_paused(api->engine) ? "true" : "false") < 0) {
+		buf_release(&b);
 		api_send_error(req, 500, "internal", "out of memory");
-	else
-		send_buf_json(req, &b);
-	buf_release(&b);
+	} else {
+		reply_when_durable(api, req, &b, false);
+	}
 }
 
 static void handle_pause_on(struct api *api, struct evhttp_request *req)
@@ -412,10 +500,25 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 	static const char ready[] = "{\"status\":\"ready\"}\n";
 	static const char not_ready[] =
 		"{\"status\":\"not_ready\",\"reason\":\"shutting down\"}\n";
-	if (atomic_load(&api->ready))
-		send_json(req, 200, "OK", ready, sizeof(ready) - 1);
-	else
+	if (!atomic_load(&api->ready)) {
 		send_json(req, 503, "Service Unavailable", not_ready, sizeof(not_ready) - 1);
+		return;
+	}
+	if (api->journal && !journal_available(api->journal)) {
+		char why[700];
+		struct buf b = BUF_INIT;
+		journal_last_error(api->journal, why, sizeof(why));
+		if (buf_adds(&b, "{\"status\":\"not_ready\",\"reason\":") ||
+		    buf_add_json_str(&b, "journal unavailable", 19) ||
+		    buf_adds(&b, ",\"error\":") || buf_add_json_str(&b, why, strlen(why)) ||
+		    buf_adds(&b, "}\n"))
+			send_json(req, 503, "Service Unavailable", not_ready, sizeof(not_ready) - 1);
+		else
+			send_json(req, 503, "Service Unavailable", b.data, b.len);
+		buf_release(&b);
+		return;
+	}
+	send_json(req, 200, "OK", ready, sizeof(ready) - 1);
 }
 
 struct route {

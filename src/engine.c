@@ -25,6 +25,8 @@
 #include <sodium.h>
 
 #include "rollbackd/httpc.h"
+#include "rollbackd/journal.h"
+#include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/proc.h"
@@ -54,12 +56,22 @@ enum incident_state {
 	INC_HELD,
 	INC_AWAITING_APPROVAL,
 	INC_RESOLVED,
+	INC_UNKNOWN, /* an action was cut off by a crash: never re-run */
+	INC_STATE_COUNT
 };
 
-static const char *const state_names[] = {
+static const char *const state_names[INC_STATE_COUNT] = {
 	"pending", "acting", "rolled_back", "action_failed", "dry_run", "held",
-	"awaiting_approval", "resolved",
+	"awaiting_approval", "resolved", "unknown",
 };
+
+static int state_parse(const char *s)
+{
+	for (int i = 0; i < INC_STATE_COUNT; i++)
+		if (strcmp(state_names[i], s) == 0)
+			return i;
+	return -1;
+}
 
 /* A private copy of a label set (names and values owned). */
 struct owned_labels {
@@ -70,6 +82,7 @@ struct owned_labels {
 struct action_record {
 	enum action_type type;
 	struct timestamp started, finished;
+	bool begun;         /* action_started is journaled */
 	bool done;
 	const char *result; /* static: "ok", "failed", "timeout", "error" */
 	int exit_code;      /* exec; -1 when killed or not run */
@@ -93,6 +106,8 @@ struct incident {
 	char **firing;                /* fingerprints firing in this episode */
 	size_t n_firing;
 	struct event *timer;          /* firing_for */
+	struct event *retry;          /* action_started waits for a failing journal */
+	json_t *ready;                /* the expanded action waiting for its record */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
@@ -100,6 +115,18 @@ struct incident {
 	bool running;                 /* actions queued or in progress */
 	struct incident *next;        /* creation order list */
 	struct engine *engine;
+};
+
+/* Which alerts were journaled, and as what: fingerprint hash -> digest of
+ * the alert's content, so an exact repeat is only counted. */
+struct seen_entry {
+	uint64_t key; /* 0 = empty */
+	unsigned char digest[16];
+};
+
+struct seen_map {
+	struct seen_entry *slots;
+	size_t cap, n;
 };
 
 struct engine {
@@ -125,6 +152,10 @@ struct engine {
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
+	struct journal *journal;      /* NULL: nothing is journaled (test-rules) */
+	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
+	struct json_tok *rtoks;       /* replay's token array */
+	size_t rtoks_cap;
 };
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg);
@@ -232,6 +263,9 @@ static void incident_free(struct incident *inc)
 {
 	if (inc->timer)
 		event_free(inc->timer);
+	if (inc->retry)
+		event_free(inc->retry);
+	json_decref(inc->ready);
 	free(inc->rule_name);
 	labels_free(&inc->group);
 	labels_free(&inc->trigger_labels);
@@ -259,6 +293,8 @@ void engine_free(struct engine *e)
 	free(e->queue);
 	free(e->acted_ms);
 	free(e->decision_children);
+	free(e->seen.slots);
+	free(e->rtoks);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -416,6 +452,215 @@ static void count_decision(struct engine *e, const struct rule *r, enum outcome 
 	metric_inc(*slot);
 }
 
+/* ---- journal records ---------------------------------------------------- */
+
+static uint64_t fp_key(const char *fp)
+{
+	uint64_t k;
+	crypto_generichash((unsigned char *)&k, sizeof(k), (const unsigned char *)fp, strlen(fp),
+			   NULL, 0);
+	return k ? k : 1;
+}
+
+static int seen_grow(struct seen_map *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	struct seen_entry *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->slots[i].key)
+			continue;
+		size_t j = m->slots[i].key & (cap - 1);
+		while (slots[j].key)
+			j = (j + 1) & (cap - 1);
+		slots[j] = m->slots[i];
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+/* Record digest for key. 1 when it is new or differs, 0 when it is an exact
+ * repeat, -1 on OOM. */
+static int seen_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
+{
+	if ((m->n + 1) * 2 > m->cap && seen_grow(m) < 0)
+		return -1;
+	size_t j = key & (m->cap - 1);
+	while (m->slots[j].key && m->slots[j].key != key)
+		j = (j + 1) & (m->cap - 1);
+	if (m->slots[j].key == key && memcmp(m->slots[j].digest, digest, 16) == 0)
+		return 0;
+	if (!m->slots[j].key)
+		m->n++;
+	m->slots[j].key = key;
+	memcpy(m->slots[j].digest, digest, 16);
+	return 1;
+}
+
+static int labels_json(struct buf *b, const struct label *items, size_t n)
+{
+	int bad = buf_addc(b, '{');
+	for (size_t i = 0; i < n; i++)
+		bad |= (i ? buf_addc(b, ',') : 0) |
+		       buf_add_json_str(b, items[i].name, strlen(items[i].name)) | buf_addc(b, ':') |
+		       buf_add_json_str(b, items[i].value, items[i].value_len);
+	return bad | buf_addc(b, '}');
+}
+
+static int add_member_str(struct buf *b, const char *name, const char *v)
+{
+	return buf_addf(b, ",\"%s\":", name) | buf_add_json_str(b, v ? v : "", v ? strlen(v) : 0);
+}
+
+static int add_member_ts(struct buf *b, const char *name, struct timestamp t)
+{
+	char ts[TIMESTAMP_STRLEN];
+	timestamp_format(t, ts, sizeof(ts));
+	return add_member_str(b, name, ts);
+}
+
+/* The alert as a notification record holds it (members, leading comma). */
+static int alert_members(struct buf *b, const struct alert *a)
+{
+	return add_member_str(b, "status", alert_status_name(a->status)) |
+	       add_member_str(b, "fingerprint", a->fingerprint) |
+	       add_member_ts(b, "startsAt", a->starts_at) | add_member_ts(b, "endsAt", a->ends_at) |
+	       buf_adds(b, ",\"labels\":") | labels_json(b, a->labels.items, a->labels.n) |
+	       buf_adds(b, ",\"annotations\":") |
+	       labels_json(b, a->annotations.items, a->annotations.n) |
+	       add_member_str(b, "generatorURL", a->generator_url);
+}
+
+static int jappend(struct engine *e, const char *type, const char *incident, const struct buf *m)
+{
+	if (!e->journal)
+		return 0;
+	return journal_append(e->journal, type, incident, m->data ? m->data : "", m->len, NULL);
+}
+
+/* Members of a secret-bearing text with every configured secret's value
+ * replaced by <redacted:NAME>: what runs may hold secrets, the journal never. */
+static char *redact_secrets(const struct config *cfg, const char *s);
+
+static int jappend_redacted(struct engine *e, const char *type, const char *incident,
+			    const struct buf *m, uint64_t *ticket)
+{
+	if (!e->journal)
+		return 0;
+	char *clean = redact_secrets(e->cfg, m->data ? m->data : "");
+	if (!clean)
+		return -1;
+	int rc = journal_append(e->journal, type, incident, clean, strlen(clean), ticket);
+	free(clean);
+	return rc;
+}
+
+/* ,"value":{"from":"annotations.value","value":0.052,"above":0.01}: the
+ * number a decision was taken on, against its threshold (null when the
+ * alert did not carry a number). */
+static int value_member(struct buf *m, const struct rule *r, const struct label_set *labels,
+			const struct label_set *annotations)
+{
+	const struct rule_value *rv = &r->value;
+	const struct label *l = label_set_get(rv->from_annotations ? annotations : labels, rv->key);
+	char from[256];
+	snprintf(from, sizeof(from), "%s.%s", rv->from_annotations ? "annotations" : "labels",
+		 rv->key);
+	int bad = buf_adds(m, ",\"value\":{\"from\":") | buf_add_json_str(m, from, strlen(from));
+	char *end = NULL;
+	double v = l ? strtod(l->value, &end) : 0;
+	if (l && end == l->value + l->value_len && l->value_len > 0 && isfinite(v))
+		bad |= buf_addf(m, ",\"value\":%.17g", v);
+	else
+		bad |= buf_adds(m, ",\"value\":null");
+	if (rv->has_above)
+		bad |= buf_addf(m, ",\"above\":%.17g", rv->above);
+	if (rv->has_below)
+		bad |= buf_addf(m, ",\"below\":%.17g", rv->below);
+	return bad | buf_addc(m, '}');
+}
+
+static void journal_decision(struct engine *e, const struct incident *inc, const struct rule *r,
+			     const char *fp, enum outcome o, const char *reason,
+			     const struct alert *trigger, const char *trigger_kind)
+{
+	if (!e->journal)
+		return;
+	struct buf m = BUF_INIT;
+	int bad = add_member_str(&m, "rule", r ? r->name : "") | add_member_str(&m, "fingerprint", fp) |
+		  add_member_str(&m, "outcome", outcome_name(o)) | add_member_str(&m, "reason", reason);
+	if (inc)
+		bad |= buf_addf(&m, ",\"episode\":%d", inc->episode) |
+		       add_member_str(&m, "state", state_names[inc->state]) |
+		       buf_adds(&m, ",\"group\":") | labels_json(&m, inc->group.items, inc->group.n);
+	if (trigger)
+		bad |= buf_adds(&m, ",\"labels\":") |
+		       labels_json(&m, trigger->labels.items, trigger->labels.n) |
+		       buf_adds(&m, ",\"annotations\":") |
+		       labels_json(&m, trigger->annotations.items, trigger->annotations.n);
+	else if (inc && trigger_kind)
+		bad |= buf_adds(&m, ",\"labels\":") |
+		       labels_json(&m, inc->trigger_labels.items, inc->trigger_labels.n) |
+		       buf_adds(&m, ",\"annotations\":") |
+		       labels_json(&m, inc->trigger_annotations.items, inc->trigger_annotations.n);
+	if (r && r->has_value && (trigger || (inc && trigger_kind))) {
+		struct label_set ls, as;
+		if (trigger) {
+			ls = trigger->labels;
+			as = trigger->annotations;
+		} else {
+			ls = (struct label_set){inc->trigger_labels.items, inc->trigger_labels.n};
+			as = (struct label_set){inc->trigger_annotations.items,
+						inc->trigger_annotations.n};
+		}
+		bad |= value_member(&m, r, &ls, &as);
+	}
+	if (trigger_kind)
+		bad |= add_member_str(&m, "trigger", trigger_kind);
+	if (bad || jappend(e, "decision", inc ? inc->id : "", &m) < 0)
+		log_error("journal: cannot record a decision", NULL);
+	buf_release(&m);
+}
+
+static void journal_resolved(struct engine *e, const struct incident *inc)
+{
+	struct buf m = BUF_INIT;
+	if (!e->journal)
+		return;
+	if ((add_member_str(&m, "rule", inc->rule_name) |
+	     buf_addf(&m, ",\"episode\":%d", inc->episode)) ||
+	    jappend(e, "resolved", inc->id, &m) < 0)
+		log_error("journal: cannot record a resolve", NULL);
+	buf_release(&m);
+}
+
+static void journal_action_finished(struct engine *e, const struct incident *inc, size_t index,
+				    const struct action_record *rec, const char *final_state)
+{
+	struct buf m = BUF_INIT;
+	if (!e->journal)
+		return;
+	bool exec = rec->type == ACTION_EXEC;
+	const char *out = rec->output ? rec->output : "";
+	int bad = add_member_str(&m, "rule", inc->rule_name) |
+		  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode, index) |
+		  add_member_str(&m, "action", exec ? "exec" : "http") |
+		  add_member_str(&m, "result", rec->result) |
+		  (exec ? buf_addf(&m, ",\"exit_code\":%d", rec->exit_code)
+			: buf_addf(&m, ",\"status_code\":%d", rec->status_code)) |
+		  buf_addf(&m, ",\"duration_ms\":%lld",
+			   (long long)timestamp_diff_ms(rec->finished, rec->started)) |
+		  buf_adds(&m, ",\"output\":") | buf_add_json_str(&m, out, strlen(out));
+	if (final_state)
+		bad |= add_member_str(&m, "incident_state", final_state);
+	if (bad || jappend_redacted(e, "action_finished", inc->id, &m, NULL) < 0)
+		log_error("journal: cannot record an action's end", NULL);
+	buf_release(&m);
+}
+
 static void enqueue_run(struct engine *e, struct incident *inc);
 
 /* Decide an incident whose episode has not been decided yet. Sets the state
@@ -517,6 +762,7 @@ static int plan_actions_json(struct engine *e, const struct rule *r, const struc
 struct decision_out {
 	struct buf *out;
 	bool first;
+	bool alert_new; /* the alert carries something not yet journaled */
 };
 
 static int emit(struct engine *e, struct decision_out *d, const char *fp, const struct rule *r,
@@ -560,8 +806,12 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 	char id[INCIDENT_ID_LEN + 1];
 	int rc = -1;
 
-	if (r->has_value && !rule_value_check(r, a, reason, sizeof(reason)))
+	if (r->has_value && !rule_value_check(r, a, reason, sizeof(reason))) {
+		if (d->alert_new)
+			journal_decision(e, NULL, r, a->fingerprint, OUTCOME_NO_MATCH, reason, NULL,
+					 NULL);
 		return emit(e, d, a->fingerprint, r, NULL, OUTCOME_NO_MATCH, reason);
+	}
 
 	int owned = group_labels(r, a, &group, &n_group);
 	if (owned < 0)
@@ -572,7 +822,9 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		goto out;
 	inc->last_seen = now;
 
+	bool episode_started = false;
 	if (inc->state == INC_RESOLVED) { /* a new episode starts */
+		episode_started = true;
 		inc->episode++;
 		inc->decided = false;
 		inc->episode_start = a->starts_at;
@@ -614,6 +866,9 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 			o = decide(e, inc, r, now, reason, sizeof(reason));
 		}
 	}
+	if (d->alert_new || episode_started || (o != OUTCOME_REPEAT && o != OUTCOME_PENDING))
+		journal_decision(e, inc, r, a->fingerprint, o, reason,
+				 o == OUTCOME_REPEAT ? NULL : a, NULL);
 	rc = emit(e, d, a->fingerprint, r, inc, o, reason);
 	if (o != OUTCOME_REPEAT && o != OUTCOME_PENDING)
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
@@ -639,9 +894,14 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	struct incident *inc = find_incident(e, id);
 	if (!inc || inc->state == INC_RESOLVED) {
 		snprintf(reason, sizeof(reason), "no open incident for this alert");
+		if (d->alert_new)
+			journal_decision(e, inc, r, a->fingerprint, OUTCOME_RESOLVED, reason, NULL,
+					 NULL);
 		return emit(e, d, a->fingerprint, r, inc, OUTCOME_RESOLVED, reason);
 	}
 	inc->last_seen = now;
+	bool was_firing = is_firing_fp(inc, a->fingerprint);
+	bool resolved_now = false;
 	remove_firing_fp(inc, a->fingerprint);
 	if (inc->n_firing > 0) {
 		snprintf(reason, sizeof(reason), "%zu alert(s) of the incident still firing",
@@ -652,24 +912,95 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 		if (!inc->running) { /* running actions finish their records first */
 			inc->state = INC_RESOLVED;
 			e->n_open--;
+			resolved_now = true;
 		}
 		snprintf(reason, sizeof(reason), "episode %d resolved", inc->episode);
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
 	}
+	if (d->alert_new || was_firing)
+		journal_decision(e, inc, r, a->fingerprint, OUTCOME_RESOLVED, reason, NULL, NULL);
+	if (resolved_now)
+		journal_resolved(e, inc);
 	return emit(e, d, a->fingerprint, r, inc, OUTCOME_RESOLVED, reason);
+}
+
+/* The notification record of each alert and the digest of its content,
+ * computed before taking the lock: offs[i]..offs[i+1] in b. */
+struct alert_notes {
+	struct buf b;
+	size_t *offs;
+	unsigned char (*digest)[16];
+};
+
+static int notes_build(const struct webhook *wh, struct alert_notes *n)
+{
+	buf_init(&n->b, 0);
+	n->offs = calloc(wh->n_alerts + 1, sizeof(*n->offs));
+	n->digest = calloc(wh->n_alerts ? wh->n_alerts : 1, sizeof(*n->digest));
+	if (!n->offs || !n->digest)
+		return -1;
+	for (size_t i = 0; i < wh->n_alerts; i++) {
+		size_t mark = n->b.len;
+		if (alert_members(&n->b, &wh->alerts[i]) < 0)
+			return -1;
+		crypto_generichash(n->digest[i], 16, (const unsigned char *)n->b.data + mark,
+				   n->b.len - mark, NULL, 0);
+		n->offs[i + 1] = n->b.len;
+	}
+	return 0;
+}
+
+static void notes_release(struct alert_notes *n)
+{
+	buf_release(&n->b);
+	free(n->offs);
+	free(n->digest);
+}
+
+/* Journal alert i of wh unless it is an exact repeat. 1 new, 0 repeat. */
+static int note_alert(struct engine *e, const struct webhook *wh, size_t i,
+		      const struct alert_notes *n)
+{
+	const struct alert *a = &wh->alerts[i];
+	int fresh = seen_put(&e->seen, fp_key(a->fingerprint), n->digest[i]);
+	if (fresh <= 0 || !e->journal)
+		return fresh < 0 ? 1 : fresh; /* without memory, journal it again */
+	struct buf m = BUF_INIT;
+	char hex[33];
+	sodium_bin2hex(hex, sizeof(hex), n->digest[i], 16);
+	size_t len = n->offs[i + 1] - n->offs[i];
+	int bad = add_member_str(&m, "receiver", wh->receiver) |
+		  add_member_str(&m, "group_key", wh->group_key) |
+		  add_member_str(&m, "external_url", wh->external_url);
+	if (len > JOURNAL_MAX_LINE / 2) /* keep the line readable: say it was cut */
+		bad |= add_member_str(&m, "status", alert_status_name(a->status)) |
+		       add_member_str(&m, "fingerprint", a->fingerprint) |
+		       add_member_ts(&m, "startsAt", a->starts_at) |
+		       add_member_ts(&m, "endsAt", a->ends_at) | buf_adds(&m, ",\"truncated\":true");
+	else
+		bad |= buf_add(&m, n->b.data + n->offs[i], len);
+	bad |= add_member_str(&m, "digest", hex);
+	if (bad || jappend(e, "notification", "", &m) < 0)
+		log_error("journal: cannot record a notification", NULL);
+	buf_release(&m);
+	return 1;
 }
 
 int engine_process(struct engine *e, const struct webhook *wh, struct timestamp now,
 		   struct buf *out)
 {
-	struct decision_out d = {out, true};
+	struct decision_out d = {out, true, false};
+	struct alert_notes notes = {BUF_INIT, NULL, NULL};
 	int rc = 0;
-	if (buf_addc(out, '[') < 0)
+	if (buf_addc(out, '[') < 0 || notes_build(wh, &notes) < 0) {
+		notes_release(&notes);
 		return -1;
+	}
 	pthread_mutex_lock(&e->lock);
 	for (size_t i = 0; i < wh->n_alerts && rc == 0; i++) {
 		const struct alert *a = &wh->alerts[i];
 		bool matched = false;
+		d.alert_new = note_alert(e, wh, i, &notes) > 0;
 		for (size_t j = 0; j < e->rules->n_rules && rc == 0; j++) {
 			const struct rule *r = &e->rules->rules[j];
 			if (!rule_matches(r, a))
@@ -678,12 +1009,17 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 			rc = a->status == ALERT_FIRING ? on_firing(e, &d, r, a, now)
 						       : on_resolved(e, &d, r, a, now);
 		}
-		if (!matched && rc == 0)
-			rc = emit(e, &d, a->fingerprint, NULL, NULL, OUTCOME_NO_MATCH,
-				  "no rule matches the alert's labels");
+		if (!matched && rc == 0) {
+			static const char why[] = "no rule matches the alert's labels";
+			if (d.alert_new)
+				journal_decision(e, NULL, NULL, a->fingerprint, OUTCOME_NO_MATCH, why,
+						 NULL, NULL);
+			rc = emit(e, &d, a->fingerprint, NULL, NULL, OUTCOME_NO_MATCH, why);
+		}
 	}
 	open_count(e);
 	pthread_mutex_unlock(&e->lock);
+	notes_release(&notes);
 	if (rc == 0 && buf_addc(out, ']') < 0)
 		rc = -1;
 	return rc;
@@ -699,6 +1035,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	const struct rule *r = find_rule(e, inc->rule_name);
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
+		journal_decision(e, inc, r, "", o, reason, NULL, "firing_for");
 		count_decision(e, r, o);
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, "trigger", "firing_for elapsed", NULL);
@@ -901,6 +1238,11 @@ static int plan_actions_json(struct engine *e, const struct rule *r, const struc
 }
 
 static void run_next_action(struct engine *e, struct incident *inc);
+static void launch_action(struct engine *e, struct incident *inc);
+static void on_started_durable(bool ok, void *arg);
+static void on_started_retry(evutil_socket_t fd, short what, void *arg);
+
+static void enqueue_resume(struct engine *e, struct incident *inc);
 
 static void enqueue_run(struct engine *e, struct incident *inc)
 {
@@ -910,6 +1252,14 @@ static void enqueue_run(struct engine *e, struct incident *inc)
 	incident_clear_actions(inc);
 	inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
 	inc->n_actions = inc->actions ? r->n_actions : 0;
+	enqueue_resume(e, inc);
+}
+
+/* Queue inc's actions from inc->next_action on. */
+static void enqueue_resume(struct engine *e, struct incident *inc)
+{
+	if (!e->base || inc->queued)
+		return;
 	if (e->n_queue == e->alloc_queue) {
 		size_t n = e->alloc_queue ? e->alloc_queue * 2 : 8;
 		struct incident **q = realloc(e->queue, n * sizeof(*q));
@@ -947,8 +1297,10 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 	bool resolved_meanwhile = inc->n_firing == 0;
 	inc->running = false;
 	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
-	if (resolved_meanwhile)
+	if (resolved_meanwhile) {
 		e->n_open--;
+		journal_resolved(e, inc);
+	}
 	e->running--;
 	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
 		 ok ? "rolled_back" : "action_failed", NULL);
@@ -974,14 +1326,20 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 	metric_inc(metrics_child(e->actions_total, inc->rule_name,
 				 rec->type == ACTION_EXEC ? "exec" : "http", result));
 	bool ok = strcmp(result, "ok") == 0;
-	inc->next_action++;
+	size_t index = inc->next_action++;
 	if ((!ok && !(r && r->on_failure_continue)) || inc->next_action >= inc->n_actions) {
 		bool all_ok = true;
 		for (size_t i = 0; i < inc->next_action; i++)
 			all_ok = all_ok && strcmp(inc->actions[i].result, "ok") == 0;
-		finish_incident(e, inc, all_ok && inc->next_action >= inc->n_actions);
+		all_ok = all_ok && inc->next_action >= inc->n_actions;
+		journal_action_finished(e, inc, index, rec,
+					inc->n_firing == 0 ? "resolved"
+					: all_ok	   ? "rolled_back"
+							   : "action_failed");
+		finish_incident(e, inc, all_ok);
 		return;
 	}
+	journal_action_finished(e, inc, index, rec, NULL);
 	run_next_action(e, inc);
 }
 
@@ -1108,6 +1466,77 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
 		return;
 	}
+	/* action_started is durable before anything leaves: after a crash the
+	 * journal tells what may have run, and nothing runs twice. */
+	inc->ready = x;
+	rec->begun = true;
+	uint64_t ticket = 0;
+	if (e->journal) {
+		struct buf m = BUF_INIT;
+		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		int bad = !desc || add_member_str(&m, "rule", inc->rule_name) ||
+			  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode,
+				   inc->next_action) ||
+			  add_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
+			  buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
+				  strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
+			  jappend_redacted(e, "action_started", inc->id, &m, &ticket) < 0;
+		free(desc);
+		buf_release(&m);
+		if (bad)
+			log_error("journal: cannot record an action's start; waiting", NULL);
+		if (journal_wait(e->journal, ticket, e->base, on_started_durable, inc) == 0)
+			return;
+		log_error("journal: out of memory waiting for a record; running anyway", NULL);
+	}
+	launch_action(e, inc);
+}
+
+/* The action_started record is on disk (or the disk failed: retry). */
+static void on_started_durable(bool ok, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	if (ok) {
+		launch_action(e, inc);
+	} else {
+		log_warn("journal unavailable; the action waits for its record", "incident",
+			 inc->id, NULL);
+		struct timeval tv = timestamp_tv(1000);
+		if (!inc->retry)
+			inc->retry = evtimer_new(e->base, on_started_retry, inc);
+		if (inc->retry)
+			evtimer_add(inc->retry, &tv);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void on_started_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	if (journal_wait(e->journal, journal_last_ticket(e->journal), e->base, on_started_durable,
+			 inc) < 0) {
+		struct timeval tv = timestamp_tv(1000);
+		evtimer_add(inc->retry, &tv);
+	}
+}
+
+/* Start the action prepared in inc->ready (under e->lock, on the loop). */
+static void launch_action(struct engine *e, struct incident *inc)
+{
+	const struct rule *r = find_rule(e, inc->rule_name);
+	json_t *x = inc->ready;
+	inc->ready = NULL;
+	struct action_record *rec = &inc->actions[inc->next_action];
+	struct error err = {{0}};
+	if (!r || !x) {
+		action_done(e, inc, rec, "error", "the rule is gone", strlen("the rule is gone"));
+		json_decref(x);
+		return;
+	}
+	const struct action_tpl *at = &r->actions[inc->next_action];
 	log_info("action started", "incident", inc->id, "rule", inc->rule_name, "type",
 		 at->type == ACTION_EXEC ? "exec" : "http", NULL);
 	if (at->type == ACTION_EXEC) {
@@ -1178,6 +1607,302 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	json_decref(x);
 	if (rc < 0)
 		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
+}
+
+/* ---- replay ------------------------------------------------------------- */
+
+/* One parsed journal line: tokens and a scratch area for decoded strings. */
+struct rline {
+	struct engine *e;
+	struct json_doc doc;
+	struct timestamp ts;
+};
+
+static const char *rstr(struct rline *rl, size_t tok, char *dst, size_t dstsz)
+{
+	const struct json_tok *t = &rl->doc.toks[tok];
+	if (!tok || t->kind != JSON_KIND_STRING || t->size + 1 > dstsz)
+		return NULL;
+	json_str_decode(&rl->doc, t, dst);
+	return dst;
+}
+
+static const char *rget(struct rline *rl, const char *name, char *dst, size_t dstsz)
+{
+	return rstr(rl, json_obj_get(&rl->doc, 0, name), dst, dstsz);
+}
+
+static int64_t rgetint(struct rline *rl, const char *name, int64_t dflt)
+{
+	size_t t = json_obj_get(&rl->doc, 0, name);
+	if (!t || rl->doc.toks[t].kind != JSON_KIND_NUMBER || !(rl->doc.toks[t].flags & JSON_TOK_INT))
+		return dflt;
+	return json_int_value(&rl->doc, &rl->doc.toks[t]);
+}
+
+/* An object of strings into owned labels, in record order. */
+static int rlabels(struct rline *rl, const char *name, struct owned_labels *out)
+{
+	size_t o = json_obj_get(&rl->doc, 0, name);
+	labels_free(out);
+	if (!o || rl->doc.toks[o].kind != JSON_KIND_OBJECT)
+		return 0;
+	size_t n = rl->doc.toks[o].size;
+	out->items = n ? calloc(n, sizeof(*out->items)) : NULL;
+	if (n && !out->items)
+		return -1;
+	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
+	     k = json_obj_nextkey(&rl->doc, k)) {
+		const struct json_tok *kt = &rl->doc.toks[k], *vt = &rl->doc.toks[k + 1];
+		if (vt->kind != JSON_KIND_STRING)
+			continue;
+		char *kn = malloc(kt->size + 1), *vv = malloc(vt->size + 1);
+		if (!kn || !vv) {
+			free(kn);
+			free(vv);
+			return -1;
+		}
+		json_str_decode(&rl->doc, kt, kn);
+		json_str_decode(&rl->doc, vt, vv);
+		out->items[out->n++] = (struct label){kn, vv, vt->size};
+	}
+	return 0;
+}
+
+static struct incident *replay_incident(struct rline *rl, const char *id, const char *rule)
+{
+	struct engine *e = rl->e;
+	struct incident *inc = find_incident(e, id);
+	if (inc)
+		return inc;
+	if (strlen(id) != INCIDENT_ID_LEN || !rule)
+		return NULL;
+	inc = calloc(1, sizeof(*inc));
+	if (!inc)
+		return NULL;
+	memcpy(inc->id, id, sizeof(inc->id));
+	inc->engine = e;
+	inc->state = INC_RESOLVED;
+	inc->first_seen = inc->last_seen = rl->ts;
+	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0) {
+		incident_free(inc);
+		return NULL;
+	}
+	inc->next = e->incidents;
+	e->incidents = inc;
+	e->n_incidents++;
+	return inc;
+}
+
+static int replay_decision(struct rline *rl, const char *id)
+{
+	struct engine *e = rl->e;
+	char rule[512], fp[256], outcome[32], state[32], trigger[32];
+	if (!id[0] || !rget(rl, "rule", rule, sizeof(rule)) ||
+	    !rget(rl, "outcome", outcome, sizeof(outcome)) || !rget(rl, "state", state, sizeof(state)))
+		return 0; /* no incident: nothing to rebuild */
+	if (!rget(rl, "fingerprint", fp, sizeof(fp)))
+		fp[0] = '\0';
+	struct incident *inc = replay_incident(rl, id, rule);
+	int st = state_parse(state);
+	if (!inc || st < 0)
+		return inc ? 0 : -1;
+	int episode = (int)rgetint(rl, "episode", inc->episode);
+	inc->last_seen = rl->ts;
+	if (episode != inc->episode) { /* a new episode */
+		inc->episode = episode;
+		inc->episode_start = rl->ts;
+		incident_clear_actions(inc);
+		incident_clear_firing(inc);
+		free(inc->acknowledged_by);
+		inc->acknowledged_by = NULL;
+	}
+	if (strcmp(outcome, "resolved") == 0)
+		remove_firing_fp(inc, fp);
+	else if (fp[0] && strcmp(outcome, "no_match") != 0 && add_firing_fp(inc, fp) < 0)
+		return -1;
+	inc->state = (enum incident_state)st;
+	inc->decided = st != INC_PENDING && st != INC_RESOLVED;
+	if (json_obj_get(&rl->doc, 0, "labels") &&
+	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
+	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
+		return -1;
+	if (strcmp(outcome, "acting") == 0) {
+		inc->has_acted = true;
+		inc->last_acted = rl->ts;
+		note_acted(e, ts_ms(rl->ts));
+		const struct rule *r = find_rule(e, rule);
+		incident_clear_actions(inc);
+		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
+		inc->n_actions = inc->actions ? r->n_actions : 0;
+	}
+	(void)rget(rl, "trigger", trigger, sizeof(trigger));
+	return 0;
+}
+
+static struct action_record *replay_action(struct rline *rl, struct incident *inc)
+{
+	int64_t index = rgetint(rl, "index", -1);
+	if (!inc || index < 0 || (size_t)index >= inc->n_actions ||
+	    rgetint(rl, "episode", -1) != inc->episode)
+		return NULL;
+	return &inc->actions[index];
+}
+
+static int replay_line(struct rline *rl)
+{
+	struct engine *e = rl->e;
+	char type[40], id[64], buf[64];
+	if (!rget(rl, "type", type, sizeof(type)) || !rget(rl, "incident", id, sizeof(id)))
+		return 0;
+	if (rget(rl, "ts", buf, sizeof(buf)))
+		timestamp_parse(buf, strlen(buf), &rl->ts);
+	if (strcmp(type, "notification") == 0) {
+		char fp[256], hex[40];
+		unsigned char d[16];
+		if (rget(rl, "fingerprint", fp, sizeof(fp)) && rget(rl, "digest", hex, sizeof(hex)) &&
+		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) == 0)
+			return seen_put(&e->seen, fp_key(fp), d) < 0 ? -1 : 0;
+		return 0;
+	}
+	if (strcmp(type, "decision") == 0)
+		return replay_decision(rl, id);
+	if (strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0) {
+		e->paused = type[0] == 'p';
+		return 0;
+	}
+	struct incident *inc = id[0] ? find_incident(e, id) : NULL;
+	if (!inc)
+		return 0;
+	if (strcmp(type, "action_started") == 0) {
+		struct action_record *a = replay_action(rl, inc);
+		char action[8];
+		if (a) {
+			a->begun = true;
+			a->started = rl->ts;
+			a->type = rget(rl, "action", action, sizeof(action)) &&
+					  strcmp(action, "http") == 0
+				  ? ACTION_HTTP
+				  : ACTION_EXEC;
+		}
+	} else if (strcmp(type, "action_finished") == 0) {
+		struct action_record *a = replay_action(rl, inc);
+		char result[16], state[32];
+		if (a) {
+			static const char *const results[] = {"ok",      "failed",      "timeout",
+							      "error",   "unknown",     "interrupted"};
+			a->done = true;
+			a->finished = rl->ts;
+			a->result = "error";
+			if (rget(rl, "result", result, sizeof(result)))
+				for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+					if (strcmp(result, results[i]) == 0)
+						a->result = results[i];
+			a->exit_code = (int)rgetint(rl, "exit_code", -1);
+			a->status_code = (int)rgetint(rl, "status_code", 0);
+			size_t t = json_obj_get(&rl->doc, 0, "output");
+			if (t && rl->doc.toks[t].kind == JSON_KIND_STRING &&
+			    (a->output = malloc(rl->doc.toks[t].size + 1)))
+				json_str_decode(&rl->doc, &rl->doc.toks[t], a->output);
+			inc->next_action = (size_t)(a - inc->actions) + 1;
+		}
+		int st;
+		if (rget(rl, "incident_state", state, sizeof(state)) && (st = state_parse(state)) >= 0)
+			inc->state = (enum incident_state)st;
+	} else if (strcmp(type, "resolved") == 0) {
+		inc->state = INC_RESOLVED;
+		incident_clear_firing(inc);
+	} else if (strcmp(type, "incident_state") == 0) {
+		int st;
+		if (rget(rl, "state", buf, sizeof(buf)) && (st = state_parse(buf)) >= 0)
+			inc->state = (enum incident_state)st;
+	} else if (strcmp(type, "ack") == 0) {
+		char by[256];
+		if (rget(rl, "by", by, sizeof(by))) {
+			free(inc->acknowledged_by);
+			inc->acknowledged_by = strdup(by);
+		}
+	}
+	return 0;
+}
+
+int engine_replay(const struct journal_line *line, void *arg)
+{
+	struct engine *e = arg;
+	size_t need = JSON_TOKENS_ENOUGH(line->len);
+	if (need > e->rtoks_cap) {
+		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
+		if (!t)
+			return -1;
+		e->rtoks = t;
+		e->rtoks_cap = need;
+	}
+	struct rline rl = {.e = e};
+	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
+	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
+		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
+			 NULL);
+		return 0;
+	}
+	pthread_mutex_lock(&e->lock);
+	int rc = replay_line(&rl);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+/* After replay: what a crash cut off becomes unknown (never re-run); what
+ * was decided but never started runs now; pending incidents get their
+ * firing_for timers back. */
+int engine_attach_journal(struct engine *e, struct journal *j)
+{
+	struct timestamp now = timestamp_now();
+	free(e->rtoks);
+	e->rtoks = NULL;
+	e->rtoks_cap = 0;
+	pthread_mutex_lock(&e->lock);
+	e->journal = j;
+	e->n_open = 0;
+	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+		if (inc->state != INC_RESOLVED)
+			e->n_open++;
+		if (inc->state == INC_PENDING) {
+			const struct rule *r = find_rule(e, inc->rule_name);
+			if (r) {
+				struct timestamp at = inc->episode_start;
+				at.sec += r->firing_for_ms / 1000;
+				arm_timer(e, inc, at, now);
+			}
+			continue;
+		}
+		if (inc->state != INC_ACTING)
+			continue;
+		bool cut = false;
+		for (size_t i = 0; i < inc->n_actions; i++) {
+			struct action_record *a = &inc->actions[i];
+			if (!a->begun || a->done)
+				continue;
+			static const char msg[] =
+				"rollbackd stopped before this action finished; it is not run again";
+			a->done = true;
+			a->result = "unknown";
+			a->finished = now;
+			a->output = strdup(msg);
+			cut = true;
+			inc->state = INC_UNKNOWN;
+			journal_action_finished(e, inc, i, a, "unknown");
+			log_warn("action cut off by a restart; not re-run", "incident", inc->id,
+				 "rule", inc->rule_name, NULL);
+		}
+		if (!cut && e->base && inc->next_action < inc->n_actions) {
+			log_info("resuming actions decided before the restart", "incident", inc->id,
+				 NULL);
+			enqueue_resume(e, inc);
+		}
+	}
+	metric_set(e->paused_gauge, e->paused);
+	open_count(e);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
 }
 
 /* ---- queries and controls ---------------------------------------------- */
@@ -1257,6 +1982,12 @@ int engine_incident_json(struct engine *e, const char *id, struct buf *out)
 void engine_set_paused(struct engine *e, bool paused)
 {
 	pthread_mutex_lock(&e->lock);
+	if (e->paused != paused) {
+		struct buf m = BUF_INIT;
+		if (add_member_str(&m, "by", "api") || jappend(e, paused ? "pause" : "resume", "", &m) < 0)
+			log_error("journal: cannot record pause/resume", NULL);
+		buf_release(&m);
+	}
 	e->paused = paused;
 	metric_set(e->paused_gauge, paused);
 	pthread_mutex_unlock(&e->lock);
@@ -1278,10 +2009,17 @@ int engine_approve(struct engine *e, const char *id, const char *by)
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc = find_incident(e, id);
 	if (inc && inc->state == INC_AWAITING_APPROVAL) {
+		struct buf m = BUF_INIT;
+		if (add_member_str(&m, "by", by) || add_member_str(&m, "via", "link") ||
+		    jappend(e, "approve", inc->id, &m) < 0)
+			log_error("journal: cannot record an approval", NULL);
+		buf_release(&m);
 		inc->state = INC_ACTING;
 		inc->has_acted = true;
 		inc->last_acted = timestamp_now();
 		note_acted(e, ts_ms(inc->last_acted));
+		journal_decision(e, inc, find_rule(e, inc->rule_name), "", OUTCOME_ACTING,
+				 "approved", NULL, "approved");
 		log_info("approved", "incident", id, "by", by, NULL);
 		enqueue_run(e, inc);
 		rc = 0;

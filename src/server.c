@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -40,6 +41,7 @@
 
 #include "rollbackd/api.h"
 #include "rollbackd/engine.h"
+#include "rollbackd/journal.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/timestamp.h"
 #include "rollbackd/log.h"
@@ -153,6 +155,7 @@ struct server {
 	const struct config *cfg;
 	struct ruleset rules;
 	struct engine *engine;
+	struct journal *journal;
 	struct api *api;
 	_Atomic int n_conns;     /* open connections, all workers */
 	pthread_mutex_t pause_lock;
@@ -549,6 +552,42 @@ static bool is_loopback(const struct sockaddr *sa)
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
+/* Replay the journal into the engine, then journal from here on: the
+ * start, and the rules this process decides with. */
+static int open_journal(struct server *srv, struct error *err)
+{
+	const struct config *cfg = srv->cfg;
+	struct journal_options jo = {
+		.state_dir = cfg->state_dir,
+		.segment_bytes = cfg->journal.segment_bytes,
+		.replay = engine_replay,
+		.replay_arg = srv->engine,
+	};
+	int64_t t0 = timestamp_mono_ms();
+	if (journal_open(&jo, &srv->journal, err) < 0)
+		return error_prefix(err, "journal: ");
+	char ms[24], seq[24];
+	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)journal_seq(srv->journal));
+	log_info("journal replayed", "state_dir", cfg->state_dir, "records", seq, "ms", ms, NULL);
+	struct buf m = BUF_INIT;
+	int bad = buf_adds(&m, ",\"version\":\"" ROLLBACKD_VERSION "\"") |
+		  buf_addf(&m, ",\"pid\":%d", (int)getpid());
+	bad |= bad ? 0 : journal_append(srv->journal, "started", "", m.data, m.len, NULL);
+	buf_reset(&m);
+	bad |= buf_adds(&m, ",\"rules_path\":") |
+	       buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
+	       buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":false",
+			srv->rules.n_rules, srv->rules.digest, cfg->dry_run ? "true" : "false");
+	bad |= bad ? 0 : journal_append(srv->journal, "config_loaded", "", m.data, m.len, NULL);
+	buf_release(&m);
+	if (bad)
+		return error_set(err, "journal: cannot record the start");
+	engine_attach_journal(srv->engine, srv->journal);
+	api_set_journal(srv->api, srv->journal);
+	return 0;
+}
+
 int server_run(const struct config *cfg, struct error *err)
 {
 	struct server srv = {.cfg = cfg, .pause_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -600,6 +639,8 @@ int server_run(const struct config *cfg, struct error *err)
 		error_set(err, "out of memory");
 		goto out;
 	}
+	if (open_journal(&srv, err) < 0)
+		goto out;
 	atomic_store(&api_for_errors, srv.api);
 	char nrules[16];
 	snprintf(nrules, sizeof(nrules), "%zu", srv.rules.n_rules);
@@ -654,6 +695,7 @@ out:
 	if (srv.sig_pipe)
 		event_free(srv.sig_pipe);
 	atomic_store(&api_for_errors, NULL);
+	journal_close(srv.journal, 5000); /* the loops are over: flush what is left */
 	api_free(srv.api);
 	engine_free(srv.engine); /* before the base its events live on */
 	for (int i = 0; srv.workers && i < srv.n_workers; i++)

@@ -31,6 +31,11 @@ void api_send_error(struct evhttp_request *req, int status, const char *code,
 /* Count a request refused by evhttp for its size (api may be NULL). */
 void api_count_too_large(struct api *api);
 
+/* Make POST /v1/alerts (and pause/resume) answer only once their journal
+ * records are durable, 503 journal_unavailable when they cannot be. */
+struct journal;
+void api_set_journal(struct api *api, struct journal *j);
+
 /* Readiness as /readyz reports it. */
 void api_set_ready(struct api *api, bool ready);
 

@@ -71,6 +71,18 @@ bool engine_paused(struct engine *e);
  * 0 when approved now, 1 when it was not awaiting approval. */
 int engine_approve(struct engine *e, const char *id, const char *by);
 
+/* Journal replay (journal_open's replay callback, arg = the engine):
+ * rebuilds incidents, episodes, cooldowns, the hourly cap, pause and what
+ * was already journaled. */
+struct journal_line;
+struct journal;
+int engine_replay(const struct journal_line *line, void *arg);
+
+/* After replay, journal every step into j from now on. Actions that were
+ * started but never finished become "unknown" (journaled, never re-run);
+ * actions decided but not started run; firing_for timers are re-armed. */
+int engine_attach_journal(struct engine *e, struct journal *j);
+
 /* Actions running right now (for shutdown and /readyz). */
 int engine_running_actions(struct engine *e);
 

@@ -1,0 +1,812 @@
+/*
+ * journal: append, chain, group-commit and read the audit log (SPEC §8).
+ *
+ * Appenders format a record, chain it (BLAKE2b-256 over B, prev = the last
+ * hash) and add the line to an in-memory batch under j->lock: cheap, no
+ * I/O. The writer thread swaps the batch out, writes it with one write()
+ * and makes it durable with one fdatasync(), then wakes the waiters on
+ * their own event bases. A failed write or sync truncates the file back to
+ * the last durable byte and keeps the batch to retry, so the file never
+ * holds half a record and no accepted record is dropped.
+ */
+#include "rollbackd/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "rollbackd/buf.h"
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+#include "rollbackd/timestamp.h"
+
+#define HASH_BYTES 32
+#define HASH_SUFFIX_LEN (sizeof(",\"hash\":\"") - 1 + JOURNAL_HASH_HEX + 2) /* 75 */
+#define PREV_MEMBER_LEN (sizeof(",\"prev\":\"") - 1 + JOURNAL_HASH_HEX + 1)   /* 74 */
+#define READ_CHUNK (1u << 20)
+#define MAX_PENDING (256u << 20) /* records buffered while the disk fails */
+#define RETRY_MS 1000
+
+static const char zero_hash[JOURNAL_HASH_HEX + 1] =
+	"0000000000000000000000000000000000000000000000000000000000000000";
+
+static void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static bool is_lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+struct segment {
+	char *path;
+	uint64_t number; /* UINT64_MAX: the current file */
+};
+
+struct journal_reader {
+	struct segment *segs;
+	size_t n_segs, cur;
+	int fd;
+	char *buf;          /* READ_CHUNK + JOURNAL_MAX_LINE */
+	size_t start, end;  /* unread bytes buf[start..end) */
+	uint64_t buf_off;   /* file offset of buf[start] */
+	bool eof;
+};
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct segment *x = a, *y = b;
+	return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* "journal.000012.jsonl" -> 12 */
+static bool segment_number(const char *name, uint64_t *n)
+{
+	const char *p = name + strlen("journal.");
+	if (strncmp(name, "journal.", 8) != 0)
+		return false;
+	size_t digits = strspn(p, "0123456789");
+	if (digits < 6 || digits > 18 || strcmp(p + digits, ".jsonl") != 0)
+		return false;
+	*n = strtoull(p, NULL, 10);
+	return true;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t dl = strlen(dir);
+	char *p = malloc(dl + strlen(name) + 2);
+	if (p)
+		sprintf(p, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", name);
+	return p;
+}
+
+/* The directory of a journal path: the path itself when it is a directory. */
+static char *journal_dir(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return strdup(path);
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static int list_segments(const char *dir, struct segment **out, size_t *n_out,
+			 struct error *err)
+{
+	struct segment *segs = NULL;
+	size_t n = 0, alloc = 0;
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT) {
+			*out = NULL;
+			*n_out = 0;
+			return 0;
+		}
+		return error_set(err, "%s: %s", dir, strerror(errno));
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t num;
+		if (strcmp(de->d_name, JOURNAL_FILE) == 0)
+			num = UINT64_MAX;
+		else if (!segment_number(de->d_name, &num))
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 8;
+			struct segment *s = realloc(segs, alloc * sizeof(*s));
+			if (!s)
+				goto oom;
+			segs = s;
+		}
+		segs[n].number = num;
+		if (!(segs[n].path = path_join(dir, de->d_name)))
+			goto oom;
+		n++;
+	}
+	closedir(d);
+	qsort(segs, n, sizeof(*segs), seg_cmp);
+	*out = segs;
+	*n_out = n;
+	return 0;
+oom:
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(segs[i].path);
+	free(segs);
+	return error_set(err, "out of memory");
+}
+
+int journal_reader_open(const char *path, struct journal_reader **out, struct error *err)
+{
+	struct journal_reader *r = calloc(1, sizeof(*r));
+	char *dir = journal_dir(path);
+	if (!r || !dir || !(r->buf = malloc(READ_CHUNK + JOURNAL_MAX_LINE + 1))) {
+		free(dir);
+		journal_reader_free(r);
+		return error_set(err, "out of memory");
+	}
+	r->fd = -1;
+	if (list_segments(dir, &r->segs, &r->n_segs, err) < 0) {
+		free(dir);
+		journal_reader_free(r);
+		return -1;
+	}
+	free(dir);
+	*out = r;
+	return 0;
+}
+
+void journal_reader_free(struct journal_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	for (size_t i = 0; i < r->n_segs; i++)
+		free(r->segs[i].path);
+	free(r->segs);
+	free(r->buf);
+	free(r);
+}
+
+int journal_reader_next(struct journal_reader *r, struct journal_line *line, bool *torn,
+			struct error *err)
+{
+	*torn = false;
+	for (;;) {
+		if (r->fd < 0) {
+			if (r->cur >= r->n_segs)
+				return 0;
+			r->fd = open(r->segs[r->cur].path, O_RDONLY | O_CLOEXEC);
+			if (r->fd < 0)
+				return error_set(err, "%s: %s", r->segs[r->cur].path,
+						 strerror(errno));
+			r->start = r->end = 0;
+			r->buf_off = 0;
+			r->eof = false;
+		}
+		char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+		if (nl) {
+			line->text = r->buf + r->start;
+			line->len = (size_t)(nl - line->text);
+			line->segment = r->segs[r->cur].path;
+			line->offset = r->buf_off;
+			r->buf_off += line->len + 1;
+			r->start += line->len + 1;
+			return 1;
+		}
+		if (r->end - r->start > JOURNAL_MAX_LINE)
+			return error_set(err, "%s: offset %" PRIu64 ": line longer than %u bytes",
+					 r->segs[r->cur].path, r->buf_off, JOURNAL_MAX_LINE);
+		if (r->eof) {
+			if (r->end > r->start) { /* a last line without its newline */
+				line->text = r->buf + r->start;
+				line->len = r->end - r->start;
+				line->segment = r->segs[r->cur].path;
+				line->offset = r->buf_off;
+				r->buf_off += line->len;
+				r->start = r->end;
+				*torn = true;
+				return 1;
+			}
+			close(r->fd);
+			r->fd = -1;
+			r->cur++;
+			continue;
+		}
+		/* Slide the partial line to the front and read more. */
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+		ssize_t got = read(r->fd, r->buf + r->end, READ_CHUNK);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return error_set(err, "%s: %s", r->segs[r->cur].path, strerror(errno));
+		}
+		if (got == 0)
+			r->eof = true;
+		r->end += (size_t)got;
+	}
+}
+
+int journal_check_line(const char *text, size_t len, const char *prev_hex, uint64_t want_seq,
+		       uint64_t *seq, char hash_hex[JOURNAL_HASH_HEX + 1], struct error *err)
+{
+	static const char head[] = "{\"seq\":";
+	if (len < sizeof(head) + HASH_SUFFIX_LEN + PREV_MEMBER_LEN)
+		return error_set(err, "too short to be a record");
+	size_t blen = len - HASH_SUFFIX_LEN; /* B without its final '}' */
+	const char *h = text + blen;
+	if (memcmp(h, ",\"hash\":\"", 9) != 0 || memcmp(text + len - 2, "\"}", 2) != 0 ||
+	    !is_lower_hex(h + 9, JOURNAL_HASH_HEX))
+		return error_set(err, "no \"hash\" member at the end of the line");
+	if (memcmp(text, head, sizeof(head) - 1) != 0)
+		return error_set(err, "does not start with {\"seq\":");
+	const char *p = text + blen - PREV_MEMBER_LEN;
+	if (memcmp(p, ",\"prev\":\"", 9) != 0 || text[blen - 1] != '"' ||
+	    !is_lower_hex(p + 9, JOURNAL_HASH_HEX))
+		return error_set(err, "no \"prev\" member before \"hash\"");
+
+	unsigned char digest[HASH_BYTES];
+	char got[JOURNAL_HASH_HEX + 1];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, sizeof(digest));
+	crypto_generichash_update(&st, (const unsigned char *)text, blen);
+	crypto_generichash_update(&st, (const unsigned char *)"}", 1);
+	crypto_generichash_final(&st, digest, sizeof(digest));
+	hex_encode(digest, sizeof(digest), got);
+
+	uint64_t n = 0;
+	const char *q = text + sizeof(head) - 1;
+	size_t digits = 0;
+	while (q + digits < p && q[digits] >= '0' && q[digits] <= '9' && digits < 19)
+		n = n * 10 + (uint64_t)(q[digits++] - '0');
+	if (digits == 0 || q[digits] != ',')
+		return error_set(err, "\"seq\" is not a number");
+	*seq = n;
+	if (memcmp(got, h + 9, JOURNAL_HASH_HEX) != 0)
+		return error_set(err, "seq %" PRIu64 ": hash does not match the record", n);
+	if (want_seq && n != want_seq)
+		return error_set(err, "seq %" PRIu64 ": expected seq %" PRIu64, n, want_seq);
+	if (prev_hex && memcmp(p + 9, prev_hex, JOURNAL_HASH_HEX) != 0)
+		return error_set(err, "seq %" PRIu64 ": \"prev\" is not the previous record's hash",
+				 n);
+	memcpy(hash_hex, got, sizeof(got));
+	return 0;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+struct waiter {
+	uint64_t ticket;
+	struct event_base *base;
+	void (*cb)(bool ok, void *arg);
+	void *arg;
+	bool ok;
+	struct waiter *next;
+};
+
+struct journal {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	char *dir, *path;
+	uint64_t segment_bytes;
+	int fd;
+	uint64_t size;        /* durable bytes of the current file */
+	uint64_t next_segment;
+	/* chain */
+	uint64_t seq;
+	char prev[JOURNAL_HASH_HEX + 1];
+	/* tickets: appended > batch being written >= durable */
+	uint64_t appended, durable;
+	struct buf pending;   /* lines not yet handed to the writer */
+	size_t pending_records;
+	bool failed;
+	char last_error[600];
+	struct waiter *waiters;
+	bool stop;
+	int stop_timeout_ms;
+	pthread_t thread;
+	bool thread_started;
+	struct metric_child *records_total;
+	struct metric_child *fsync_seconds;
+	struct metric_child *errors_total;
+};
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+static void waiter_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter *w = arg;
+	w->cb(w->ok, w->arg);
+	free(w);
+}
+
+/* Hand a waiter to its loop (any thread may call this). */
+static void waiter_schedule(struct waiter *w, bool ok)
+{
+	struct timeval now = {0, 0};
+	w->ok = ok;
+	if (event_base_once(w->base, -1, EV_TIMEOUT, waiter_fire, w, &now) < 0) {
+		log_error("journal: cannot schedule a waiter; its request stays unanswered", NULL);
+		free(w);
+	}
+}
+
+/* Under j->lock: wake every waiter whose ticket is settled. */
+static void settle_waiters(struct journal *j, uint64_t through, bool ok)
+{
+	struct waiter **pp = &j->waiters;
+	while (*pp) {
+		struct waiter *w = *pp;
+		if (w->ticket <= through) {
+			*pp = w->next;
+			waiter_schedule(w, ok);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int open_current(struct journal *j, struct error *err)
+{
+	j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (j->fd < 0)
+		return error_set(err, "%s: %s", j->path, strerror(errno));
+	struct stat st;
+	if (fstat(j->fd, &st) < 0)
+		return error_set(err, "%s: %s", j->path, strerror(errno));
+	j->size = (uint64_t)st.st_size;
+	if (fsync_dir(j->dir) < 0)
+		return error_set(err, "%s: fsync: %s", j->dir, strerror(errno));
+	return 0;
+}
+
+/* After a durable batch: start a new segment once the current one is full.
+ * The chain simply continues: the next record's prev is the last hash. */
+static void maybe_rotate(struct journal *j)
+{
+	if (!j->segment_bytes || j->size < j->segment_bytes)
+		return;
+	char name[64];
+	snprintf(name, sizeof(name), "journal.%06" PRIu64 ".jsonl", j->next_segment);
+	char *to = path_join(j->dir, name);
+	struct error err = {{0}};
+	if (!to)
+		return;
+	if (rename(j->path, to) < 0) {
+		log_error("journal: cannot start a new segment", "error", strerror(errno), NULL);
+		free(to);
+		return;
+	}
+	free(to);
+	close(j->fd);
+	j->fd = -1;
+	j->next_segment++;
+	if (open_current(j, &err) < 0) {
+		log_error("journal: cannot open the new segment", "error", err.msg, NULL);
+		j->failed = true;
+		snprintf(j->last_error, sizeof(j->last_error), "%s", err.msg);
+		return;
+	}
+	log_info("journal: new segment", "closed", name, NULL);
+}
+
+static void *writer_main(void *arg)
+{
+	struct journal *j = arg;
+	struct buf batch = BUF_INIT;
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		while (j->pending.len == 0 && !j->stop)
+			pthread_cond_wait(&j->wake, &j->lock);
+		if (j->pending.len == 0)
+			break;
+		/* Take the whole batch; appenders start a new one meanwhile. */
+		struct buf tmp = j->pending;
+		j->pending = batch;
+		batch = tmp;
+		buf_reset(&j->pending);
+		size_t records = j->pending_records;
+		j->pending_records = 0;
+		uint64_t through = j->appended;
+		int fd = j->fd;
+		uint64_t size = j->size;
+		pthread_mutex_unlock(&j->lock);
+
+		int64_t t0 = timestamp_mono_ms();
+		int werr = 0;
+		if (fd < 0)
+			werr = EBADF;
+		else if (write_all(fd, batch.data, batch.len) < 0 || fdatasync(fd) < 0)
+			werr = errno;
+		if (werr && fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+			(void)fdatasync(fd); /* nothing half-written stays behind */
+		if (!werr)
+			metric_observe(j->fsync_seconds,
+				       (double)(timestamp_mono_ms() - t0) / 1000.0);
+
+		pthread_mutex_lock(&j->lock);
+		if (!werr) {
+			j->size += batch.len;
+			j->durable = through;
+			metric_add(j->records_total, (int64_t)records);
+			if (j->failed)
+				log_info("journal: writing again", NULL);
+			j->failed = false;
+			j->last_error[0] = '\0';
+			settle_waiters(j, through, true);
+			buf_reset(&batch);
+			maybe_rotate(j);
+			continue;
+		}
+		/* Put the batch back in front of what arrived meanwhile. */
+		if (buf_add(&batch, j->pending.data ? j->pending.data : "", j->pending.len) == 0) {
+			tmp = j->pending;
+			j->pending = batch;
+			batch = tmp;
+			buf_reset(&batch);
+			j->pending_records += records;
+		} else {
+			log_error("journal: out of memory keeping a failed batch", NULL);
+		}
+		if (!j->failed)
+			log_error("journal: write failed; answering 503 until it works again",
+				  "error", strerror(werr), NULL);
+		j->failed = true;
+		metric_inc(j->errors_total);
+		snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->path, strerror(werr));
+		settle_waiters(j, through, false);
+		if (j->stop && j->stop_timeout_ms <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += RETRY_MS / 1000;
+		pthread_cond_timedwait(&j->wake, &j->lock, &ts);
+		if (j->stop)
+			j->stop_timeout_ms -= RETRY_MS;
+	}
+	/* Whoever still waits will not be written. */
+	settle_waiters(j, UINT64_MAX, false);
+	pthread_mutex_unlock(&j->lock);
+	buf_release(&batch);
+	return NULL;
+}
+
+static int append_locked(struct journal *j, const char *type, const char *incident,
+			 const char *members, size_t members_len, uint64_t *ticket)
+{
+	char ts[TIMESTAMP_STRLEN];
+	timestamp_format(timestamp_now(), ts, sizeof(ts));
+	if (j->pending.len > MAX_PENDING)
+		return -1;
+	size_t mark = j->pending.len;
+	struct buf *b = &j->pending;
+	int bad = buf_addf(b, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"type\":", j->seq + 1, ts) |
+		  buf_add_json_str(b, type, strlen(type)) | buf_adds(b, ",\"incident\":") |
+		  buf_add_json_str(b, incident, strlen(incident)) |
+		  buf_add(b, members, members_len) | buf_adds(b, ",\"prev\":\"") |
+		  buf_adds(b, j->prev) | buf_adds(b, "\"}");
+	if (bad) {
+		if (b->data) {
+			b->len = mark;
+			b->data[mark] = '\0';
+		}
+		return -1;
+	}
+	size_t blen = b->len - mark;
+	if (blen + HASH_SUFFIX_LEN > JOURNAL_MAX_LINE || memchr(b->data + mark, '\n', blen)) {
+		b->len = mark;
+		b->data[mark] = '\0';
+		return -1;
+	}
+	unsigned char digest[HASH_BYTES];
+	char hex[JOURNAL_HASH_HEX + 1];
+	crypto_generichash(digest, sizeof(digest), (const unsigned char *)b->data + mark, blen,
+			   NULL, 0);
+	hex_encode(digest, sizeof(digest), hex);
+	b->len--; /* drop B's final '}' */
+	if (buf_adds(b, ",\"hash\":\"") | buf_adds(b, hex) | buf_adds(b, "\"}\n")) {
+		b->len = mark;
+		b->data[mark] = '\0';
+		return -1;
+	}
+	j->seq++;
+	memcpy(j->prev, hex, sizeof(hex));
+	j->appended++;
+	j->pending_records++;
+	if (ticket)
+		*ticket = j->appended;
+	return 0;
+}
+
+int journal_append(struct journal *j, const char *type, const char *incident,
+		   const char *members, size_t members_len, uint64_t *ticket)
+{
+	pthread_mutex_lock(&j->lock);
+	int r = append_locked(j, type, incident ? incident : "", members ? members : "",
+			      members ? members_len : 0, ticket);
+	if (r == 0)
+		pthread_cond_signal(&j->wake);
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		log_error("journal: cannot append a record", "type", type, NULL);
+	return r;
+}
+
+uint64_t journal_last_ticket(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	uint64_t t = j->appended;
+	pthread_mutex_unlock(&j->lock);
+	return t;
+}
+
+bool journal_durable(struct journal *j, uint64_t ticket)
+{
+	pthread_mutex_lock(&j->lock);
+	bool d = ticket <= j->durable;
+	pthread_mutex_unlock(&j->lock);
+	return d;
+}
+
+bool journal_available(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	bool ok = !j->failed;
+	pthread_mutex_unlock(&j->lock);
+	return ok;
+}
+
+uint64_t journal_seq(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	uint64_t s = j->seq;
+	pthread_mutex_unlock(&j->lock);
+	return s;
+}
+
+void journal_last_error(struct journal *j, char *out, size_t outsz)
+{
+	pthread_mutex_lock(&j->lock);
+	snprintf(out, outsz, "%s", j->last_error);
+	pthread_mutex_unlock(&j->lock);
+}
+
+int journal_wait(struct journal *j, uint64_t ticket, struct event_base *base,
+		 void (*cb)(bool ok, void *arg), void *arg)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -1;
+	w->ticket = ticket;
+	w->base = base;
+	w->cb = cb;
+	w->arg = arg;
+	pthread_mutex_lock(&j->lock);
+	if (ticket <= j->durable) {
+		waiter_schedule(w, true);
+	} else if (j->failed) {
+		waiter_schedule(w, false); /* do not hold a request for a failing disk */
+	} else {
+		w->next = j->waiters;
+		j->waiters = w;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+/* Verify and replay every record; find where the current file's good part
+ * ends. A bad last line of the current file is a write cut short: cut it. */
+static int replay_all(struct journal *j, const struct journal_options *opt, uint64_t *cut_at,
+		      uint64_t *cut_bytes, struct error *err)
+{
+	struct journal_reader *r;
+	struct journal_line line;
+	bool torn;
+	uint64_t seq = 0;
+	char prev[JOURNAL_HASH_HEX + 1], hash[JOURNAL_HASH_HEX + 1];
+	memcpy(prev, zero_hash, sizeof(prev));
+	*cut_at = UINT64_MAX;
+	*cut_bytes = 0;
+	if (journal_reader_open(j->dir, &r, err) < 0)
+		return -1;
+	for (size_t i = 0; i < r->n_segs; i++)
+		if (r->segs[i].number != UINT64_MAX && r->segs[i].number >= j->next_segment)
+			j->next_segment = r->segs[i].number + 1;
+	int rc = 0;
+	for (;;) {
+		int got = journal_reader_next(r, &line, &torn, err);
+		if (got <= 0) {
+			rc = got;
+			break;
+		}
+		struct error lerr = {{0}};
+		uint64_t s;
+		bool in_current = strcmp(line.segment, j->path) == 0;
+		if (torn || journal_check_line(line.text, line.len, prev, seq + 1, &s, hash,
+					       &lerr) < 0) {
+			uint64_t off = line.offset, len = line.len;
+			struct journal_line more;
+			bool more_torn;
+			if (in_current && journal_reader_next(r, &more, &more_torn, err) == 0) {
+				*cut_at = off;
+				*cut_bytes = len + (torn ? 0 : 1);
+				break;
+			}
+			rc = error_set(err,
+				       "%s: offset %" PRIu64 ": record seq %" PRIu64
+				       " is bad (%s); run 'rollbackd audit verify' and move the "
+				       "journal aside to start",
+				       line.segment, off, seq + 1, lerr.msg);
+			break;
+		}
+		seq = s;
+		memcpy(prev, hash, sizeof(prev));
+		if (opt->replay && opt->replay(&line, opt->replay_arg) < 0) {
+			rc = error_set(err, "%s: offset %" PRIu64 ": cannot replay seq %" PRIu64,
+				       line.segment, line.offset, s);
+			break;
+		}
+	}
+	journal_reader_free(r);
+	j->seq = seq;
+	memcpy(j->prev, prev, sizeof(prev));
+	return rc;
+}
+
+int journal_open(const struct journal_options *opt, struct journal **out, struct error *err)
+{
+	static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					0.1,    0.25,  0.5,    1,     2.5};
+	struct journal *j = calloc(1, sizeof(*j));
+	if (!j)
+		return error_set(err, "out of memory");
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->wake, NULL);
+	j->fd = -1;
+	j->next_segment = 1;
+	j->segment_bytes = opt->segment_bytes;
+	buf_init(&j->pending, 0);
+	if (mkdir(opt->state_dir, 0750) < 0 && errno != EEXIST) {
+		error_set(err, "state_dir '%s': %s", opt->state_dir, strerror(errno));
+		goto fail;
+	}
+	j->dir = strdup(opt->state_dir);
+	j->path = path_join(opt->state_dir, JOURNAL_FILE);
+	if (!j->dir || !j->path) {
+		error_set(err, "out of memory");
+		goto fail;
+	}
+	uint64_t cut_at, cut_bytes;
+	if (replay_all(j, opt, &cut_at, &cut_bytes, err) < 0)
+		goto fail;
+	if (cut_at != UINT64_MAX) {
+		if (truncate(j->path, (off_t)cut_at) < 0) {
+			error_set(err, "%s: cannot truncate the torn last line: %s", j->path,
+				  strerror(errno));
+			goto fail;
+		}
+		log_warn("journal: truncated a torn last line", "path", j->path, NULL);
+	}
+	if (open_current(j, err) < 0)
+		goto fail;
+	if (cut_at != UINT64_MAX) {
+		char m[160];
+		int n = snprintf(m, sizeof(m),
+				 ",\"segment\":\"" JOURNAL_FILE "\",\"offset\":%" PRIu64
+				 ",\"bytes\":%" PRIu64,
+				 cut_at, cut_bytes);
+		if (append_locked(j, "journal_truncated", "", m, (size_t)n, NULL) < 0) {
+			error_set(err, "out of memory");
+			goto fail;
+		}
+	}
+	struct metric_family *rec = metrics_register(METRIC_COUNTER, "journal_records_total",
+						     "Records made durable in the journal.", NULL,
+						     NULL, 0);
+	struct metric_family *fs = metrics_register(
+		METRIC_HISTOGRAM, "journal_fsync_seconds",
+		"Time of one group commit (write + fdatasync).", NULL, bounds,
+		sizeof(bounds) / sizeof(bounds[0]));
+	struct metric_family *je = metrics_register(
+		METRIC_COUNTER, "journal_errors_total",
+		"Failed journal writes or syncs (each answered 503 and retried).", NULL, NULL, 0);
+	if (!rec || !fs || !je || !(j->records_total = metrics_child(rec)) ||
+	    !(j->fsync_seconds = metrics_child(fs)) || !(j->errors_total = metrics_child(je))) {
+		error_set(err, "out of memory");
+		goto fail;
+	}
+	if (pthread_create(&j->thread, NULL, writer_main, j) != 0) {
+		error_set(err, "cannot start the journal writer thread");
+		goto fail;
+	}
+	j->thread_started = true;
+	*out = j;
+	return 0;
+fail:
+	journal_close(j, 0);
+	return -1;
+}
+
+void journal_close(struct journal *j, int timeout_ms)
+{
+	if (!j)
+		return;
+	if (j->thread_started) {
+		pthread_mutex_lock(&j->lock);
+		j->stop = true;
+		j->stop_timeout_ms = timeout_ms;
+		pthread_cond_signal(&j->wake);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->thread, NULL);
+		if (j->pending.len)
+			log_error("journal: records could not be written before exit", "error",
+				  j->last_error, NULL);
+	}
+	while (j->waiters) { /* only when the writer never started */
+		struct waiter *w = j->waiters;
+		j->waiters = w->next;
+		free(w);
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	buf_release(&j->pending);
+	free(j->dir);
+	free(j->path);
+	pthread_cond_destroy(&j->wake);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
