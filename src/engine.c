@@ -103,7 +103,7 @@ struct incident {
 	struct timestamp last_acted;
 	bool has_acted;
 	char *acknowledged_by;
-	char **firing;                /* fingerprints firing in this episode */
+	uint64_t *firing;             /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
 	struct event *timer;          /* firing_for */
 	struct event *retry;          /* action_started waits for a failing journal */
@@ -138,6 +138,8 @@ struct engine {
 	bool paused;
 	struct incident *incidents;   /* newest first */
 	size_t n_incidents;
+	struct incident **index;      /* by id, index_cap slots (a power of two) */
+	size_t index_cap;
 	size_t n_open;                /* incidents not in INC_RESOLVED */
 	int64_t *acted_ms;            /* ring of action start times (hourly cap) */
 	size_t n_acted;
@@ -252,8 +254,6 @@ static void incident_clear_actions(struct incident *inc)
 
 static void incident_clear_firing(struct incident *inc)
 {
-	for (size_t i = 0; i < inc->n_firing; i++)
-		free(inc->firing[i]);
 	free(inc->firing);
 	inc->firing = NULL;
 	inc->n_firing = 0;
@@ -295,6 +295,7 @@ void engine_free(struct engine *e)
 	free(e->decision_children);
 	free(e->seen.slots);
 	free(e->rtoks);
+	free(e->index);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -333,12 +334,49 @@ static void incident_id(const struct rule *r, const struct label *group, size_t 
 	out[INCIDENT_ID_LEN] = '\0';
 }
 
+/* The index over incidents: open addressing on the id's hash (the id
+ * already is a hash, so its hex digits are the slot). */
+static size_t id_slot(const char *id, size_t cap)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)(h & (cap - 1));
+}
+
 static struct incident *find_incident(struct engine *e, const char *id)
 {
-	for (struct incident *inc = e->incidents; inc; inc = inc->next)
-		if (strcmp(inc->id, id) == 0)
+	if (!e->index_cap)
+		return NULL;
+	for (size_t i = id_slot(id, e->index_cap);; i = (i + 1) & (e->index_cap - 1)) {
+		struct incident *inc = e->index[i];
+		if (!inc || strcmp(inc->id, id) == 0)
 			return inc;
-	return NULL;
+	}
+}
+
+static int index_add(struct engine *e, struct incident *inc)
+{
+	if ((e->n_incidents + 1) * 2 > e->index_cap) {
+		size_t cap = e->index_cap ? e->index_cap * 2 : 256;
+		struct incident **idx = calloc(cap, sizeof(*idx));
+		if (!idx)
+			return -1;
+		for (struct incident *x = e->incidents; x; x = x->next) {
+			size_t i = id_slot(x->id, cap);
+			while (idx[i])
+				i = (i + 1) & (cap - 1);
+			idx[i] = x;
+		}
+		free(e->index);
+		e->index = idx;
+		e->index_cap = cap;
+	}
+	size_t i = id_slot(inc->id, e->index_cap);
+	while (e->index[i])
+		i = (i + 1) & (e->index_cap - 1);
+	e->index[i] = inc;
+	return 0;
 }
 
 /* The group labels of alert a for rule r: group_by names (a missing label
@@ -365,10 +403,13 @@ static int group_labels(const struct rule *r, const struct alert *a, struct labe
 	return 1; /* caller frees */
 }
 
+static uint64_t fp_key(const char *fp);
+
 static bool is_firing_fp(const struct incident *inc, const char *fp)
 {
+	uint64_t k = fp_key(fp);
 	for (size_t i = 0; i < inc->n_firing; i++)
-		if (strcmp(inc->firing[i], fp) == 0)
+		if (inc->firing[i] == k)
 			return true;
 	return false;
 }
@@ -377,21 +418,19 @@ static int add_firing_fp(struct incident *inc, const char *fp)
 {
 	if (is_firing_fp(inc, fp))
 		return 0;
-	char **p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
+	uint64_t *p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
 	if (!p)
 		return -1;
 	inc->firing = p;
-	if (!(p[inc->n_firing] = strdup(fp)))
-		return -1;
-	inc->n_firing++;
+	p[inc->n_firing++] = fp_key(fp);
 	return 0;
 }
 
 static void remove_firing_fp(struct incident *inc, const char *fp)
 {
+	uint64_t k = fp_key(fp);
 	for (size_t i = 0; i < inc->n_firing; i++) {
-		if (strcmp(inc->firing[i], fp) == 0) {
-			free(inc->firing[i]);
+		if (inc->firing[i] == k) {
 			inc->firing[i] = inc->firing[--inc->n_firing];
 			return;
 		}
@@ -733,6 +772,10 @@ static struct incident *incident_new(struct engine *e, const struct rule *r, con
 	inc->first_seen = now;
 	inc->episode = 0;
 	inc->state = INC_RESOLVED; /* no episode yet */
+	if (index_add(e, inc) < 0) {
+		incident_free(inc);
+		return NULL;
+	}
 	inc->next = e->incidents;
 	e->incidents = inc;
 	e->n_incidents++;
@@ -1684,7 +1727,8 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc->engine = e;
 	inc->state = INC_RESOLVED;
 	inc->first_seen = inc->last_seen = rl->ts;
-	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0) {
+	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0 ||
+	    index_add(e, inc) < 0) {
 		incident_free(inc);
 		return NULL;
 	}
@@ -1826,9 +1870,98 @@ static int replay_line(struct rline *rl)
 	return 0;
 }
 
+/*
+ * Fast paths for the two records that make up most of a journal. The
+ * writer puts top-level members in a fixed order before any nested object,
+ * and a '"' inside a JSON string is always escaped, so the first
+ * ,"name": in the text is the top-level member. Values with escapes take
+ * the full parse.
+ */
+static bool fast_str(const char *text, size_t len, const char *name, const char **val,
+		     size_t *vlen)
+{
+	char pat[40];
+	int n = snprintf(pat, sizeof(pat), ",\"%s\":\"", name);
+	const char *p = memmem(text, len, pat, (size_t)n);
+	if (!p)
+		return false;
+	p += n;
+	const char *q = memchr(p, '"', len - (size_t)(p - text));
+	if (!q || memchr(p, '\\', (size_t)(q - p)))
+		return false;
+	*val = p;
+	*vlen = (size_t)(q - p);
+	return true;
+}
+
+static bool fast_eq(const char *v, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+/* 1 handled, 0 take the full parse, -1 OOM. Under e->lock. */
+static int replay_fast(struct engine *e, const char *text, size_t len)
+{
+	const char *type, *fp, *v;
+	size_t tn, fn, vn;
+	char buf[INCIDENT_ID_LEN + 1], fpz[128];
+	if (!fast_str(text, len < 120 ? len : 120, "type", &type, &tn) ||
+	    !fast_str(text, len, "fingerprint", &fp, &fn) || fn >= sizeof(fpz))
+		return 0;
+	memcpy(fpz, fp, fn);
+	fpz[fn] = '\0';
+	if (fast_eq(type, tn, "notification")) {
+		unsigned char d[16];
+		/* the last member before prev and hash: ,"digest":"<32 hex>" */
+		static const char dm[] = ",\"digest\":\"";
+		size_t at = 75 + 74 + 44; /* hash, prev and digest members */
+		if (len < at || memcmp(text + len - at, dm, sizeof(dm) - 1) != 0)
+			return 0;
+		v = text + len - at + sizeof(dm) - 1;
+		vn = 32;
+		if (sodium_hex2bin(d, sizeof(d), v, vn, NULL, NULL, NULL) != 0)
+			return 0;
+		return seen_put(&e->seen, fp_key(fpz), d) < 0 ? -1 : 1;
+	}
+	if (!fast_eq(type, tn, "decision") || !fast_str(text, len, "outcome", &v, &vn))
+		return 0;
+	bool repeat = fast_eq(v, vn, "repeat"), resolved = fast_eq(v, vn, "resolved");
+	if (!repeat && !resolved)
+		return 0;
+	const char *id, *st, *ep;
+	size_t idn, stn;
+	if (!fast_str(text, len, "incident", &id, &idn) || idn != INCIDENT_ID_LEN ||
+	    !fast_str(text, len, "state", &st, &stn) || !(ep = memmem(text, len, ",\"episode\":", 11)))
+		return 0;
+	memcpy(buf, id, idn);
+	buf[idn] = '\0';
+	struct incident *inc = find_incident(e, buf);
+	if (!inc || atoi(ep + 11) != inc->episode)
+		return 0; /* a new incident or episode: the full parse sets it up */
+	char stz[32];
+	if (stn >= sizeof(stz))
+		return 0;
+	memcpy(stz, st, stn);
+	stz[stn] = '\0';
+	int state = state_parse(stz);
+	if (state < 0)
+		return 0;
+	if (resolved)
+		remove_firing_fp(inc, fpz);
+	else if (add_firing_fp(inc, fpz) < 0)
+		return -1;
+	inc->state = (enum incident_state)state;
+	return 1;
+}
+
 int engine_replay(const struct journal_line *line, void *arg)
 {
 	struct engine *e = arg;
+	pthread_mutex_lock(&e->lock);
+	int fast = replay_fast(e, line->text, line->len);
+	pthread_mutex_unlock(&e->lock);
+	if (fast != 0)
+		return fast < 0 ? -1 : 0;
 	size_t need = JSON_TOKENS_ENOUGH(line->len);
 	if (need > e->rtoks_cap) {
 		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
