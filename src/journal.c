@@ -97,10 +97,10 @@ static bool segment_number(const char *name, uint64_t *n)
 
 static char *path_join(const char *dir, const char *name)
 {
-	size_t dl = strlen(dir);
-	char *p = malloc(dl + strlen(name) + 2);
+	size_t dl = strlen(dir), n = dl + strlen(name) + 2;
+	char *p = malloc(n);
 	if (p)
-		sprintf(p, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", name);
+		snprintf(p, n, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", name);
 	return p;
 }
 
@@ -152,7 +152,8 @@ static int list_segments(const char *dir, struct segment **out, size_t *n_out,
 		n++;
 	}
 	closedir(d);
-	qsort(segs, n, sizeof(*segs), seg_cmp);
+	if (n > 1)
+		qsort(segs, n, sizeof(*segs), seg_cmp);
 	*out = segs;
 	*n_out = n;
 	return 0;
@@ -214,6 +215,9 @@ int journal_reader_next(struct journal_reader *r, struct journal_line *line, boo
 			r->eof = false;
 		}
 		char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+		if (nl && (size_t)(nl - (r->buf + r->start)) > JOURNAL_MAX_LINE)
+			return error_set(err, "%s: offset %" PRIu64 ": line longer than %u bytes",
+					 r->segs[r->cur].path, r->buf_off, JOURNAL_MAX_LINE);
 		if (nl) {
 			line->text = r->buf + r->start;
 			line->len = (size_t)(nl - line->text);
@@ -468,6 +472,15 @@ static void *writer_main(void *arg)
 
 		int64_t t0 = timestamp_mono_ms();
 		int werr = 0;
+		if (fd < 0) { /* a new segment could not be opened: try again */
+			struct error oerr = {{0}};
+			pthread_mutex_lock(&j->lock);
+			if (j->fd < 0 && open_current(j, &oerr) == 0)
+				log_info("journal: segment reopened", NULL);
+			fd = j->fd;
+			size = j->size;
+			pthread_mutex_unlock(&j->lock);
+		}
 		if (fd < 0)
 			werr = EBADF;
 		else if (write_all(fd, batch.data, batch.len) < 0 || fdatasync(fd) < 0)
@@ -676,12 +689,17 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 		struct error lerr = {{0}};
 		uint64_t s;
 		bool in_current = strcmp(line.segment, j->path) == 0;
+		if (torn)
+			error_set(&lerr, "torn line without a newline (%zu bytes)", line.len);
 		if (torn || journal_check_line(line.text, line.len, prev, seq + 1, &s, hash,
 					       &lerr) < 0) {
 			uint64_t off = line.offset, len = line.len;
 			struct journal_line more;
 			bool more_torn;
-			if (in_current && journal_reader_next(r, &more, &more_torn, err) == 0) {
+			/* Only a last line cut short (no newline: the write never
+			 * finished) is cut away; a complete bad line is evidence. */
+			if (torn && in_current &&
+			    journal_reader_next(r, &more, &more_torn, err) == 0) {
 				*cut_at = off;
 				*cut_bytes = len + (torn ? 0 : 1);
 				break;

@@ -2,11 +2,13 @@
  * main: parse the command line and dispatch to cmd.c. No logic lives here.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "rollbackd/audit.h"
 #include "rollbackd/cmd.h"
 
 static const char usage[] =
@@ -21,6 +23,12 @@ static const char usage[] =
 	"                                   runs nothing\n"
 	"  sign --secret-file F [--timestamp T] < BODY\n"
 	"                                   print the X-Rollbackd-Signature header value\n"
+	"  audit verify --journal FILE      check the journal's hash chain: exit 0 intact, 1 not\n"
+	"  audit show --journal FILE [--incident ID] [--since RFC3339] [--json]\n"
+	"                                   print the journal as a timeline (or its JSON lines)\n"
+	"  audit report --journal FILE --incident ID\n"
+	"                                   print a Markdown report of one incident\n"
+	"                                   (rollbackd audit --help for more)\n"
 	"  --version                        print the version\n"
 	"  --help                           print this help\n"
 	"\n"
@@ -34,6 +42,102 @@ static int usage_error(const char *what, const char *arg)
 	else
 		fprintf(stderr, "rollbackd: %s\n%s", what, usage);
 	return EXIT_USAGE;
+}
+
+static const char audit_usage[] =
+	"usage: rollbackd audit verify --journal FILE\n"
+	"       rollbackd audit show --journal FILE [--incident ID] [--since RFC3339] [--json]\n"
+	"       rollbackd audit report --journal FILE --incident ID\n"
+	"\n"
+	"FILE is state_dir/journal.jsonl (or state_dir): every segment, journal.000001.jsonl,\n"
+	"... then journal.jsonl, is read in order. Nothing needs the daemon; nothing is written.\n"
+	"\n"
+	"  verify   check the hash chain; prints \"ok: N records, last seq S, last hash H\";\n"
+	"           when broken, names the first bad record's file, byte offset and seq\n"
+	"  show     one line per record; --incident ID keeps that incident's records and the\n"
+	"           alert notifications its decisions name, --since keeps records at or after\n"
+	"           a time, --json prints the journal lines themselves\n"
+	"  report   a Markdown report of one incident: summary, timeline, alert values,\n"
+	"           decisions, actions and their output, notifications, acknowledgements\n"
+	"\n"
+	"exit codes: 0 success (chain intact), 1 chain broken or journal unreadable,\n"
+	"2 usage error\n";
+
+static int audit_usage_error(const char *what, const char *arg)
+{
+	if (arg)
+		fprintf(stderr, "rollbackd: audit: %s '%s'\n%s", what, arg, audit_usage);
+	else
+		fprintf(stderr, "rollbackd: audit: %s\n%s", what, audit_usage);
+	return EXIT_USAGE;
+}
+
+/* The options of `audit SUB` (argv[0] is SUB), as SUB takes them: 0, 1
+ * for --help, or EXIT_USAGE (said why). */
+static int parse_audit_options(int argc, char **argv, const char **journal,
+			       struct audit_show_options *so)
+{
+	static const struct option longopts[] = {
+		{"journal", required_argument, NULL, 'j'},
+		{"incident", required_argument, NULL, 'i'},
+		{"since", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool verify = strcmp(argv[0], "verify") == 0, show = strcmp(argv[0], "show") == 0;
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		if (c == 'j')
+			*journal = optarg;
+		else if (c == 'i' && !verify && !*optarg)
+			return audit_usage_error("--incident ID must not be empty", NULL);
+		else if (c == 'i' && !verify)
+			so->incident = optarg;
+		else if (c == 's' && show)
+			so->since = optarg;
+		else if (c == 'J' && show)
+			so->json = true;
+		else if (c == 'h')
+			return 1;
+		else
+			return audit_usage_error("unknown or incomplete option", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return audit_usage_error("unexpected argument", argv[optind]);
+	return 0;
+}
+
+/* rollbackd audit verify|show|report ...: argv[0] is "audit". */
+static int dispatch_audit(int argc, char **argv)
+{
+	const char *journal = NULL;
+	struct audit_show_options so = {0};
+	if (argc < 2)
+		return audit_usage_error("a subcommand is required: verify, show or report", NULL);
+	const char *sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+		fputs(audit_usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(sub, "verify") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "report") != 0)
+		return audit_usage_error("unknown subcommand", sub);
+	int r = parse_audit_options(argc - 1, argv + 1, &journal, &so);
+	if (r == 1)
+		fputs(audit_usage, stdout);
+	if (r)
+		return r == 1 ? EXIT_OK : EXIT_USAGE;
+	if (!journal)
+		return audit_usage_error("--journal FILE is required", NULL);
+	if (strcmp(sub, "verify") == 0)
+		return audit_verify(journal);
+	if (strcmp(sub, "show") == 0)
+		return audit_show(journal, &so);
+	if (!so.incident)
+		return audit_usage_error("report: --incident ID is required", NULL);
+	return audit_report(journal, so.incident);
 }
 
 /* Options shared by the verbs; each verb says which it accepts. */
@@ -135,5 +239,7 @@ int main(int argc, char **argv)
 			return usage_error("sign: --secret-file is required", NULL);
 		return cmd_sign(o.secret_file, o.timestamp);
 	}
+	if (strcmp(verb, "audit") == 0)
+		return dispatch_audit(argc - 1, argv + 1);
 	return usage_error("unknown command", verb);
 }
