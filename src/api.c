@@ -27,6 +27,9 @@
 #include "rollbackd/buf.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/journal.h"
+#include "rollbackd/links.h"
+#include "rollbackd/notify.h"
+#include "rollbackd/slack.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -46,10 +49,10 @@ static const char *const webhook_result_names[WH_RESULT_COUNT] = {
 };
 
 struct api {
-	const struct config *cfg;
+	const struct config *_Atomic cfg; /* swapped by a reload; old ones stay valid */
 	struct engine *engine;
 	struct journal *journal; /* NULL: answers do not wait for a disk */
-	struct alert_limits alert_limits;
+	struct notify *notify;   /* NULL: Slack response_url updates are not sent */
 	_Atomic bool ready;
 	struct metric_child *webhooks[WH_RESULT_COUNT];
 	struct metric_child *alerts_firing;
@@ -69,8 +72,6 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 		return NULL;
 	api->cfg = cfg;
 	api->engine = engine;
-	api->alert_limits.max_alerts = cfg->limits.max_alerts;
-	api->alert_limits.max_labels = 256;
 	atomic_store(&api->ready, true);
 
 	struct metric_family *webhooks = metrics_register(
@@ -113,6 +114,16 @@ void api_free(struct api *api)
 void api_set_journal(struct api *api, struct journal *j)
 {
 	api->journal = j;
+}
+
+void api_set_config(struct api *api, const struct config *cfg)
+{
+	atomic_store(&api->cfg, cfg);
+}
+
+void api_set_notify(struct api *api, struct notify *n)
+{
+	api->notify = n;
 }
 
 void api_set_ready(struct api *api, bool ready)
@@ -175,7 +186,11 @@ struct deferred {
 	struct evhttp_request *req;
 	struct buf body;
 	bool is_webhook;
+	bool html;
+	int status;
 };
+
+static void send_html(struct evhttp_request *req, int status, const char *body, size_t len);
 
 static void journal_unavailable(struct api *api, struct evhttp_request *req, bool webhook)
 {
@@ -196,7 +211,10 @@ static void deferred_done(bool ok, void *arg)
 	if (ok) {
 		if (d->is_webhook)
 			count_webhook(d->api, WH_ACCEPTED);
-		send_json(d->req, 200, "OK", d->body.data, d->body.len);
+		if (d->html)
+			send_html(d->req, d->status, d->body.data, d->body.len);
+		else
+			send_json(d->req, 200, "OK", d->body.data, d->body.len);
 	} else {
 		journal_unavailable(d->api, d->req, d->is_webhook);
 	}
@@ -204,15 +222,19 @@ static void deferred_done(bool ok, void *arg)
 	free(d);
 }
 
-/* Send body (taken over) once everything journaled so far is durable. */
-static void reply_when_durable(struct api *api, struct evhttp_request *req, struct buf *body,
-			       bool is_webhook)
+/* Send body (taken over; JSON 200, or an HTML page with status) once
+ * everything journaled so far is durable. */
+static void reply_durable(struct api *api, struct evhttp_request *req, struct buf *body,
+			  bool is_webhook, bool html, int status)
 {
 	uint64_t ticket = api->journal ? journal_last_ticket(api->journal) : 0;
 	if (!api->journal || journal_durable(api->journal, ticket)) {
 		if (is_webhook)
 			count_webhook(api, WH_ACCEPTED);
-		send_json(req, 200, "OK", body->data, body->len);
+		if (html)
+			send_html(req, status, body->data, body->len);
+		else
+			send_json(req, 200, "OK", body->data, body->len);
 		buf_release(body);
 		return;
 	}
@@ -224,6 +246,8 @@ static void reply_when_durable(struct api *api, struct evhttp_request *req, stru
 		d->req = req;
 		d->body = *body;
 		d->is_webhook = is_webhook;
+		d->html = html;
+		d->status = status;
 		if (journal_wait(api->journal, ticket, base, deferred_done, d) == 0)
 			return;
 	}
@@ -343,7 +367,8 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 
-	switch (alert_parse_webhook((const char *)body, len, &api->alert_limits, &wh, &err)) {
+	struct alert_limits lim = {cfg->limits.max_alerts, 256};
+	switch (alert_parse_webhook((const char *)body, len, &lim, &wh, &err)) {
 	case ALERT_PARSE_OK:
 		break;
 	case ALERT_PARSE_EMPTY:
@@ -386,7 +411,7 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	webhook_release(&wh);
-	reply_when_durable(api, req, &reply, true);
+	reply_durable(api, req, &reply, true, false, 200);
 }
 
 /* The operator API (incidents, pause, resume) takes the api token; without
@@ -395,10 +420,11 @@ static bool operator_allowed(struct api *api, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	enum auth_result r;
-	if (!secret_is_set(&api->cfg->api_token))
+	const struct config *cfg = api->cfg;
+	if (!secret_is_set(&cfg->api_token))
 		r = peer_is_loopback(req) ? AUTH_OK : AUTH_MISSING;
 	else
-		r = auth_check_bearer(&api->cfg->api_token, h);
+		r = auth_check_bearer(&cfg->api_token, h);
 	if (r == AUTH_OK)
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
@@ -459,7 +485,7 @@ static void handle_pause(struct api *api, struct evhttp_request *req, bool pause
 		buf_release(&b);
 		api_send_error(req, 500, "internal", "out of memory");
 	} else {
-		reply_when_durable(api, req, &b, false);
+		reply_durable(api, req, &b, false, false, 200);
 	}
 }
 
@@ -521,6 +547,204 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 	send_json(req, 200, "OK", ready, sizeof(ready) - 1);
 }
 
+/* ---- acknowledge / approve (SPEC §9) ------------------------------------ */
+
+static const char *status_reason(int status);
+
+static void send_html(struct evhttp_request *req, int status, const char *body, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "Content-Security-Policy", LINKS_PAGE_CSP);
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+	evhttp_send_reply(req, status, status_reason(status), NULL);
+}
+
+static void send_page(struct evhttp_request *req, int status, const char *title, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	if (links_page_message(&b, title, msg) < 0)
+		api_send_error(req, 500, "internal", "out of memory");
+	else
+		send_html(req, status, b.data, b.len);
+	buf_release(&b);
+}
+
+/* The {id} of /v1/ack/{id}. */
+static const char *ack_id(struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	return path ? path + strlen("/v1/ack/") : "";
+}
+
+/* Check a link's action/exp/sig for id; on failure the page is sent. */
+static bool link_ok(struct api *api, struct evhttp_request *req, const char *id,
+		    const struct link_form *f, int parsed)
+{
+	const struct config *cfg = api->cfg;
+	if (!secret_is_set(&cfg->links_secret)) {
+		send_page(req, 404, "Links are not configured",
+			  "This rollbackd has no auth.links secret, so it issues no links.");
+		return false;
+	}
+	if (parsed < 0) {
+		send_page(req, 400, "This link is not valid", f->error ? f->error : "malformed link");
+		return false;
+	}
+	enum link_status st = links_verify(&cfg->links_secret, f->action, id, f->exp, f->sig,
+					   (int64_t)time(NULL));
+	if (st != LINK_OK) {
+		send_page(req, links_status_http(st),
+			  st == LINK_EXPIRED ? "This link has expired" : "This link is not valid",
+			  links_status_message(st));
+		return false;
+	}
+	return true;
+}
+
+static void handle_ack_get(struct api *api, struct evhttp_request *req)
+{
+	const char *id = ack_id(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	struct link_form f;
+	int parsed = links_parse_query(uri ? evhttp_uri_get_query(uri) : NULL, &f);
+	if (!link_ok(api, req, id, &f, parsed))
+		return;
+	char summary[512];
+	if (engine_incident_summary(api->engine, id, summary, sizeof(summary)) < 0) {
+		send_page(req, 404, "No such incident", "rollbackd does not know this incident.");
+		return;
+	}
+	/* A GET changes nothing: Slack and mail clients prefetch links. */
+	struct buf b = BUF_INIT;
+	if (links_page_confirm(&b, id, f.action, f.exp, f.sig, summary) < 0)
+		api_send_error(req, 500, "internal", "out of memory");
+	else
+		send_html(req, 200, b.data, b.len);
+	buf_release(&b);
+}
+
+/* Record an ack or approval; the answer (HTML page or Slack text) says
+ * what happened. Returns the HTTP status for a page. */
+static int use_link(struct api *api, const char *id, const char *action, const char *by,
+		    const char *via, char *title, size_t tsz, char *msg, size_t msz)
+{
+	struct engine_use prev = {{0}, {0, 0}};
+	bool approve = strcmp(action, "approve") == 0;
+	int rc = approve ? engine_approve(api->engine, id, by, via, &prev)
+			 : engine_ack(api->engine, id, by, via, &prev);
+	char when[TIMESTAMP_STRLEN];
+	switch (rc) {
+	case ENGINE_USE_DONE:
+		snprintf(title, tsz, approve ? "Approved" : "Acknowledged");
+		snprintf(msg, msz, "%s %s by %s.", id,
+			 approve ? "approved: the rollback actions run now" : "acknowledged", by);
+		return 200;
+	case ENGINE_USE_ALREADY:
+		timestamp_format(prev.at, when, sizeof(when));
+		snprintf(title, tsz, "Already %s", approve ? "approved" : "acknowledged");
+		snprintf(msg, msz, "%s was already %s by %s at %s.", id,
+			 approve ? "approved" : "acknowledged", prev.by, when);
+		return 409;
+	case ENGINE_USE_NOT_APPLICABLE:
+		snprintf(title, tsz, "Nothing to do");
+		snprintf(msg, msz, approve ? "%s is not awaiting approval." : "%s is already resolved.",
+			 id);
+		return 409;
+	default:
+		snprintf(title, tsz, "No such incident");
+		snprintf(msg, msz, "rollbackd does not know %s.", id);
+		return 404;
+	}
+}
+
+static void handle_ack_post(struct api *api, struct evhttp_request *req)
+{
+	const char *id = ack_id(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+	struct link_form f;
+	int parsed = links_parse_form(body ? body : "", body ? len : 0, &f);
+	if (!link_ok(api, req, id, &f, parsed))
+		return;
+	if (api->journal && !journal_available(api->journal)) {
+		journal_unavailable(api, req, false);
+		return;
+	}
+	char title[64], msg[512];
+	int status = use_link(api, id, f.action, f.by, "link", title, sizeof(title), msg,
+			      sizeof(msg));
+	struct buf b = BUF_INIT;
+	if (links_page_message(&b, title, msg) < 0) {
+		buf_release(&b);
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	reply_durable(api, req, &b, false, true, status);
+}
+
+static void handle_ack(struct api *api, struct evhttp_request *req)
+{
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+		handle_ack_post(api, req);
+	else
+		handle_ack_get(api, req);
+}
+
+/* Slack interactivity: the Acknowledge / Approve buttons. */
+static void handle_slack_actions(struct api *api, struct evhttp_request *req)
+{
+	const struct config *cfg = api->cfg;
+	struct evkeyvalq *hdr = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const unsigned char *body = len ? evbuffer_pullup(in, (ev_ssize_t)len) : NULL;
+	if (!secret_is_set(&cfg->slack_signing)) {
+		api_send_error(req, 404, "not_found",
+			       "Slack interactivity is off: auth.slack_signing is not configured");
+		return;
+	}
+	enum slack_sig sig = slack_verify(&cfg->slack_signing,
+					  evhttp_find_header(hdr, "X-Slack-Request-Timestamp"),
+					  evhttp_find_header(hdr, "X-Slack-Signature"), body, len,
+					  (int64_t)time(NULL));
+	if (sig != SLACK_SIG_OK) {
+		api_send_error(req, 401, "unauthorized", slack_sig_message(sig));
+		return;
+	}
+	struct slack_action act;
+	struct error err = {{0}};
+	if (slack_parse_action((const char *)(body ? body : (const unsigned char *)""), len, &act,
+			       &err) < 0) {
+		api_send_error(req, 400, "invalid_payload", err.msg);
+		return;
+	}
+	if (api->journal && !journal_available(api->journal)) {
+		journal_unavailable(api, req, false);
+		return;
+	}
+	char title[64], msg[512], who[160];
+	snprintf(who, sizeof(who), "%s (Slack)", act.user);
+	use_link(api, act.incident, act.action, who, "slack", title, sizeof(title), msg,
+		 sizeof(msg));
+	struct buf up = BUF_INIT;
+	if (api->notify && act.response_url[0] && slack_response_update(msg, &up) == 0)
+		notify_slack_response(api->notify, act.response_url, up.data);
+	buf_release(&up);
+	struct buf b = BUF_INIT;
+	if (buf_adds(&b, "{\"ok\":true}\n") < 0) {
+		buf_release(&b);
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	reply_durable(api, req, &b, false, false, 200);
+}
+
 struct route {
 	const char *path;             /* exact, or a prefix when it ends in '/' */
 	enum evhttp_cmd_type methods; /* bit set */
@@ -537,6 +761,8 @@ static const struct route routes[] = {
 	{"/v1/incidents/", EVHTTP_REQ_GET, "GET", handle_incident},
 	{"/v1/pause", EVHTTP_REQ_POST, "POST", handle_pause_on},
 	{"/v1/resume", EVHTTP_REQ_POST, "POST", handle_pause_off},
+	{"/v1/ack/", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST", handle_ack},
+	{"/v1/slack/actions", EVHTTP_REQ_POST, "POST", handle_slack_actions},
 };
 
 static bool route_matches(const struct route *r, const char *path)

@@ -46,7 +46,7 @@ int cmd_serve(const char *config_path)
 		log_set_level(level);
 	log_info("starting", "version", ROLLBACKD_VERSION, "config",
 		 config_path ? config_path : "(built-in defaults)", NULL);
-	int r = server_run(&cfg, &err);
+	int r = server_run(&cfg, config_path, &err);
 	if (r < 0)
 		log_error("cannot serve", "error", err.msg, NULL);
 	config_release(&cfg);

@@ -29,6 +29,7 @@
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
+#include "rollbackd/notify.h"
 #include "rollbackd/proc.h"
 #include "rollbackd/template.h"
 
@@ -57,12 +58,14 @@ enum incident_state {
 	INC_AWAITING_APPROVAL,
 	INC_RESOLVED,
 	INC_UNKNOWN, /* an action was cut off by a crash: never re-run */
+	INC_EFFECTIVE,   /* resolved within verify.within after the rollback */
+	INC_INEFFECTIVE, /* still firing when verify.within ended */
 	INC_STATE_COUNT
 };
 
 static const char *const state_names[INC_STATE_COUNT] = {
 	"pending", "acting", "rolled_back", "action_failed", "dry_run", "held",
-	"awaiting_approval", "resolved", "unknown",
+	"awaiting_approval", "resolved", "unknown", "effective", "ineffective",
 };
 
 static int state_parse(const char *s)
@@ -103,10 +106,16 @@ struct incident {
 	struct timestamp last_acted;
 	bool has_acted;
 	char *acknowledged_by;
+	struct timestamp acknowledged_at;
+	char *approved_by;
+	struct timestamp approved_at;
+	char *generator_url, *external_url; /* of the triggering alert */
 	uint64_t *firing;             /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
 	struct event *timer;          /* firing_for */
 	struct event *retry;          /* action_started waits for a failing journal */
+	struct event *approve_timer;  /* approve_timeout */
+	struct event *verify_timer;   /* verify.within */
 	json_t *ready;                /* the expanded action waiting for its record */
 	struct action_record *actions;
 	size_t n_actions;
@@ -155,6 +164,7 @@ struct engine {
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
 	struct journal *journal;      /* NULL: nothing is journaled (test-rules) */
+	struct notify *notify;        /* NULL: nobody is told */
 	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
 	struct json_tok *rtoks;       /* replay's token array */
 	size_t rtoks_cap;
@@ -265,6 +275,13 @@ static void incident_free(struct incident *inc)
 		event_free(inc->timer);
 	if (inc->retry)
 		event_free(inc->retry);
+	if (inc->approve_timer)
+		event_free(inc->approve_timer);
+	if (inc->verify_timer)
+		event_free(inc->verify_timer);
+	free(inc->approved_by);
+	free(inc->generator_url);
+	free(inc->external_url);
 	json_decref(inc->ready);
 	free(inc->rule_name);
 	labels_free(&inc->group);
@@ -700,6 +717,163 @@ static void journal_action_finished(struct engine *e, const struct incident *inc
 	buf_release(&m);
 }
 
+/* ---- notices ------------------------------------------------------------ */
+
+static bool rule_notifies(const struct rule *r, const char *channel)
+{
+	for (size_t i = 0; r && i < r->n_notify; i++)
+		if (strcmp(r->notify[i], channel) == 0)
+			return true;
+	return false;
+}
+
+static const char *owned_get(const struct owned_labels *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].name, name) == 0)
+			return l->items[i].value;
+	return NULL;
+}
+
+/* Tell Slack / PagerDuty (under e->lock; notify only queues). */
+static void notify_state(struct engine *e, struct incident *inc, enum notify_kind kind,
+			 const char *reason, const char *note)
+{
+	const struct rule *r = find_rule(e, inc->rule_name);
+	if (!e->notify || !r)
+		return;
+	struct notify_event ev = {
+		.kind = kind,
+		.slack = rule_notifies(r, "slack"),
+		.pagerduty = rule_notifies(r, "pagerduty"),
+		.incident = inc->id,
+		.rule = inc->rule_name,
+		.state = state_names[inc->state],
+		.reason = reason,
+		.alert_started = inc->episode_start,
+		.generator_url = inc->generator_url,
+		.external_url = inc->external_url,
+		.labels = inc->trigger_labels.items,
+		.n_labels = inc->trigger_labels.n,
+		.acknowledged_by = inc->acknowledged_by,
+		.awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
+		.note = note,
+	};
+	if (!ev.slack && !ev.pagerduty)
+		return;
+	ev.service = owned_get(&inc->trigger_labels, "service");
+	if (!ev.service)
+		ev.service = owned_get(&inc->group, "service");
+	ev.severity = owned_get(&inc->trigger_labels, "severity");
+	char value[64] = "", threshold[64] = "";
+	if (r->has_value) {
+		const struct owned_labels *src =
+			r->value.from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
+		const char *v = owned_get(src, r->value.key);
+		if (v) {
+			snprintf(value, sizeof(value), "%s", v);
+			ev.value = value;
+		}
+		if (r->value.has_above)
+			snprintf(threshold, sizeof(threshold), "above %g", r->value.above);
+		else if (r->value.has_below)
+			snprintf(threshold, sizeof(threshold), "below %g", r->value.below);
+		ev.threshold = threshold[0] ? threshold : NULL;
+	}
+	struct notify_action acts[16];
+	size_t n = 0;
+	for (size_t i = 0; i < inc->n_actions && n < 16; i++) {
+		const struct action_record *a = &inc->actions[i];
+		if (!a->begun && !a->done)
+			continue;
+		acts[n++] = (struct notify_action){
+			.type = a->type == ACTION_EXEC ? "exec" : "http",
+			.result = a->done ? a->result : "running",
+			.exit_code = a->exit_code,
+			.status_code = a->status_code,
+			.output = a->output,
+		};
+	}
+	ev.actions = acts;
+	ev.n_actions = n;
+	notify_incident(e->notify, &ev);
+}
+
+static void journal_state(struct engine *e, const struct incident *inc, const char *reason)
+{
+	struct buf m = BUF_INIT;
+	if ((add_member_str(&m, "rule", inc->rule_name) |
+	     buf_addf(&m, ",\"episode\":%d", inc->episode) |
+	     add_member_str(&m, "state", state_names[inc->state]) |
+	     add_member_str(&m, "reason", reason)) ||
+	    jappend(e, "incident_state", inc->id, &m) < 0)
+		log_error("journal: cannot record an incident state", NULL);
+	buf_release(&m);
+}
+
+static void approve_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void verify_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
+		   int64_t ms)
+{
+	if (!e->base)
+		return;
+	if (!*ev && !(*ev = evtimer_new(e->base, cb, arg)))
+		return;
+	struct timeval tv = timestamp_tv(ms);
+	evtimer_add(*ev, &tv);
+}
+
+/* After a decision that changed the incident: tell people; an approval
+ * that may time out starts its clock. */
+static void after_decision(struct engine *e, struct incident *inc, const struct rule *r,
+			   enum outcome o, const char *reason)
+{
+	notify_state(e, inc, NOTIFY_TRIGGER, reason, NULL);
+	if (o == OUTCOME_AWAITING_APPROVAL && r->approve_timeout_ms > 0)
+		arm_ms(e, &inc->approve_timer, approve_timeout_cb, inc, r->approve_timeout_ms);
+}
+
+/* verify.within: the rollback should make the alert resolve in time. */
+static void arm_verify(struct engine *e, struct incident *inc)
+{
+	const struct rule *r = find_rule(e, inc->rule_name);
+	if (r && r->verify_within_ms > 0)
+		arm_ms(e, &inc->verify_timer, verify_cb, inc, r->verify_within_ms);
+}
+
+/* The episode resolves: a rollback still being verified was effective. */
+static void settle_verify(struct engine *e, struct incident *inc, bool resolved)
+{
+	if (!inc->verify_timer || !evtimer_pending(inc->verify_timer, NULL))
+		return;
+	evtimer_del(inc->verify_timer);
+	if (resolved && inc->state == INC_ROLLED_BACK) {
+		inc->state = INC_EFFECTIVE;
+		journal_state(e, inc, "resolved within verify.within after the rollback");
+	}
+}
+
+static void verify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	if (inc->state == INC_ROLLED_BACK && inc->n_firing > 0) {
+		const struct rule *r = find_rule(e, inc->rule_name);
+		char note[160];
+		snprintf(note, sizeof(note),
+			 "The rollback did not fix it: still firing %llds after the actions finished",
+			 (long long)(r ? r->verify_within_ms / 1000 : 0));
+		inc->state = INC_INEFFECTIVE;
+		journal_state(e, inc, note);
+		notify_state(e, inc, NOTIFY_ESCALATE, note, note);
+		log_warn("rollback ineffective", "incident", inc->id, "rule", inc->rule_name, NULL);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
 static void enqueue_run(struct engine *e, struct incident *inc);
 
 /* Decide an incident whose episode has not been decided yet. Sets the state
@@ -782,8 +956,12 @@ static struct incident *incident_new(struct engine *e, const struct rule *r, con
 	return inc;
 }
 
-static int set_trigger(struct incident *inc, const struct alert *a)
+static int set_trigger(struct incident *inc, const struct alert *a, const char *external_url)
 {
+	free(inc->generator_url);
+	free(inc->external_url);
+	inc->generator_url = strdup(a->generator_url ? a->generator_url : "");
+	inc->external_url = strdup(external_url ? external_url : "");
 	labels_free(&inc->trigger_labels);
 	labels_free(&inc->trigger_annotations);
 	if (labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
@@ -806,6 +984,7 @@ struct decision_out {
 	struct buf *out;
 	bool first;
 	bool alert_new; /* the alert carries something not yet journaled */
+	const char *external_url;
 };
 
 static int emit(struct engine *e, struct decision_out *d, const char *fp, const struct rule *r,
@@ -875,6 +1054,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		e->n_open++;
 		free(inc->acknowledged_by);
 		inc->acknowledged_by = NULL;
+		free(inc->approved_by);
+		inc->approved_by = NULL;
 		incident_clear_actions(inc);
 		incident_clear_firing(inc);
 	}
@@ -887,7 +1068,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		snprintf(reason, sizeof(reason), "episode %d already decided: %s", inc->episode,
 			 state_names[inc->state]);
 	} else {
-		if (set_trigger(inc, a) < 0)
+		if (set_trigger(inc, a, d->external_url) < 0)
 			goto out;
 		int64_t firing_ms = ts_ms(now) - ts_ms(a->starts_at);
 		if (r->firing_for_ms > 0 && firing_ms < r->firing_for_ms) {
@@ -913,6 +1094,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		journal_decision(e, inc, r, a->fingerprint, o, reason,
 				 o == OUTCOME_REPEAT ? NULL : a, NULL);
 	rc = emit(e, d, a->fingerprint, r, inc, o, reason);
+	if (o != OUTCOME_REPEAT && o != OUTCOME_PENDING)
+		after_decision(e, inc, r, o, reason);
 	if (o != OUTCOME_REPEAT && o != OUTCOME_PENDING)
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, NULL);
@@ -953,6 +1136,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 		if (inc->timer)
 			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
 		if (!inc->running) { /* running actions finish their records first */
+			settle_verify(e, inc, true);
 			inc->state = INC_RESOLVED;
 			e->n_open--;
 			resolved_now = true;
@@ -962,8 +1146,10 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	}
 	if (d->alert_new || was_firing)
 		journal_decision(e, inc, r, a->fingerprint, OUTCOME_RESOLVED, reason, NULL, NULL);
-	if (resolved_now)
+	if (resolved_now) {
 		journal_resolved(e, inc);
+		notify_state(e, inc, NOTIFY_RESOLVE, reason, NULL);
+	}
 	return emit(e, d, a->fingerprint, r, inc, OUTCOME_RESOLVED, reason);
 }
 
@@ -1032,7 +1218,7 @@ static int note_alert(struct engine *e, const struct webhook *wh, size_t i,
 int engine_process(struct engine *e, const struct webhook *wh, struct timestamp now,
 		   struct buf *out)
 {
-	struct decision_out d = {out, true, false};
+	struct decision_out d = {out, true, false, wh->external_url};
 	struct alert_notes notes = {BUF_INIT, NULL, NULL};
 	int rc = 0;
 	if (buf_addc(out, '[') < 0 || notes_build(wh, &notes) < 0) {
@@ -1079,6 +1265,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
 		journal_decision(e, inc, r, "", o, reason, NULL, "firing_for");
+		after_decision(e, inc, r, o, reason);
 		count_decision(e, r, o);
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, "trigger", "firing_for elapsed", NULL);
@@ -1343,6 +1530,12 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 	if (resolved_meanwhile) {
 		e->n_open--;
 		journal_resolved(e, inc);
+		notify_state(e, inc, NOTIFY_RESOLVE, "resolved while the actions ran", NULL);
+	} else if (ok) {
+		notify_state(e, inc, NOTIFY_UPDATE, "the rollback actions succeeded", NULL);
+		arm_verify(e, inc);
+	} else {
+		notify_state(e, inc, NOTIFY_TRIGGER, "a rollback action failed", NULL);
 	}
 	e->running--;
 	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
@@ -1488,8 +1681,9 @@ static char *incident_stdin_json(const struct incident *inc)
 static void run_next_action(struct engine *e, struct incident *inc)
 {
 	const struct rule *r = find_rule(e, inc->rule_name);
-	if (!r || inc->next_action >= inc->n_actions) {
-		finish_incident(e, inc, r != NULL);
+	if (!r || inc->next_action >= inc->n_actions || inc->next_action >= r->n_actions) {
+		/* done, or a reload removed the rule or its remaining actions */
+		finish_incident(e, inc, r != NULL && inc->next_action >= inc->n_actions);
 		return;
 	}
 	const struct action_tpl *at = &r->actions[inc->next_action];
@@ -1577,6 +1771,12 @@ static void launch_action(struct engine *e, struct incident *inc)
 	if (!r || !x) {
 		action_done(e, inc, rec, "error", "the rule is gone", strlen("the rule is gone"));
 		json_decref(x);
+		return;
+	}
+	if (inc->next_action >= r->n_actions) {
+		json_decref(x);
+		action_done(e, inc, rec, "error", "the reloaded rule has no such action",
+			    strlen("the reloaded rule has no such action"));
 		return;
 	}
 	const struct action_tpl *at = &r->actions[inc->next_action];
@@ -1760,6 +1960,8 @@ static int replay_decision(struct rline *rl, const char *id)
 		incident_clear_firing(inc);
 		free(inc->acknowledged_by);
 		inc->acknowledged_by = NULL;
+		free(inc->approved_by);
+		inc->approved_by = NULL;
 	}
 	if (strcmp(outcome, "resolved") == 0)
 		remove_firing_fp(inc, fp);
@@ -1860,11 +2062,14 @@ static int replay_line(struct rline *rl)
 		int st;
 		if (rget(rl, "state", buf, sizeof(buf)) && (st = state_parse(buf)) >= 0)
 			inc->state = (enum incident_state)st;
-	} else if (strcmp(type, "ack") == 0) {
+	} else if (strcmp(type, "ack") == 0 || strcmp(type, "approve") == 0) {
 		char by[256];
+		bool ack = type[1] == 'c';
 		if (rget(rl, "by", by, sizeof(by))) {
-			free(inc->acknowledged_by);
-			inc->acknowledged_by = strdup(by);
+			char **who = ack ? &inc->acknowledged_by : &inc->approved_by;
+			free(*who);
+			*who = strdup(by);
+			*(ack ? &inc->acknowledged_at : &inc->approved_at) = rl->ts;
 		}
 	}
 	return 0;
@@ -2023,6 +2228,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			cut = true;
 			inc->state = INC_UNKNOWN;
 			journal_action_finished(e, inc, i, a, "unknown");
+			notify_state(e, inc, NOTIFY_TRIGGER, msg, msg);
 			log_warn("action cut off by a restart; not re-run", "incident", inc->id,
 				 "rule", inc->rule_name, NULL);
 		}
@@ -2136,29 +2342,182 @@ bool engine_paused(struct engine *e)
 	return p;
 }
 
-int engine_approve(struct engine *e, const char *id, const char *by)
+/* Act on an incident awaiting approval (under e->lock). */
+static void approve_locked(struct engine *e, struct incident *inc, const char *by,
+			   const char *via, const char *trigger)
 {
-	int rc = 1;
+	struct buf m = BUF_INIT;
+	if (add_member_str(&m, "by", by) || add_member_str(&m, "via", via) ||
+	    jappend(e, "approve", inc->id, &m) < 0)
+		log_error("journal: cannot record an approval", NULL);
+	buf_release(&m);
+	free(inc->approved_by);
+	inc->approved_by = strdup(by);
+	inc->approved_at = timestamp_now();
+	if (inc->approve_timer)
+		evtimer_del(inc->approve_timer);
+	inc->state = INC_ACTING;
+	inc->has_acted = true;
+	inc->last_acted = inc->approved_at;
+	note_acted(e, ts_ms(inc->last_acted));
+	char reason[160];
+	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
+	journal_decision(e, inc, find_rule(e, inc->rule_name), "", OUTCOME_ACTING, reason, NULL,
+			 trigger);
+	notify_state(e, inc, NOTIFY_UPDATE, reason, NULL);
+	log_info("approved", "incident", inc->id, "by", by, "via", via, NULL);
+	enqueue_run(e, inc);
+}
+
+static void approve_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	if (inc->state == INC_AWAITING_APPROVAL)
+		approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
+	open_count(e);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void fill_prev(const char *who, struct timestamp at, struct engine_use *prev)
+{
+	if (!prev)
+		return;
+	snprintf(prev->by, sizeof(prev->by), "%s", who ? who : "");
+	prev->at = at;
+}
+
+int engine_approve(struct engine *e, const char *id, const char *by, const char *via,
+		   struct engine_use *prev)
+{
+	int rc;
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc = find_incident(e, id);
-	if (inc && inc->state == INC_AWAITING_APPROVAL) {
-		struct buf m = BUF_INIT;
-		if (add_member_str(&m, "by", by) || add_member_str(&m, "via", "link") ||
-		    jappend(e, "approve", inc->id, &m) < 0)
-			log_error("journal: cannot record an approval", NULL);
-		buf_release(&m);
-		inc->state = INC_ACTING;
-		inc->has_acted = true;
-		inc->last_acted = timestamp_now();
-		note_acted(e, ts_ms(inc->last_acted));
-		journal_decision(e, inc, find_rule(e, inc->rule_name), "", OUTCOME_ACTING,
-				 "approved", NULL, "approved");
-		log_info("approved", "incident", id, "by", by, NULL);
-		enqueue_run(e, inc);
-		rc = 0;
+	if (!inc) {
+		rc = ENGINE_USE_NOT_FOUND;
+	} else if (inc->state == INC_AWAITING_APPROVAL) {
+		approve_locked(e, inc, by, via, "approved");
+		rc = ENGINE_USE_DONE;
+	} else if (inc->approved_by) {
+		fill_prev(inc->approved_by, inc->approved_at, prev);
+		rc = ENGINE_USE_ALREADY;
+	} else {
+		rc = ENGINE_USE_NOT_APPLICABLE;
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
+}
+
+int engine_ack(struct engine *e, const char *id, const char *by, const char *via,
+	       struct engine_use *prev)
+{
+	int rc;
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = find_incident(e, id);
+	if (!inc) {
+		rc = ENGINE_USE_NOT_FOUND;
+	} else if (inc->acknowledged_by) {
+		fill_prev(inc->acknowledged_by, inc->acknowledged_at, prev);
+		rc = ENGINE_USE_ALREADY;
+	} else if (inc->state == INC_RESOLVED) {
+		rc = ENGINE_USE_NOT_APPLICABLE;
+	} else {
+		struct buf m = BUF_INIT;
+		if (add_member_str(&m, "by", by) || add_member_str(&m, "via", via) ||
+		    jappend(e, "ack", inc->id, &m) < 0)
+			log_error("journal: cannot record an acknowledgement", NULL);
+		buf_release(&m);
+		inc->acknowledged_by = strdup(by);
+		inc->acknowledged_at = timestamp_now();
+		char reason[160];
+		snprintf(reason, sizeof(reason), "acknowledged by %s", by);
+		notify_state(e, inc, NOTIFY_ACK, reason, NULL);
+		log_info("acknowledged", "incident", inc->id, "by", by, "via", via, NULL);
+		rc = ENGINE_USE_DONE;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_reload(struct engine *e, const struct config *cfg, const struct ruleset *rules)
+{
+	size_t cap = (size_t)cfg->limits.max_rollbacks_per_hour + 1;
+	int64_t *acted = calloc(cap, sizeof(*acted));
+	struct metric_child **children =
+		calloc((rules->n_rules + 1) * OUTCOME_COUNT, sizeof(*children));
+	if (!acted || !children) {
+		free(acted);
+		free(children);
+		return -1;
+	}
+	pthread_mutex_lock(&e->lock);
+	/* keep the newest action times that fit (the hourly cap goes on) */
+	size_t keep = e->n_acted < cap ? e->n_acted : cap, k = 0;
+	for (size_t pass = 0; pass < keep; pass++) {
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < e->n_acted; i++)
+			if (e->acted_ms[i] != INT64_MIN &&
+			    (best == SIZE_MAX || e->acted_ms[i] > e->acted_ms[best]))
+				best = i;
+		acted[k++] = e->acted_ms[best];
+		e->acted_ms[best] = INT64_MIN;
+	}
+	free(e->acted_ms);
+	e->acted_ms = acted;
+	e->n_acted = k;
+	free(e->decision_children);
+	e->decision_children = children;
+	e->cfg = cfg;
+	e->rules = rules;
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+int engine_interrupt(struct engine *e)
+{
+	static const char msg[] = "rollbackd stopped before this action finished "
+				  "(shutdown grace period over); it is not run again";
+	int n = 0;
+	pthread_mutex_lock(&e->lock);
+	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+		for (size_t i = 0; i < inc->n_actions; i++) {
+			struct action_record *a = &inc->actions[i];
+			if (!a->begun || a->done)
+				continue;
+			a->done = true;
+			a->result = "interrupted";
+			a->finished = timestamp_now();
+			free(a->output);
+			a->output = strdup(msg);
+			inc->state = INC_UNKNOWN;
+			journal_action_finished(e, inc, i, a, "unknown");
+			log_warn("action interrupted by shutdown", "incident", inc->id, NULL);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
+void engine_set_notify(struct engine *e, struct notify *n)
+{
+	pthread_mutex_lock(&e->lock);
+	e->notify = n;
+	pthread_mutex_unlock(&e->lock);
+}
+
+int engine_incident_summary(struct engine *e, const char *id, char *out, size_t outsz)
+{
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = find_incident(e, id);
+	if (inc) {
+		const char *svc = owned_get(&inc->group, "service");
+		snprintf(out, outsz, "%s%s%s, %s", inc->rule_name, svc ? " on " : "", svc ? svc : "",
+			 state_names[inc->state]);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return inc ? 0 : -1;
 }
 
 int engine_running_actions(struct engine *e)

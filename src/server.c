@@ -42,6 +42,7 @@
 #include "rollbackd/api.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/journal.h"
+#include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/timestamp.h"
 #include "rollbackd/log.h"
@@ -151,11 +152,24 @@ struct worker {
 	bool stopping;
 };
 
+/* A configuration loaded by SIGHUP; kept until exit, since requests in
+ * flight may still read the one before. */
+struct generation {
+	struct config cfg;
+	struct ruleset rules;
+	struct generation *prev;
+};
+
 struct server {
-	const struct config *cfg;
+	const struct config *cfg;       /* the one the process started with */
+	const struct config *current;   /* the one deciding now */
+	const char *config_path;        /* NULL: built-in defaults */
+	struct generation *gens;
+	bool on_loopback;
 	struct ruleset rules;
 	struct engine *engine;
 	struct journal *journal;
+	struct notify *notify;
 	struct api *api;
 	_Atomic int n_conns;     /* open connections, all workers */
 	pthread_mutex_t pause_lock;
@@ -417,6 +431,88 @@ static void server_stop_all(struct server *srv, const char *why)
 		event_active(srv->workers[i].stop_ev, EV_READ, 0);
 }
 
+static void journal_reload(struct server *srv, const char *type, struct buf *m)
+{
+	if (journal_append(srv->journal, type, "", m->data ? m->data : "", m->len, NULL) < 0)
+		log_error("journal: cannot record the reload", NULL);
+}
+
+/* What a reload cannot change in a running process. */
+static int reload_check(const struct server *srv, const struct config *now,
+			const struct config *next, struct error *err)
+{
+	if (strcmp(now->listen, next->listen) != 0)
+		return error_set(err, "listen cannot change without a restart");
+	if (strcmp(now->state_dir, next->state_dir) != 0)
+		return error_set(err, "state_dir cannot change without a restart");
+	if (now->workers != next->workers)
+		return error_set(err, "workers cannot change without a restart");
+	if (auth_config_is_open(&next->auth) && !srv->on_loopback)
+		return error_set(err, "the new configuration has no authentication and rollbackd "
+				      "listens on a non-loopback address");
+	return 0;
+}
+
+/*
+ * SIGHUP: load and validate the configuration and every rule file; a valid
+ * set decides from now on (incidents, episodes and running actions carry
+ * over); an invalid one is refused, logged and journaled, and the running
+ * set goes on. listen, state_dir, workers, the HTTP limits and notify.*
+ * keep their values until a restart.
+ */
+static void server_reload(struct server *srv)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+	struct error err = {{0}};
+	struct buf m = BUF_INIT;
+	bool have_cfg = false, have_rules = false;
+	log_info("SIGHUP: reloading", "config", srv->config_path ? srv->config_path : "(built-in)",
+		 NULL);
+	if (!g) {
+		error_set(&err, "out of memory");
+		goto refuse;
+	}
+	if ((srv->config_path ? config_load(srv->config_path, &g->cfg, &err)
+			      : config_init(&g->cfg)) < 0)
+		goto refuse;
+	have_cfg = true;
+	if (rules_load(g->cfg.rules, &g->rules, &err) < 0)
+		goto refuse;
+	have_rules = true;
+	if (reload_check(srv, srv->current, &g->cfg, &err) < 0 ||
+	    engine_reload(srv->engine, &g->cfg, &g->rules) < 0) {
+		if (!err.msg[0])
+			error_set(&err, "out of memory");
+		goto refuse;
+	}
+	api_set_config(srv->api, &g->cfg);
+	srv->current = &g->cfg;
+	g->prev = srv->gens;
+	srv->gens = g;
+	char n[16];
+	snprintf(n, sizeof(n), "%zu", g->rules.n_rules);
+	log_info("reloaded", "rules", n, "digest", g->rules.digest, NULL);
+	if (!(buf_adds(&m, ",\"rules_path\":") |
+	      buf_add_json_str(&m, g->cfg.rules, strlen(g->cfg.rules)) |
+	      buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":true",
+		       g->rules.n_rules, g->rules.digest, g->cfg.dry_run ? "true" : "false")))
+		journal_reload(srv, "config_loaded", &m);
+	buf_release(&m);
+	return;
+refuse:
+	log_error("reload refused; the running configuration stays", "error", err.msg, NULL);
+	if (!(buf_adds(&m, ",\"error\":") | buf_add_json_str(&m, err.msg, strlen(err.msg))))
+		journal_reload(srv, "config_rejected", &m);
+	buf_release(&m);
+	if (g) {
+		if (have_rules)
+			ruleset_release(&g->rules);
+		if (have_cfg)
+			config_release(&g->cfg);
+		free(g);
+	}
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -428,9 +524,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		server_stop_all(srv, "SIGINT");
 		break;
 	case SIGHUP:
-		log_warn("SIGHUP received; reloading is not supported yet, keeping the running "
-			 "configuration",
-			 NULL);
+		server_reload(srv);
 		break;
 	default:
 		break; /* SIGPIPE: a peer went away; the write fails with EPIPE instead */
@@ -552,16 +646,24 @@ static bool is_loopback(const struct sockaddr *sa)
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
-/* Replay the journal into the engine, then journal from here on: the
- * start, and the rules this process decides with. */
+static int replay_line(const struct journal_line *line, void *arg)
+{
+	struct server *srv = arg;
+	if (engine_replay(line, srv->engine) < 0 || notify_replay(line, srv->notify) < 0)
+		return -1;
+	return 0;
+}
+
+/* Replay the journal into the engine and the outbox, then journal from
+ * here on: the start, and the rules this process decides with. */
 static int open_journal(struct server *srv, struct error *err)
 {
 	const struct config *cfg = srv->cfg;
 	struct journal_options jo = {
 		.state_dir = cfg->state_dir,
 		.segment_bytes = cfg->journal.segment_bytes,
-		.replay = engine_replay,
-		.replay_arg = srv->engine,
+		.replay = replay_line,
+		.replay_arg = srv,
 	};
 	int64_t t0 = timestamp_mono_ms();
 	if (journal_open(&jo, &srv->journal, err) < 0)
@@ -583,14 +685,18 @@ static int open_journal(struct server *srv, struct error *err)
 	buf_release(&m);
 	if (bad)
 		return error_set(err, "journal: cannot record the start");
+	notify_start(srv->notify, srv->journal);
+	engine_set_notify(srv->engine, srv->notify);
 	engine_attach_journal(srv->engine, srv->journal);
 	api_set_journal(srv->api, srv->journal);
+	api_set_notify(srv->api, srv->notify);
 	return 0;
 }
 
-int server_run(const struct config *cfg, struct error *err)
+int server_run(const struct config *cfg, const char *config_path, struct error *err)
 {
-	struct server srv = {.cfg = cfg, .pause_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct server srv = {.cfg = cfg, .current = cfg, .config_path = config_path,
+			     .pause_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct sockaddr_storage ss;
 	int salen = 0, rc = -1;
 	char addr[128];
@@ -599,7 +705,8 @@ int server_run(const struct config *cfg, struct error *err)
 		return error_set(err, "cannot enable libevent threading");
 	if (resolve_listen(cfg, &ss, &salen, err) < 0)
 		return -1;
-	if (auth_config_is_open(&cfg->auth) && !is_loopback((struct sockaddr *)&ss))
+	srv.on_loopback = is_loopback((struct sockaddr *)&ss);
+	if (auth_config_is_open(&cfg->auth) && !srv.on_loopback)
 		return error_set(err,
 				 "listen: '%s' is not a loopback address and no authentication "
 				 "is configured (set auth.hmac, auth.bearer or auth.basic)",
@@ -635,7 +742,9 @@ int server_run(const struct config *cfg, struct error *err)
 	struct engine_options eo = {.cfg = cfg, .base = main_base, .plan_only = false};
 	srv.engine = engine_new(&eo, &srv.rules);
 	srv.api = srv.engine ? api_new(cfg, srv.engine) : NULL;
-	if (!srv.engine || !srv.api) {
+	struct notify_options no = {.cfg = cfg, .base = main_base};
+	srv.notify = notify_new(&no);
+	if (!srv.engine || !srv.api || !srv.notify) {
 		error_set(err, "out of memory");
 		goto out;
 	}
@@ -695,6 +804,9 @@ out:
 	if (srv.sig_pipe)
 		event_free(srv.sig_pipe);
 	atomic_store(&api_for_errors, NULL);
+	if (srv.engine && srv.journal)
+		engine_interrupt(srv.engine);
+	notify_free(srv.notify); /* what is undelivered is in the journal for next time */
 	journal_close(srv.journal, 5000); /* the loops are over: flush what is left */
 	api_free(srv.api);
 	engine_free(srv.engine); /* before the base its events live on */
@@ -702,5 +814,12 @@ out:
 		worker_release(&srv.workers[i]);
 	free(srv.workers);
 	ruleset_release(&srv.rules);
+	while (srv.gens) {
+		struct generation *g = srv.gens;
+		srv.gens = g->prev;
+		ruleset_release(&g->rules);
+		config_release(&g->cfg);
+		free(g);
+	}
 	return rc;
 }

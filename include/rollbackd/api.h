@@ -36,6 +36,14 @@ void api_count_too_large(struct api *api);
 struct journal;
 void api_set_journal(struct api *api, struct journal *j);
 
+/* A reloaded configuration (the old one must stay valid: requests in
+ * flight may still read it). */
+void api_set_config(struct api *api, const struct config *cfg);
+
+/* Slack response_url updates go through n. */
+struct notify;
+void api_set_notify(struct api *api, struct notify *n);
+
 /* Readiness as /readyz reports it. */
 void api_set_ready(struct api *api, bool ready);
 

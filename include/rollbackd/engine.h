@@ -67,9 +67,44 @@ int engine_incident_json(struct engine *e, const char *id, struct buf *out);
 void engine_set_paused(struct engine *e, bool paused);
 bool engine_paused(struct engine *e);
 
-/* Approve an incident that awaits approval: runs its actions once. Returns
- * 0 when approved now, 1 when it was not awaiting approval. */
-int engine_approve(struct engine *e, const char *id, const char *by);
+/* Who used an ack/approve before, and when. */
+struct engine_use {
+	char by[128];
+	struct timestamp at;
+};
+
+enum {
+	ENGINE_USE_DONE = 0,		/* recorded now */
+	ENGINE_USE_ALREADY = 1,		/* done before: *prev says by whom and when */
+	ENGINE_USE_NOT_APPLICABLE = 2,	/* not awaiting approval / already resolved */
+	ENGINE_USE_NOT_FOUND = -1,
+};
+
+/* Approve an incident that awaits approval: journals who approved it and
+ * runs its actions, once. via: "link" | "slack". prev may be NULL. */
+int engine_approve(struct engine *e, const char *id, const char *by, const char *via,
+		   struct engine_use *prev);
+
+/* Acknowledge an incident (any state before resolved), once. */
+int engine_ack(struct engine *e, const char *id, const char *by, const char *via,
+	       struct engine_use *prev);
+
+/* "rule on service, state" for the ack page; -1 when not found. */
+int engine_incident_summary(struct engine *e, const char *id, char *out, size_t outsz);
+
+/* SIGHUP: decide with cfg and rules from now on (both must outlive the
+ * engine). Incidents, episodes, cooldowns and the hourly cap carry over;
+ * an action already running finishes. 0, or -1 on OOM (nothing changed). */
+int engine_reload(struct engine *e, const struct config *cfg, const struct ruleset *rules);
+
+/* Shutdown after the grace period: journal every action still running as
+ * "interrupted" (the incident becomes unknown; never re-run). Returns how
+ * many. */
+int engine_interrupt(struct engine *e);
+
+/* Tell n about state changes from now on. */
+struct notify;
+void engine_set_notify(struct engine *e, struct notify *n);
 
 /* Journal replay (journal_open's replay callback, arg = the engine):
  * rebuilds incidents, episodes, cooldowns, the hourly cap, pause and what

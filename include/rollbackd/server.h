@@ -14,6 +14,6 @@
 
 /* Run until SIGTERM/SIGINT. cfg stays owned by the caller and must outlive
  * the call. 0 after a clean stop, -1 when start-up failed (err says why). */
-int server_run(const struct config *cfg, struct error *err);
+int server_run(const struct config *cfg, const char *config_path, struct error *err);
 
 #endif
