@@ -21,8 +21,14 @@ build-asan: deps
 
 # Starts rollbackd on its built-in defaults (or CONFIG=path/to/rollbackd.json).
 run: build
-	@echo "rollbackd: listening on 127.0.0.1:9097 (built-in defaults: dry-run, loopback only)"
-	@echo "  send a signed test alert: see README.md, 'Signing a request'"
+	@echo "rollbackd: listening on 127.0.0.1:9097 (built-in defaults: rules from ./rules, dry-run on,"
+	@echo "  no secret configured, so unauthenticated webhooks are accepted from loopback only)"
+	@echo "  journal: ./var/journal.jsonl   read it: ./$(BUILD)/rollbackd audit show --journal var/journal.jsonl"
+	@echo "  send a test alert:"
+	@echo "    curl -sS -H 'Content-Type: application/json' --data-binary @tests/data/am_firing_3.json http://127.0.0.1:9097/v1/alerts"
+	@echo "  signed (rollbackd sign + curl), once auth.hmac is configured with the key in hmac.key:"
+	@echo "    sig=\$$(./$(BUILD)/rollbackd sign --secret-file hmac.key < tests/data/am_firing_3.json)"
+	@echo "    curl -sS -H 'Content-Type: application/json' -H \"X-Rollbackd-Signature: \$$sig\" --data-binary @tests/data/am_firing_3.json http://127.0.0.1:9097/v1/alerts"
 	./$(BUILD)/rollbackd serve $(if $(CONFIG),--config $(CONFIG))
 
 test: test-release test-asan
