@@ -18,7 +18,7 @@ import unittest
 import urllib.parse
 
 from harness import SCALE, Server, make_payload
-from test_ack import LINKS_KEY, link_query
+from test_ack import LINKS_KEY, SLACK_KEY, link_query, slack_headers
 from test_journal import read_journal, verify_chain
 
 PD_KEY = "pd-R0UT1NG-key-0123456789abcdef"
@@ -96,12 +96,13 @@ class NotifyTestCase(unittest.TestCase):
             self.srv.cleanup()
         self.rec.close()
 
-    def start(self, mode="auto"):
+    def start(self, mode="auto", **rule_extra):
         rec = self.rec
         self.srv = Server(config=lambda s: {
             "dry_run": False,
             "public_url": "https://rollbackd.example.com",
-            "auth": {"links": {"secret": s.secret("links", LINKS_KEY), "ttl": "1h"}},
+            "auth": {"links": {"secret": s.secret("links", LINKS_KEY), "ttl": "1h"},
+                     "slack_signing": {"secret": s.secret("slacksig", SLACK_KEY)}},
             "notify": {
                 "slack": {"webhook_url": s.secret(
                     "slack", "http://127.0.0.1:%d%s" % (rec.port, SLACK_URL_PATH))},
@@ -113,10 +114,23 @@ class NotifyTestCase(unittest.TestCase):
                 "group_by": ["service"], "mode": mode,
                 "actions": [{"type": "exec", "argv": ["/bin/true"], "timeout": "10s"}],
                 "notify": ["slack", "pagerduty"]}
+        rule.update(rule_extra)
         with open(os.path.join(self.srv.rules_dir, "r.json"), "w") as f:
             json.dump({"rules": [rule]}, f)
         self.srv.start()
         return self.srv
+
+    def wait_sent(self, channel, n):
+        """Until the daemon has journaled n deliveries (the recorder sees a
+        request before the daemon sees its answer)."""
+        want = 'rollbackd_notifications_total{channel="%s",result="sent"} ' % channel
+        deadline = time.monotonic() + 10 * SCALE
+        while time.monotonic() < deadline:
+            for line in self.srv.metrics_text().splitlines():
+                if line.startswith(want) and float(line.split()[-1]) >= n:
+                    return
+            time.sleep(0.05)
+        self.fail("fewer than %d %s notices sent" % (n, channel))
 
     def pd_events(self):
         return [json.loads(r["body"]) for r in self.rec.got("/v2/enqueue")]
@@ -150,6 +164,7 @@ class DeliveryTest(NotifyTestCase):
         blob = json.dumps(msgs)
         self.assertIn(inc, blob)
         self.assertIn("https://rollbackd.example.com/v1/ack/" + inc, blob)
+        self.wait_sent("pagerduty", 3)
         srv.stop()
         recs = self.journal()
         text = "\n".join(json.dumps(r) for r in recs)
@@ -167,6 +182,7 @@ class DeliveryTest(NotifyTestCase):
         srv.post_alerts(make_payload(n=1, service="retry"))
         got = self.rec.wait("/v2/enqueue", 5, timeout=40)
         self.assertGreaterEqual(got[1]["t"] - got[0]["t"], 2.0, "Retry-After: 2 not honoured")
+        self.wait_sent("pagerduty", 1)
         time.sleep(0.5)
         self.assertEqual(len(self.rec.got("/v2/enqueue")), 5, "delivered once, then stopped")
         srv.stop()
@@ -214,6 +230,71 @@ class DeliveryTest(NotifyTestCase):
             self.assertEqual(r.status, 200)
         self.assertLess(worst, 0.5, "intake waited for a slow receiver")
         self.assertEqual(srv.request("GET", "/readyz").status, 200)
+
+
+class VerifyWithinTest(NotifyTestCase):
+    def wait_state(self, inc, state):
+        deadline = time.monotonic() + 10 * SCALE
+        got = None
+        while time.monotonic() < deadline:
+            got = self.srv.request("GET", "/v1/incidents/" + inc).json()["state"]
+            if got == state:
+                return
+            time.sleep(0.05)
+        self.fail("incident %s is %s, want %s" % (inc, got, state))
+
+    def test_still_firing_after_the_window_is_ineffective(self):
+        srv = self.start(verify={"within": "1s"})
+        r = srv.post_alerts(make_payload(n=1, service="stubborn"))
+        inc = r.json()["decisions"][0]["incident"]
+        self.wait_state(inc, "ineffective")
+        deadline = time.monotonic() + 10 * SCALE
+        while time.monotonic() < deadline:
+            ev = [e for e in self.pd_events() if e["event_action"] == "trigger"]
+            if len(ev) >= 2:
+                break
+            time.sleep(0.05)
+        self.assertEqual(ev[-1]["payload"]["severity"], "critical")
+        self.assertEqual(ev[-1]["dedup_key"], inc)
+        deadline = time.monotonic() + 10 * SCALE
+        while time.monotonic() < deadline and "did not fix" not in json.dumps(
+                [json.loads(x["body"]) for x in self.rec.got(SLACK_URL_PATH)]):
+            time.sleep(0.1)
+        self.assertIn("did not fix", json.dumps(
+            [json.loads(x["body"]) for x in self.rec.got(SLACK_URL_PATH)]))
+        srv.stop()
+        states = [x["state"] for x in self.journal() if x["type"] == "incident_state"]
+        self.assertEqual(states, ["ineffective"])
+
+    def test_resolved_within_the_window_is_effective(self):
+        srv = self.start(verify={"within": "5s"})
+        r = srv.post_alerts(make_payload(n=1, service="fixed"))
+        inc = r.json()["decisions"][0]["incident"]
+        self.wait_state(inc, "rolled_back")
+        srv.post_alerts(make_payload(n=1, service="fixed", status="resolved"))
+        self.wait_state(inc, "resolved")
+        srv.stop()
+        states = [x["state"] for x in self.journal() if x["type"] == "incident_state"]
+        self.assertEqual(states, ["effective"])
+
+
+class SlackResponseTest(NotifyTestCase):
+    def test_button_click_updates_the_message(self):
+        srv = self.start()
+        inc = srv.post_alerts(make_payload(n=1, service="click")).json()["decisions"][0][
+            "incident"]
+        payload = {"type": "block_actions", "user": {"id": "U1", "username": "gina"},
+                   "response_url": "http://127.0.0.1:%d/actions/T1/resp" % self.rec.port,
+                   "actions": [{"action_id": "ack", "value": inc}]}
+        body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
+        r = srv.request("POST", "/v1/slack/actions", body=body, headers=slack_headers(body),
+                        content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 200)
+        got = self.rec.wait("/actions/T1/resp", 1)
+        self.assertIn("acknowledged by gina (Slack)", json.loads(got[0]["body"])["text"])
+        ack = [e for e in self.rec.wait("/v2/enqueue", 2) if
+               json.loads(e["body"])["event_action"] == "acknowledge"]
+        self.assertEqual(len(ack), 1)
 
 
 if __name__ == "__main__":
