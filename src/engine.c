@@ -2212,6 +2212,13 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			}
 			continue;
 		}
+		const struct rule *rr = find_rule(e, inc->rule_name);
+		/* Timers do not survive a restart: give them a full window from now
+		 * (later rather than earlier). */
+		if (inc->state == INC_AWAITING_APPROVAL && rr && rr->approve_timeout_ms > 0)
+			arm_ms(e, &inc->approve_timer, approve_timeout_cb, inc, rr->approve_timeout_ms);
+		if (inc->state == INC_ROLLED_BACK)
+			arm_verify(e, inc);
 		if (inc->state != INC_ACTING)
 			continue;
 		bool cut = false;

@@ -248,5 +248,21 @@ class ApproveTimeoutTest(AckTestCase):
         self.assertEqual(self.form_post("approve", by="late").status, 409)
 
 
+class ApproveTimeoutRestartTest(AckTestCase):
+    MODE = "approve"
+    RULE_EXTRA = {"approve_timeout": "2s"}
+
+    def test_approve_timeout_survives_a_restart(self):
+        self.srv.stop()
+        self.srv.proc = None
+        self.srv.lines, self.srv.logs = [], []
+        self.srv.start()
+        self.assertEqual(self.incident()["state"], "awaiting_approval")
+        deadline = time.monotonic() + 15 * SCALE
+        while time.monotonic() < deadline and self.runs() == 0:
+            time.sleep(0.05)
+        self.assertEqual(self.runs(), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
