@@ -459,6 +459,9 @@ class DockerAndCompose(CheckConfigMixin, unittest.TestCase):
         pkgs = set(m.group(1).replace("\\", " ").split())
         p = subprocess.run(["ldd", harness.BIN], capture_output=True, timeout=30)
         libs = re.findall(r"=> (/\S+)", p.stdout.decode())
+        if any(re.search(r"/lib(asan|ubsan|tsan)\.so", lib) for lib in libs):
+            self.skipTest("a sanitizer build links its own runtime; the image ships the "
+                          "release build, which the normal `make test` pass checks")
         self.assertIn("libcurl4", pkgs, "rollbackd dlopen()s libcurl.so.4")
         for lib in libs:
             q = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True)
