@@ -22,6 +22,7 @@
 #include "rollbackd/cmd.h"
 #include "rollbackd/error.h"
 #include "rollbackd/journal.h"
+#include "rollbackd/text.h"
 
 #define WHAT_MAX 600     /* what is wrong with a record: room for a struct error and more */
 #define PROBLEM_MAX 1024 /* and where: file, offset, seq */
@@ -38,38 +39,6 @@ static size_t clamp_len(int n, size_t outsz)
 	if (n < 0 || outsz == 0)
 		return 0;
 	return (size_t)n < outsz ? (size_t)n : outsz - 1;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (1..4; no overlongs,
- * surrogates or code points past U+10FFFF), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (n > left || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
 }
 
 /* C0, DEL, or (as a 2-byte sequence) a C1 control: 0 when p is none. */
@@ -90,7 +59,7 @@ static int add_safe(struct buf *out, const char *s, size_t n, size_t max)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t room = n <= max ? n : max - 3, used = 0, i = 0;
 	while (i < n) {
-		size_t c = control_len(p + i, n - i), u = c ? 0 : utf8_len(p + i, n - i);
+		size_t c = control_len(p + i, n - i), u = c ? 0 : text_utf8_next(p + i, n - i, NULL);
 		size_t width = u ? u : 1;
 		if (used + width > room)
 			return buf_adds(out, "...");
@@ -205,7 +174,7 @@ static int fence_body(const char *s, size_t n, size_t max, size_t *shown, struct
 	size_t used = 0, i = 0;
 	while (i < n) {
 		size_t c = p[i] == '\n' || p[i] == '\t' ? 0 : control_len(p + i, n - i);
-		size_t u = c ? 0 : utf8_len(p + i, n - i);
+		size_t u = c ? 0 : text_utf8_next(p + i, n - i, NULL);
 		size_t width = c == 2 ? 6 : c || !u ? 4 : u; /* \u0085, \x1b */
 		if (used + width > max)
 			break;
@@ -243,7 +212,7 @@ int audit_md_code(const char *s, size_t n, struct buf *out)
 	if (add_repeat(out, '`', delim) || ((pad || n == 0) && buf_addc(out, ' ')))
 		return -1;
 	for (size_t i = 0; i < n;) {
-		size_t c = control_len(p + i, n - i), u = c ? 0 : utf8_len(p + i, n - i);
+		size_t c = control_len(p + i, n - i), u = c ? 0 : text_utf8_next(p + i, n - i, NULL);
 		int r = c   ? add_escaped_control(out, p + i, c)
 			: u ? buf_add(out, p + i, u)
 			    : buf_addf(out, "\\x%02x", (unsigned)p[i]);
@@ -277,7 +246,7 @@ int audit_md_text(const char *s, size_t n, struct buf *out)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		size_t c = control_len(p + i, n - i), u = c ? 0 : utf8_len(p + i, n - i);
+		size_t c = control_len(p + i, n - i), u = c ? 0 : text_utf8_next(p + i, n - i, NULL);
 		int r;
 		if (c)
 			r = buf_addc(out, ' ');

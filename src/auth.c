@@ -18,6 +18,8 @@
 
 #include <sodium.h>
 
+#include "rollbackd/text.h"
+
 #define AUTH_MAX_HEADER 4096 /* longest header value we look at */
 #define MAC_LEN crypto_auth_hmacsha256_BYTES
 
@@ -36,24 +38,6 @@ enum verdict {
 static bool too_long(const char *s)
 {
 	return strnlen(s, AUTH_MAX_HEADER + 1) > AUTH_MAX_HEADER;
-}
-
-/* Parse a non-empty run of ASCII digits into a non-negative int64. */
-static int parse_digits(const char *s, size_t len, int64_t *out)
-{
-	int64_t v = 0;
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		int d = s[i] - '0';
-		if (v > (INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
 }
 
 int auth_hex_decode(const char *hex, size_t hexlen, unsigned char *out, size_t n)
@@ -108,7 +92,7 @@ int auth_parse_signature(const char *s, size_t len, struct rollbackd_signature *
 		const char *val = eq + 1;
 		size_t vlen = (size_t)(s + end - val);
 		if (klen == 1 && el[0] == 't') {
-			if (have_t || parse_digits(val, vlen, &sig.t) < 0)
+			if (have_t || text_parse_digits(val, vlen, &sig.t) < 0)
 				return -1;
 			have_t = true;
 		} else if (klen == 2 && el[0] == 'v' && el[1] == '1') {
@@ -259,7 +243,7 @@ static enum verdict verify_grafana(const struct auth_config *ac, const struct au
 	if (ts) {
 		size_t tlen = strnlen(ts, sizeof(prefix));
 		/* Sign over the timestamp exactly as sent. */
-		if (tlen >= sizeof(prefix) - 1 || parse_digits(ts, tlen, &t) < 0)
+		if (tlen >= sizeof(prefix) - 1 || text_parse_digits(ts, tlen, &t) < 0)
 			return V_MALFORMED;
 		memcpy(prefix, ts, tlen);
 		prefix[tlen] = ':';

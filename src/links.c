@@ -17,6 +17,9 @@
 
 #include <sodium.h>
 
+#include "rollbackd/auth.h"
+#include "rollbackd/text.h"
+
 #define MAC_LEN crypto_auth_hmacsha256_BYTES
 /* "approve" ':' id ':' 19 digits NUL */
 #define MSG_MAX (7 + 1 + LINKS_ID_MAX + 1 + LINKS_EXP_DIGITS + 1)
@@ -128,52 +131,22 @@ int links_url(const char *public_url, const struct secret *key, const char *acti
 	return 0;
 }
 
-/* 1..19 decimal digits, no sign, within int64. */
-static int parse_exp(const char *s, int64_t *out)
-{
-	size_t n = strnlen(s, LINKS_EXP_DIGITS + 1);
-	int64_t v = 0;
-
-	if (n == 0 || n > LINKS_EXP_DIGITS)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		int d = s[i] - '0';
-		if (v > (INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-static bool is_hex(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 enum link_status links_verify(const struct secret *key, const char *action, const char *id,
 			      const char *exp_text, const char *sig_hex, int64_t now)
 {
 	unsigned char want[MAC_LEN], got[MAC_LEN];
 	char msg[MSG_MAX];
-	size_t n, bin_len = 0;
-	const char *hex_end = NULL;
+	size_t n;
 	int64_t exp;
 	bool match;
 
 	if (!key || !secret_is_set(key) || !valid_action(action) || !valid_id(id) || !exp_text ||
-	    !sig_hex || parse_exp(exp_text, &exp) < 0)
+	    !sig_hex)
 		return LINK_MALFORMED;
-	if (strnlen(sig_hex, LINKS_SIG_HEX + 1) != LINKS_SIG_HEX)
+	n = strnlen(exp_text, LINKS_EXP_DIGITS + 1); /* 1..19 digits, no sign, within int64 */
+	if (n > LINKS_EXP_DIGITS || text_parse_digits(exp_text, n, &exp) < 0)
 		return LINK_MALFORMED;
-	for (size_t i = 0; i < LINKS_SIG_HEX; i++)
-		if (!is_hex((unsigned char)sig_hex[i]))
-			return LINK_MALFORMED;
-	if (sodium_hex2bin(got, sizeof(got), sig_hex, LINKS_SIG_HEX, NULL, &bin_len, &hex_end) !=
-		0 ||
-	    bin_len != sizeof(got) || hex_end != sig_hex + LINKS_SIG_HEX)
+	if (auth_hex_decode(sig_hex, strnlen(sig_hex, LINKS_SIG_HEX + 1), got, sizeof(got)) < 0)
 		return LINK_MALFORMED;
 	if (sodium_init() < 0)
 		return LINK_FORGED;
@@ -219,96 +192,6 @@ int links_status_http(enum link_status st)
 	return 401;
 }
 
-/*
- * UTF-8 (RFC 3629): the length of the valid sequence at s[0..n), with its
- * code point in *cp, or 0 when s does not start with one (overlong forms,
- * surrogates and values past U+10FFFF are invalid).
- */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	uint32_t v, min;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, v = c & 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, v = c & 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return len;
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-enum decode_result { DECODE_OK, DECODE_LONG, DECODE_BAD };
-
-/*
- * Decode one form component s[0..n) ('+' is a space, %XX a byte) into dst
- * (cap bytes, NUL-terminated). With dst NULL only checks the syntax. A NUL
- * byte is DECODE_BAD: no field of ours may hold one.
- */
-static enum decode_result form_decode(const char *s, size_t n, char *dst, size_t cap,
-				      size_t *out_len)
-{
-	size_t o = 0;
-	enum decode_result r = DECODE_OK;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int hi, lo;
-			if (n - i < 3 || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
-				return DECODE_BAD;
-			c = (unsigned char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (c == '\0')
-			return DECODE_BAD;
-		if (!dst)
-			continue;
-		if (o + 1 >= cap)
-			r = DECODE_LONG; /* keep going: a bad escape later still wins */
-		else
-			dst[o++] = (char)c;
-	}
-	if (dst) {
-		dst[o] = '\0';
-		if (out_len)
-			*out_len = o;
-	}
-	return r;
-}
-
 /* Code points that must not appear in a name written to the journal and
  * shown on pages: controls, line separators, bidirectional overrides. */
 static bool forbidden_in_name(uint32_t cp)
@@ -329,7 +212,7 @@ static int store_by(const char *raw, size_t len, struct link_form *out)
 		end--;
 	for (size_t i = start; i < end;) {
 		uint32_t cp;
-		size_t k = utf8_next(p + i, end - i, &cp);
+		size_t k = text_utf8_next(p + i, end - i, &cp);
 		if (k == 0) {
 			out->error = "form field 'by' is not valid UTF-8";
 			return -1;
@@ -402,18 +285,18 @@ int links_parse_form(const char *body, size_t len, struct link_form *out)
 			continue;
 		for (eq = start; eq < end && body[eq] != '='; eq++)
 			;
-		enum decode_result r =
-		    form_decode(body + start, eq - start, name, sizeof(name), NULL);
-		if (r == DECODE_BAD)
+		enum text_form r = text_form_decode(body + start, eq - start, name, sizeof(name),
+						    NULL, false);
+		if (r == TEXT_FORM_BAD)
 			goto bad_escape;
 		for (f = 0; f < F_COUNT; f++)
-			if (r == DECODE_OK && strcmp(name, fields[f].name) == 0)
+			if (r == TEXT_FORM_OK && strcmp(name, fields[f].name) == 0)
 				break;
 		const char *val = eq < end ? body + eq + 1 : body + end;
 		size_t vlen = (size_t)(body + end - val);
 		if (f == F_COUNT) {
 			/* Unknown field: ignored, but its syntax must hold. */
-			if (form_decode(val, vlen, NULL, 0, NULL) != DECODE_OK)
+			if (text_form_decode(val, vlen, NULL, 0, NULL, false) != TEXT_FORM_OK)
 				goto bad_escape;
 			continue;
 		}
@@ -422,10 +305,10 @@ int links_parse_form(const char *body, size_t len, struct link_form *out)
 			return -1;
 		}
 		seen[f] = true;
-		r = form_decode(val, vlen, dst[f], cap[f], f == F_BY ? &by_len : NULL);
-		if (r == DECODE_BAD)
+		r = text_form_decode(val, vlen, dst[f], cap[f], f == F_BY ? &by_len : NULL, false);
+		if (r == TEXT_FORM_BAD)
 			goto bad_escape;
-		if (r == DECODE_LONG) {
+		if (r == TEXT_FORM_LONG) {
 			out->error = fields[f].too_long;
 			return -1;
 		}
@@ -467,7 +350,7 @@ int links_html_escape(struct buf *out, const char *s)
 	while (i < n) {
 		const char *ent = NULL;
 		uint32_t cp;
-		size_t k = utf8_next(p + i, n - i, &cp);
+		size_t k = text_utf8_next(p + i, n - i, &cp);
 
 		if (k == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7f)
 			ent = replacement;

@@ -41,6 +41,7 @@
 #include "rollbackd/metrics.h"
 #include "rollbackd/pagerduty.h"
 #include "rollbackd/slack.h"
+#include "rollbackd/text.h"
 
 #define NOTIFY_ID_MAX 31		 /* "n-" + 16 hex; replayed ids up to this */
 #define RETRY_BASE_MS 1000		 /* between delivery rounds, doubled... */
@@ -261,28 +262,6 @@ static bool http_url(const char *u)
 
 /* ---- text ---------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 if none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t k;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2)
-		return 0;
-	k = c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
-	if (k == 0 || n < k)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
-	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-		return 0; /* overlong, surrogate, past U+10FFFF */
-	return k;
-}
-
 /* Append s[0..n) as a JSON string that the strict tokenizer takes back:
  * invalid UTF-8 and NUL become U+FFFD. At most max input bytes are kept:
  * the head, or with tail the tail, cut on a character boundary. */
@@ -312,7 +291,7 @@ static int add_json_text(struct buf *b, const char *s, size_t n, size_t max, boo
 	buf_init(&clean, 0);
 	rc = buf_add(&clean, "", 0);
 	for (size_t i = 0; i < n && rc == 0;) {
-		size_t k = u[i] ? utf8_seq(u + i, n - i) : 0;
+		size_t k = u[i] ? text_utf8_next(u + i, n - i, NULL) : 0;
 		rc = k ? buf_add(&clean, s + i, k) : buf_adds(&clean, "\xef\xbf\xbd");
 		i += k ? k : 1;
 	}
@@ -420,7 +399,7 @@ static bool label_name_ok(const char *s)
 	if (n == 0 || n > PD_LABEL_NAME_MAX)
 		return false;
 	for (size_t i = 0, k; i < n; i += k)
-		if ((k = utf8_seq((const unsigned char *)s + i, n - i)) == 0)
+		if ((k = text_utf8_next((const unsigned char *)s + i, n - i, NULL)) == 0)
 			return false;
 	return true;
 }

@@ -16,41 +16,12 @@
 
 #include <jansson.h>
 
+#include "rollbackd/text.h"
+
 #define ELLIPSIS "\xe2\x80\xa6" /* U+2026 */
 #define ELLIPSIS_LEN 3
 #define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 #define PD_URL_MAX 4096
-
-/* The length of the valid UTF-8 sequence at s[0..n), or 0 when s does not
- * start with one (RFC 3629: no overlong forms, surrogates, or values past
- * U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	uint32_t v, min;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, v = c & 0x1f, min = 0x80;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, v = c & 0x0f, min = 0x800;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, v = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* Append s[0..n) as valid UTF-8 without NULs (bad bytes and NUL become
  * U+FFFD: readers of the journal need not accept "\u0000"); with oneline,
@@ -61,7 +32,7 @@ static int add_clean(struct buf *b, const char *s, size_t n, bool oneline)
 	size_t i = 0, k;
 
 	while (i < n) {
-		k = utf8_len(u + i, n - i);
+		k = text_utf8_next(u + i, n - i, NULL);
 		if (k == 0 || u[i] == '\0') {
 			if (buf_add(b, REPLACEMENT, 3) < 0)
 				return -1;
@@ -327,7 +298,7 @@ static bool id_usable(const char *id)
 	if (n == 0 || n > PD_DEDUP_KEY_MAX)
 		return false;
 	for (size_t i = 0, k; i < n; i += k)
-		if ((k = utf8_len((const unsigned char *)id + i, n - i)) == 0)
+		if ((k = text_utf8_next((const unsigned char *)id + i, n - i, NULL)) == 0)
 			return false;
 	return true;
 }

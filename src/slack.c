@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "rollbackd/auth.h"
 #include "rollbackd/text.h"
 
 #define MAC_LEN crypto_auth_hmacsha256_BYTES
@@ -35,43 +36,6 @@
 #define FIELD_SHORT 200 /* value, threshold, state, id, a name */
 #define FIELD_COMPACT 200
 #define FIELD_NOTE_COMPACT 300
-
-/* ---- UTF-8 ---- */
-
-/* The length of the valid UTF-8 sequence at s[0..n) with its code point in
- * *cp, or 0 when s does not start with one (RFC 3629: no overlong forms, no
- * surrogates, nothing past U+10FFFF). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	uint32_t v, min;
-	size_t len;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, v = c & 0x1f, min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, v = c & 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return len;
-}
 
 /* ---- text that fits ---- */
 
@@ -93,7 +57,7 @@ static size_t next_piece(const unsigned char *s, size_t n, size_t *i, unsigned f
 	size_t at = *i, k;
 	uint32_t cp;
 
-	k = utf8_next(s + at, n - at, &cp);
+	k = text_utf8_next(s + at, n - at, &cp);
 	if (k == 0) {
 		*i = at + 1;
 		memcpy(piece, REPLACEMENT, 3);
@@ -380,7 +344,7 @@ static bool utf8_valid(const char *s, size_t n)
 {
 	uint32_t cp;
 	for (size_t i = 0, k; i < n; i += k)
-		if ((k = utf8_next((const unsigned char *)s + i, n - i, &cp)) == 0)
+		if ((k = text_utf8_next((const unsigned char *)s + i, n - i, &cp)) == 0)
 			return false;
 	return true;
 }
@@ -1001,25 +965,6 @@ int slack_reply_error(const char *body, size_t len, char *err, size_t errsz)
 
 /* ---- request signatures ---- */
 
-/* 1..19 decimal digits within int64. */
-static int parse_ts(const char *s, int64_t *out)
-{
-	size_t n = strnlen(s, TS_DIGITS + 1);
-	int64_t v = 0;
-	if (n == 0 || n > TS_DIGITS)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		int d = s[i] - '0';
-		if (v > (INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 enum slack_sig slack_verify(const struct secret *signing_secret, const char *timestamp_hdr,
 			    const char *signature_hdr, const unsigned char *body, size_t len,
 			    int64_t now)
@@ -1027,26 +972,17 @@ enum slack_sig slack_verify(const struct secret *signing_secret, const char *tim
 	static const char pfx[] = "v0=";
 	unsigned char got[MAC_LEN], want[MAC_LEN];
 	crypto_auth_hmacsha256_state st;
-	const char *hex, *hex_end = NULL;
-	size_t bin_len = 0;
 	int64_t t;
 	bool match;
 
 	if (!is_set(timestamp_hdr) || !is_set(signature_hdr))
 		return SLACK_SIG_MISSING;
-	if (parse_ts(timestamp_hdr, &t) < 0)
+	size_t ts_len = strnlen(timestamp_hdr, TS_DIGITS + 1); /* 1..19 digits within int64 */
+	if (ts_len > TS_DIGITS || text_parse_digits(timestamp_hdr, ts_len, &t) < 0)
 		return SLACK_SIG_MALFORMED;
-	if (strnlen(signature_hdr, 3 + 2 * MAC_LEN + 1) != 3 + 2 * MAC_LEN ||
-	    memcmp(signature_hdr, pfx, 3) != 0)
-		return SLACK_SIG_MALFORMED;
-	hex = signature_hdr + 3;
-	for (size_t i = 0; i < 2 * MAC_LEN; i++) {
-		char c = hex[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return SLACK_SIG_MALFORMED;
-	}
-	if (sodium_hex2bin(got, sizeof(got), hex, 2 * MAC_LEN, NULL, &bin_len, &hex_end) != 0 ||
-	    bin_len != MAC_LEN || hex_end != hex + 2 * MAC_LEN)
+	if (strncmp(signature_hdr, pfx, 3) != 0 ||
+	    auth_hex_decode(signature_hdr + 3, strnlen(signature_hdr + 3, 2 * MAC_LEN + 1), got,
+			    MAC_LEN) < 0)
 		return SLACK_SIG_MALFORMED;
 	if (!signing_secret || !secret_is_set(signing_secret) || (len > 0 && !body) ||
 	    sodium_init() < 0)
@@ -1090,40 +1026,6 @@ const char *slack_sig_message(enum slack_sig s)
 
 /* ---- interactivity payloads ---- */
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode a form component ('+' is a space, %XX a byte) into dst, which has
- * room for n + 1 bytes. Returns the decoded length, or -1 on a bad escape. */
-static long form_decode(const char *s, size_t n, char *dst)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int hi, lo;
-			if (n - i < 3 || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
-				return -1;
-			c = (char)(hi << 4 | lo);
-			i += 2;
-		}
-		dst[o++] = c;
-	}
-	dst[o] = '\0';
-	return (long)o;
-}
-
 /* The decoded value of the one "payload" field, malloc'd, or NULL with err
  * set. */
 static char *form_payload(const char *body, size_t len, size_t *out_len, struct error *err)
@@ -1131,7 +1033,6 @@ static char *form_payload(const char *body, size_t len, size_t *out_len, struct 
 	const char *val = NULL;
 	size_t vlen = 0, i = 0;
 	char *dst;
-	long n;
 
 	while (i < len) {
 		size_t start = i, end;
@@ -1156,13 +1057,11 @@ static char *form_payload(const char *body, size_t len, size_t *out_len, struct 
 		error_set(err, "payload: out of memory");
 		return NULL;
 	}
-	n = form_decode(val, vlen, dst);
-	if (n < 0) {
+	if (text_form_decode(val, vlen, dst, vlen + 1, out_len, true) != TEXT_FORM_OK) {
 		free(dst);
 		error_set(err, "payload: malformed %%-escape");
 		return NULL;
 	}
-	*out_len = (size_t)n;
 	return dst;
 }
 
@@ -1174,7 +1073,7 @@ static bool has_control(const char *s)
 	size_t n = strlen(s);
 	uint32_t cp;
 	for (size_t i = 0, k; i < n; i += k) {
-		k = utf8_next(u + i, n - i, &cp);
+		k = text_utf8_next(u + i, n - i, &cp);
 		if (k == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
 		    cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
 		    (cp >= 0x2066 && cp <= 0x2069))

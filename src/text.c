@@ -1,5 +1,6 @@
 /*
- * text: helpers for error messages (quoting, "did you mean").
+ * text: helpers for error messages (quoting, "did you mean"), UTF-8, hex
+ * digits, decimal runs and form components.
  */
 #include "rollbackd/text.h"
 
@@ -74,4 +75,101 @@ const char *text_suggest(const char *word, const char *const *known)
 		}
 	}
 	return best;
+}
+
+size_t text_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	unsigned char c = s[0];
+	uint32_t v, min;
+	size_t len;
+
+	if (c < 0x80) {
+		if (cp)
+			*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2, v = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3, v = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4, v = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	if (cp)
+		*cp = v;
+	return len;
+}
+
+int text_hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int text_parse_digits(const char *s, size_t len, int64_t *out)
+{
+	int64_t v = 0;
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		int d = s[i] - '0';
+		if (v > (INT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+enum text_form text_form_decode(const char *s, size_t n, char *dst, size_t cap,
+				size_t *out_len, bool allow_nul)
+{
+	size_t o = 0;
+	enum text_form r = TEXT_FORM_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi, lo;
+			if (n - i < 3 || (hi = text_hex_value((unsigned char)s[i + 1])) < 0 ||
+			    (lo = text_hex_value((unsigned char)s[i + 2])) < 0)
+				return TEXT_FORM_BAD;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0' && !allow_nul)
+			return TEXT_FORM_BAD;
+		if (!dst)
+			continue;
+		if (o + 1 >= cap)
+			r = TEXT_FORM_LONG;
+		else
+			dst[o++] = (char)c;
+	}
+	if (dst) {
+		dst[o] = '\0';
+		if (out_len)
+			*out_len = o;
+	}
+	return r;
 }
