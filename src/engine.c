@@ -330,7 +330,6 @@ static const struct rule *find_rule(const struct engine *e, const char *name)
 static void incident_id(const struct rule *r, const struct label *group, size_t n,
 			char out[INCIDENT_ID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char h[8];
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, NULL, 0, sizeof(h));
@@ -344,11 +343,7 @@ static void incident_id(const struct rule *r, const struct label *group, size_t 
 	}
 	crypto_generichash_final(&st, h, sizeof(h));
 	memcpy(out, "inc-", 4);
-	for (size_t i = 0; i < sizeof(h); i++) {
-		out[4 + 2 * i] = hex[h[i] >> 4];
-		out[5 + 2 * i] = hex[h[i] & 15];
-	}
-	out[INCIDENT_ID_LEN] = '\0';
+	sodium_bin2hex(out + 4, INCIDENT_ID_LEN + 1 - 4, h, sizeof(h));
 }
 
 /* The index over incidents: open addressing on the id's hash (the id
@@ -652,28 +647,22 @@ static void journal_decision(struct engine *e, const struct incident *inc, const
 		bad |= buf_addf(&m, ",\"episode\":%d", inc->episode) |
 		       add_member_str(&m, "state", state_names[inc->state]) |
 		       buf_adds(&m, ",\"group\":") | labels_json(&m, inc->group.items, inc->group.n);
-	if (trigger)
-		bad |= buf_adds(&m, ",\"labels\":") |
-		       labels_json(&m, trigger->labels.items, trigger->labels.n) |
-		       buf_adds(&m, ",\"annotations\":") |
-		       labels_json(&m, trigger->annotations.items, trigger->annotations.n);
-	else if (inc && trigger_kind)
-		bad |= buf_adds(&m, ",\"labels\":") |
-		       labels_json(&m, inc->trigger_labels.items, inc->trigger_labels.n) |
-		       buf_adds(&m, ",\"annotations\":") |
-		       labels_json(&m, inc->trigger_annotations.items, inc->trigger_annotations.n);
-	if (r && r->has_value && (trigger || (inc && trigger_kind))) {
-		struct label_set ls, as;
-		if (trigger) {
-			ls = trigger->labels;
-			as = trigger->annotations;
-		} else {
-			ls = (struct label_set){inc->trigger_labels.items, inc->trigger_labels.n};
-			as = (struct label_set){inc->trigger_annotations.items,
-						inc->trigger_annotations.n};
-		}
-		bad |= value_member(&m, r, &ls, &as);
+	/* What it decided on: the alert at hand, or (a timer, an approval) the
+	 * alert that opened the episode. */
+	struct label_set ls = {0}, as = {0};
+	bool what = trigger || (inc && trigger_kind);
+	if (trigger) {
+		ls = trigger->labels;
+		as = trigger->annotations;
+	} else if (what) {
+		ls = (struct label_set){inc->trigger_labels.items, inc->trigger_labels.n};
+		as = (struct label_set){inc->trigger_annotations.items, inc->trigger_annotations.n};
 	}
+	if (what)
+		bad |= buf_adds(&m, ",\"labels\":") | labels_json(&m, ls.items, ls.n) |
+		       buf_adds(&m, ",\"annotations\":") | labels_json(&m, as.items, as.n);
+	if (what && r && r->has_value)
+		bad |= value_member(&m, r, &ls, &as);
 	if (trigger_kind)
 		bad |= add_member_str(&m, "trigger", trigger_kind);
 	if (bad || jappend(e, "decision", inc ? inc->id : "", &m) < 0)
@@ -2104,6 +2093,28 @@ static bool fast_eq(const char *v, size_t n, const char *s)
 	return n == strlen(s) && memcmp(v, s, n) == 0;
 }
 
+/* A record the fast path did not take: tokenize it and replay. 1 done (or
+ * skipped), -1 OOM. Under e->lock. */
+static int replay_parsed(struct engine *e, const struct journal_line *line)
+{
+	size_t need = JSON_TOKENS_ENOUGH(line->len);
+	if (need > e->rtoks_cap) {
+		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
+		if (!t)
+			return -1;
+		e->rtoks = t;
+		e->rtoks_cap = need;
+	}
+	struct rline rl = {.e = e};
+	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
+	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
+		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
+			 NULL);
+		return 1;
+	}
+	return replay_line(&rl) < 0 ? -1 : 1;
+}
+
 /* 1 handled, 0 take the full parse, -1 OOM. Under e->lock. */
 static int replay_fast(struct engine *e, const char *text, size_t len)
 {
@@ -2163,29 +2174,11 @@ int engine_replay(const struct journal_line *line, void *arg)
 {
 	struct engine *e = arg;
 	pthread_mutex_lock(&e->lock);
-	int fast = replay_fast(e, line->text, line->len);
+	int rc = replay_fast(e, line->text, line->len);
+	if (rc == 0)
+		rc = replay_parsed(e, line);
 	pthread_mutex_unlock(&e->lock);
-	if (fast != 0)
-		return fast < 0 ? -1 : 0;
-	size_t need = JSON_TOKENS_ENOUGH(line->len);
-	if (need > e->rtoks_cap) {
-		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
-		if (!t)
-			return -1;
-		e->rtoks = t;
-		e->rtoks_cap = need;
-	}
-	struct rline rl = {.e = e};
-	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
-	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
-		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
-			 NULL);
-		return 0;
-	}
-	pthread_mutex_lock(&e->lock);
-	int rc = replay_line(&rl);
-	pthread_mutex_unlock(&e->lock);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 /* After replay: what a crash cut off becomes unknown (never re-run); what
@@ -2349,15 +2342,22 @@ bool engine_paused(struct engine *e)
 	return p;
 }
 
+/* An ack or approve record: who, and through what (link, slack, timer). */
+static void journal_use(struct engine *e, const char *type, const struct incident *inc,
+			const char *by, const char *via)
+{
+	struct buf m = BUF_INIT;
+	if ((add_member_str(&m, "by", by) | add_member_str(&m, "via", via)) ||
+	    jappend(e, type, inc->id, &m) < 0)
+		log_error("journal: cannot record who acted", "type", type, NULL);
+	buf_release(&m);
+}
+
 /* Act on an incident awaiting approval (under e->lock). */
 static void approve_locked(struct engine *e, struct incident *inc, const char *by,
 			   const char *via, const char *trigger)
 {
-	struct buf m = BUF_INIT;
-	if (add_member_str(&m, "by", by) || add_member_str(&m, "via", via) ||
-	    jappend(e, "approve", inc->id, &m) < 0)
-		log_error("journal: cannot record an approval", NULL);
-	buf_release(&m);
+	journal_use(e, "approve", inc, by, via);
 	free(inc->approved_by);
 	inc->approved_by = strdup(by);
 	inc->approved_at = timestamp_now();
@@ -2430,11 +2430,7 @@ int engine_ack(struct engine *e, const char *id, const char *by, const char *via
 	} else if (inc->state == INC_RESOLVED) {
 		rc = ENGINE_USE_NOT_APPLICABLE;
 	} else {
-		struct buf m = BUF_INIT;
-		if (add_member_str(&m, "by", by) || add_member_str(&m, "via", via) ||
-		    jappend(e, "ack", inc->id, &m) < 0)
-			log_error("journal: cannot record an acknowledgement", NULL);
-		buf_release(&m);
+		journal_use(e, "ack", inc, by, via);
 		inc->acknowledged_by = strdup(by);
 		inc->acknowledged_at = timestamp_now();
 		char reason[160];

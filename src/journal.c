@@ -41,16 +41,6 @@
 static const char zero_hash[JOURNAL_HASH_HEX + 1] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static bool is_lower_hex(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -287,7 +277,7 @@ int journal_check_line(const char *text, size_t len, const char *prev_hex, uint6
 	crypto_generichash_update(&st, (const unsigned char *)text, blen);
 	crypto_generichash_update(&st, (const unsigned char *)"}", 1);
 	crypto_generichash_final(&st, digest, sizeof(digest));
-	hex_encode(digest, sizeof(digest), got);
+	sodium_bin2hex(got, sizeof(got), digest, sizeof(digest));
 
 	uint64_t n = 0;
 	const char *q = text + sizeof(head) - 1;
@@ -569,7 +559,7 @@ static int append_locked(struct journal *j, const char *type, const char *incide
 	char hex[JOURNAL_HASH_HEX + 1];
 	crypto_generichash(digest, sizeof(digest), (const unsigned char *)b->data + mark, blen,
 			   NULL, 0);
-	hex_encode(digest, sizeof(digest), hex);
+	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
 	b->len--; /* drop B's final '}' */
 	if (buf_adds(b, ",\"hash\":\"") | buf_adds(b, hex) | buf_adds(b, "\"}\n")) {
 		b->len = mark;

@@ -224,16 +224,11 @@ static void entry_free(struct entry *e)
 
 static void new_id(char id[NOTIFY_ID_MAX + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char r[8];
 	randombytes_buf(r, sizeof(r));
 	id[0] = 'n';
 	id[1] = '-';
-	for (size_t i = 0; i < sizeof(r); i++) {
-		id[2 + 2 * i] = hex[r[i] >> 4];
-		id[3 + 2 * i] = hex[r[i] & 15];
-	}
-	id[2 + 2 * sizeof(r)] = '\0';
+	sodium_bin2hex(id + 2, 2 * sizeof(r) + 1, r, sizeof(r));
 }
 
 static bool slack_bot(const struct config *c)

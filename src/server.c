@@ -431,10 +431,20 @@ static void server_stop_all(struct server *srv, const char *why)
 		event_active(srv->workers[i].stop_ev, EV_READ, 0);
 }
 
-static void journal_reload(struct server *srv, const char *type, struct buf *m)
+/* config_loaded: the rules this process decides with from now on. */
+static int journal_config_loaded(struct server *srv, const struct config *cfg,
+				 const struct ruleset *rules, bool reload)
 {
-	if (journal_append(srv->journal, type, "", m->data ? m->data : "", m->len, NULL) < 0)
-		log_error("journal: cannot record the reload", NULL);
+	struct buf m = BUF_INIT;
+	int bad = buf_adds(&m, ",\"rules_path\":") |
+		  buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
+		  buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":%s",
+			   rules->n_rules, rules->digest, cfg->dry_run ? "true" : "false",
+			   reload ? "true" : "false");
+	if (!bad)
+		bad = journal_append(srv->journal, "config_loaded", "", m.data, m.len, NULL);
+	buf_release(&m);
+	return bad ? -1 : 0;
 }
 
 /* What a reload cannot change in a running process. */
@@ -492,17 +502,14 @@ static void server_reload(struct server *srv)
 	char n[16];
 	snprintf(n, sizeof(n), "%zu", g->rules.n_rules);
 	log_info("reloaded", "rules", n, "digest", g->rules.digest, NULL);
-	if (!(buf_adds(&m, ",\"rules_path\":") |
-	      buf_add_json_str(&m, g->cfg.rules, strlen(g->cfg.rules)) |
-	      buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":true",
-		       g->rules.n_rules, g->rules.digest, g->cfg.dry_run ? "true" : "false")))
-		journal_reload(srv, "config_loaded", &m);
-	buf_release(&m);
+	if (journal_config_loaded(srv, &g->cfg, &g->rules, true) < 0)
+		log_error("journal: cannot record the reload", NULL);
 	return;
 refuse:
 	log_error("reload refused; the running configuration stays", "error", err.msg, NULL);
-	if (!(buf_adds(&m, ",\"error\":") | buf_add_json_str(&m, err.msg, strlen(err.msg))))
-		journal_reload(srv, "config_rejected", &m);
+	if ((buf_adds(&m, ",\"error\":") | buf_add_json_str(&m, err.msg, strlen(err.msg))) ||
+	    journal_append(srv->journal, "config_rejected", "", m.data, m.len, NULL) < 0)
+		log_error("journal: cannot record the refused reload", NULL);
 	buf_release(&m);
 	if (g) {
 		if (have_rules)
@@ -675,15 +682,10 @@ static int open_journal(struct server *srv, struct error *err)
 	struct buf m = BUF_INIT;
 	int bad = buf_adds(&m, ",\"version\":\"" ROLLBACKD_VERSION "\"") |
 		  buf_addf(&m, ",\"pid\":%d", (int)getpid());
-	bad |= bad ? 0 : journal_append(srv->journal, "started", "", m.data, m.len, NULL);
-	buf_reset(&m);
-	bad |= buf_adds(&m, ",\"rules_path\":") |
-	       buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
-	       buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":false",
-			srv->rules.n_rules, srv->rules.digest, cfg->dry_run ? "true" : "false");
-	bad |= bad ? 0 : journal_append(srv->journal, "config_loaded", "", m.data, m.len, NULL);
+	if (!bad)
+		bad = journal_append(srv->journal, "started", "", m.data, m.len, NULL);
 	buf_release(&m);
-	if (bad)
+	if (bad || journal_config_loaded(srv, cfg, &srv->rules, false) < 0)
 		return error_set(err, "journal: cannot record the start");
 	notify_start(srv->notify, srv->journal);
 	engine_set_notify(srv->engine, srv->notify);
