@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rollbackd/text.h"
+
 /* ---- lexer ------------------------------------------------------------ */
 
 enum lex_type {
@@ -99,17 +101,6 @@ static bool is_alpha(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Length of the well-formed UTF-8 sequence at s (s[0] >= 0x80), or 0; the
  * same rules as jansson's utf8_check_first / utf8_check_full. */
 static size_t utf8_len(const unsigned char *s, size_t avail)
@@ -158,8 +149,8 @@ static size_t utf8_encode(uint32_t v, unsigned char out[4])
 
 static uint32_t hex4(const unsigned char *s)
 {
-	return (uint32_t)(hex_value(s[0]) << 12 | hex_value(s[1]) << 8 | hex_value(s[2]) << 4 |
-			  hex_value(s[3]));
+	return (uint32_t)(text_hex_value(s[0]) << 12 | text_hex_value(s[1]) << 8 | text_hex_value(s[2]) << 4 |
+			  text_hex_value(s[3]));
 }
 
 /* Decode the escape at s[*i] (a backslash) of an already validated string
@@ -326,7 +317,7 @@ static enum lex_type lex_string(struct parser *p, size_t q, bool name)
 					if (k >= n)
 						return fail(p, JSON_ESYNTAX, n, q, n, false,
 							    "invalid escape");
-					if (hex_value(s[k]) < 0)
+					if (text_hex_value(s[k]) < 0)
 						return fail(p, JSON_ESYNTAX, k + 1, q, k + 1, false,
 							    "invalid escape");
 				}
@@ -334,8 +325,8 @@ static enum lex_type lex_string(struct parser *p, size_t q, bool name)
 				if (v >= 0xd800 && v <= 0xdbff) {
 					bool pair =
 					    i + 12 <= n && s[i + 6] == '\\' && s[i + 7] == 'u' &&
-					    hex_value(s[i + 8]) >= 0 && hex_value(s[i + 9]) >= 0 &&
-					    hex_value(s[i + 10]) >= 0 && hex_value(s[i + 11]) >= 0;
+					    text_hex_value(s[i + 8]) >= 0 && text_hex_value(s[i + 9]) >= 0 &&
+					    text_hex_value(s[i + 10]) >= 0 && text_hex_value(s[i + 11]) >= 0;
 					uint32_t lo = pair ? hex4(s + i + 8) : 0;
 					if (pair && lo >= 0xdc00 && lo <= 0xdfff) {
 						v = ((v - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;

@@ -34,14 +34,20 @@ static const char usage[] =
 	"\n"
 	"exit codes: 0 success, 1 check failed or invalid input, 2 usage error\n";
 
-/* Print "rollbackd: what 'arg'" and the usage; returns EXIT_USAGE. */
+/* Print "rollbackd: [verb: ]what 'arg'" and usage_text; returns EXIT_USAGE. */
+static int usage_error_of(const char *usage_text, const char *verb, const char *what,
+			  const char *arg)
+{
+	fprintf(stderr, "rollbackd: %s%s%s", verb ? verb : "", verb ? ": " : "", what);
+	if (arg)
+		fprintf(stderr, " '%s'", arg);
+	fprintf(stderr, "\n%s", usage_text);
+	return EXIT_USAGE;
+}
+
 static int usage_error(const char *what, const char *arg)
 {
-	if (arg)
-		fprintf(stderr, "rollbackd: %s '%s'\n%s", what, arg, usage);
-	else
-		fprintf(stderr, "rollbackd: %s\n%s", what, usage);
-	return EXIT_USAGE;
+	return usage_error_of(usage, NULL, what, arg);
 }
 
 static const char audit_usage[] =
@@ -65,11 +71,7 @@ static const char audit_usage[] =
 
 static int audit_usage_error(const char *what, const char *arg)
 {
-	if (arg)
-		fprintf(stderr, "rollbackd: audit: %s '%s'\n%s", what, arg, audit_usage);
-	else
-		fprintf(stderr, "rollbackd: audit: %s\n%s", what, audit_usage);
-	return EXIT_USAGE;
+	return usage_error_of(audit_usage, "audit", what, arg);
 }
 
 /* The options of `audit SUB` (argv[0] is SUB), as SUB takes them: 0, 1
