@@ -595,7 +595,7 @@ static bool link_ok(struct api *api, struct evhttp_request *req, const char *id,
 		send_page(req, 400, "This link is not valid", f->error ? f->error : "malformed link");
 		return false;
 	}
-	enum link_status st = links_verify(&cfg->links_secret, f->action, id, f->exp, f->sig,
+	enum link_status st = links_verify(&cfg->links_secret, f->action, id, f->ep, f->exp, f->sig,
 					   (int64_t)time(NULL));
 	if (st != LINK_OK) {
 		send_page(req, links_status_http(st),
@@ -621,7 +621,7 @@ static void handle_ack_get(struct api *api, struct evhttp_request *req)
 	}
 	/* A GET changes nothing: Slack and mail clients prefetch links. */
 	struct buf b = BUF_INIT;
-	if (links_page_confirm(&b, id, f.action, f.exp, f.sig, summary) < 0)
+	if (links_page_confirm(&b, id, f.action, f.ep, f.exp, f.sig, summary) < 0)
 		api_send_error(req, 500, "internal", "out of memory");
 	else
 		send_html(req, 200, b.data, b.len);

@@ -736,6 +736,7 @@ static void notify_state(struct engine *e, struct incident *inc, enum notify_kin
 		.slack = rule_notifies(r, "slack"),
 		.pagerduty = rule_notifies(r, "pagerduty"),
 		.incident = inc->id,
+		.episode = inc->episode,
 		.rule = inc->rule_name,
 		.state = state_names[inc->state],
 		.reason = reason,

@@ -21,8 +21,8 @@
 #include "rollbackd/text.h"
 
 #define MAC_LEN crypto_auth_hmacsha256_BYTES
-/* "approve" ':' id ':' 19 digits NUL */
-#define MSG_MAX (7 + 1 + LINKS_ID_MAX + 1 + LINKS_EXP_DIGITS + 1)
+/* "approve" ':' id ':' episode ':' 19 digits NUL */
+#define MSG_MAX (7 + 1 + LINKS_ID_MAX + 1 + LINKS_EP_DIGITS + 1 + LINKS_EXP_DIGITS + 1)
 #define BY_RAW_MAX (LINKS_FIELD_MAX * 4) /* `by` before trimming spaces */
 
 static const char anonymous[] = "anonymous";
@@ -61,28 +61,31 @@ static void mac_of(const struct secret *key, const char *msg, size_t len,
 	sodium_memzero(&st, sizeof(st));
 }
 
-/* "<action>:<id>:<exp>" into msg; its length, or 0 when it does not fit. */
-static size_t link_message(char msg[MSG_MAX], const char *action, const char *id, const char *exp)
+/* "<action>:<id>:<episode>:<exp>" into msg; its length, or 0 when it does
+ * not fit. */
+static size_t link_message(char msg[MSG_MAX], const char *action, const char *id, const char *ep,
+			   const char *exp)
 {
-	int n = snprintf(msg, MSG_MAX, "%s:%s:%s", action, id, exp);
+	int n = snprintf(msg, MSG_MAX, "%s:%s:%s:%s", action, id, ep, exp);
 	if (n < 0 || (size_t)n >= MSG_MAX)
 		return 0;
 	return (size_t)n;
 }
 
-int links_sign(const struct secret *key, const char *action, const char *id, int64_t exp,
-	       char sig_hex[65])
+int links_sign(const struct secret *key, const char *action, const char *id, int episode,
+	       int64_t exp, char sig_hex[65])
 {
-	char msg[MSG_MAX], exp_text[24];
+	char msg[MSG_MAX], exp_text[24], ep_text[16];
 	unsigned char mac[MAC_LEN];
 	size_t n;
 
 	sig_hex[0] = '\0';
 	if (!key || !secret_is_set(key) || !valid_action(action) || !valid_id(id) || exp < 0 ||
-	    sodium_init() < 0)
+	    episode < 1 || sodium_init() < 0)
 		return -1;
 	snprintf(exp_text, sizeof(exp_text), "%" PRId64, exp);
-	n = link_message(msg, action, id, exp_text);
+	snprintf(ep_text, sizeof(ep_text), "%d", episode);
+	n = link_message(msg, action, id, ep_text, exp_text);
 	if (n == 0)
 		return -1;
 	mac_of(key, msg, n, mac);
@@ -110,7 +113,7 @@ static int add_pct(struct buf *out, const char *s)
 }
 
 int links_url(const char *public_url, const struct secret *key, const char *action, const char *id,
-	      int64_t exp, struct buf *out)
+	      int episode, int64_t exp, struct buf *out)
 {
 	char sig[LINKS_SIG_HEX + 1];
 	size_t old = out->len, base_len;
@@ -120,11 +123,12 @@ int links_url(const char *public_url, const struct secret *key, const char *acti
 	base_len = strlen(public_url);
 	while (base_len > 0 && public_url[base_len - 1] == '/')
 		base_len--;
-	if (base_len == 0 || links_sign(key, action, id, exp, sig) < 0)
+	if (base_len == 0 || links_sign(key, action, id, episode, exp, sig) < 0)
 		return -1;
 	if (buf_add(out, public_url, base_len) < 0 || buf_adds(out, "/v1/ack/") < 0 ||
 	    add_pct(out, id) < 0 ||
-	    buf_addf(out, "?action=%s&exp=%" PRId64 "&sig=%s", action, exp, sig) < 0) {
+	    buf_addf(out, "?action=%s&ep=%d&exp=%" PRId64 "&sig=%s", action, episode, exp, sig) <
+		    0) {
 		buf_restore(out, old);
 		return -1;
 	}
@@ -132,7 +136,8 @@ int links_url(const char *public_url, const struct secret *key, const char *acti
 }
 
 enum link_status links_verify(const struct secret *key, const char *action, const char *id,
-			      const char *exp_text, const char *sig_hex, int64_t now)
+			      const char *ep_text, const char *exp_text, const char *sig_hex,
+			      int64_t now)
 {
 	unsigned char want[MAC_LEN], got[MAC_LEN];
 	char msg[MSG_MAX];
@@ -140,8 +145,13 @@ enum link_status links_verify(const struct secret *key, const char *action, cons
 	int64_t exp;
 	bool match;
 
+	int64_t ep;
 	if (!key || !secret_is_set(key) || !valid_action(action) || !valid_id(id) || !exp_text ||
-	    !sig_hex)
+	    !sig_hex || !ep_text)
+		return LINK_MALFORMED;
+	n = strnlen(ep_text, LINKS_EP_DIGITS + 1); /* 1..9 digits, at least 1 */
+	if (n > LINKS_EP_DIGITS || text_parse_digits(ep_text, n, &ep) < 0 || ep < 1 ||
+	    ep_text[0] == '0')
 		return LINK_MALFORMED;
 	n = strnlen(exp_text, LINKS_EXP_DIGITS + 1); /* 1..19 digits, no sign, within int64 */
 	if (n > LINKS_EXP_DIGITS || text_parse_digits(exp_text, n, &exp) < 0)
@@ -150,7 +160,7 @@ enum link_status links_verify(const struct secret *key, const char *action, cons
 		return LINK_MALFORMED;
 	if (sodium_init() < 0)
 		return LINK_FORGED;
-	n = link_message(msg, action, id, exp_text);
+	n = link_message(msg, action, id, ep_text, exp_text);
 	if (n == 0)
 		return LINK_MALFORMED;
 	mac_of(key, msg, n, want);
@@ -237,7 +247,7 @@ static int store_by(const char *raw, size_t len, struct link_form *out)
 	return 0;
 }
 
-enum { F_ACTION, F_EXP, F_SIG, F_BY, F_COUNT };
+enum { F_ACTION, F_EXP, F_SIG, F_BY, F_EP, F_COUNT };
 
 static const struct {
 	const char *name;
@@ -251,14 +261,16 @@ static const struct {
 	       "form field 'sig' is too long"},
     [F_BY] = {"by", NULL, "form field 'by' given more than once",
 	      "form field 'by' is longer than 64 characters"},
+    [F_EP] = {"ep", "missing form field 'ep'", "form field 'ep' given more than once",
+	      "form field 'ep' is too long"},
 };
 
 int links_parse_form(const char *body, size_t len, struct link_form *out)
 {
 	char by_raw[BY_RAW_MAX + 1];
-	char *dst[F_COUNT] = {out->action, out->exp, out->sig, by_raw};
+	char *dst[F_COUNT] = {out->action, out->exp, out->sig, by_raw, out->ep};
 	const size_t cap[F_COUNT] = {sizeof(out->action), sizeof(out->exp), sizeof(out->sig),
-				     sizeof(by_raw)};
+				     sizeof(by_raw), sizeof(out->ep)};
 	size_t by_len = 0, i = 0;
 	bool seen[F_COUNT] = {false};
 
@@ -442,15 +454,15 @@ static int add_hidden(struct buf *out, const char *name, const char *value)
 	return 0;
 }
 
-int links_page_confirm(struct buf *out, const char *id, const char *action, const char *exp,
-		       const char *sig, const char *summary)
+int links_page_confirm(struct buf *out, const char *id, const char *action, const char *ep,
+		       const char *exp, const char *sig, const char *summary)
 {
 	struct buf title = BUF_INIT, path = BUF_INIT;
 	size_t old = out->len;
 	bool approve;
 	int ret = -1;
 
-	if (!valid_id(id) || !valid_action(action) || !exp || !sig)
+	if (!valid_id(id) || !valid_action(action) || !ep || !exp || !sig)
 		return -1;
 	approve = strcmp(action, "approve") == 0;
 	if (buf_addf(&title, "%s incident %s", approve ? "Approve the rollback for" : "Acknowledge",
@@ -472,7 +484,8 @@ int links_page_confirm(struct buf *out, const char *id, const char *action, cons
 		goto out;
 	if (buf_adds(out, "<form method=\"post\" action=\"") < 0 ||
 	    links_html_escape(out, path.data) < 0 || buf_adds(out, "\">\n") < 0 ||
-	    add_hidden(out, "action", action) < 0 || add_hidden(out, "exp", exp) < 0 ||
+	    add_hidden(out, "action", action) < 0 || add_hidden(out, "ep", ep) < 0 ||
+	    add_hidden(out, "exp", exp) < 0 ||
 	    add_hidden(out, "sig", sig) < 0 ||
 	    buf_addf(out,
 		     "<label for=\"by\">Your name</label>\n"

@@ -452,7 +452,8 @@ static int notice_write(struct buf *b, const struct notify_event *ev, bool compa
 		  add_text_member(b, "threshold", ev->threshold, NOTICE_FIELD_MAX) |
 		  add_text_member(b, "severity", ev->severity, NOTICE_FIELD_MAX) |
 		  add_text_member(b, "reason", ev->reason, NOTICE_TEXT_MAX) |
-		  add_text_member(b, "alert_started", started, NOTICE_FIELD_MAX);
+		  add_text_member(b, "alert_started", started, NOTICE_FIELD_MAX) |
+		  buf_addf(b, ",\"episode\":%d", ev->episode > 0 ? ev->episode : 1);
 	/* A cut URL would be a wrong one: too long ones are left out. */
 	if (ev->generator_url && strlen(ev->generator_url) <= NOTICE_TEXT_MAX)
 		bad |= add_text_member(b, "generator_url", ev->generator_url, NOTICE_TEXT_MAX);
@@ -473,6 +474,7 @@ struct notice {
 	const char *incident, *rule, *service, *state, *value, *threshold, *severity, *reason;
 	const char *generator_url, *external_url, *acknowledged_by, *note;
 	struct timestamp alert_started;
+	int episode; /* links are signed for it; 1 in notices journaled before episodes were */
 	bool awaiting_approval;
 	struct label *labels;
 	size_t n_labels;
@@ -590,6 +592,9 @@ static int notice_parse(const char *text, size_t len, struct notice *nt)
 	nt->external_url = nt_str(nt, &d, 0, "external_url");
 	nt->acknowledged_by = nt_str(nt, &d, 0, "acknowledged_by");
 	nt->note = nt_str(nt, &d, 0, "note");
+	nt->episode = nt_int(&d, 0, "episode");
+	if (nt->episode < 1)
+		nt->episode = 1;
 	size_t t = json_obj_get(&d, 0, "awaiting_approval");
 	nt->awaiting_approval = t && toks[t].kind == JSON_KIND_TRUE;
 	if (notice_read_labels(nt, &d, 0) < 0 || notice_read_actions(nt, &d, 0) < 0)
@@ -607,13 +612,13 @@ fail:
 /* Signed at send time, so the expiry counts from when the message goes out.
  * Left out (empty) without public_url or links secret. */
 static const char *make_link(const struct notify *n, const char *action, const char *id,
-			     struct buf *out)
+			     int episode, struct buf *out)
 {
 	const struct config *c = n->cfg;
 	if (!c->public_url || !c->public_url[0] || !secret_is_set(&c->links_secret))
 		return NULL;
 	int64_t exp = timestamp_now().sec + (c->links_ttl_ms > 0 ? c->links_ttl_ms / 1000 : 0);
-	if (links_url(c->public_url, &c->links_secret, action, id, exp, out) < 0)
+	if (links_url(c->public_url, &c->links_secret, action, id, episode, exp, out) < 0)
 		return NULL;
 	return out->data;
 }
@@ -643,9 +648,9 @@ static void slack_view(const struct notify *n, const struct notice *nt, struct b
 	v->acknowledged_by = nt->acknowledged_by;
 	v->note = nt->note && nt->note[0] ? nt->note : nt->reason;
 	if (wants_ack_link(nt))
-		v->ack_url = make_link(n, "ack", nt->incident, &links[0]);
+		v->ack_url = make_link(n, "ack", nt->incident, nt->episode, &links[0]);
 	if (nt->awaiting_approval && nt->kind != NOTIFY_RESOLVE)
-		v->approve_url = make_link(n, "approve", nt->incident, &links[1]);
+		v->approve_url = make_link(n, "approve", nt->incident, nt->episode, &links[1]);
 }
 
 /* ---- bot mode: an incident's message ---------------------------------------- */
@@ -947,7 +952,7 @@ static int send_pagerduty(struct notify *n, struct entry *e)
 	    .generator_url = nt.generator_url,
 	};
 	if (wants_ack_link(&nt))
-		v.ack_url = make_link(n, "ack", nt.incident, &link);
+		v.ack_url = make_link(n, "ack", nt.incident, nt.episode, &link);
 	/* The intent's event decides, as journaled. */
 	if (pd_event(&v, actions[e->kind], &c->notify.pagerduty_routing_key, &body) < 0) {
 		entry_failed(n, e, 0, "cannot build the PagerDuty event (bad routing key?)");

@@ -1,8 +1,10 @@
 /*
  * links: signed acknowledge / approve links and their HTML pages (SPEC §9).
  *
- * A link is public_url/v1/ack/{id}?action=ack|approve&exp=<unix s>&sig=<hex>
- * with sig = hex HMAC-SHA256(links secret, "<action>:<id>:<exp>"). Pure
+ * A link is public_url/v1/ack/{id}?action=ack|approve&ep=<episode>&exp=<unix s>&sig=<hex>
+ * with sig = hex HMAC-SHA256(links secret, "<action>:<id>:<episode>:<exp>"):
+ * the episode is signed, so a link seen for episode 1 of an incident never
+ * acknowledges or approves its episode 2 (the engine answers 409). Pure
  * functions: no I/O, no clock (the caller passes now), no state. Whether a
  * link was already used is the engine's business, not this module's.
  *
@@ -25,6 +27,7 @@
 #define LINKS_BY_MAX 64	    /* longest `by`, in characters (code points) */
 #define LINKS_FORM_MAX 4096 /* longest form body or query string parsed */
 #define LINKS_EXP_DIGITS 19 /* most digits in exp */
+#define LINKS_EP_DIGITS 9   /* most digits in ep (the episode, >= 1) */
 
 /* Content-Security-Policy for every page below: no scripts, no external
  * assets, no framing (the confirm page is a button worth clickjacking),
@@ -34,20 +37,20 @@
 	"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "                      \
 	"frame-ancestors 'none'; base-uri 'none'"
 
-/* Write the hex signature of "<action>:<id>:<exp>" into sig_hex (64 lowercase
- * hex digits + NUL). action must be "ack" or "approve", id non-empty and at
- * most LINKS_ID_MAX bytes, exp >= 0, key set. Returns 0, or -1 (sig_hex is
- * then an empty string). */
-int links_sign(const struct secret *key, const char *action, const char *id, int64_t exp,
-	       char sig_hex[65]);
+/* Write the hex signature of "<action>:<id>:<episode>:<exp>" into sig_hex
+ * (64 lowercase hex digits + NUL). action must be "ack" or "approve", id
+ * non-empty and at most LINKS_ID_MAX bytes, episode >= 1, exp >= 0, key set.
+ * Returns 0, or -1 (sig_hex is then an empty string). */
+int links_sign(const struct secret *key, const char *action, const char *id, int episode,
+	       int64_t exp, char sig_hex[65]);
 
 /* Append public_url (trailing '/' trimmed) + "/v1/ack/" + id + "?action=" +
- * action + "&exp=" + exp + "&sig=" + hex to out. id is percent-encoded
+ * action + "&ep=" + episode + "&exp=" + exp + "&sig=" + hex to out. id is percent-encoded
  * (everything but RFC 3986 unreserved characters). Same preconditions as
  * links_sign, plus a non-empty public_url. Returns 0, or -1 with out
  * unchanged. */
 int links_url(const char *public_url, const struct secret *key, const char *action, const char *id,
-	      int64_t exp, struct buf *out);
+	      int episode, int64_t exp, struct buf *out);
 
 enum link_status {
 	LINK_OK = 0,
@@ -58,13 +61,15 @@ enum link_status {
 
 /* Verify a link's parts as received (decoded). Any NULL argument, an unset
  * key, an id that is empty or longer than LINKS_ID_MAX, an action other than
- * ack|approve, exp that is not 1..19 decimal digits within int64, or sig that
+ * ack|approve, ep that is not 1..9 decimal digits without a leading zero,
+ * exp that is not 1..19 decimal digits within int64, or sig that
  * is not exactly 64 hex digits (either case) is LINK_MALFORMED. The MAC
  * covers exp_text exactly as received, so "0" + exp is LINK_FORGED. Expiry
  * is looked at only once the signature verified: a forged link never learns
  * it is expired. The compare is constant-time. */
 enum link_status links_verify(const struct secret *key, const char *action, const char *id,
-			      const char *exp_text, const char *sig_hex, int64_t now);
+			      const char *ep_text, const char *exp_text, const char *sig_hex,
+			      int64_t now);
 
 /* A short human sentence for a page ("This link has expired."). Static. */
 const char *links_status_message(enum link_status st);
@@ -75,6 +80,7 @@ int links_status_http(enum link_status st);
 /* The fields of an ack link's form body (POST) or query string (GET). */
 struct link_form {
 	char action[LINKS_FIELD_MAX + 1];
+	char ep[LINKS_FIELD_MAX + 1];  /* the episode the link was signed for */
 	char exp[LINKS_FIELD_MAX + 1];
 	char sig[LINKS_FIELD_MAX + 1];
 	char by[LINKS_BY_MAX * 4 + 1]; /* UTF-8, no control characters; "anonymous"
@@ -89,7 +95,7 @@ struct link_form {
  * characters; no control characters, C0, DEL, C1 or bidirectional
  * overrides). Unknown fields are ignored; a repeated known field is an
  * error, as is a truncated or non-hex %-escape, a NUL, or a body over
- * LINKS_FORM_MAX bytes. body need not be NUL-terminated and may be NULL when
+ * LINKS_FORM_MAX bytes. ep is required too. body need not be NUL-terminated and may be NULL when
  * len is 0. Returns 0, or -1 with out->error set (the caller answers 400
  * with links_status_message(LINK_MALFORMED)). */
 int links_parse_form(const char *body, size_t len, struct link_form *out);
@@ -107,8 +113,8 @@ int links_html_escape(struct buf *out, const char *s);
  * (hidden) and by ("Your name") to /v1/ack/<id>. It changes nothing; summary
  * may be NULL. action must be ack|approve. Returns 0, or -1 with out
  * unchanged. */
-int links_page_confirm(struct buf *out, const char *id, const char *action, const char *exp,
-		       const char *sig, const char *summary);
+int links_page_confirm(struct buf *out, const char *id, const char *action, const char *ep,
+		       const char *exp, const char *sig, const char *summary);
 
 /* Append a page with a title (also the <h1>) and one paragraph, for results
  * and errors ("Acknowledged by alice at …", "This link has expired.").

@@ -50,6 +50,7 @@ struct notify_event {
 	enum notify_kind kind;
 	bool slack, pagerduty; /* the rule's "notify" list */
 	const char *incident, *rule, *service, *state;
+	int episode;	       /* the incident's episode: links are signed for it */
 	const char *value;     /* "0.052" or NULL */
 	const char *threshold; /* "above 0.01" or NULL */
 	const char *severity;  /* the alert's severity label or NULL */

@@ -23,15 +23,16 @@ LINKS_KEY = "links-S3CR3T-key-for-tests"
 SLACK_KEY = "slack-S1GN1NG-secret-for-tests"
 
 
-def link_sig(action, inc, exp, key=LINKS_KEY):
-    return hmac.new(key.encode(), ("%s:%s:%d" % (action, inc, exp)).encode(),
+def link_sig(action, inc, exp, key=LINKS_KEY, ep=1):
+    """Links are signed for an episode (issue 11): "<action>:<id>:<episode>:<exp>"."""
+    return hmac.new(key.encode(), ("%s:%s:%d:%d" % (action, inc, ep, exp)).encode(),
                     hashlib.sha256).hexdigest()
 
 
 def link_query(action, inc, exp=None, sig=None):
     exp = int(time.time()) + 3600 if exp is None else exp
     sig = sig or link_sig(action, inc, exp)
-    return "action=%s&exp=%d&sig=%s" % (action, exp, sig), exp, sig
+    return "action=%s&ep=1&exp=%d&sig=%s" % (action, exp, sig), exp, sig
 
 
 def slack_headers(body, ts=None, key=SLACK_KEY):
@@ -144,11 +145,11 @@ class LinkTest(AckTestCase):
         # altered id: a valid link for another incident
         exp = int(time.time()) + 60
         other = "inc-0000000000000000"
-        q = "action=ack&exp=%d&sig=%s" % (exp, link_sig("ack", other, exp))
+        q = "action=ack&ep=1&exp=%d&sig=%s" % (exp, link_sig("ack", other, exp))
         r = self.srv.request("GET", "/v1/ack/%s?%s" % (self.inc, q))
         self.assertEqual(r.status, 401)
         # altered action: an ack link used to approve
-        q = "action=approve&exp=%d&sig=%s" % (exp, link_sig("ack", self.inc, exp))
+        q = "action=approve&ep=1&exp=%d&sig=%s" % (exp, link_sig("ack", self.inc, exp))
         self.assertEqual(self.srv.request("GET", "/v1/ack/%s?%s" % (self.inc, q)).status, 401)
         # expired (validly signed)
         old = int(time.time()) - 10
