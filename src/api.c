@@ -29,6 +29,7 @@
 #include "rollbackd/journal.h"
 #include "rollbackd/links.h"
 #include "rollbackd/notify.h"
+#include "rollbackd/replay_guard.h"
 #include "rollbackd/slack.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
@@ -48,6 +49,10 @@ static const char *const webhook_result_names[WH_RESULT_COUNT] = {
 	"journal_unavailable",
 };
 
+/* Answers to signed requests kept for replays (replay_guard.h). */
+#define GUARD_ENTRIES 65536
+#define GUARD_BYTES (32u << 20)
+
 struct api {
 	const struct config *_Atomic cfg; /* swapped by a reload; old ones stay valid */
 	struct engine *engine;
@@ -58,6 +63,14 @@ struct api {
 	struct metric_child *alerts_firing;
 	struct metric_child *alerts_resolved;
 	struct metric_child *request_duration;
+	struct metric_child *webhooks_replayed;
+	struct replay_guard *guard; /* answers to signed requests, for replays */
+};
+
+/* A signed request's replay key and how long its answer is kept. */
+struct guard_note {
+	unsigned char key[REPLAY_GUARD_KEY_LEN];
+	int64_t expires_ms;
 };
 
 struct api *api_new(const struct config *cfg, struct engine *engine)
@@ -100,14 +113,21 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 	if (!api->alerts_firing || !api->alerts_resolved || !api->request_duration || !bi)
 		goto fail;
 	metric_set(bi, 1);
+	api->webhooks_replayed = metrics_child(webhooks, "replayed");
+	api->guard = replay_guard_new(GUARD_ENTRIES, GUARD_BYTES);
+	if (!api->webhooks_replayed || !api->guard)
+		goto fail;
 	return api;
 fail:
+	replay_guard_free(api->guard);
 	free(api);
 	return NULL;
 }
 
 void api_free(struct api *api)
 {
+	if (api)
+		replay_guard_free(api->guard);
 	free(api);
 }
 
@@ -188,6 +208,8 @@ struct deferred {
 	bool is_webhook;
 	bool html;
 	int status;
+	bool guarded; /* remember the answer for replays of this request */
+	struct guard_note guard;
 };
 
 static void send_html(struct evhttp_request *req, int status, const char *body, size_t len);
@@ -209,6 +231,9 @@ static void deferred_done(bool ok, void *arg)
 {
 	struct deferred *d = arg;
 	if (ok) {
+		if (d->guarded)
+			replay_guard_put(d->api->guard, d->guard.key, d->guard.expires_ms,
+					 d->status, d->body.data, d->body.len);
 		if (d->is_webhook)
 			count_webhook(d->api, WH_ACCEPTED);
 		if (d->html)
@@ -223,12 +248,17 @@ static void deferred_done(bool ok, void *arg)
 }
 
 /* Send body (taken over; JSON 200, or an HTML page with status) once
- * everything journaled so far is durable. */
+ * everything journaled so far is durable. With g, the answer is kept for
+ * replays of the same signed request — only once it is durable, so a
+ * replay never gets a 200 that a 503 preceded. */
 static void reply_durable(struct api *api, struct evhttp_request *req, struct buf *body,
-			  bool is_webhook, bool html, int status)
+			  bool is_webhook, bool html, int status, const struct guard_note *g)
 {
 	uint64_t ticket = api->journal ? journal_last_ticket(api->journal) : 0;
 	if (!api->journal || journal_durable(api->journal, ticket)) {
+		if (g)
+			replay_guard_put(api->guard, g->key, g->expires_ms, status, body->data,
+					 body->len);
 		if (is_webhook)
 			count_webhook(api, WH_ACCEPTED);
 		if (html)
@@ -248,6 +278,10 @@ static void reply_durable(struct api *api, struct evhttp_request *req, struct bu
 		d->is_webhook = is_webhook;
 		d->html = html;
 		d->status = status;
+		if (g) {
+			d->guarded = true;
+			d->guard = *g;
+		}
 		if (journal_wait(api->journal, ticket, base, deferred_done, d) == 0)
 			return;
 	}
@@ -367,6 +401,34 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 
+	/* A signed request seen before (a capture replayed within max_skew, or
+	 * a sender's retry of the very same bytes) answers as the first did and
+	 * reaches nothing else. Bearer and basic credentials sign nothing. */
+	struct guard_note gn, *g = NULL;
+	const char *sig_hdr = NULL;
+	if (scheme && strcmp(scheme, "hmac") == 0)
+		sig_hdr = ai.rollbackd_signature;
+	else if (scheme && strcmp(scheme, "grafana") == 0)
+		sig_hdr = ai.grafana_signature;
+	else if (scheme && strcmp(scheme, "github") == 0)
+		sig_hdr = ai.hub_signature_256;
+	if (sig_hdr) {
+		char both[1024];
+		snprintf(both, sizeof(both), "%s\n%s", sig_hdr,
+			 ai.grafana_timestamp && strcmp(scheme, "grafana") == 0 ? ai.grafana_timestamp
+										: "");
+		replay_guard_key(scheme, both, body, len, gn.key);
+		gn.expires_ms = timestamp_mono_ms() + cfg->auth.max_skew_ms;
+		g = &gn;
+		int status = 0;
+		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &reply) == 1) {
+			metric_inc(api->webhooks_replayed);
+			send_json(req, status, "OK", reply.data, reply.len);
+			buf_release(&reply);
+			return;
+		}
+	}
+
 	struct alert_limits lim = {cfg->limits.max_alerts, 256};
 	switch (alert_parse_webhook((const char *)body, len, &lim, &wh, &err)) {
 	case ALERT_PARSE_OK:
@@ -411,7 +473,7 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	webhook_release(&wh);
-	reply_durable(api, req, &reply, true, false, 200);
+	reply_durable(api, req, &reply, true, false, 200, g);
 }
 
 /* The operator API (incidents, pause, resume) takes the api token; without
@@ -485,7 +547,7 @@ static void handle_pause(struct api *api, struct evhttp_request *req, bool pause
 		buf_release(&b);
 		api_send_error(req, 500, "internal", "out of memory");
 	} else {
-		reply_durable(api, req, &b, false, false, 200);
+		reply_durable(api, req, &b, false, false, 200, NULL);
 	}
 }
 
@@ -685,7 +747,7 @@ static void handle_ack_post(struct api *api, struct evhttp_request *req)
 		api_send_error(req, 500, "internal", "out of memory");
 		return;
 	}
-	reply_durable(api, req, &b, false, true, status);
+	reply_durable(api, req, &b, false, true, status, NULL);
 }
 
 static void handle_ack(struct api *api, struct evhttp_request *req)
@@ -717,6 +779,24 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 		api_send_error(req, 401, "unauthorized", slack_sig_message(sig));
 		return;
 	}
+	/* A click replayed within Slack's window answers as before and does
+	 * nothing: no second ack, approval or response_url update. */
+	struct guard_note gn;
+	char both[512];
+	const char *ts = evhttp_find_header(hdr, "X-Slack-Request-Timestamp");
+	snprintf(both, sizeof(both), "%s\n%s", evhttp_find_header(hdr, "X-Slack-Signature"),
+		 ts ? ts : "");
+	replay_guard_key("slack", both, body, len, gn.key);
+	gn.expires_ms = timestamp_mono_ms() + 2 * SLACK_SIG_WINDOW * 1000LL;
+	{
+		struct buf cached = BUF_INIT;
+		int status = 0;
+		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &cached) == 1) {
+			send_json(req, status, "OK", cached.data, cached.len);
+			buf_release(&cached);
+			return;
+		}
+	}
 	struct slack_action act;
 	struct error err = {{0}};
 	if (slack_parse_action((const char *)(body ? body : (const unsigned char *)""), len, &act,
@@ -742,7 +822,7 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 		api_send_error(req, 500, "internal", "out of memory");
 		return;
 	}
-	reply_durable(api, req, &b, false, false, 200);
+	reply_durable(api, req, &b, false, false, 200, &gn);
 }
 
 struct route {

@@ -261,9 +261,37 @@ static bool valid_secret_name(const char *s)
 	return true;
 }
 
+/* A duration that may be zero ("0s" switches a wait off). */
+static int opt_duration0(json_t *obj, const char *block, const char *key, int64_t *dst,
+			 struct error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	int64_t ms;
+	if (v && json_is_string(v) && duration_parse(json_string_value(v), &ms) == 0 && ms == 0) {
+		*dst = 0;
+		return 0;
+	}
+	return opt_duration(obj, block, key, dst, err);
+}
+
+/* limits.blast_radius: {"targets": N, "window": "10m"}; targets 0 = off. */
+static int parse_blast_radius(json_t *o, struct config *cfg, struct error *err)
+{
+	static const char *const known[] = {"targets", "window", NULL};
+	const char *b = "limits.blast_radius";
+	json_int_t n = cfg->limits.blast_targets;
+	if (check_keys(o, b, known, err) || opt_int(o, b, "targets", 0, 100000, &n, err) ||
+	    opt_duration(o, b, "window", &cfg->limits.blast_window_ms, err))
+		return -1;
+	cfg->limits.blast_targets = (int)n;
+	return 0;
+}
+
 static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {
+	    "target_cooldown",
+	    "blast_radius",
 	    "max_body_bytes",
 	    "max_header_bytes",
 	    "max_connections",
@@ -281,7 +309,12 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    opt_duration(o, b, "request_timeout", &cfg->limits.request_timeout_ms, err) ||
 	    opt_count(o, b, "max_concurrent_actions", &cfg->limits.max_concurrent_actions, err) ||
 	    opt_count(o, b, "max_rollbacks_per_hour", &cfg->limits.max_rollbacks_per_hour, err) ||
-	    opt_size(o, b, "max_alerts", &cfg->limits.max_alerts, err))
+	    opt_size(o, b, "max_alerts", &cfg->limits.max_alerts, err) ||
+	    opt_duration0(o, b, "target_cooldown", &cfg->limits.target_cooldown_ms, err))
+		return -1;
+	json_t *br;
+	if (opt_object(o, b, "blast_radius", &br, err) ||
+	    (br && parse_blast_radius(br, cfg, err)))
 		return -1;
 	return 0;
 }
@@ -573,6 +606,9 @@ int config_init(struct config *cfg)
 	cfg->limits.max_concurrent_actions = 4;
 	cfg->limits.max_rollbacks_per_hour = 10;
 	cfg->limits.max_alerts = 10000;
+	cfg->limits.target_cooldown_ms = 30 * 60 * 1000;
+	cfg->limits.blast_targets = 0; /* off unless configured */
+	cfg->limits.blast_window_ms = 10 * 60 * 1000;
 	cfg->auth.max_skew_ms = 5 * 60 * 1000;
 	cfg->auth.allow_untimestamped = false;
 	cfg->links_ttl_ms = 24LL * 60 * 60 * 1000;

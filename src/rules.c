@@ -509,6 +509,7 @@ static void rule_release(struct rule *r)
 {
 	free(r->name);
 	free(r->description);
+	free(r->target);
 	free(r->file);
 	for (size_t i = 0; i < r->n_matchers; i++)
 		matcher_release(&r->matchers[i]);
@@ -777,7 +778,7 @@ static void parse_action(struct fctx *f, json_t *ja, const char *path, struct ac
 
 static const char *const rule_keys[] = {
     "name",    "description", "matchers", "when",   "group_by", "mode",	  "approve_timeout",
-    "actions", "on_failure",  "cooldown", "verify", "dry_run",	"notify", NULL};
+    "actions", "on_failure",  "cooldown", "verify", "dry_run",	"notify", "target", NULL};
 static const char *const when_keys[] = {"firing_for", "value", NULL};
 static const char *const value_keys[] = {"from", "above", "below", NULL};
 static const char *const verify_keys[] = {"within", NULL};
@@ -974,6 +975,17 @@ static int parse_rule(struct fctx *f, json_t *jr, const char *path, struct rule 
 			perr(f, p, "must not be empty (omit it to group by every label)");
 		else
 			parse_strv(f, v, p, &r->group_by, &r->n_group_by, check_group_label);
+	}
+
+	const char *target;
+	if (get_string(f, jr, path, "target", &target) > 0) {
+		path_key(p, path, "target");
+		if (!*target)
+			perr(f, p, "must not be empty (omit it for the group labels)");
+		else if (strstr(target, "{{secret.") || strstr(target, "{{ secret."))
+			perr(f, p, "must not name a secret: the target is journaled and shown");
+		else if (check_template(f, p, target) == 0 && !(r->target = strdup(target)))
+			perr(f, p, "out of memory");
 	}
 
 	if (get_choice(f, jr, path, "mode", modes, "\"auto\", \"notify\" or \"approve\"", &idx) > 0)

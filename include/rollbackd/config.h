@@ -41,6 +41,9 @@ struct config {
 		int max_concurrent_actions;
 		int max_rollbacks_per_hour;
 		size_t max_alerts;      /* alerts per notification */
+		int64_t target_cooldown_ms; /* after a target's actions, others wait (30m) */
+		int blast_targets;          /* 0 = off; else this many targets in... */
+		int64_t blast_window_ms;    /* ...this window need approval (10m) */
 	} limits;
 
 	struct auth_config auth;        /* schemes for POST /v1/alerts */

@@ -81,6 +81,8 @@ struct rule {
 	int64_t cooldown_ms;
 	int64_t verify_within_ms;    /* 0 = no verification */
 	int dry_run;                 /* -1 inherit global, 0 off, 1 on */
+	char *target;                /* template naming what is rolled back (SPEC §6);
+					NULL = the group labels, "name=value" sorted, ","-joined */
 	char **notify;               /* "slack", "pagerduty" */
 	size_t n_notify;
 };
