@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -287,6 +288,12 @@ static int parse_blast_radius(json_t *o, struct config *cfg, struct error *err)
 	return 0;
 }
 
+int config_auto_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
+}
+
 static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {
@@ -552,10 +559,17 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 		return error_set(err,
 				 "log_level: expected \"debug\", \"info\", \"warn\" or \"error\"");
 
-	n = cfg->workers;
-	if (opt_int(o, "", "workers", 1, WORKERS_MAX, &n, err))
-		return -1;
-	cfg->workers = (int)n;
+	json_t *w = json_object_get(o, "workers");
+	if (w && json_is_string(w)) {
+		if (strcmp(json_string_value(w), "auto") != 0)
+			return error_set(err, "workers: expected a positive integer or \"auto\"");
+		cfg->workers = config_auto_workers();
+	} else {
+		n = cfg->workers;
+		if (opt_int(o, "", "workers", 1, WORKERS_MAX, &n, err))
+			return -1;
+		cfg->workers = (int)n;
+	}
 
 	if (opt_object(o, "", "limits", &limits, err) || opt_object(o, "", "auth", &auth, err) ||
 	    opt_object(o, "", "secrets", &secrets, err) ||

@@ -31,7 +31,7 @@ struct config {
 	char *state_dir;
 	bool dry_run;
 	char *log_level;   /* "debug" | "info" | "warn" | "error" */
-	int workers;       /* HTTP event loops (SO_REUSEPORT); >= 1 */
+	int workers;       /* HTTP event loops (SO_REUSEPORT); >= 1; "auto" = online CPUs */
 
 	struct {
 		size_t max_body_bytes;
@@ -92,5 +92,8 @@ int config_listen_addr(const struct config *cfg, char *host, size_t hostsz,
 
 /* Look up {{secret.NAME}}; NULL when not configured. */
 const struct secret *config_secret(const struct config *cfg, const char *name);
+
+/* "workers": "auto": one event loop per online CPU (1..64). */
+int config_auto_workers(void);
 
 #endif

@@ -432,7 +432,7 @@ Test(config, wrong_types)
 	expect_error("{\"log_level\": 3}", "log_level: expected a string");
 	expect_error("{\"dry_run\": \"yes\"}", "dry_run: expected true or false");
 	expect_error("{\"dry_run\": 0}", "dry_run: expected true or false");
-	expect_error("{\"workers\": \"2\"}", "workers: expected a positive integer");
+	expect_error("{\"workers\": \"2\"}", "workers: expected a positive integer or \"auto\"");
 	expect_error("{\"limits\": {\"max_connections\": \"1024\"}}",
 		     "limits.max_connections: expected a positive integer");
 	expect_error("{\"limits\": {\"max_body_bytes\": 1.5}}",
@@ -455,6 +455,7 @@ Test(config, wrong_types)
 Test(config, ranges)
 {
 	expect_error("{\"workers\": 0}", "workers: expected a positive integer");
+	expect_error("{\"workers\": \"Auto\"}", "workers: expected a positive integer or \"auto\"");
 	expect_error("{\"workers\": 65}", "workers: must be at most 64");
 	expect_error("{\"limits\": {\"max_connections\": 0}}",
 		     "limits.max_connections: expected a positive integer");
@@ -897,4 +898,36 @@ Test(config, deploy_example_only_lacks_secret_files)
 	free(redirected);
 	json_decref(root);
 	free(text);
+}
+
+Test(config, workers_auto_and_safety_limits)
+{
+	const char *path = tmp_file("{\"workers\": \"auto\", \"limits\": {\"target_cooldown\": \"0s\","
+				    " \"blast_radius\": {\"targets\": 3, \"window\": \"10m\"}}}\n");
+	struct config cfg;
+	struct error err;
+	cr_assert_eq(config_load(path, &cfg, &err), 0, "%s", err.msg);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cr_assert_eq(cfg.workers, cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
+	cr_assert_eq(cfg.limits.target_cooldown_ms, 0);
+	cr_assert_eq(cfg.limits.blast_targets, 3);
+	cr_assert_eq(cfg.limits.blast_window_ms, 600000);
+	config_release(&cfg);
+	path = tmp_file("{}\n");
+	cr_assert_eq(config_load(path, &cfg, &err), 0, "%s", err.msg);
+	cr_assert_eq(cfg.limits.target_cooldown_ms, 30 * 60 * 1000);
+	cr_assert_eq(cfg.limits.blast_targets, 0);
+	config_release(&cfg);
+	path = tmp_file("{\"limits\": {\"blast_radius\": {\"targets\": -1}}}\n");
+	cr_assert_eq(config_load(path, &cfg, &err), -1);
+	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.targets: expected an integer from 0 "
+					   "to 100000"), "%s", err.msg);
+	path = tmp_file("{\"limits\": {\"blast_radius\": {\"window\": \"0s\"}}}\n");
+	cr_assert_eq(config_load(path, &cfg, &err), -1);
+	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.window: must be greater than zero"),
+			   "%s", err.msg);
+	path = tmp_file("{\"limits\": {\"blast_radius\": {\"target\": 3}}}\n");
+	cr_assert_eq(config_load(path, &cfg, &err), -1);
+	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.target: unknown key"), "%s",
+			   err.msg);
 }
