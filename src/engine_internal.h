@@ -1,0 +1,302 @@
+/*
+ * engine_internal: what the engine's modules share (private to src/).
+ *
+ * The engine is one object split by responsibility:
+ *   engine.c          intake (engine_process), decisions, timers, ack/approve,
+ *                     pause, reload, shutdown
+ *   incident.c        the incident store: incidents, their index by id, label
+ *                     copies, firing fingerprints, the seen-alert map
+ *   policy.c          pure decisions (decide, cooldown, hourly cap, pause)
+ *   engine_records.c  the journal records the engine writes and the notices
+ *                     it hands to notify
+ *   actions.c         action expansion (templates) and secret redaction
+ *   runner.c          the action queue, launching exec/http, their callbacks,
+ *                     the child's environment
+ *   replay.c          rebuilding state from the journal, and resuming after it
+ *   views.c           the JSON views of incidents
+ * Nothing here is part of the public API (include/rollbackd/engine.h).
+ *
+ * Lock rules: struct engine's lock guards every field of the engine and of
+ * every incident. Every function declared here runs with e->lock held
+ * unless its comment says otherwise; the callbacks (libevent timers, proc,
+ * httpc, journal waits) take it themselves. Never under the lock: a
+ * blocking syscall other than the PAUSED stat, spawn, fsync, DNS, or
+ * waiting on another thread (proc_spawn and httpc_send only queue work on
+ * the loop; notify only queues). No other lock is taken while it is held,
+ * except the journal's and notify's own internal locks, which never call
+ * back into the engine.
+ */
+#ifndef ROLLBACKD_ENGINE_INTERNAL_H
+#define ROLLBACKD_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "policy.h"
+#include "rollbackd/alert.h"
+#include "rollbackd/buf.h"
+#include "rollbackd/config.h"
+#include "rollbackd/engine.h"
+#include "rollbackd/error.h"
+#include "rollbackd/notify.h"
+#include "rollbackd/rules.h"
+#include "rollbackd/template.h"
+#include "rollbackd/timestamp.h"
+
+#define INCIDENT_ID_LEN 20     /* "inc-" + 16 hex */
+#define HOURLY_WINDOW_MS POLICY_HOUR_MS
+#define MAX_OUTPUT 65536
+#define KILL_GRACE_MS 5000
+
+enum incident_state {
+	INC_PENDING,
+	INC_ACTING,
+	INC_ROLLED_BACK,
+	INC_ACTION_FAILED,
+	INC_DRY_RUN,
+	INC_HELD,
+	INC_AWAITING_APPROVAL,
+	INC_RESOLVED,
+	INC_UNKNOWN, /* an action was cut off by a crash: never re-run */
+	INC_EFFECTIVE,   /* resolved within verify.within after the rollback */
+	INC_INEFFECTIVE, /* still firing when verify.within ended */
+	INC_STATE_COUNT
+};
+
+/* A private copy of a label set (names and values owned). */
+struct owned_labels {
+	struct label *items;
+	size_t n;
+};
+
+struct action_record {
+	enum action_type type;
+	struct timestamp started, finished;
+	bool begun;         /* action_started is journaled */
+	bool done;
+	const char *result; /* static: "ok", "failed", "timeout", "error" */
+	int exit_code;      /* exec; -1 when killed or not run */
+	int status_code;    /* http; 0 when none */
+	char *output;       /* captured output / response body / error text */
+};
+
+struct incident {
+	char id[INCIDENT_ID_LEN + 1];
+	char *rule_name;
+	struct owned_labels group;    /* the group_by labels */
+	struct owned_labels trigger_labels;      /* the alert that decided */
+	struct owned_labels trigger_annotations;
+	enum incident_state state;
+	int episode;
+	bool decided;                 /* this episode has been decided */
+	struct timestamp first_seen, last_seen, episode_start;
+	struct timestamp last_acted;
+	bool has_acted;
+	char *acknowledged_by;
+	struct timestamp acknowledged_at;
+	char *approved_by;
+	struct timestamp approved_at;
+	char *generator_url, *external_url; /* of the triggering alert */
+	uint64_t *firing;             /* fp_key of the alerts firing in this episode */
+	size_t n_firing;
+	struct event *timer;          /* firing_for */
+	struct event *retry;          /* action_started waits for a failing journal */
+	struct event *approve_timer;  /* approve_timeout */
+	struct event *verify_timer;   /* verify.within */
+	json_t *ready;                /* the expanded action waiting for its record */
+	struct action_record *actions;
+	size_t n_actions;
+	size_t next_action;
+	bool queued;
+	bool running;                 /* actions queued or in progress */
+	struct incident *next;        /* creation order list */
+	struct engine *engine;
+};
+
+/* Which alerts were journaled, and as what: fingerprint hash -> digest of
+ * the alert's content, so an exact repeat is only counted. */
+struct seen_entry {
+	uint64_t key; /* 0 = empty */
+	unsigned char digest[16];
+};
+
+struct seen_map {
+	struct seen_entry *slots;
+	size_t cap, n;
+};
+
+struct engine {
+	pthread_mutex_t lock;
+	const struct config *cfg;
+	const struct ruleset *rules;
+	struct event_base *base;
+	bool plan_only;
+	bool paused;
+	struct incident *incidents;   /* newest first */
+	size_t n_incidents;
+	struct incident **index;      /* by id, index_cap slots (a power of two) */
+	size_t index_cap;
+	size_t n_open;                /* incidents not in INC_RESOLVED */
+	struct policy_window acted;   /* recent action start times (hourly cap) */
+	struct incident **queue;      /* waiting for an action slot */
+	size_t n_queue, alloc_queue;
+	int running;
+	struct event *kick;           /* activated to start queued work */
+	struct httpc *http;
+	struct metric_family *decisions_total;
+	struct metric_child **decision_children; /* (n_rules + 1) x OUTCOME_COUNT */
+	struct metric_family *actions_total;
+	struct metric_child *action_duration;
+	struct metric_child *incidents_open;
+	struct metric_child *paused_gauge;
+	struct journal *journal;      /* NULL: nothing is journaled (test-rules) */
+	struct notify *notify;        /* NULL: nobody is told */
+	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
+	struct json_tok *rtoks;       /* replay's token array */
+	size_t rtoks_cap;
+};
+
+static inline int64_t ts_ms(struct timestamp t)
+{
+	return policy_ms(t);
+}
+
+/* ---- incident.c: the incident store ----------------------------------- */
+
+extern const char *const incident_state_names[INC_STATE_COUNT];
+/* The state named s, or -1. */
+int incident_state_parse(const char *s);
+
+/* Label copies: dst owns its names and values (release frees them). */
+void owned_labels_release(struct owned_labels *l);
+int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n);
+const char *owned_labels_get(const struct owned_labels *l, const char *name);
+
+/* The rule named name in the current rule set, or NULL (a reload removed it). */
+const struct rule *engine_find_rule(const struct engine *e, const char *name);
+
+/* "inc-" + hex of BLAKE2b-64 over the rule name and the group labels. */
+void incident_id_for(const struct rule *r, const struct label *group, size_t n,
+		     char out[INCIDENT_ID_LEN + 1]);
+/* The group labels of a for r: 0 when *out points into a (do not free), 1
+ * when the caller frees *out (the labels' strings stay a's), -1 on OOM. */
+int incident_group_labels(const struct rule *r, const struct alert *a, struct label **out,
+			  size_t *n);
+
+/* A new incident with no episode yet (state resolved), linked first and
+ * indexed; NULL on OOM. Freed by engine_free. */
+struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
+			      const struct label *group, size_t n, struct timestamp now);
+/* Link and index inc (replay builds its own). 0 or -1 on OOM. */
+int incident_link(struct engine *e, struct incident *inc);
+struct incident *incident_find(struct engine *e, const char *id);
+/* Frees inc and everything it owns (its events included); not unlinked. */
+void incident_free(struct incident *inc);
+void incident_clear_actions(struct incident *inc);
+void incident_clear_firing(struct incident *inc);
+/* Copy the triggering alert (labels, annotations, URLs). 0 or -1 on OOM. */
+int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url);
+
+/* The alerts firing in the current episode, by fingerprint. */
+uint64_t incident_fp_key(const char *fp);
+bool incident_is_firing(const struct incident *inc, const char *fp);
+int incident_add_firing(struct incident *inc, const char *fp);
+void incident_remove_firing(struct incident *inc, const char *fp);
+
+/* Record digest for key. 1 when it is new or differs, 0 when it is an
+ * exact repeat, -1 on OOM. */
+int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16]);
+void seen_map_release(struct seen_map *m);
+
+/* ---- engine_records.c: records and notices ----------------------------- */
+
+/* ,"name":"v" (v NULL: ""); ,"name":"<RFC 3339>". 0 or -1 on OOM. */
+int rec_member_str(struct buf *b, const char *name, const char *v);
+int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
+/* Append a record of type with members m (leading comma). Without a
+ * journal nothing is written and 0 is returned. */
+int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
+/* The same with every configured secret redacted; *ticket (may be NULL)
+ * is the record's ticket. */
+int rec_append_redacted(struct engine *e, const char *type, const char *incident,
+			const struct buf *m, uint64_t *ticket);
+/* The decision record. trigger: the alert decided on (NULL: the one that
+ * opened the episode, when trigger_kind says a timer or an approval). */
+void rec_decision(struct engine *e, const struct incident *inc, const struct rule *r,
+		  const char *fp, enum outcome o, const char *reason, const struct alert *trigger,
+		  const char *trigger_kind);
+void rec_resolved(struct engine *e, const struct incident *inc);
+void rec_action_finished(struct engine *e, const struct incident *inc, size_t index,
+			 const struct action_record *rec, const char *final_state);
+void rec_state(struct engine *e, const struct incident *inc, const char *reason);
+/* An ack or approve record: who, and through what (link, slack, timer). */
+void rec_use(struct engine *e, const char *type, const struct incident *inc, const char *by,
+	     const char *via);
+/* Tell notify about inc (it only queues). */
+void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
+		const char *reason, const char *note);
+
+/* The notification record of each alert and the digest of its content,
+ * computed before taking the lock: offs[i]..offs[i+1] in b. */
+struct alert_notes {
+	struct buf b;
+	size_t *offs;
+	unsigned char (*digest)[16];
+};
+/* Without the lock. 0 or -1 on OOM (release anyway). */
+int rec_notes_build(const struct webhook *wh, struct alert_notes *n);
+void rec_notes_release(struct alert_notes *n);
+/* Journal alert i of wh unless it is an exact repeat. 1 new, 0 repeat. */
+int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
+		   const struct alert_notes *n);
+
+/* ---- actions.c: expansion and redaction -------------------------------- */
+
+struct secret_ctx {
+	const struct config *cfg;
+};
+/* A template context over inc's trigger labels (labels and annotations are
+ * the caller's storage). */
+void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
+			  struct template_ctx *ctx, struct label_set *labels,
+			  struct label_set *annotations);
+/* The fully expanded form of one action, as test-rules prints it and as the
+ * runner uses it. A new reference, or NULL with err. */
+json_t *actions_expand(const struct action_tpl *at, const struct template_ctx *ctx,
+		       struct error *err);
+/* s with every configured secret's value replaced by <redacted:NAME>: a
+ * new string (caller frees), NULL on OOM. Lock-free (cfg is read only). */
+char *actions_redact(const struct config *cfg, const char *s);
+/* Append ,"actions":[...] with every action of r expanded for inc. */
+int actions_plan_json(struct engine *e, const struct rule *r, const struct incident *inc,
+		      struct buf *out);
+
+/* ---- runner.c: the queue and the actions -------------------------------- */
+
+/* Acting: (re)start inc's actions from the first. No-op without a base. */
+void runner_enqueue_run(struct engine *e, struct incident *inc);
+/* Queue inc's actions from inc->next_action on (replay). */
+void runner_enqueue_resume(struct engine *e, struct incident *inc);
+/* e->kick's callback (on the loop; takes the lock). */
+void runner_kick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- engine.c: shared by the modules ----------------------------------- */
+
+void engine_count_decision(struct engine *e, const struct rule *r, enum outcome o);
+/* Publish e->n_open. */
+void engine_open_count(struct engine *e);
+/* Arm inc's firing_for timer for at (relative to now). */
+void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timestamp at,
+			   struct timestamp now);
+/* Arm *ev (created on first use) to fire cb(arg) in ms. No-op without a base. */
+void engine_arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
+		   int64_t ms);
+void engine_arm_verify(struct engine *e, struct incident *inc);
+void engine_approve_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+#endif

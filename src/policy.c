@@ -1,0 +1,141 @@
+/*
+ * policy: the pure part of the engine's decisions (see policy.h).
+ *
+ * Must never: do I/O, read the clock, take a lock, or touch an incident.
+ * The engine gathers the inputs under its lock and applies the verdict.
+ */
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+bool policy_dry_run(int rule_dry_run, bool global_dry_run)
+{
+	return rule_dry_run == 1 || (rule_dry_run == -1 && global_dry_run);
+}
+
+bool policy_in_cooldown(int64_t cooldown_ms, bool has_acted, struct timestamp last_acted,
+			struct timestamp now)
+{
+	return cooldown_ms > 0 && has_acted &&
+	       policy_ms(now) - policy_ms(last_acted) < cooldown_ms;
+}
+
+enum outcome policy_decide(const struct policy_input *in, struct timestamp now,
+			   enum policy_state *state, char *reason, size_t rsz)
+{
+	if (in->mode == RULE_MODE_NOTIFY) {
+		*state = POLICY_STATE_HELD;
+		snprintf(reason, rsz, "mode notify: rollbackd never acts on this rule");
+		return OUTCOME_NOTIFY_ONLY;
+	}
+	if (in->paused) {
+		*state = POLICY_STATE_HELD;
+		snprintf(reason, rsz, "paused: automatic actions are switched off");
+		return OUTCOME_HELD;
+	}
+	if (policy_in_cooldown(in->cooldown_ms, in->has_acted, in->last_acted, now)) {
+		char until[TIMESTAMP_STRLEN];
+		struct timestamp u = in->last_acted;
+		u.sec += in->cooldown_ms / 1000;
+		timestamp_format(u, until, sizeof(until));
+		*state = POLICY_STATE_HELD;
+		snprintf(reason, rsz, "in cooldown until %s", until);
+		return OUTCOME_HELD;
+	}
+	if (in->acted_in_window >= (size_t)in->max_per_hour) {
+		*state = POLICY_STATE_HELD;
+		snprintf(reason, rsz, "limits.max_rollbacks_per_hour (%d) reached",
+			 in->max_per_hour);
+		return OUTCOME_HELD;
+	}
+	if (in->dry_run) {
+		*state = POLICY_STATE_DRY_RUN;
+		snprintf(reason, rsz, "dry-run: would run %zu action(s)", in->n_actions);
+		return OUTCOME_DRY_RUN;
+	}
+	if (in->mode == RULE_MODE_APPROVE) {
+		*state = POLICY_STATE_AWAITING_APPROVAL;
+		snprintf(reason, rsz, "mode approve: waiting for an engineer to approve");
+		return OUTCOME_AWAITING_APPROVAL;
+	}
+	*state = POLICY_STATE_ACTING;
+	snprintf(reason, rsz, "running %zu action(s)", in->n_actions);
+	return OUTCOME_ACTING;
+}
+
+bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
+			    struct timestamp now, struct timestamp *at)
+{
+	if (firing_for_ms <= 0 || policy_ms(now) - policy_ms(starts_at) >= firing_for_ms)
+		return false;
+	*at = starts_at;
+	at->sec += firing_for_ms / 1000;
+	at->nsec += (int32_t)((firing_for_ms % 1000) * 1000000);
+	if (at->nsec >= 1000000000) {
+		at->sec++;
+		at->nsec -= 1000000000;
+	}
+	return true;
+}
+
+int policy_window_init(struct policy_window *w, size_t cap)
+{
+	w->n = 0;
+	w->ms = cap ? calloc(cap, sizeof(*w->ms)) : NULL;
+	w->cap = w->ms ? cap : 0;
+	return cap && !w->ms ? -1 : 0;
+}
+
+void policy_window_release(struct policy_window *w)
+{
+	free(w->ms);
+	w->ms = NULL;
+	w->n = w->cap = 0;
+}
+
+size_t policy_window_count(const struct policy_window *w, int64_t now_ms, int64_t window_ms)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (now_ms - w->ms[i] < window_ms)
+			n++;
+	return n;
+}
+
+void policy_window_note(struct policy_window *w, int64_t now_ms)
+{
+	size_t oldest = 0;
+	if (w->n < w->cap) {
+		w->ms[w->n++] = now_ms;
+		return;
+	}
+	if (w->cap == 0)
+		return;
+	for (size_t i = 1; i < w->n; i++)
+		if (w->ms[i] < w->ms[oldest])
+			oldest = i;
+	w->ms[oldest] = now_ms;
+}
+
+int policy_window_resize(struct policy_window *w, size_t cap)
+{
+	int64_t *ms = cap ? calloc(cap, sizeof(*ms)) : NULL;
+	if (cap && !ms)
+		return -1;
+	/* the newest times first, as many as fit */
+	size_t keep = w->n < cap ? w->n : cap, k = 0;
+	for (size_t pass = 0; pass < keep; pass++) {
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < w->n; i++)
+			if (w->ms[i] != INT64_MIN && (best == SIZE_MAX || w->ms[i] > w->ms[best]))
+				best = i;
+		ms[k++] = w->ms[best];
+		w->ms[best] = INT64_MIN;
+	}
+	free(w->ms);
+	w->ms = ms;
+	w->n = k;
+	w->cap = cap;
+	return 0;
+}

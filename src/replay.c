@@ -1,0 +1,420 @@
+/*
+ * replay: rebuilding the engine's state from the journal at start
+ * (incidents, episodes, firing alerts, actions, cooldowns, the hourly cap,
+ * pause, acks and approvals), then resuming: what a crash cut off becomes
+ * unknown, what was decided but not started runs, timers are re-armed.
+ *
+ * Must never: journal while replaying (only engine_attach_journal writes,
+ * after replay), or run an action that may have run before. Lock rules:
+ * engine_replay takes e->lock once per record; engine_attach_journal takes
+ * it once.
+ */
+#include "engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "rollbackd/journal.h"
+#include "rollbackd/json.h"
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+
+/* One parsed journal line: tokens and a scratch area for decoded strings. */
+struct rline {
+	struct engine *e;
+	struct json_doc doc;
+	struct timestamp ts;
+};
+
+static const char *rstr(struct rline *rl, size_t tok, char *dst, size_t dstsz)
+{
+	const struct json_tok *t = &rl->doc.toks[tok];
+	if (!tok || t->kind != JSON_KIND_STRING || t->size + 1 > dstsz)
+		return NULL;
+	json_str_decode(&rl->doc, t, dst);
+	return dst;
+}
+
+static const char *rget(struct rline *rl, const char *name, char *dst, size_t dstsz)
+{
+	return rstr(rl, json_obj_get(&rl->doc, 0, name), dst, dstsz);
+}
+
+static int64_t rgetint(struct rline *rl, const char *name, int64_t dflt)
+{
+	size_t t = json_obj_get(&rl->doc, 0, name);
+	if (!t || rl->doc.toks[t].kind != JSON_KIND_NUMBER || !(rl->doc.toks[t].flags & JSON_TOK_INT))
+		return dflt;
+	return json_int_value(&rl->doc, &rl->doc.toks[t]);
+}
+
+/* An object of strings into owned labels, in record order. */
+static int rlabels(struct rline *rl, const char *name, struct owned_labels *out)
+{
+	size_t o = json_obj_get(&rl->doc, 0, name);
+	owned_labels_release(out);
+	if (!o || rl->doc.toks[o].kind != JSON_KIND_OBJECT)
+		return 0;
+	size_t n = rl->doc.toks[o].size;
+	out->items = n ? calloc(n, sizeof(*out->items)) : NULL;
+	if (n && !out->items)
+		return -1;
+	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
+	     k = json_obj_nextkey(&rl->doc, k)) {
+		const struct json_tok *kt = &rl->doc.toks[k], *vt = &rl->doc.toks[k + 1];
+		if (vt->kind != JSON_KIND_STRING)
+			continue;
+		char *kn = malloc(kt->size + 1), *vv = malloc(vt->size + 1);
+		if (!kn || !vv) {
+			free(kn);
+			free(vv);
+			return -1;
+		}
+		json_str_decode(&rl->doc, kt, kn);
+		json_str_decode(&rl->doc, vt, vv);
+		out->items[out->n++] = (struct label){kn, vv, vt->size};
+	}
+	return 0;
+}
+
+static struct incident *replay_incident(struct rline *rl, const char *id, const char *rule)
+{
+	struct engine *e = rl->e;
+	struct incident *inc = incident_find(e, id);
+	if (inc)
+		return inc;
+	if (strlen(id) != INCIDENT_ID_LEN || !rule)
+		return NULL;
+	inc = calloc(1, sizeof(*inc));
+	if (!inc)
+		return NULL;
+	memcpy(inc->id, id, sizeof(inc->id));
+	inc->engine = e;
+	inc->state = INC_RESOLVED;
+	inc->first_seen = inc->last_seen = rl->ts;
+	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0 ||
+	    incident_link(e, inc) < 0) {
+		incident_free(inc);
+		return NULL;
+	}
+	return inc;
+}
+
+static int replay_decision(struct rline *rl, const char *id)
+{
+	struct engine *e = rl->e;
+	char rule[512], fp[256], outcome[32], state[32], trigger[32];
+	if (!id[0] || !rget(rl, "rule", rule, sizeof(rule)) ||
+	    !rget(rl, "outcome", outcome, sizeof(outcome)) || !rget(rl, "state", state, sizeof(state)))
+		return 0; /* no incident: nothing to rebuild */
+	if (!rget(rl, "fingerprint", fp, sizeof(fp)))
+		fp[0] = '\0';
+	struct incident *inc = replay_incident(rl, id, rule);
+	int st = incident_state_parse(state);
+	if (!inc || st < 0)
+		return inc ? 0 : -1;
+	int episode = (int)rgetint(rl, "episode", inc->episode);
+	inc->last_seen = rl->ts;
+	if (episode != inc->episode) { /* a new episode */
+		inc->episode = episode;
+		inc->episode_start = rl->ts;
+		incident_clear_actions(inc);
+		incident_clear_firing(inc);
+		free(inc->acknowledged_by);
+		inc->acknowledged_by = NULL;
+		free(inc->approved_by);
+		inc->approved_by = NULL;
+	}
+	if (strcmp(outcome, "resolved") == 0)
+		incident_remove_firing(inc, fp);
+	else if (fp[0] && strcmp(outcome, "no_match") != 0 && incident_add_firing(inc, fp) < 0)
+		return -1;
+	inc->state = (enum incident_state)st;
+	inc->decided = st != INC_PENDING && st != INC_RESOLVED;
+	if (json_obj_get(&rl->doc, 0, "labels") &&
+	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
+	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
+		return -1;
+	if (strcmp(outcome, "acting") == 0) {
+		inc->has_acted = true;
+		inc->last_acted = rl->ts;
+		policy_window_note(&e->acted, ts_ms(rl->ts));
+		const struct rule *r = engine_find_rule(e, rule);
+		incident_clear_actions(inc);
+		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
+		inc->n_actions = inc->actions ? r->n_actions : 0;
+	}
+	(void)rget(rl, "trigger", trigger, sizeof(trigger));
+	return 0;
+}
+
+static struct action_record *replay_action(struct rline *rl, struct incident *inc)
+{
+	int64_t index = rgetint(rl, "index", -1);
+	if (!inc || index < 0 || (size_t)index >= inc->n_actions ||
+	    rgetint(rl, "episode", -1) != inc->episode)
+		return NULL;
+	return &inc->actions[index];
+}
+
+static int replay_line(struct rline *rl)
+{
+	struct engine *e = rl->e;
+	char type[40], id[64], buf[64];
+	if (!rget(rl, "type", type, sizeof(type)) || !rget(rl, "incident", id, sizeof(id)))
+		return 0;
+	if (rget(rl, "ts", buf, sizeof(buf)))
+		timestamp_parse(buf, strlen(buf), &rl->ts);
+	if (strcmp(type, "notification") == 0) {
+		char fp[256], hex[40];
+		unsigned char d[16];
+		if (rget(rl, "fingerprint", fp, sizeof(fp)) && rget(rl, "digest", hex, sizeof(hex)) &&
+		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) == 0)
+			return seen_map_put(&e->seen, incident_fp_key(fp), d) < 0 ? -1 : 0;
+		return 0;
+	}
+	if (strcmp(type, "decision") == 0)
+		return replay_decision(rl, id);
+	if (strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0) {
+		e->paused = type[0] == 'p';
+		return 0;
+	}
+	struct incident *inc = id[0] ? incident_find(e, id) : NULL;
+	if (!inc)
+		return 0;
+	if (strcmp(type, "action_started") == 0) {
+		struct action_record *a = replay_action(rl, inc);
+		char action[8];
+		if (a) {
+			a->begun = true;
+			a->started = rl->ts;
+			a->type = rget(rl, "action", action, sizeof(action)) &&
+					  strcmp(action, "http") == 0
+				  ? ACTION_HTTP
+				  : ACTION_EXEC;
+		}
+	} else if (strcmp(type, "action_finished") == 0) {
+		struct action_record *a = replay_action(rl, inc);
+		char result[16], state[32];
+		if (a) {
+			static const char *const results[] = {"ok",      "failed",      "timeout",
+							      "error",   "unknown",     "interrupted"};
+			a->done = true;
+			a->finished = rl->ts;
+			a->result = "error";
+			if (rget(rl, "result", result, sizeof(result)))
+				for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+					if (strcmp(result, results[i]) == 0)
+						a->result = results[i];
+			a->exit_code = (int)rgetint(rl, "exit_code", -1);
+			a->status_code = (int)rgetint(rl, "status_code", 0);
+			size_t t = json_obj_get(&rl->doc, 0, "output");
+			if (t && rl->doc.toks[t].kind == JSON_KIND_STRING &&
+			    (a->output = malloc(rl->doc.toks[t].size + 1)))
+				json_str_decode(&rl->doc, &rl->doc.toks[t], a->output);
+			inc->next_action = (size_t)(a - inc->actions) + 1;
+		}
+		int st;
+		if (rget(rl, "incident_state", state, sizeof(state)) && (st = incident_state_parse(state)) >= 0)
+			inc->state = (enum incident_state)st;
+	} else if (strcmp(type, "resolved") == 0) {
+		inc->state = INC_RESOLVED;
+		incident_clear_firing(inc);
+	} else if (strcmp(type, "incident_state") == 0) {
+		int st;
+		if (rget(rl, "state", buf, sizeof(buf)) && (st = incident_state_parse(buf)) >= 0)
+			inc->state = (enum incident_state)st;
+	} else if (strcmp(type, "ack") == 0 || strcmp(type, "approve") == 0) {
+		char by[256];
+		bool ack = type[1] == 'c';
+		if (rget(rl, "by", by, sizeof(by))) {
+			char **who = ack ? &inc->acknowledged_by : &inc->approved_by;
+			free(*who);
+			*who = strdup(by);
+			*(ack ? &inc->acknowledged_at : &inc->approved_at) = rl->ts;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Fast paths for the two records that make up most of a journal. The
+ * writer puts top-level members in a fixed order before any nested object,
+ * and a '"' inside a JSON string is always escaped, so the first
+ * ,"name": in the text is the top-level member. Values with escapes take
+ * the full parse.
+ */
+static bool fast_str(const char *text, size_t len, const char *name, const char **val,
+		     size_t *vlen)
+{
+	char pat[40];
+	int n = snprintf(pat, sizeof(pat), ",\"%s\":\"", name);
+	const char *p = memmem(text, len, pat, (size_t)n);
+	if (!p)
+		return false;
+	p += n;
+	const char *q = memchr(p, '"', len - (size_t)(p - text));
+	if (!q || memchr(p, '\\', (size_t)(q - p)))
+		return false;
+	*val = p;
+	*vlen = (size_t)(q - p);
+	return true;
+}
+
+static bool fast_eq(const char *v, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+/* A record the fast path did not take: tokenize it and replay. 1 done (or
+ * skipped), -1 OOM. Under e->lock. */
+static int replay_parsed(struct engine *e, const struct journal_line *line)
+{
+	size_t need = JSON_TOKENS_ENOUGH(line->len);
+	if (need > e->rtoks_cap) {
+		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
+		if (!t)
+			return -1;
+		e->rtoks = t;
+		e->rtoks_cap = need;
+	}
+	struct rline rl = {.e = e};
+	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
+	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
+		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
+			 NULL);
+		return 1;
+	}
+	return replay_line(&rl) < 0 ? -1 : 1;
+}
+
+/* 1 handled, 0 take the full parse, -1 OOM. Under e->lock. */
+static int replay_fast(struct engine *e, const char *text, size_t len)
+{
+	const char *type, *fp, *v;
+	size_t tn, fn, vn;
+	char buf[INCIDENT_ID_LEN + 1], fpz[128];
+	if (!fast_str(text, len < 120 ? len : 120, "type", &type, &tn) ||
+	    !fast_str(text, len, "fingerprint", &fp, &fn) || fn >= sizeof(fpz))
+		return 0;
+	memcpy(fpz, fp, fn);
+	fpz[fn] = '\0';
+	if (fast_eq(type, tn, "notification")) {
+		unsigned char d[16];
+		/* the last member before prev and hash: ,"digest":"<32 hex>" */
+		static const char dm[] = ",\"digest\":\"";
+		size_t at = 75 + 74 + 44; /* hash, prev and digest members */
+		if (len < at || memcmp(text + len - at, dm, sizeof(dm) - 1) != 0)
+			return 0;
+		v = text + len - at + sizeof(dm) - 1;
+		vn = 32;
+		if (sodium_hex2bin(d, sizeof(d), v, vn, NULL, NULL, NULL) != 0)
+			return 0;
+		return seen_map_put(&e->seen, incident_fp_key(fpz), d) < 0 ? -1 : 1;
+	}
+	if (!fast_eq(type, tn, "decision") || !fast_str(text, len, "outcome", &v, &vn))
+		return 0;
+	bool repeat = fast_eq(v, vn, "repeat"), resolved = fast_eq(v, vn, "resolved");
+	if (!repeat && !resolved)
+		return 0;
+	const char *id, *st, *ep;
+	size_t idn, stn;
+	if (!fast_str(text, len, "incident", &id, &idn) || idn != INCIDENT_ID_LEN ||
+	    !fast_str(text, len, "state", &st, &stn) || !(ep = memmem(text, len, ",\"episode\":", 11)))
+		return 0;
+	memcpy(buf, id, idn);
+	buf[idn] = '\0';
+	struct incident *inc = incident_find(e, buf);
+	if (!inc || atoi(ep + 11) != inc->episode)
+		return 0; /* a new incident or episode: the full parse sets it up */
+	char stz[32];
+	if (stn >= sizeof(stz))
+		return 0;
+	memcpy(stz, st, stn);
+	stz[stn] = '\0';
+	int state = incident_state_parse(stz);
+	if (state < 0)
+		return 0;
+	if (resolved)
+		incident_remove_firing(inc, fpz);
+	else if (incident_add_firing(inc, fpz) < 0)
+		return -1;
+	inc->state = (enum incident_state)state;
+	return 1;
+}
+
+int engine_replay(const struct journal_line *line, void *arg)
+{
+	struct engine *e = arg;
+	pthread_mutex_lock(&e->lock);
+	int rc = replay_fast(e, line->text, line->len);
+	if (rc == 0)
+		rc = replay_parsed(e, line);
+	pthread_mutex_unlock(&e->lock);
+	return rc < 0 ? -1 : 0;
+}
+
+/* After replay: what a crash cut off becomes unknown (never re-run); what
+ * was decided but never started runs now; pending incidents get their
+ * firing_for timers back. */
+int engine_attach_journal(struct engine *e, struct journal *j)
+{
+	struct timestamp now = timestamp_now();
+	free(e->rtoks);
+	e->rtoks = NULL;
+	e->rtoks_cap = 0;
+	pthread_mutex_lock(&e->lock);
+	e->journal = j;
+	e->n_open = 0;
+	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+		if (inc->state != INC_RESOLVED)
+			e->n_open++;
+		if (inc->state == INC_PENDING) {
+			const struct rule *r = engine_find_rule(e, inc->rule_name);
+			if (r) {
+				struct timestamp at = inc->episode_start;
+				at.sec += r->firing_for_ms / 1000;
+				engine_arm_firing_for(e, inc, at, now);
+			}
+			continue;
+		}
+		const struct rule *rr = engine_find_rule(e, inc->rule_name);
+		/* Timers do not survive a restart: give them a full window from now
+		 * (later rather than earlier). */
+		if (inc->state == INC_AWAITING_APPROVAL && rr && rr->approve_timeout_ms > 0)
+			engine_arm_ms(e, &inc->approve_timer, engine_approve_timeout_cb, inc, rr->approve_timeout_ms);
+		if (inc->state == INC_ROLLED_BACK)
+			engine_arm_verify(e, inc);
+		if (inc->state != INC_ACTING)
+			continue;
+		bool cut = false;
+		for (size_t i = 0; i < inc->n_actions; i++) {
+			struct action_record *a = &inc->actions[i];
+			if (!a->begun || a->done)
+				continue;
+			static const char msg[] =
+				"rollbackd stopped before this action finished; it is not run again";
+			a->done = true;
+			a->result = "unknown";
+			a->finished = now;
+			a->output = strdup(msg);
+			cut = true;
+			inc->state = INC_UNKNOWN;
+			rec_action_finished(e, inc, i, a, "unknown");
+			rec_notify(e, inc, NOTIFY_TRIGGER, msg, msg);
+			log_warn("action cut off by a restart; not re-run", "incident", inc->id,
+				 "rule", inc->rule_name, NULL);
+		}
+		if (!cut && e->base && inc->next_action < inc->n_actions) {
+			log_info("resuming actions decided before the restart", "incident", inc->id,
+				 NULL);
+			runner_enqueue_resume(e, inc);
+		}
+	}
+	metric_set(e->paused_gauge, e->paused);
+	engine_open_count(e);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}

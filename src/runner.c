@@ -1,0 +1,406 @@
+/*
+ * runner: the action queue (limits.max_concurrent_actions), launching each
+ * step (exec through proc, http through httpc), their completion
+ * callbacks, and the child's environment and stdin.
+ *
+ * Must never: block the loop (proc and httpc are asynchronous), run an
+ * action before its action_started record is durable, or run a step twice.
+ * Lock rules: runner_enqueue_* run under e->lock; the callbacks (kick,
+ * proc, httpc, journal wait, retry timer) run on the engine's loop and take
+ * e->lock themselves. proc_spawn and httpc_send are called under the lock:
+ * they only register work on the loop.
+ */
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rollbackd/httpc.h"
+#include "rollbackd/journal.h"
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+#include "rollbackd/proc.h"
+
+static void run_next_action(struct engine *e, struct incident *inc);
+static void launch_action(struct engine *e, struct incident *inc);
+static void on_started_durable(bool ok, void *arg);
+static void on_started_retry(evutil_socket_t fd, short what, void *arg);
+
+void runner_enqueue_run(struct engine *e, struct incident *inc)
+{
+	if (!e->base || inc->queued)
+		return;
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	incident_clear_actions(inc);
+	inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
+	inc->n_actions = inc->actions ? r->n_actions : 0;
+	runner_enqueue_resume(e, inc);
+}
+
+/* Queue inc's actions from inc->next_action on. */
+void runner_enqueue_resume(struct engine *e, struct incident *inc)
+{
+	if (!e->base || inc->queued)
+		return;
+	if (e->n_queue == e->alloc_queue) {
+		size_t n = e->alloc_queue ? e->alloc_queue * 2 : 8;
+		struct incident **q = realloc(e->queue, n * sizeof(*q));
+		if (!q) {
+			inc->state = INC_ACTION_FAILED;
+			return;
+		}
+		e->queue = q;
+		e->alloc_queue = n;
+	}
+	inc->queued = true;
+	inc->running = true;
+	e->queue[e->n_queue++] = inc;
+	event_active(e->kick, EV_READ, 0);
+}
+
+/* Runs on the loop thread: start queued incidents while slots are free. */
+void runner_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	pthread_mutex_lock(&e->lock);
+	while (e->n_queue > 0 && e->running < e->cfg->limits.max_concurrent_actions) {
+		struct incident *inc = e->queue[0];
+		memmove(e->queue, e->queue + 1, (e->n_queue - 1) * sizeof(*e->queue));
+		e->n_queue--;
+		inc->queued = false;
+		e->running++;
+		run_next_action(e, inc);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void finish_incident(struct engine *e, struct incident *inc, bool ok)
+{
+	bool resolved_meanwhile = inc->n_firing == 0;
+	inc->running = false;
+	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
+	if (resolved_meanwhile) {
+		e->n_open--;
+		rec_resolved(e, inc);
+		rec_notify(e, inc, NOTIFY_RESOLVE, "resolved while the actions ran", NULL);
+	} else if (ok) {
+		rec_notify(e, inc, NOTIFY_UPDATE, "the rollback actions succeeded", NULL);
+		engine_arm_verify(e, inc);
+	} else {
+		rec_notify(e, inc, NOTIFY_TRIGGER, "a rollback action failed", NULL);
+	}
+	e->running--;
+	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
+		 ok ? "rolled_back" : "action_failed", NULL);
+	if (e->n_queue > 0)
+		event_active(e->kick, EV_READ, 0);
+	engine_open_count(e);
+}
+
+static void action_done(struct engine *e, struct incident *inc, struct action_record *rec,
+			const char *result, const char *output, size_t output_len)
+{
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	rec->finished = timestamp_now();
+	rec->done = true;
+	rec->result = result;
+	rec->output = malloc(output_len + 1);
+	if (rec->output) {
+		memcpy(rec->output, output, output_len);
+		rec->output[output_len] = '\0';
+	}
+	double secs = (double)timestamp_diff_ms(rec->finished, rec->started) / 1000.0;
+	metric_observe(e->action_duration, secs);
+	metric_inc(metrics_child(e->actions_total, inc->rule_name,
+				 rec->type == ACTION_EXEC ? "exec" : "http", result));
+	bool ok = strcmp(result, "ok") == 0;
+	size_t index = inc->next_action++;
+	if ((!ok && !(r && r->on_failure_continue)) || inc->next_action >= inc->n_actions) {
+		bool all_ok = true;
+		for (size_t i = 0; i < inc->next_action; i++)
+			all_ok = all_ok && strcmp(inc->actions[i].result, "ok") == 0;
+		all_ok = all_ok && inc->next_action >= inc->n_actions;
+		rec_action_finished(e, inc, index, rec,
+					inc->n_firing == 0 ? "resolved"
+					: all_ok	   ? "rolled_back"
+							   : "action_failed");
+		finish_incident(e, inc, all_ok);
+		return;
+	}
+	rec_action_finished(e, inc, index, rec, NULL);
+	run_next_action(e, inc);
+}
+
+static void on_proc_done(const struct proc_result *res, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	struct action_record *rec = &inc->actions[inc->next_action];
+	rec->exit_code = res->exit_code;
+	const char *result = res->timed_out ? "timeout" : res->exit_code == 0 ? "ok" : "failed";
+	char code[16];
+	snprintf(code, sizeof(code), "%d", res->exit_code);
+	log_info("action finished", "incident", inc->id, "type", "exec", "result", result,
+		 "exit_code", code, NULL);
+	action_done(e, inc, rec, result, res->output, res->output_len);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void on_http_done(const struct httpc_result *res, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	struct action_record *rec = &inc->actions[inc->next_action];
+	rec->status_code = res->status;
+	const char *text = res->error ? res->error : res->body ? res->body : "";
+	size_t len = res->error ? strlen(res->error) : res->body_len;
+	char code[16];
+	snprintf(code, sizeof(code), "%d", res->status);
+	log_info("action finished", "incident", inc->id, "type", "http", "result",
+		 res->ok ? "ok" : "failed", "status", code, NULL);
+	action_done(e, inc, rec, res->ok ? "ok" : "failed", text, len);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
+static char **runner_exec_env(struct engine *e, const struct incident *inc)
+{
+	size_t n = 6 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
+	char **env = calloc(n + 1, sizeof(*env));
+	if (!env)
+		return NULL;
+	const char *path = getenv("PATH");
+	const char *home = getenv("HOME");
+	struct buf b = BUF_INIT;
+#define ADD_ENV(...)                                                                  \
+	do {                                                                          \
+		buf_reset(&b);                                                        \
+		if (buf_addf(&b, __VA_ARGS__) == 0 && (env[k] = strdup(b.data)) != NULL) \
+			k++;                                                          \
+	} while (0)
+	ADD_ENV("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+	ADD_ENV("HOME=%s", home ? home : "/");
+	ADD_ENV("ROLLBACKD_INCIDENT=%s", inc->id);
+	ADD_ENV("ROLLBACKD_RULE=%s", inc->rule_name);
+	ADD_ENV("ROLLBACKD_DRY_RUN=%s", "0");
+	for (int pass = 0; pass < 2; pass++) {
+		const struct owned_labels *set = pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		for (size_t i = 0; i < set->n; i++) {
+			buf_reset(&b);
+			buf_adds(&b, pass ? "ROLLBACKD_ANNOTATION_" : "ROLLBACKD_LABEL_");
+			for (const char *c = set->items[i].name; *c; c++) {
+				char u = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c;
+				buf_addc(&b, (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ? u : '_');
+			}
+			buf_addc(&b, '=');
+			/* environment values end at NUL; a value with NUL is cut there */
+			buf_add(&b, set->items[i].value, strlen(set->items[i].value));
+			if (b.data && (env[k] = strdup(b.data)) != NULL)
+				k++;
+		}
+	}
+#undef ADD_ENV
+	buf_release(&b);
+	return env;
+}
+
+static void runner_free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char *runner_stdin_json(const struct incident *inc)
+{
+	json_t *labels = json_object(), *ann = json_object();
+	for (size_t i = 0; i < inc->trigger_labels.n; i++)
+		json_object_set_new(labels, inc->trigger_labels.items[i].name,
+				    json_string(inc->trigger_labels.items[i].value));
+	for (size_t i = 0; i < inc->trigger_annotations.n; i++)
+		json_object_set_new(ann, inc->trigger_annotations.items[i].name,
+				    json_string(inc->trigger_annotations.items[i].value));
+	json_t *obj = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", inc->id, "rule",
+				inc->rule_name, "episode", inc->episode, "labels", labels,
+				"annotations", ann);
+	char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(obj);
+	return s;
+}
+
+static void run_next_action(struct engine *e, struct incident *inc)
+{
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	if (!r || inc->next_action >= inc->n_actions || inc->next_action >= r->n_actions) {
+		/* done, or a reload removed the rule or its remaining actions */
+		finish_incident(e, inc, r != NULL && inc->next_action >= inc->n_actions);
+		return;
+	}
+	const struct action_tpl *at = &r->actions[inc->next_action];
+	struct action_record *rec = &inc->actions[inc->next_action];
+	struct secret_ctx sc = {e->cfg};
+	struct template_ctx ctx;
+	struct label_set labels, annotations;
+	struct error err = {{0}};
+	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations);
+	rec->type = at->type;
+	rec->started = timestamp_now();
+	rec->exit_code = -1;
+
+	json_t *x = actions_expand(at, &ctx, &err);
+	if (!x) {
+		log_warn("action not run", "incident", inc->id, "error", err.msg, NULL);
+		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
+		return;
+	}
+	/* action_started is durable before anything leaves: after a crash the
+	 * journal tells what may have run, and nothing runs twice. */
+	inc->ready = x;
+	rec->begun = true;
+	uint64_t ticket = 0;
+	if (e->journal) {
+		struct buf m = BUF_INIT;
+		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
+			  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode,
+				   inc->next_action) ||
+			  rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
+			  buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
+				  strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
+			  rec_append_redacted(e, "action_started", inc->id, &m, &ticket) < 0;
+		free(desc);
+		buf_release(&m);
+		if (bad)
+			log_error("journal: cannot record an action's start; waiting", NULL);
+		if (journal_wait(e->journal, ticket, e->base, on_started_durable, inc) == 0)
+			return;
+		log_error("journal: out of memory waiting for a record; running anyway", NULL);
+	}
+	launch_action(e, inc);
+}
+
+/* The action_started record is on disk (or the disk failed: retry). */
+static void on_started_durable(bool ok, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	pthread_mutex_lock(&e->lock);
+	if (ok) {
+		launch_action(e, inc);
+	} else {
+		log_warn("journal unavailable; the action waits for its record", "incident",
+			 inc->id, NULL);
+		struct timeval tv = timestamp_tv(1000);
+		if (!inc->retry)
+			inc->retry = evtimer_new(e->base, on_started_retry, inc);
+		if (inc->retry)
+			evtimer_add(inc->retry, &tv);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void on_started_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct incident *inc = arg;
+	struct engine *e = inc->engine;
+	if (journal_wait(e->journal, journal_last_ticket(e->journal), e->base, on_started_durable,
+			 inc) < 0) {
+		struct timeval tv = timestamp_tv(1000);
+		evtimer_add(inc->retry, &tv);
+	}
+}
+
+/* Start the action prepared in inc->ready (under e->lock, on the loop). */
+static void launch_action(struct engine *e, struct incident *inc)
+{
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	json_t *x = inc->ready;
+	inc->ready = NULL;
+	struct action_record *rec = &inc->actions[inc->next_action];
+	struct error err = {{0}};
+	if (!r || !x) {
+		action_done(e, inc, rec, "error", "the rule is gone", strlen("the rule is gone"));
+		json_decref(x);
+		return;
+	}
+	if (inc->next_action >= r->n_actions) {
+		json_decref(x);
+		action_done(e, inc, rec, "error", "the reloaded rule has no such action",
+			    strlen("the reloaded rule has no such action"));
+		return;
+	}
+	const struct action_tpl *at = &r->actions[inc->next_action];
+	log_info("action started", "incident", inc->id, "rule", inc->rule_name, "type",
+		 at->type == ACTION_EXEC ? "exec" : "http", NULL);
+	if (at->type == ACTION_EXEC) {
+		json_t *jargv = json_object_get(x, "argv");
+		size_t argc = json_array_size(jargv);
+		char **argv = calloc(argc + 1, sizeof(*argv));
+		char **env = runner_exec_env(e, inc);
+		char *in = runner_stdin_json(inc);
+		int rc = -1;
+		if (argv && env) {
+			for (size_t i = 0; i < argc; i++)
+				argv[i] = (char *)json_string_value(json_array_get(jargv, i));
+			struct proc_spec spec = {
+				.argv = argv, .envp = env, .stdin_data = in,
+				.stdin_len = in ? strlen(in) : 0, .timeout_ms = at->timeout_ms,
+				.kill_grace_ms = KILL_GRACE_MS, .max_output = MAX_OUTPUT,
+			};
+			rc = proc_spawn(e->base, &spec, on_proc_done, inc, NULL, &err);
+		} else {
+			error_set(&err, "out of memory");
+		}
+		free(argv);
+		runner_free_strv(env);
+		free(in);
+		json_decref(x);
+		if (rc < 0)
+			action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
+		return;
+	}
+	/* http */
+	json_t *jh = json_object_get(x, "headers");
+	size_t nh = json_object_size(jh), k = 0;
+	char **headers = calloc(nh + 2, sizeof(*headers));
+	char *body = json_object_get(x, "body")
+			     ? json_dumps(json_object_get(x, "body"), JSON_COMPACT | JSON_PRESERVE_ORDER)
+			     : NULL;
+	int rc = -1;
+	if (headers) {
+		const char *hk;
+		json_t *hv;
+		struct buf hb = BUF_INIT;
+		json_object_foreach(jh, hk, hv) {
+			buf_reset(&hb);
+			if (buf_addf(&hb, "%s: %s", hk, json_string_value(hv)) == 0)
+				headers[k++] = strdup(hb.data);
+		}
+		buf_release(&hb);
+		if (body && !json_object_get(jh, "Content-Type"))
+			headers[k++] = strdup("Content-Type: application/json");
+		struct httpc_request req = {
+			.method = at->method, .url = json_string_value(json_object_get(x, "url")),
+			.headers = (const char *const *)headers, .body = body,
+			.body_len = body ? strlen(body) : 0, .timeout_ms = at->timeout_ms,
+			.retries = at->retries, .expect_status = at->expect_status,
+			.n_expect_status = at->n_expect_status, .max_response = MAX_OUTPUT,
+			.backoff_base_ms = 500, .backoff_max_ms = 30000,
+		};
+		/* The HTTP client (and libcurl) is created on first use. */
+		if (!e->http && !(e->http = httpc_new(e->base)))
+			error_set(&err, "cannot start the HTTP client (is libcurl.so.4 installed?)");
+		else
+			rc = httpc_send(e->http, &req, on_http_done, inc, &err);
+	} else {
+		error_set(&err, "out of memory");
+	}
+	runner_free_strv(headers);
+	free(body);
+	json_decref(x);
+	if (rc < 0)
+		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
+}

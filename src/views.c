@@ -1,0 +1,105 @@
+/*
+ * views: the JSON views of incidents (GET /v1/incidents, /v1/incidents/{id},
+ * the ack page's summary, the running-actions count).
+ *
+ * Must never: change state. Lock rules: each function takes e->lock for
+ * the copy into JSON and serializes after releasing it.
+ */
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+
+static json_t *views_incident(const struct incident *inc, bool with_actions)
+{
+	char first[TIMESTAMP_STRLEN], last[TIMESTAMP_STRLEN];
+	timestamp_format(inc->first_seen, first, sizeof(first));
+	timestamp_format(inc->last_seen, last, sizeof(last));
+	json_t *labels = json_object();
+	for (size_t i = 0; i < inc->group.n; i++)
+		json_object_set_new(labels, inc->group.items[i].name,
+				    json_string(inc->group.items[i].value));
+	json_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s, s:s?}", "id", inc->id,
+				"rule", inc->rule_name, "state", incident_state_names[inc->state], "labels",
+				labels, "episode", inc->episode, "first_seen", first, "last_seen",
+				last, "acknowledged_by", inc->acknowledged_by);
+	if (!obj || !with_actions)
+		return obj;
+	json_t *actions = json_array();
+	for (size_t i = 0; i < inc->n_actions; i++) {
+		const struct action_record *a = &inc->actions[i];
+		if (a->started.sec == 0 && !a->done)
+			continue;
+		char s[TIMESTAMP_STRLEN], f[TIMESTAMP_STRLEN];
+		timestamp_format(a->started, s, sizeof(s));
+		timestamp_format(a->finished, f, sizeof(f));
+		bool exec = a->type == ACTION_EXEC;
+		/* exit_code for exec, status_code for http; the other is null */
+		json_array_append_new(
+			actions,
+			json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o, s:s?}", "type",
+				  exec ? "exec" : "http", "started", s, "finished",
+				  a->done ? f : NULL, "result", a->done ? a->result : "running",
+				  "exit_code",
+				  exec && a->done ? json_integer(a->exit_code) : json_null(),
+				  "status_code",
+				  !exec && a->done ? json_integer(a->status_code) : json_null(),
+				  "output", a->output));
+	}
+	json_object_set_new(obj, "actions", actions);
+	return obj;
+}
+
+static int views_dump(json_t *j, struct buf *out)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(j);
+	if (!s)
+		return -1;
+	int rc = buf_adds(out, s);
+	free(s);
+	return rc;
+}
+
+int engine_incidents_json(struct engine *e, struct buf *out)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&e->lock);
+	for (const struct incident *inc = e->incidents; inc && arr; inc = inc->next)
+		json_array_append_new(arr, views_incident(inc, false));
+	pthread_mutex_unlock(&e->lock);
+	return views_dump(arr, out);
+}
+
+int engine_incident_json(struct engine *e, const char *id, struct buf *out)
+{
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = incident_find(e, id);
+	json_t *j = inc ? views_incident(inc, true) : NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (!inc)
+		return 1;
+	return views_dump(j, out);
+}
+
+int engine_incident_summary(struct engine *e, const char *id, char *out, size_t outsz)
+{
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = incident_find(e, id);
+	if (inc) {
+		const char *svc = owned_labels_get(&inc->group, "service");
+		snprintf(out, outsz, "%s%s%s, %s", inc->rule_name, svc ? " on " : "", svc ? svc : "",
+			 incident_state_names[inc->state]);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return inc ? 0 : -1;
+}
+
+int engine_running_actions(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	int n = e->running + (int)e->n_queue;
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}

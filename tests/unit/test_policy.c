@@ -1,0 +1,193 @@
+/* The engine's pure policy (src/policy.c): every branch of the decision in
+ * SPEC §7's order, the cooldown edge, the hourly window, firing_for
+ * deadlines. No engine, no I/O. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "policy.h"
+
+static struct timestamp ts(const char *s)
+{
+	struct timestamp t;
+	cr_assert_eq(timestamp_parse(s, strlen(s), &t), 0, "%s", s);
+	return t;
+}
+
+/* An auto rule that would act: nothing holds it. */
+static struct policy_input acting_input(void)
+{
+	return (struct policy_input){
+		.mode = RULE_MODE_AUTO, .paused = false, .dry_run = false, .cooldown_ms = 0,
+		.has_acted = false, .acted_in_window = 0, .max_per_hour = 3, .n_actions = 2,
+	};
+}
+
+#define NOW "2026-11-21T10:00:00Z"
+
+static enum outcome decide(const struct policy_input *in, enum policy_state *st, char *reason)
+{
+	return policy_decide(in, ts(NOW), st, reason, 256);
+}
+
+Test(policy, acts_when_nothing_holds)
+{
+	struct policy_input in = acting_input();
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_ACTING);
+	cr_assert_eq(st, POLICY_STATE_ACTING);
+	cr_assert_str_eq(reason, "running 2 action(s)");
+}
+
+Test(policy, notify_mode_wins_over_everything)
+{
+	struct policy_input in = acting_input();
+	in.mode = RULE_MODE_NOTIFY;
+	in.paused = true;
+	in.dry_run = true;
+	in.acted_in_window = 99;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_NOTIFY_ONLY);
+	cr_assert_eq(st, POLICY_STATE_HELD);
+	cr_assert_str_eq(reason, "mode notify: rollbackd never acts on this rule");
+}
+
+Test(policy, paused_holds_before_cooldown_and_cap)
+{
+	struct policy_input in = acting_input();
+	in.paused = true;
+	in.has_acted = true;
+	in.last_acted = ts(NOW);
+	in.cooldown_ms = 60000;
+	in.acted_in_window = 3;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_HELD);
+	cr_assert_eq(st, POLICY_STATE_HELD);
+	cr_assert_str_eq(reason, "paused: automatic actions are switched off");
+}
+
+Test(policy, cooldown_holds_until_it_ends)
+{
+	struct policy_input in = acting_input();
+	in.has_acted = true;
+	in.last_acted = ts("2026-11-21T09:55:00Z");
+	in.cooldown_ms = 10 * 60 * 1000;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_HELD);
+	cr_assert_eq(st, POLICY_STATE_HELD);
+	cr_assert_str_eq(reason, "in cooldown until 2026-11-21T10:05:00Z");
+
+	/* exactly cooldown_ms later the incident may act again */
+	in.last_acted = ts("2026-11-21T09:50:00Z");
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_ACTING);
+	cr_assert_not(policy_in_cooldown(in.cooldown_ms, true, in.last_acted, ts(NOW)));
+	cr_assert(policy_in_cooldown(in.cooldown_ms, true, in.last_acted,
+				     ts("2026-11-21T09:59:59.999Z")));
+	/* never acted: no cooldown, whatever last_acted says */
+	cr_assert_not(policy_in_cooldown(in.cooldown_ms, false, ts(NOW), ts(NOW)));
+	cr_assert_not(policy_in_cooldown(0, true, ts(NOW), ts(NOW)));
+}
+
+Test(policy, hourly_cap_holds_at_the_limit)
+{
+	struct policy_input in = acting_input();
+	in.acted_in_window = 3;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_HELD);
+	cr_assert_str_eq(reason, "limits.max_rollbacks_per_hour (3) reached");
+	in.acted_in_window = 2;
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_ACTING);
+}
+
+Test(policy, dry_run_after_the_holds_and_before_approve)
+{
+	struct policy_input in = acting_input();
+	in.dry_run = true;
+	in.mode = RULE_MODE_APPROVE;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_DRY_RUN);
+	cr_assert_eq(st, POLICY_STATE_DRY_RUN);
+	cr_assert_str_eq(reason, "dry-run: would run 2 action(s)");
+	in.acted_in_window = 3; /* the cap is checked first */
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_HELD);
+}
+
+Test(policy, approve_mode_waits)
+{
+	struct policy_input in = acting_input();
+	in.mode = RULE_MODE_APPROVE;
+	enum policy_state st;
+	char reason[256];
+	cr_assert_eq(decide(&in, &st, reason), OUTCOME_AWAITING_APPROVAL);
+	cr_assert_eq(st, POLICY_STATE_AWAITING_APPROVAL);
+	cr_assert_str_eq(reason, "mode approve: waiting for an engineer to approve");
+}
+
+Test(policy, reason_is_cut_to_its_buffer)
+{
+	struct policy_input in = acting_input();
+	enum policy_state st;
+	char reason[8];
+	cr_assert_eq(policy_decide(&in, ts(NOW), &st, reason, sizeof(reason)), OUTCOME_ACTING);
+	cr_assert_str_eq(reason, "running");
+}
+
+Test(policy, dry_run_inherits_the_global_setting)
+{
+	cr_assert(policy_dry_run(1, false));
+	cr_assert_not(policy_dry_run(0, true));
+	cr_assert(policy_dry_run(-1, true));
+	cr_assert_not(policy_dry_run(-1, false));
+}
+
+Test(policy, firing_for_waits_until_its_deadline)
+{
+	struct timestamp at = {0};
+	struct timestamp start = ts("2026-11-21T09:59:59.500Z");
+	cr_assert(policy_firing_for_wait(1700, start, ts(NOW), &at));
+	char s[TIMESTAMP_STRLEN];
+	timestamp_format(at, s, sizeof(s));
+	cr_assert_eq(at.sec, ts("2026-11-21T10:00:01Z").sec);
+	cr_assert_eq(at.nsec, 200000000, "%s", s);
+	/* fired long enough, or no firing_for: decide now */
+	cr_assert_not(policy_firing_for_wait(500, start, ts(NOW), &at));
+	cr_assert_not(policy_firing_for_wait(0, start, ts(NOW), &at));
+}
+
+Test(policy, window_counts_the_last_hour_and_keeps_the_newest)
+{
+	struct policy_window w;
+	cr_assert_eq(policy_window_init(&w, 3), 0);
+	int64_t t0 = 1000 * 1000000LL;
+	policy_window_note(&w, t0);
+	policy_window_note(&w, t0 + 10);
+	cr_assert_eq(policy_window_count(&w, t0 + 10, POLICY_HOUR_MS), 2);
+	/* the first leaves the window exactly one hour later */
+	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS, POLICY_HOUR_MS), 1);
+	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS + 10, POLICY_HOUR_MS), 0);
+	/* full: the oldest is replaced */
+	policy_window_note(&w, t0 + 20);
+	policy_window_note(&w, t0 + 30);
+	cr_assert_eq(w.n, 3);
+	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS + 5, POLICY_HOUR_MS), 3);
+	/* a smaller cap keeps the newest two */
+	cr_assert_eq(policy_window_resize(&w, 2), 0);
+	cr_assert_eq(w.n, 2);
+	cr_assert_eq(w.cap, 2);
+	int64_t a = w.ms[0] < w.ms[1] ? w.ms[0] : w.ms[1];
+	int64_t b = w.ms[0] < w.ms[1] ? w.ms[1] : w.ms[0];
+	cr_assert_eq(a, t0 + 20);
+	cr_assert_eq(b, t0 + 30);
+	/* a larger cap keeps them all */
+	cr_assert_eq(policy_window_resize(&w, 5), 0);
+	cr_assert_eq(w.n, 2);
+	policy_window_note(&w, t0 + 40);
+	cr_assert_eq(w.n, 3);
+	policy_window_release(&w);
+	cr_assert_null(w.ms);
+}
