@@ -692,15 +692,22 @@ static void handle_ack_get(struct api *api, struct evhttp_request *req)
 
 /* Record an ack or approval; the answer (HTML page or Slack text) says
  * what happened. Returns the HTTP status for a page. */
-static int use_link(struct api *api, const char *id, const char *action, const char *by,
-		    const char *via, char *title, size_t tsz, char *msg, size_t msz)
+static int use_link(struct api *api, const char *id, int episode, const char *action,
+		    const char *by, const char *via, char *title, size_t tsz, char *msg, size_t msz)
 {
-	struct engine_use prev = {{0}, {0, 0}};
+	struct engine_use prev = {{0}, {0, 0}, 0};
 	bool approve = strcmp(action, "approve") == 0;
-	int rc = approve ? engine_approve(api->engine, id, by, via, &prev)
-			 : engine_ack(api->engine, id, by, via, &prev);
+	int rc = approve ? engine_approve(api->engine, id, episode, by, via, &prev)
+			 : engine_ack(api->engine, id, episode, by, via, &prev);
 	char when[TIMESTAMP_STRLEN];
 	switch (rc) {
+	case ENGINE_USE_WRONG_EPISODE:
+		snprintf(title, tsz, "This link is for an earlier episode");
+		snprintf(msg, msz,
+			 "this link was for episode %d of %s; it is now in episode %d. "
+			 "Nothing was changed: use the link of the current episode.",
+			 episode, id, prev.episode);
+		return 409;
 	case ENGINE_USE_DONE:
 		snprintf(title, tsz, approve ? "Approved" : "Acknowledged");
 		snprintf(msg, msz, "%s %s by %s.", id,
@@ -739,8 +746,8 @@ static void handle_ack_post(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	char title[64], msg[512];
-	int status = use_link(api, id, f.action, f.by, "link", title, sizeof(title), msg,
-			      sizeof(msg));
+	int status = use_link(api, id, atoi(f.ep), f.action, f.by, "link", title, sizeof(title),
+			      msg, sizeof(msg));
 	struct buf b = BUF_INIT;
 	if (links_page_message(&b, title, msg) < 0) {
 		buf_release(&b);
@@ -810,7 +817,7 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 	}
 	char title[64], msg[512], who[160];
 	snprintf(who, sizeof(who), "%s (Slack)", act.user);
-	use_link(api, act.incident, act.action, who, "slack", title, sizeof(title), msg,
+	use_link(api, act.incident, act.episode, act.action, who, "slack", title, sizeof(title), msg,
 		 sizeof(msg));
 	struct buf up = BUF_INIT;
 	if (api->notify && act.response_url[0] && slack_response_update(msg, &up) == 0)

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rollbackd/duration.h"
 #include "rollbackd/httpc.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/log.h"
@@ -64,8 +65,13 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		METRIC_GAUGE, "incidents_open", "Incidents not resolved.", NULL, NULL, 0);
 	struct metric_family *paused = metrics_register(
 		METRIC_GAUGE, "paused", "1 when automatic actions are paused.", NULL, NULL, 0);
-	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused)
+	struct metric_family *locked = metrics_register(
+		METRIC_GAUGE, "targets_locked",
+		"Targets held by an incident: acting, awaiting approval or in target_cooldown.",
+		NULL, NULL, 0);
+	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked)
 		goto fail;
+	e->targets_locked = metrics_child(locked);
 	e->action_duration = metrics_child(dur);
 	e->incidents_open = metrics_child(open);
 	e->paused_gauge = metrics_child(paused);
@@ -95,6 +101,7 @@ void engine_free(struct engine *e)
 	seen_map_release(&e->seen);
 	free(e->rtoks);
 	free(e->index);
+	targets_free(e);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -163,6 +170,20 @@ static void settle_verify(struct engine *e, struct incident *inc, bool resolved)
 	}
 }
 
+void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
+			       const char *note)
+{
+	char msg[512];
+	for (struct incident *c = e->incidents; c; c = c->next) {
+		if (c->state != INC_COALESCED || strcmp(c->coalesced_into, holder->id) != 0)
+			continue;
+		snprintf(msg, sizeof(msg), "coalesced into %s, which did not fix it: %s", holder->id,
+			 note);
+		rec_state(e, c, msg);
+		rec_notify(e, c, NOTIFY_ESCALATE, msg, msg);
+	}
+}
+
 static void verify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct incident *inc = arg;
@@ -177,9 +198,57 @@ static void verify_cb(evutil_socket_t fd, short what, void *arg)
 		inc->state = INC_INEFFECTIVE;
 		rec_state(e, inc, note);
 		rec_notify(e, inc, NOTIFY_ESCALATE, note, note);
+		engine_escalate_coalesced(e, inc, note);
 		log_warn("rollback ineffective", "incident", inc->id, "rule", inc->rule_name, NULL);
 	}
 	pthread_mutex_unlock(&e->lock);
+}
+
+/* One remediation per target (SPEC §7), for an episode that policy would
+ * let act, run dry or wait for approval: a target that cannot be named
+ * holds the incident; a target that another incident holds coalesces it
+ * into that one; past the blast radius an automatic rollback waits for a
+ * human. Otherwise the incident claims the target (acting, or reserving it
+ * until it is approved or resolves). */
+static enum outcome decide_target(struct engine *e, struct incident *inc, enum outcome o,
+				  int64_t now_ms, char *reason, size_t rsz)
+{
+	const struct target_hold *busy = NULL;
+	if (!inc->target) {
+		inc->state = INC_HELD;
+		snprintf(reason, rsz, "%s", inc->target_err ? inc->target_err : "target: unknown");
+		return OUTCOME_HELD;
+	}
+	int blast = e->cfg->limits.blast_targets;
+	int64_t window_ms = e->cfg->limits.blast_window_ms;
+	if (o == OUTCOME_ACTING && blast > 0) {
+		size_t n = blast_count(&e->blast, now_ms, window_ms, target_hash(inc->target),
+				       (size_t)blast);
+		if (n >= (size_t)blast) {
+			char win[32];
+			duration_format(window_ms, win, sizeof(win));
+			o = OUTCOME_AWAITING_APPROVAL;
+			snprintf(reason, rsz, "blast radius: %zu targets rolled back in the last %s",
+				 n, win);
+		}
+	}
+	switch (targets_claim(e, inc, o == OUTCOME_ACTING, now_ms, &busy)) {
+	case TARGET_CLAIMED:
+		break;
+	case TARGET_BUSY:
+		memcpy(inc->coalesced_into, busy->holder, sizeof(inc->coalesced_into));
+		inc->state = INC_COALESCED;
+		targets_busy_reason(busy, reason, rsz);
+		return OUTCOME_COALESCED;
+	case TARGET_OOM:
+	default:
+		inc->state = INC_HELD;
+		snprintf(reason, rsz, "target %s: out of memory claiming it", inc->target);
+		return OUTCOME_HELD;
+	}
+	if (o == OUTCOME_AWAITING_APPROVAL)
+		inc->state = INC_AWAITING_APPROVAL;
+	return o;
 }
 
 /* Decide an incident whose episode has not been decided yet. Sets the state
@@ -210,12 +279,16 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
 	inc->state = states[st];
+	if (o == OUTCOME_ACTING || o == OUTCOME_DRY_RUN || o == OUTCOME_AWAITING_APPROVAL)
+		o = decide_target(e, inc, o, now_ms, reason, rsz);
 	if (o == OUTCOME_ACTING) {
 		inc->has_acted = true;
 		inc->last_acted = now;
 		policy_window_note(&e->acted, now_ms);
+		blast_note(&e->blast, target_hash(inc->target), now_ms);
 		runner_enqueue_run(e, inc);
 	}
+	metric_set(e->targets_locked, (int64_t)targets_in_force(e, now_ms));
 	return o;
 }
 
@@ -233,6 +306,7 @@ struct decision_out {
 	bool first;
 	bool alert_new; /* the alert carries something not yet journaled */
 	const char *external_url;
+	int64_t truncated; /* truncatedAlerts of the notification */
 };
 
 static int emit(struct engine *e, struct decision_out *d, const char *fp, const struct rule *r,
@@ -246,7 +320,8 @@ static int emit(struct engine *e, struct decision_out *d, const char *fp, const 
 		  buf_add_json_str(b, id, strlen(id)) | buf_adds(b, ",\"outcome\":") |
 		  buf_add_json_str(b, out, strlen(out)) | buf_adds(b, ",\"reason\":") |
 		  buf_add_json_str(b, reason, strlen(reason));
-	if (!bad && e->plan_only && r && inc && o != OUTCOME_NO_MATCH && o != OUTCOME_RESOLVED)
+	if (!bad && e->plan_only && r && inc && o != OUTCOME_NO_MATCH && o != OUTCOME_RESOLVED &&
+	    o != OUTCOME_COALESCED) /* a coalesced incident runs nothing */
 		bad |= actions_plan_json(e, r, inc, b);
 	bad |= buf_addc(b, '}');
 	d->first = false;
@@ -266,6 +341,25 @@ void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timest
 	evtimer_add(inc->timer, &tv);
 }
 
+/* Name the target of the episode that alert a opens (SPEC §6). A name
+ * that cannot be made holds the incident when it is decided, with the
+ * reason. -1 only on OOM. */
+static int episode_target(struct incident *inc, const struct rule *r, const struct alert *a,
+			  const struct label *group, size_t n_group)
+{
+	struct buf b = BUF_INIT;
+	struct error err = {{0}};
+	free(inc->target);
+	free(inc->target_err);
+	inc->target = inc->target_err = NULL;
+	if (target_name(r, a, group, n_group, &b, &err) == 0)
+		inc->target = strdup(b.data);
+	else
+		inc->target_err = strdup(err.msg);
+	buf_release(&b);
+	return inc->target || inc->target_err ? 0 : -1;
+}
+
 /* One firing alert against one matching rule. */
 static int on_firing(struct engine *e, struct decision_out *d, const struct rule *r,
 		     const struct alert *a, struct timestamp now)
@@ -278,7 +372,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 
 	if (r->has_value && !rule_value_check(r, a, reason, sizeof(reason))) {
 		if (d->alert_new)
-			rec_decision(e, NULL, r, a->fingerprint, OUTCOME_NO_MATCH, reason, NULL,
+			rec_decision(e, NULL, r, a, OUTCOME_NO_MATCH, reason, NULL,
 					 NULL);
 		return emit(e, d, a->fingerprint, r, NULL, OUTCOME_NO_MATCH, reason);
 	}
@@ -291,6 +385,20 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 	if (!inc && !(inc = incident_new(e, r, id, group, n_group, now)))
 		goto out;
 	inc->last_seen = now;
+
+	uint64_t key = incident_episode_key(a->fingerprint, a->starts_at);
+	int old_episode = inc->state == INC_RESOLVED ? incident_key_episode(inc, key) : 0;
+	if (old_episode > 0) {
+		/* This very firing (fingerprint, startsAt) was part of an episode
+		 * that resolved: a late duplicate from an HA peer or a replayed
+		 * capture. It changes nothing. */
+		snprintf(reason, sizeof(reason),
+			 "episode %d already resolved: a late or replayed firing of it", old_episode);
+		if (d->alert_new)
+			rec_decision(e, inc, r, a, OUTCOME_REPEAT, reason, NULL, NULL);
+		rc = emit(e, d, a->fingerprint, r, inc, OUTCOME_REPEAT, reason);
+		goto out;
+	}
 
 	bool episode_started = false;
 	if (inc->state == INC_RESOLVED) { /* a new episode starts */
@@ -306,8 +414,13 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		inc->approved_by = NULL;
 		incident_clear_actions(inc);
 		incident_clear_firing(inc);
+		inc->coalesced_into[0] = '\0';
+		inc->fence = 0;
+		if (episode_target(inc, r, a, group, n_group) < 0)
+			goto out;
 	}
-	if (incident_add_firing(inc, a->fingerprint) < 0)
+	if (incident_add_firing(inc, a->fingerprint) < 0 ||
+	    incident_add_key(inc, key, inc->episode) < 0)
 		goto out;
 
 	enum outcome o;
@@ -333,7 +446,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		}
 	}
 	if (d->alert_new || episode_started || (o != OUTCOME_REPEAT && o != OUTCOME_PENDING))
-		rec_decision(e, inc, r, a->fingerprint, o, reason,
+		rec_decision(e, inc, r, a, o, reason,
 				 o == OUTCOME_REPEAT ? NULL : a, NULL);
 	rc = emit(e, d, a->fingerprint, r, inc, o, reason);
 	if (o != OUTCOME_REPEAT && o != OUTCOME_PENDING)
@@ -363,7 +476,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	if (!inc || inc->state == INC_RESOLVED) {
 		snprintf(reason, sizeof(reason), "no open incident for this alert");
 		if (d->alert_new)
-			rec_decision(e, inc, r, a->fingerprint, OUTCOME_RESOLVED, reason, NULL,
+			rec_decision(e, inc, r, a, OUTCOME_RESOLVED, reason, NULL,
 					 NULL);
 		return emit(e, d, a->fingerprint, r, inc, OUTCOME_RESOLVED, reason);
 	}
@@ -374,6 +487,12 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	if (inc->n_firing > 0) {
 		snprintf(reason, sizeof(reason), "%zu alert(s) of the incident still firing",
 			 inc->n_firing);
+	} else if (d->truncated > 0) {
+		/* Alertmanager left alerts out of this notification: some of them
+		 * may still be firing, so the episode does not end on it. */
+		snprintf(reason, sizeof(reason),
+			 "%lld alert(s) were truncated by Alertmanager; the incident stays open",
+			 (long long)d->truncated);
 	} else {
 		if (inc->timer)
 			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
@@ -387,8 +506,10 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
 	}
 	if (d->alert_new || was_firing)
-		rec_decision(e, inc, r, a->fingerprint, OUTCOME_RESOLVED, reason, NULL, NULL);
+		rec_decision(e, inc, r, a, OUTCOME_RESOLVED, reason, NULL, NULL);
 	if (resolved_now) {
+		targets_release(e, inc);
+		metric_set(e->targets_locked, (int64_t)targets_in_force(e, ts_ms(now)));
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, reason, NULL);
 	}
@@ -399,7 +520,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 int engine_process(struct engine *e, const struct webhook *wh, struct timestamp now,
 		   struct buf *out)
 {
-	struct decision_out d = {out, true, false, wh->external_url};
+	struct decision_out d = {out, true, false, wh->external_url, wh->truncated_alerts};
 	struct alert_notes notes = {BUF_INIT, NULL, NULL};
 	int rc = 0;
 	if (buf_addc(out, '[') < 0 || rec_notes_build(wh, &notes) < 0) {
@@ -422,7 +543,7 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 		if (!matched && rc == 0) {
 			static const char why[] = "no rule matches the alert's labels";
 			if (d.alert_new)
-				rec_decision(e, NULL, NULL, a->fingerprint, OUTCOME_NO_MATCH, why,
+				rec_decision(e, NULL, NULL, a, OUTCOME_NO_MATCH, why,
 						 NULL, NULL);
 			rc = emit(e, &d, a->fingerprint, NULL, NULL, OUTCOME_NO_MATCH, why);
 		}
@@ -445,7 +566,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
-		rec_decision(e, inc, r, "", o, reason, NULL, "firing_for");
+		rec_decision(e, inc, r, NULL, o, reason, NULL, "firing_for");
 		after_decision(e, inc, r, o, reason);
 		engine_count_decision(e, r, o);
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
@@ -492,9 +613,14 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	inc->has_acted = true;
 	inc->last_acted = inc->approved_at;
 	policy_window_note(&e->acted, ts_ms(inc->last_acted));
+	/* It reserved its target when it began to wait: now it acts on it. */
+	const struct target_hold *busy = NULL;
+	if (inc->target && targets_claim(e, inc, true, ts_ms(inc->approved_at), &busy) ==
+			       TARGET_CLAIMED)
+		blast_note(&e->blast, target_hash(inc->target), ts_ms(inc->approved_at));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
-	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), "", OUTCOME_ACTING, reason, NULL,
+	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), NULL, OUTCOME_ACTING, reason, NULL,
 			 trigger);
 	rec_notify(e, inc, NOTIFY_UPDATE, reason, NULL);
 	log_info("approved", "incident", inc->id, "by", by, "via", via, NULL);
@@ -520,14 +646,18 @@ static void fill_prev(const char *who, struct timestamp at, struct engine_use *p
 	prev->at = at;
 }
 
-int engine_approve(struct engine *e, const char *id, const char *by, const char *via,
-		   struct engine_use *prev)
+int engine_approve(struct engine *e, const char *id, int episode, const char *by,
+		   const char *via, struct engine_use *prev)
 {
 	int rc;
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc = incident_find(e, id);
 	if (!inc) {
 		rc = ENGINE_USE_NOT_FOUND;
+	} else if (episode > 0 && episode != inc->episode) {
+		if (prev)
+			prev->episode = inc->episode;
+		rc = ENGINE_USE_WRONG_EPISODE;
 	} else if (inc->state == INC_AWAITING_APPROVAL) {
 		approve_locked(e, inc, by, via, "approved");
 		rc = ENGINE_USE_DONE;
@@ -541,7 +671,7 @@ int engine_approve(struct engine *e, const char *id, const char *by, const char 
 	return rc;
 }
 
-int engine_ack(struct engine *e, const char *id, const char *by, const char *via,
+int engine_ack(struct engine *e, const char *id, int episode, const char *by, const char *via,
 	       struct engine_use *prev)
 {
 	int rc;
@@ -549,6 +679,10 @@ int engine_ack(struct engine *e, const char *id, const char *by, const char *via
 	struct incident *inc = incident_find(e, id);
 	if (!inc) {
 		rc = ENGINE_USE_NOT_FOUND;
+	} else if (episode > 0 && episode != inc->episode) {
+		if (prev)
+			prev->episode = inc->episode;
+		rc = ENGINE_USE_WRONG_EPISODE;
 	} else if (inc->acknowledged_by) {
 		fill_prev(inc->acknowledged_by, inc->acknowledged_at, prev);
 		rc = ENGINE_USE_ALREADY;

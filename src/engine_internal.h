@@ -45,6 +45,7 @@
 #include "rollbackd/error.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
+#include "rollbackd/target.h"
 #include "rollbackd/template.h"
 #include "rollbackd/timestamp.h"
 
@@ -65,6 +66,7 @@ enum incident_state {
 	INC_UNKNOWN, /* an action was cut off by a crash: never re-run */
 	INC_EFFECTIVE,   /* resolved within verify.within after the rollback */
 	INC_INEFFECTIVE, /* still firing when verify.within ended */
+	INC_COALESCED,   /* another incident holds the target: coalesced_into */
 	INC_STATE_COUNT
 };
 
@@ -114,8 +116,39 @@ struct incident {
 	size_t next_action;
 	bool queued;
 	bool running;                 /* actions queued or in progress */
+	char *target;                 /* what this episode rolls back (SPEC §6); NULL: not yet */
+	char *target_err;             /* why the target could not be named (held) */
+	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
+	uint64_t fence;               /* the target claim's epoch while it holds it */
+	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
+	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct incident *next;        /* creation order list */
 	struct engine *engine;
+};
+
+/* A firing alert of an episode: hash of (fingerprint, startsAt). A firing
+ * whose key belongs to an episode that already resolved is a late or
+ * replayed copy of it (Alertmanager HA peers, a captured request), never a
+ * new episode. */
+struct episode_key {
+	uint64_t key;
+	int episode;
+};
+#define EPISODE_KEYS_MAX 64
+
+/* Who holds a target (SPEC §7 "One remediation per target"): the incident
+ * acting on it (or reserving it while it awaits approval or runs dry), and
+ * after its actions, target_cooldown during which no other incident acts. */
+enum target_hold_kind { HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING };
+
+struct target_hold {
+	char *name;
+	uint64_t hash;
+	char holder[INCIDENT_ID_LEN + 1];
+	enum target_hold_kind kind;
+	int64_t until_ms;  /* HOLD_COOLING: wall-clock ms the cooldown ends */
+	uint64_t epoch;    /* grows with every claim: the fencing token */
+	struct target_hold *next; /* bucket chain */
 };
 
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
@@ -159,6 +192,12 @@ struct engine {
 	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
 	struct json_tok *rtoks;       /* replay's token array */
 	size_t rtoks_cap;
+	struct target_hold **targets; /* by hash, targets_cap buckets (a power of two) */
+	size_t targets_cap, n_targets;
+	size_t targets_sweep;         /* next bucket targets_in_force looks at */
+	uint64_t target_epoch;        /* last epoch handed out */
+	struct blast_window blast;    /* targets rolled back recently (blast radius) */
+	struct metric_child *targets_locked;
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -213,6 +252,38 @@ void incident_remove_firing(struct incident *inc, const char *fp);
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16]);
 void seen_map_release(struct seen_map *m);
 
+/* Episode keys (incident.c). */
+uint64_t incident_episode_key(const char *fp, struct timestamp starts_at);
+/* The episode key belongs to, or 0 when it is not known. */
+int incident_key_episode(const struct incident *inc, uint64_t key);
+/* Remember key for episode (the oldest key goes when full). 0 or -1 OOM. */
+int incident_add_key(struct incident *inc, uint64_t key, int episode);
+
+/* ---- targets.c: one remediation per target ----------------------------- */
+
+enum target_claim { TARGET_CLAIMED = 0, TARGET_BUSY = 1, TARGET_OOM = -1 };
+/* Claim inc->target for inc at now_ms: acting (actions run now) or
+ * reserved (awaiting approval, dry-run). The holder itself may claim again
+ * (a new episode, an approval). TARGET_BUSY with *busy when another
+ * incident acts on it, reserves it, or it is in target_cooldown after one.
+ * On success inc->fence is the claim's epoch. */
+enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting,
+				int64_t now_ms, const struct target_hold **busy);
+/* The reason a busy target gives ("target T is being rolled back by
+ * incident I", ...). */
+void targets_busy_reason(const struct target_hold *h, char *out, size_t outsz);
+/* inc's actions finished at now_ms: its hold becomes target_cooldown (or
+ * goes, when that is 0). No-op when inc holds nothing. */
+void targets_finish(struct engine *e, const struct incident *inc, int64_t now_ms);
+/* inc's episode ended without acting (resolved while reserved): its
+ * reservation goes; a cooldown stays. */
+void targets_release(struct engine *e, const struct incident *inc);
+/* Holds kept at now_ms (acting, reserved or cooling): the targets_locked
+ * gauge. Looks at a few buckets per call for expired cooldowns, so the
+ * cost per call stays constant however many targets there are. */
+size_t targets_in_force(struct engine *e, int64_t now_ms);
+void targets_free(struct engine *e);
+
 /* ---- engine_records.c: records and notices ----------------------------- */
 
 /* ,"name":"v" (v NULL: ""); ,"name":"<RFC 3339>". 0 or -1 on OOM. */
@@ -227,9 +298,11 @@ int rec_append_redacted(struct engine *e, const char *type, const char *incident
 			const struct buf *m, uint64_t *ticket);
 /* The decision record. trigger: the alert decided on (NULL: the one that
  * opened the episode, when trigger_kind says a timer or an approval). */
+/* a: the alert at hand (NULL for a timer or an approval): its fingerprint
+ * and startsAt are journaled. */
 void rec_decision(struct engine *e, const struct incident *inc, const struct rule *r,
-		  const char *fp, enum outcome o, const char *reason, const struct alert *trigger,
-		  const char *trigger_kind);
+		  const struct alert *a, enum outcome o, const char *reason,
+		  const struct alert *trigger, const char *trigger_kind);
 void rec_resolved(struct engine *e, const struct incident *inc);
 void rec_action_finished(struct engine *e, const struct incident *inc, size_t index,
 			 const struct action_record *rec, const char *final_state);
@@ -297,6 +370,10 @@ void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timest
 void engine_arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
 		   int64_t ms);
 void engine_arm_verify(struct engine *e, struct incident *inc);
+/* The incidents coalesced into holder (still coalesced) are escalated with
+ * it: journaled and notified, never rolled back. */
+void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
+			       const char *note);
 void engine_approve_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif

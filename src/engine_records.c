@@ -103,18 +103,28 @@ static int rec_value_member(struct buf *m, const struct rule *r, const struct la
 }
 
 void rec_decision(struct engine *e, const struct incident *inc, const struct rule *r,
-			     const char *fp, enum outcome o, const char *reason,
-			     const struct alert *trigger, const char *trigger_kind)
+		  const struct alert *a, enum outcome o, const char *reason,
+		  const struct alert *trigger, const char *trigger_kind)
 {
 	if (!e->journal)
 		return;
 	struct buf m = BUF_INIT;
+	const char *fp = a ? a->fingerprint : "";
 	int bad = rec_member_str(&m, "rule", r ? r->name : "") | rec_member_str(&m, "fingerprint", fp) |
 		  rec_member_str(&m, "outcome", outcome_name(o)) | rec_member_str(&m, "reason", reason);
+	/* startsAt (with the fingerprint, the episode key) before any nested
+	 * object: replay's fast path reads the first ,"startsAt": it finds. */
+	if (a)
+		bad |= rec_member_ts(&m, "startsAt", a->starts_at);
 	if (inc)
 		bad |= buf_addf(&m, ",\"episode\":%d", inc->episode) |
-		       rec_member_str(&m, "state", incident_state_names[inc->state]) |
-		       buf_adds(&m, ",\"group\":") | rec_labels_json(&m, inc->group.items, inc->group.n);
+		       rec_member_str(&m, "state", incident_state_names[inc->state]);
+	if (inc && inc->target)
+		bad |= rec_member_str(&m, "target", inc->target);
+	if (inc && inc->coalesced_into[0])
+		bad |= rec_member_str(&m, "coalesced_into", inc->coalesced_into);
+	if (inc)
+		bad |= buf_adds(&m, ",\"group\":") | rec_labels_json(&m, inc->group.items, inc->group.n);
 	/* What it decided on: the alert at hand, or (a timer, an approval) the
 	 * alert that opened the episode. */
 	struct label_set ls = {0}, as = {0};
@@ -268,6 +278,11 @@ int rec_notes_build(const struct webhook *wh, struct alert_notes *n)
 	for (size_t i = 0; i < wh->n_alerts; i++) {
 		size_t mark = n->b.len;
 		if (rec_alert_members(&n->b, &wh->alerts[i]) < 0)
+			return -1;
+		/* A notification that left alerts out is never an exact repeat of
+		 * one that did not: it is journaled, and it says so. */
+		if (wh->truncated_alerts > 0 &&
+		    buf_addf(&n->b, ",\"truncated_alerts\":%lld", (long long)wh->truncated_alerts) < 0)
 			return -1;
 		crypto_generichash(n->digest[i], 16, (const unsigned char *)n->b.data + mark,
 				   n->b.len - mark, NULL, 0);

@@ -16,7 +16,7 @@
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
-	"awaiting_approval", "resolved", "no_match",
+	"awaiting_approval", "resolved", "no_match", "coalesced",
 };
 
 const char *outcome_name(enum outcome o)
@@ -26,7 +26,7 @@ const char *outcome_name(enum outcome o)
 
 const char *const incident_state_names[INC_STATE_COUNT] = {
 	"pending", "acting", "rolled_back", "action_failed", "dry_run", "held",
-	"awaiting_approval", "resolved", "unknown", "effective", "ineffective",
+	"awaiting_approval", "resolved", "unknown", "effective", "ineffective", "coalesced",
 };
 
 int incident_state_parse(const char *s)
@@ -107,9 +107,57 @@ void incident_free(struct incident *inc)
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
 	free(inc->acknowledged_by);
+	free(inc->target);
+	free(inc->target_err);
+	free(inc->keys);
 	incident_clear_firing(inc);
 	incident_clear_actions(inc);
 	free(inc);
+}
+
+uint64_t incident_episode_key(const char *fp, struct timestamp starts_at)
+{
+	uint64_t v[2] = {incident_fp_key(fp), (uint64_t)ts_ms(starts_at)};
+	unsigned char h[8];
+	crypto_generichash(h, sizeof(h), (const unsigned char *)v, sizeof(v), NULL, 0);
+	uint64_t k;
+	memcpy(&k, h, sizeof(k));
+	return k ? k : 1;
+}
+
+int incident_key_episode(const struct incident *inc, uint64_t key)
+{
+	for (uint16_t i = 0; i < inc->n_keys; i++)
+		if (inc->keys[i].key == key)
+			return inc->keys[i].episode;
+	return 0;
+}
+
+int incident_add_key(struct incident *inc, uint64_t key, int episode)
+{
+	for (uint16_t i = 0; i < inc->n_keys; i++)
+		if (inc->keys[i].key == key) {
+			inc->keys[i].episode = episode;
+			return 0;
+		}
+	if (inc->n_keys == inc->cap_keys && inc->cap_keys < EPISODE_KEYS_MAX) {
+		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 2;
+		if (cap > EPISODE_KEYS_MAX)
+			cap = EPISODE_KEYS_MAX;
+		struct episode_key *k = realloc(inc->keys, cap * sizeof(*k));
+		if (!k)
+			return -1;
+		inc->keys = k;
+		inc->cap_keys = cap;
+	}
+	if (inc->n_keys < inc->cap_keys) {
+		inc->keys[inc->n_keys++] = (struct episode_key){key, episode};
+		return 0;
+	}
+	/* full: the oldest goes (keys_head walks the ring) */
+	inc->keys[inc->keys_head] = (struct episode_key){key, episode};
+	inc->keys_head = (uint16_t)((inc->keys_head + 1) % inc->n_keys);
+	return 0;
 }
 
 const struct rule *engine_find_rule(const struct engine *e, const char *name)

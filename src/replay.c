@@ -126,7 +126,25 @@ static int replay_decision(struct rline *rl, const char *id)
 		inc->acknowledged_by = NULL;
 		free(inc->approved_by);
 		inc->approved_by = NULL;
+		inc->coalesced_into[0] = '\0';
 	}
+	char target[TARGET_MAX + 1], into[INCIDENT_ID_LEN + 1], starts[64];
+	if (rget(rl, "target", target, sizeof(target)) &&
+	    (!inc->target || strcmp(inc->target, target) != 0)) {
+		free(inc->target);
+		if (!(inc->target = strdup(target)))
+			return -1;
+	}
+	if (rget(rl, "coalesced_into", into, sizeof(into)))
+		memcpy(inc->coalesced_into, into, sizeof(into));
+	struct timestamp sa;
+	if (fp[0] && strcmp(outcome, "no_match") != 0 && strcmp(outcome, "resolved") != 0 &&
+	    rget(rl, "startsAt", starts, sizeof(starts)) &&
+	    timestamp_parse(starts, strlen(starts), &sa) == 0 &&
+	    incident_add_key(inc, incident_episode_key(fp, sa), episode) < 0)
+		return -1;
+	if (strcmp(outcome, "repeat") == 0 && st == INC_RESOLVED)
+		return 0; /* a late copy of a resolved episode: nothing changed */
 	if (strcmp(outcome, "resolved") == 0)
 		incident_remove_firing(inc, fp);
 	else if (fp[0] && strcmp(outcome, "no_match") != 0 && incident_add_firing(inc, fp) < 0)
@@ -137,10 +155,18 @@ static int replay_decision(struct rline *rl, const char *id)
 	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
 	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
 		return -1;
+	const struct target_hold *busy = NULL;
+	if (inc->target && (strcmp(outcome, "dry_run") == 0 ||
+			    strcmp(outcome, "awaiting_approval") == 0))
+		(void)targets_claim(e, inc, false, ts_ms(rl->ts), &busy);
 	if (strcmp(outcome, "acting") == 0) {
 		inc->has_acted = true;
 		inc->last_acted = rl->ts;
 		policy_window_note(&e->acted, ts_ms(rl->ts));
+		if (inc->target) {
+			(void)targets_claim(e, inc, true, ts_ms(rl->ts), &busy);
+			blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
+		}
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
 		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
@@ -217,11 +243,14 @@ static int replay_line(struct rline *rl)
 			inc->next_action = (size_t)(a - inc->actions) + 1;
 		}
 		int st;
-		if (rget(rl, "incident_state", state, sizeof(state)) && (st = incident_state_parse(state)) >= 0)
+		if (rget(rl, "incident_state", state, sizeof(state)) && (st = incident_state_parse(state)) >= 0) {
 			inc->state = (enum incident_state)st;
+			targets_finish(e, inc, ts_ms(rl->ts)); /* the last action: cooldown */
+		}
 	} else if (strcmp(type, "resolved") == 0) {
 		inc->state = INC_RESOLVED;
 		incident_clear_firing(inc);
+		targets_release(e, inc);
 	} else if (strcmp(type, "incident_state") == 0) {
 		int st;
 		if (rget(rl, "state", buf, sizeof(buf)) && (st = incident_state_parse(buf)) >= 0)
@@ -337,10 +366,21 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 	int state = incident_state_parse(stz);
 	if (state < 0)
 		return 0;
-	if (resolved)
+	if (state == INC_RESOLVED && !resolved)
+		return 0; /* a repeat of a resolved episode: the full parse */
+	if (resolved) {
 		incident_remove_firing(inc, fpz);
-	else if (incident_add_firing(inc, fpz) < 0)
-		return -1;
+	} else {
+		const char *sv;
+		size_t sn;
+		struct timestamp sa;
+		if (incident_add_firing(inc, fpz) < 0)
+			return -1;
+		if (fast_str(text, len, "startsAt", &sv, &sn) &&
+		    timestamp_parse(sv, sn, &sa) == 0 &&
+		    incident_add_key(inc, incident_episode_key(fpz, sa), inc->episode) < 0)
+			return -1;
+	}
 	inc->state = (enum incident_state)state;
 	return 1;
 }

@@ -79,6 +79,7 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 {
 	bool resolved_meanwhile = inc->n_firing == 0;
 	inc->running = false;
+	targets_finish(e, inc, ts_ms(timestamp_now()));
 	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
 	if (resolved_meanwhile) {
 		e->n_open--;
@@ -89,6 +90,7 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 		engine_arm_verify(e, inc);
 	} else {
 		rec_notify(e, inc, NOTIFY_TRIGGER, "a rollback action failed", NULL);
+		engine_escalate_coalesced(e, inc, "a rollback action failed");
 	}
 	e->running--;
 	log_info("actions finished", "incident", inc->id, "rule", inc->rule_name, "result",
@@ -273,11 +275,31 @@ static void run_next_action(struct engine *e, struct incident *inc)
 			  rec_append_redacted(e, "action_started", inc->id, &m, &ticket) < 0;
 		free(desc);
 		buf_release(&m);
-		if (bad)
-			log_error("journal: cannot record an action's start; waiting", NULL);
+		/* Without a durable action_started nothing runs: a crash would
+		 * leave no trace of what may have run. The action fails instead. */
+		if (bad || ticket == 0) {
+			static const char why[] =
+			    "action_started could not be journaled (over the journal's line limit, "
+			    "or out of memory); the action did not run";
+			log_error("journal: cannot record an action's start; not run", "incident",
+				  inc->id, NULL);
+			json_decref(inc->ready);
+			inc->ready = NULL;
+			rec->begun = false;
+			action_done(e, inc, rec, "error", why, sizeof(why) - 1);
+			return;
+		}
 		if (journal_wait(e->journal, ticket, e->base, on_started_durable, inc) == 0)
 			return;
-		log_error("journal: out of memory waiting for a record; running anyway", NULL);
+		static const char oom[] =
+		    "out of memory waiting for the action_started record; the action did not run";
+		log_error("journal: out of memory waiting for a record; not run", "incident", inc->id,
+			  NULL);
+		json_decref(inc->ready);
+		inc->ready = NULL;
+		rec->begun = false;
+		action_done(e, inc, rec, "error", oom, sizeof(oom) - 1);
+		return;
 	}
 	launch_action(e, inc);
 }

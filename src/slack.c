@@ -1173,12 +1173,24 @@ int slack_parse_action(const char *body, size_t len, struct slack_action *out, s
 		error_set(err, "payload.actions[0].value: missing");
 		goto out;
 	}
-	if (!is_incident_id(s)) {
-		error_set(err, "payload.actions[0].value: not an incident id: '%s'",
+	/* "inc-<16 hex>:<episode>": a button acts on the episode it was posted for */
+	const char *colon = strchr(s, ':');
+	char id[21];
+	int64_t ep = 0;
+	if (colon && colon - s == 20) {
+		memcpy(id, s, 20);
+		id[20] = '\0';
+	}
+	if (!colon || colon - s != 20 || !is_incident_id(id) || colon[1] == '0' ||
+	    strlen(colon + 1) > 9 || text_parse_digits(colon + 1, strlen(colon + 1), &ep) < 0 ||
+	    ep < 1) {
+		error_set(err,
+			  "payload.actions[0].value: expected '<incident id>:<episode>', got '%s'",
 			  show(s, q, sizeof(q)));
 		goto out;
 	}
-	memcpy(out->incident, s, 21);
+	memcpy(out->incident, id, 21);
+	out->episode = (int)ep;
 
 	user = json_object_get(root, "user");
 	if (!json_is_object(user)) {

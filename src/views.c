@@ -20,10 +20,12 @@ static json_t *views_incident(const struct incident *inc, bool with_actions)
 	for (size_t i = 0; i < inc->group.n; i++)
 		json_object_set_new(labels, inc->group.items[i].name,
 				    json_string(inc->group.items[i].value));
-	json_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:i, s:s, s:s, s:s?}", "id", inc->id,
-				"rule", inc->rule_name, "state", incident_state_names[inc->state], "labels",
-				labels, "episode", inc->episode, "first_seen", first, "last_seen",
-				last, "acknowledged_by", inc->acknowledged_by);
+	json_t *obj = json_pack(
+	    "{s:s, s:s, s:s, s:o, s:s?, s:s?, s:i, s:s, s:s, s:s?, s:s?}", "id", inc->id, "rule",
+	    inc->rule_name, "state", incident_state_names[inc->state], "labels", labels, "target",
+	    inc->target, "coalesced_into", inc->coalesced_into[0] ? inc->coalesced_into : NULL,
+	    "episode", inc->episode, "first_seen", first, "last_seen", last, "acknowledged_by",
+	    inc->acknowledged_by, "approved_by", inc->approved_by);
 	if (!obj || !with_actions)
 		return obj;
 	json_t *actions = json_array();

@@ -36,6 +36,7 @@ enum outcome {
 	OUTCOME_AWAITING_APPROVAL,
 	OUTCOME_RESOLVED,
 	OUTCOME_NO_MATCH,
+	OUTCOME_COALESCED, /* another incident holds the target (SPEC §7) */
 	OUTCOME_COUNT
 };
 
@@ -71,22 +72,28 @@ bool engine_paused(struct engine *e);
 struct engine_use {
 	char by[128];
 	struct timestamp at;
+	int episode; /* ENGINE_USE_WRONG_EPISODE: the incident's episode now */
 };
 
 enum {
 	ENGINE_USE_DONE = 0,		/* recorded now */
 	ENGINE_USE_ALREADY = 1,		/* done before: *prev says by whom and when */
 	ENGINE_USE_NOT_APPLICABLE = 2,	/* not awaiting approval / already resolved */
+	ENGINE_USE_WRONG_EPISODE = 3,	/* the link was for another episode (prev->episode) */
 	ENGINE_USE_NOT_FOUND = -1,
 };
 
 /* Approve an incident that awaits approval: journals who approved it and
- * runs its actions, once. via: "link" | "slack". prev may be NULL. */
-int engine_approve(struct engine *e, const char *id, const char *by, const char *via,
-		   struct engine_use *prev);
+ * runs its actions, once. via: "link" | "slack" | "console". episode: the
+ * episode the link or button was issued for (0: the current one, for the
+ * console); another one changes nothing and answers
+ * ENGINE_USE_WRONG_EPISODE. prev may be NULL. */
+int engine_approve(struct engine *e, const char *id, int episode, const char *by,
+		   const char *via, struct engine_use *prev);
 
-/* Acknowledge an incident (any state before resolved), once. */
-int engine_ack(struct engine *e, const char *id, const char *by, const char *via,
+/* Acknowledge an incident (any state before resolved), once per episode;
+ * episode as for engine_approve. */
+int engine_ack(struct engine *e, const char *id, int episode, const char *by, const char *via,
 	       struct engine_use *prev);
 
 /* "rule on service, state" for the ack page; -1 when not found. */

@@ -127,6 +127,7 @@ const char *slack_sig_message(enum slack_sig s);
 struct slack_action {
 	char action[16];	 /* "ack" | "approve" */
 	char incident[32];	 /* "inc-" + 16 lowercase hex */
+	int episode;		 /* the episode the button was posted for (>= 1) */
 	char user[128];		 /* user.username, else user.name, else user.id; cut to
 				    fit on a UTF-8 boundary */
 	char user_id[64];	 /* user.id */

@@ -44,7 +44,7 @@ def slack_headers(body, ts=None, key=SLACK_KEY):
 def slack_body(action, inc, user="carol"):
     payload = {"type": "block_actions", "user": {"id": "U123", "username": user},
                "response_url": "http://127.0.0.1:9/hooks/unused",
-               "actions": [{"action_id": action, "value": inc, "type": "button"}]}
+               "actions": [{"action_id": action, "value": inc + ":1", "type": "button"}]}
     return ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
 
 

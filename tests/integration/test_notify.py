@@ -285,7 +285,7 @@ class SlackResponseTest(NotifyTestCase):
             "incident"]
         payload = {"type": "block_actions", "user": {"id": "U1", "username": "gina"},
                    "response_url": "http://127.0.0.1:%d/actions/T1/resp" % self.rec.port,
-                   "actions": [{"action_id": "ack", "value": inc}]}
+                   "actions": [{"action_id": "ack", "value": inc + ":1"}]}
         body = ("payload=" + urllib.parse.quote(json.dumps(payload))).encode()
         r = srv.request("POST", "/v1/slack/actions", body=body, headers=slack_headers(body),
                         content_type="application/x-www-form-urlencoded")

@@ -182,8 +182,8 @@ Test(engine, notify_and_approve_modes)
 	char id[64];
 	snprintf(id, sizeof(id), "%s", field(d, 0, "incident"));
 	json_decref(d);
-	cr_assert_eq(engine_approve(eng, id, "alice", "link", NULL), 0);
-	cr_assert_eq(engine_approve(eng, id, "bob", "link", NULL), 1, "a second approval changes nothing");
+	cr_assert_eq(engine_approve(eng, id, 0, "alice", "link", NULL), 0);
+	cr_assert_eq(engine_approve(eng, id, 0, "bob", "link", NULL), 1, "a second approval changes nothing");
 }
 
 Test(engine, incidents_json_lists_and_details)

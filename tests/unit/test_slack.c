@@ -905,7 +905,7 @@ static int parse_json_payload(const char *json, struct slack_action *a, struct e
 #define USER_OK "\"user\":{\"id\":\"U123\",\"username\":\"alice\",\"name\":\"Alice A\"}"
 #define RESP_OK "\"response_url\":\"https://hooks.slack.com/actions/T1/2/abc\""
 #define ACTION_OK                                                                                  \
-	"\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID "\",\"type\":\"button\"},"           \
+	"\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID ":2\",\"type\":\"button\"},"           \
 	"{\"action_id\":\"approve\",\"value\":\"x\"}]"
 
 Test(slack, parse_action_good)
@@ -917,13 +917,14 @@ Test(slack, parse_action_good)
 	cr_assert_eq(parse_json_payload(json, &a, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(a.action, "ack");
 	cr_assert_str_eq(a.incident, ID);
+	cr_assert_eq(a.episode, 2);
 	cr_assert_str_eq(a.user, "alice");
 	cr_assert_str_eq(a.user_id, "U123");
 	cr_assert_str_eq(a.response_url, "https://hooks.slack.com/actions/T1/2/abc");
 
 	/* Other form fields are ignored; '+' is a space. */
 	char *body = form("{\"type\":\"block_actions\",\"user\":{\"id\":\"U9\",\"name\":\"Bob "
-			  "B\"},\"actions\":[{\"action_id\":\"approve\",\"value\":\"" ID "\"}],"
+			  "B\"},\"actions\":[{\"action_id\":\"approve\",\"value\":\"" ID ":1\"}],"
 			  "\"response_url\":\"http://localhost/r\"}");
 	char *body2 = malloc(strlen(body) + 16);
 	cr_assert_not_null(body2);
@@ -992,13 +993,22 @@ Test(slack, parse_action_errors)
 	    {"{\"type\":\"block_actions\"," USER_OK
 	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"inc-0123456789ABCDEF\"}]," RESP_OK
 	     "}",
-	     "payload.actions[0].value: not an incident id: 'inc-0123456789ABCDEF'"},
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got 'inc-0123456789ABCDEF'"},
 	    {"{\"type\":\"block_actions\"," USER_OK
 	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"inc-0123\"}]," RESP_OK "}",
-	     "payload.actions[0].value: not an incident id: 'inc-0123'"},
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got 'inc-0123'"},
 	    {"{\"type\":\"block_actions\"," USER_OK
 	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID "0\"}]," RESP_OK "}",
-	     "payload.actions[0].value: not an incident id: '" ID "0'"},
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got '" ID "0'"},
+	    {"{\"type\":\"block_actions\"," USER_OK
+	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID "\"}]," RESP_OK "}",
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got '" ID "'"},
+	    {"{\"type\":\"block_actions\"," USER_OK
+	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID ":0\"}]," RESP_OK "}",
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got '" ID ":0'"},
+	    {"{\"type\":\"block_actions\"," USER_OK
+	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID ":1x\"}]," RESP_OK "}",
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got '" ID ":1x'"},
 	    {"{\"type\":\"block_actions\"," ACTION_OK "," RESP_OK "}", "payload.user: missing"},
 	    {"{\"type\":\"block_actions\",\"user\":{\"username\":\"a\"}," ACTION_OK "," RESP_OK "}",
 	     "payload.user.id: missing"},
