@@ -23,7 +23,6 @@
 #include <sys/stat.h>
 
 #include "rollbackd/httpc.h"
-#include "rollbackd/journal.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -43,9 +42,14 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	e->plan_only = opt->plan_only;
 	e->decision_children = calloc((rules->n_rules + 1) * OUTCOME_COUNT,
 				      sizeof(*e->decision_children));
-	if (policy_window_init(&e->acted,
-			       (size_t)opt->cfg->limits.max_rollbacks_per_hour + 1) < 0 ||
-	    !e->decision_children)
+	if (opt->store) {
+		e->store = opt->store;
+	} else {
+		struct store_journal_options so = {.journal = NULL};
+		e->store = store_journal_new(&so);
+		e->own_store = true;
+	}
+	if (!e->store || !e->decision_children)
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, runner_kick_cb, e);
@@ -90,7 +94,8 @@ void engine_free(struct engine *e)
 	if (e->kick)
 		event_free(e->kick);
 	free(e->queue);
-	policy_window_release(&e->acted);
+	if (e->own_store)
+		store_free(e->store);
 	free(e->decision_children);
 	seen_map_release(&e->seen);
 	free(e->rtoks);
@@ -101,7 +106,7 @@ void engine_free(struct engine *e)
 
 static bool paused_now(struct engine *e)
 {
-	if (e->paused)
+	if (store_paused(e->store))
 		return true;
 	char path[4096];
 	struct stat st;
@@ -202,7 +207,7 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		.cooldown_ms = r->cooldown_ms,
 		.has_acted = inc->has_acted,
 		.last_acted = inc->last_acted,
-		.acted_in_window = policy_window_count(&e->acted, now_ms, HOURLY_WINDOW_MS),
+		.acted_in_window = store_count_rollbacks(e->store, now_ms, HOURLY_WINDOW_MS),
 		.max_per_hour = e->cfg->limits.max_rollbacks_per_hour,
 		.n_actions = r->n_actions,
 	};
@@ -213,7 +218,7 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	if (o == OUTCOME_ACTING) {
 		inc->has_acted = true;
 		inc->last_acted = now;
-		policy_window_note(&e->acted, now_ms);
+		store_note_rollback(e->store, inc->id, now_ms);
 		runner_enqueue_run(e, inc);
 	}
 	return o;
@@ -306,6 +311,13 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		inc->approved_by = NULL;
 		incident_clear_actions(inc);
 		incident_clear_firing(inc);
+		/* One decision per episode across everything sharing the store: an
+		 * episode another process claimed first is only a repeat here. */
+		int claim = store_claim_episode(e->store, inc->id, inc->episode);
+		if (claim < 0)
+			goto out;
+		if (claim > 0)
+			inc->decided = true;
 	}
 	if (incident_add_firing(inc, a->fingerprint) < 0)
 		goto out;
@@ -458,13 +470,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 void engine_set_paused(struct engine *e, bool paused)
 {
 	pthread_mutex_lock(&e->lock);
-	if (e->paused != paused) {
-		struct buf m = BUF_INIT;
-		if (rec_member_str(&m, "by", "api") || rec_append(e, paused ? "pause" : "resume", "", &m) < 0)
-			log_error("journal: cannot record pause/resume", NULL);
-		buf_release(&m);
-	}
-	e->paused = paused;
+	if (store_set_paused(e->store, paused, "api") < 0)
+		log_error("journal: cannot record pause/resume", NULL);
 	metric_set(e->paused_gauge, paused);
 	pthread_mutex_unlock(&e->lock);
 	log_warn(paused ? "paused: automatic actions are off" : "resumed: automatic actions are on",
@@ -491,7 +498,7 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	inc->state = INC_ACTING;
 	inc->has_acted = true;
 	inc->last_acted = inc->approved_at;
-	policy_window_note(&e->acted, ts_ms(inc->last_acted));
+	store_note_rollback(e->store, inc->id, ts_ms(inc->last_acted));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
 	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), "", OUTCOME_ACTING, reason, NULL,
@@ -575,12 +582,7 @@ int engine_reload(struct engine *e, const struct config *cfg, const struct rules
 	if (!children)
 		return -1;
 	pthread_mutex_lock(&e->lock);
-	/* keep the newest action times that fit (the hourly cap goes on) */
-	if (policy_window_resize(&e->acted, (size_t)cfg->limits.max_rollbacks_per_hour + 1) < 0) {
-		pthread_mutex_unlock(&e->lock);
-		free(children);
-		return -1;
-	}
+	/* the hourly cap goes on: the store keeps the last hour's rollbacks */
 	free(e->decision_children);
 	e->decision_children = children;
 	e->cfg = cfg;

@@ -45,6 +45,7 @@
 #include "rollbackd/error.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
+#include "rollbackd/store.h"
 #include "rollbackd/template.h"
 #include "rollbackd/timestamp.h"
 
@@ -136,13 +137,11 @@ struct engine {
 	const struct ruleset *rules;
 	struct event_base *base;
 	bool plan_only;
-	bool paused;
 	struct incident *incidents;   /* newest first */
 	size_t n_incidents;
 	struct incident **index;      /* by id, index_cap slots (a power of two) */
 	size_t index_cap;
 	size_t n_open;                /* incidents not in INC_RESOLVED */
-	struct policy_window acted;   /* recent action start times (hourly cap) */
 	struct incident **queue;      /* waiting for an action slot */
 	size_t n_queue, alloc_queue;
 	int running;
@@ -154,7 +153,8 @@ struct engine {
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
-	struct journal *journal;      /* NULL: nothing is journaled (test-rules) */
+	struct store *store;          /* records, pause, the hourly cap, claims */
+	bool own_store;               /* the journal store made by engine_new */
 	struct notify *notify;        /* NULL: nobody is told */
 	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
 	struct json_tok *rtoks;       /* replay's token array */
@@ -218,8 +218,8 @@ void seen_map_release(struct seen_map *m);
 /* ,"name":"v" (v NULL: ""); ,"name":"<RFC 3339>". 0 or -1 on OOM. */
 int rec_member_str(struct buf *b, const char *name, const char *v);
 int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
-/* Append a record of type with members m (leading comma). Without a
- * journal nothing is written and 0 is returned. */
+/* Append a record of type with members m (leading comma) to the store
+ * (a memory-only store accepts and drops it). 0 or -1. */
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
 /* The same with every configured secret redacted; *ticket (may be NULL)
  * is the record's ticket. */

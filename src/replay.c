@@ -16,7 +16,7 @@
 
 #include <sodium.h>
 
-#include "rollbackd/journal.h"
+#include "rollbackd/journal.h" /* struct journal_line */
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
@@ -119,6 +119,10 @@ static int replay_decision(struct rline *rl, const char *id)
 	inc->last_seen = rl->ts;
 	if (episode != inc->episode) { /* a new episode */
 		inc->episode = episode;
+		/* the journal store keeps episode claims in memory: claim again
+		 * what the journal shows (a 1 here is this very episode) */
+		if (store_claim_episode(e->store, inc->id, episode) < 0)
+			return -1;
 		inc->episode_start = rl->ts;
 		incident_clear_actions(inc);
 		incident_clear_firing(inc);
@@ -140,7 +144,7 @@ static int replay_decision(struct rline *rl, const char *id)
 	if (strcmp(outcome, "acting") == 0) {
 		inc->has_acted = true;
 		inc->last_acted = rl->ts;
-		policy_window_note(&e->acted, ts_ms(rl->ts));
+		store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
 		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
@@ -177,10 +181,6 @@ static int replay_line(struct rline *rl)
 	}
 	if (strcmp(type, "decision") == 0)
 		return replay_decision(rl, id);
-	if (strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0) {
-		e->paused = type[0] == 'p';
-		return 0;
-	}
 	struct incident *inc = id[0] ? incident_find(e, id) : NULL;
 	if (!inc)
 		return 0;
@@ -270,7 +270,7 @@ static bool fast_eq(const char *v, size_t n, const char *s)
 
 /* A record the fast path did not take: tokenize it and replay. 1 done (or
  * skipped), -1 OOM. Under e->lock. */
-static int replay_parsed(struct engine *e, const struct journal_line *line)
+static int replay_parsed(struct engine *e, const struct store_record *line)
 {
 	size_t need = JSON_TOKENS_ENOUGH(line->len);
 	if (need > e->rtoks_cap) {
@@ -283,7 +283,7 @@ static int replay_parsed(struct engine *e, const struct journal_line *line)
 	struct rline rl = {.e = e};
 	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
 	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
-		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
+		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->where,
 			 NULL);
 		return 1;
 	}
@@ -345,15 +345,24 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 	return 1;
 }
 
-int engine_replay(const struct journal_line *line, void *arg)
+int engine_replay_record(const struct store_record *rec, void *arg)
 {
 	struct engine *e = arg;
+	/* the store first: pause, target claims and its outbox are its own */
+	if (store_observe(e->store, rec) < 0)
+		return -1;
 	pthread_mutex_lock(&e->lock);
-	int rc = replay_fast(e, line->text, line->len);
+	int rc = replay_fast(e, rec->text, rec->len);
 	if (rc == 0)
-		rc = replay_parsed(e, line);
+		rc = replay_parsed(e, rec);
 	pthread_mutex_unlock(&e->lock);
 	return rc < 0 ? -1 : 0;
+}
+
+int engine_replay(const struct journal_line *line, void *arg)
+{
+	struct store_record rec = {line->text, line->len, line->segment, line->offset};
+	return engine_replay_record(&rec, arg);
 }
 
 /* After replay: what a crash cut off becomes unknown (never re-run); what
@@ -366,7 +375,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	e->rtoks = NULL;
 	e->rtoks_cap = 0;
 	pthread_mutex_lock(&e->lock);
-	e->journal = j;
+	if (j && e->own_store)
+		store_journal_attach(e->store, j);
 	e->n_open = 0;
 	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
 		if (inc->state != INC_RESOLVED)
@@ -413,7 +423,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			runner_enqueue_resume(e, inc);
 		}
 	}
-	metric_set(e->paused_gauge, e->paused);
+	metric_set(e->paused_gauge, store_paused(e->store));
 	engine_open_count(e);
 	pthread_mutex_unlock(&e->lock);
 	return 0;

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "rollbackd/httpc.h"
-#include "rollbackd/journal.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/proc.h"
@@ -261,7 +260,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	inc->ready = x;
 	rec->begun = true;
 	uint64_t ticket = 0;
-	if (e->journal) {
+	{
 		struct buf m = BUF_INIT;
 		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
@@ -275,7 +274,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		buf_release(&m);
 		if (bad)
 			log_error("journal: cannot record an action's start; waiting", NULL);
-		if (journal_wait(e->journal, ticket, e->base, on_started_durable, inc) == 0)
+		if (store_when_durable(e->store, ticket, e->base, on_started_durable, inc) == 0)
 			return;
 		log_error("journal: out of memory waiting for a record; running anyway", NULL);
 	}
@@ -306,7 +305,7 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct incident *inc = arg;
 	struct engine *e = inc->engine;
-	if (journal_wait(e->journal, journal_last_ticket(e->journal), e->base, on_started_durable,
+	if (store_when_durable(e->store, store_last_ticket(e->store), e->base, on_started_durable,
 			 inc) < 0) {
 		struct timeval tv = timestamp_tv(1000);
 		evtimer_add(inc->retry, &tv);
