@@ -24,7 +24,6 @@
 
 #include "rollbackd/duration.h"
 #include "rollbackd/httpc.h"
-#include "rollbackd/journal.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -44,9 +43,14 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	e->plan_only = opt->plan_only;
 	e->decision_children = calloc((rules->n_rules + 1) * OUTCOME_COUNT,
 				      sizeof(*e->decision_children));
-	if (policy_window_init(&e->acted,
-			       (size_t)opt->cfg->limits.max_rollbacks_per_hour + 1) < 0 ||
-	    !e->decision_children)
+	if (opt->store) {
+		e->store = opt->store;
+	} else {
+		struct store_journal_options so = {.journal = NULL};
+		e->store = store_journal_new(&so);
+		e->own_store = true;
+	}
+	if (!e->store || !e->decision_children)
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, runner_kick_cb, e);
@@ -96,19 +100,19 @@ void engine_free(struct engine *e)
 	if (e->kick)
 		event_free(e->kick);
 	free(e->queue);
-	policy_window_release(&e->acted);
+	if (e->own_store)
+		store_free(e->store);
 	free(e->decision_children);
 	seen_map_release(&e->seen);
 	free(e->rtoks);
 	free(e->index);
-	targets_free(e);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
 
 static bool paused_now(struct engine *e)
 {
-	if (e->paused)
+	if (store_paused(e->store))
 		return true;
 	char path[4096];
 	struct stat st;
@@ -213,7 +217,7 @@ static void verify_cb(evutil_socket_t fd, short what, void *arg)
 static enum outcome decide_target(struct engine *e, struct incident *inc, enum outcome o,
 				  int64_t now_ms, char *reason, size_t rsz)
 {
-	const struct target_hold *busy = NULL;
+	struct target_busy busy;
 	if (!inc->target) {
 		inc->state = INC_HELD;
 		snprintf(reason, rsz, "%s", inc->target_err ? inc->target_err : "target: unknown");
@@ -236,9 +240,10 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 	case TARGET_CLAIMED:
 		break;
 	case TARGET_BUSY:
-		memcpy(inc->coalesced_into, busy->holder, sizeof(inc->coalesced_into));
+		snprintf(inc->coalesced_into, sizeof(inc->coalesced_into), "%.*s", INCIDENT_ID_LEN,
+			 busy.holder);
 		inc->state = INC_COALESCED;
-		targets_busy_reason(busy, reason, rsz);
+		targets_busy_reason(e, inc->target, &busy, reason, rsz);
 		return OUTCOME_COALESCED;
 	case TARGET_OOM:
 	default:
@@ -271,7 +276,7 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		.cooldown_ms = r->cooldown_ms,
 		.has_acted = inc->has_acted,
 		.last_acted = inc->last_acted,
-		.acted_in_window = policy_window_count(&e->acted, now_ms, HOURLY_WINDOW_MS),
+		.acted_in_window = store_count_rollbacks(e->store, now_ms, HOURLY_WINDOW_MS),
 		.max_per_hour = e->cfg->limits.max_rollbacks_per_hour,
 		.n_actions = r->n_actions,
 	};
@@ -284,11 +289,10 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	if (o == OUTCOME_ACTING) {
 		inc->has_acted = true;
 		inc->last_acted = now;
-		policy_window_note(&e->acted, now_ms);
+		store_note_rollback(e->store, inc->id, now_ms);
 		blast_note(&e->blast, target_hash(inc->target), now_ms);
 		runner_enqueue_run(e, inc);
 	}
-	metric_set(e->targets_locked, (int64_t)targets_in_force(e, now_ms));
 	return o;
 }
 
@@ -418,6 +422,13 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		inc->fence = 0;
 		if (episode_target(inc, r, a, group, n_group) < 0)
 			goto out;
+		/* One decision per episode across everything sharing the store: an
+		 * episode another process claimed first is only a repeat here. */
+		int claim = store_claim_episode(e->store, inc->id, inc->episode);
+		if (claim < 0)
+			goto out;
+		if (claim > 0)
+			inc->decided = true;
 	}
 	if (incident_add_firing(inc, a->fingerprint) < 0 ||
 	    incident_add_key(inc, key, inc->episode) < 0)
@@ -509,7 +520,6 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 		rec_decision(e, inc, r, a, OUTCOME_RESOLVED, reason, NULL, NULL);
 	if (resolved_now) {
 		targets_release(e, inc);
-		metric_set(e->targets_locked, (int64_t)targets_in_force(e, ts_ms(now)));
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, reason, NULL);
 	}
@@ -579,13 +589,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 void engine_set_paused(struct engine *e, bool paused)
 {
 	pthread_mutex_lock(&e->lock);
-	if (e->paused != paused) {
-		struct buf m = BUF_INIT;
-		if (rec_member_str(&m, "by", "api") || rec_append(e, paused ? "pause" : "resume", "", &m) < 0)
-			log_error("journal: cannot record pause/resume", NULL);
-		buf_release(&m);
-	}
-	e->paused = paused;
+	if (store_set_paused(e->store, paused, "api") < 0)
+		log_error("journal: cannot record pause/resume", NULL);
 	metric_set(e->paused_gauge, paused);
 	pthread_mutex_unlock(&e->lock);
 	log_warn(paused ? "paused: automatic actions are off" : "resumed: automatic actions are on",
@@ -612,9 +617,9 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	inc->state = INC_ACTING;
 	inc->has_acted = true;
 	inc->last_acted = inc->approved_at;
-	policy_window_note(&e->acted, ts_ms(inc->last_acted));
+	store_note_rollback(e->store, inc->id, ts_ms(inc->last_acted));
 	/* It reserved its target when it began to wait: now it acts on it. */
-	const struct target_hold *busy = NULL;
+	struct target_busy busy;
 	if (inc->target && targets_claim(e, inc, true, ts_ms(inc->approved_at), &busy) ==
 			       TARGET_CLAIMED)
 		blast_note(&e->blast, target_hash(inc->target), ts_ms(inc->approved_at));
@@ -709,12 +714,7 @@ int engine_reload(struct engine *e, const struct config *cfg, const struct rules
 	if (!children)
 		return -1;
 	pthread_mutex_lock(&e->lock);
-	/* keep the newest action times that fit (the hourly cap goes on) */
-	if (policy_window_resize(&e->acted, (size_t)cfg->limits.max_rollbacks_per_hour + 1) < 0) {
-		pthread_mutex_unlock(&e->lock);
-		free(children);
-		return -1;
-	}
+	/* the hourly cap goes on: the store keeps the last hour's rollbacks */
 	free(e->decision_children);
 	e->decision_children = children;
 	e->cfg = cfg;

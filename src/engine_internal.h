@@ -45,6 +45,7 @@
 #include "rollbackd/error.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
+#include "rollbackd/store.h"
 #include "rollbackd/target.h"
 #include "rollbackd/template.h"
 #include "rollbackd/timestamp.h"
@@ -120,6 +121,7 @@ struct incident {
 	char *target_err;             /* why the target could not be named (held) */
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
 	uint64_t fence;               /* the target claim's epoch while it holds it */
+	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
 	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct incident *next;        /* creation order list */
@@ -135,21 +137,6 @@ struct episode_key {
 	int episode;
 };
 #define EPISODE_KEYS_MAX 64
-
-/* Who holds a target (SPEC §7 "One remediation per target"): the incident
- * acting on it (or reserving it while it awaits approval or runs dry), and
- * after its actions, target_cooldown during which no other incident acts. */
-enum target_hold_kind { HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING };
-
-struct target_hold {
-	char *name;
-	uint64_t hash;
-	char holder[INCIDENT_ID_LEN + 1];
-	enum target_hold_kind kind;
-	int64_t until_ms;  /* HOLD_COOLING: wall-clock ms the cooldown ends */
-	uint64_t epoch;    /* grows with every claim: the fencing token */
-	struct target_hold *next; /* bucket chain */
-};
 
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
  * the alert's content, so an exact repeat is only counted. */
@@ -169,13 +156,11 @@ struct engine {
 	const struct ruleset *rules;
 	struct event_base *base;
 	bool plan_only;
-	bool paused;
 	struct incident *incidents;   /* newest first */
 	size_t n_incidents;
 	struct incident **index;      /* by id, index_cap slots (a power of two) */
 	size_t index_cap;
 	size_t n_open;                /* incidents not in INC_RESOLVED */
-	struct policy_window acted;   /* recent action start times (hourly cap) */
 	struct incident **queue;      /* waiting for an action slot */
 	size_t n_queue, alloc_queue;
 	int running;
@@ -187,17 +172,15 @@ struct engine {
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
-	struct journal *journal;      /* NULL: nothing is journaled (test-rules) */
+	struct store *store;          /* records, pause, the hourly cap, claims */
+	bool own_store;               /* the journal store made by engine_new */
 	struct notify *notify;        /* NULL: nobody is told */
 	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
 	struct json_tok *rtoks;       /* replay's token array */
 	size_t rtoks_cap;
-	struct target_hold **targets; /* by hash, targets_cap buckets (a power of two) */
-	size_t targets_cap, n_targets;
-	size_t targets_sweep;         /* next bucket targets_in_force looks at */
-	uint64_t target_epoch;        /* last epoch handed out */
 	struct blast_window blast;    /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
+	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -262,35 +245,41 @@ int incident_add_key(struct incident *inc, uint64_t key, int episode);
 /* ---- targets.c: one remediation per target ----------------------------- */
 
 enum target_claim { TARGET_CLAIMED = 0, TARGET_BUSY = 1, TARGET_OOM = -1 };
-/* Claim inc->target for inc at now_ms: acting (actions run now) or
- * reserved (awaiting approval, dry-run). The holder itself may claim again
- * (a new episode, an approval). TARGET_BUSY with *busy when another
- * incident acts on it, reserves it, or it is in target_cooldown after one.
- * On success inc->fence is the claim's epoch. */
+/* What a busy target says about its holder. */
+struct target_busy {
+	char holder[STORE_ID_MAX + 1];
+	int64_t until_ms;
+};
+/* Claim inc->target through the store for inc at now_ms: acting (actions
+ * run now) or reserved (awaiting approval, dry-run). The holder itself may
+ * claim again (a new episode, an approval). TARGET_BUSY with *busy when
+ * another incident acts on it, reserves it, or it is in target_cooldown
+ * after one. On success inc->fence is the claim's epoch. TARGET_OOM when
+ * the store failed (nothing claimed). */
 enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting,
-				int64_t now_ms, const struct target_hold **busy);
-/* The reason a busy target gives ("target T is being rolled back by
- * incident I", ...). */
-void targets_busy_reason(const struct target_hold *h, char *out, size_t outsz);
-/* inc's actions finished at now_ms: its hold becomes target_cooldown (or
- * goes, when that is 0). No-op when inc holds nothing. */
-void targets_finish(struct engine *e, const struct incident *inc, int64_t now_ms);
+				int64_t now_ms, struct target_busy *busy);
+/* Why a busy target refuses: "target T is being rolled back by incident
+ * I", "... is held by incident I, which has not acted yet", "... is in
+ * target_cooldown after incident I until T". */
+void targets_busy_reason(struct engine *e, const char *target, const struct target_busy *b,
+			 char *out, size_t outsz);
+/* inc's actions finished at now_ms: its claim now lasts target_cooldown
+ * (or is released, when that is 0). No-op when inc holds nothing. */
+void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms);
 /* inc's episode ended without acting (resolved while reserved): its
- * reservation goes; a cooldown stays. */
-void targets_release(struct engine *e, const struct incident *inc);
-/* Holds kept at now_ms (acting, reserved or cooling): the targets_locked
- * gauge. Looks at a few buckets per call for expired cooldowns, so the
- * cost per call stays constant however many targets there are. */
-size_t targets_in_force(struct engine *e, int64_t now_ms);
-void targets_free(struct engine *e);
+ * reservation is released; a cooldown stays. */
+void targets_release(struct engine *e, struct incident *inc);
+/* Publish targets_locked (counted at most every 100 ms: it walks the
+ * store's targets). */
+void targets_gauge(struct engine *e, int64_t now_ms);
 
 /* ---- engine_records.c: records and notices ----------------------------- */
 
 /* ,"name":"v" (v NULL: ""); ,"name":"<RFC 3339>". 0 or -1 on OOM. */
 int rec_member_str(struct buf *b, const char *name, const char *v);
 int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
-/* Append a record of type with members m (leading comma). Without a
- * journal nothing is written and 0 is returned. */
+/* Append a record of type with members m (leading comma) to the store
+ * (a memory-only store accepts and drops it). 0 or -1. */
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
 /* The same with every configured secret redacted; *ticket (may be NULL)
  * is the record's ticket. */

@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "rollbackd/journal.h"
+#include "rollbackd/journal.h" /* JOURNAL_MAX_LINE */
 #include "rollbackd/log.h"
 
 static int rec_labels_json(struct buf *b, const struct label *items, size_t n)
@@ -57,9 +57,7 @@ static int rec_alert_members(struct buf *b, const struct alert *a)
 
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m)
 {
-	if (!e->journal)
-		return 0;
-	return journal_append(e->journal, type, incident, m->data ? m->data : "", m->len, NULL);
+	return store_append(e->store, type, incident, m->data ? m->data : "", m->len, NULL);
 }
 
 /* Members of a secret-bearing text with every configured secret's value
@@ -67,12 +65,10 @@ int rec_append(struct engine *e, const char *type, const char *incident, const s
 int rec_append_redacted(struct engine *e, const char *type, const char *incident,
 			    const struct buf *m, uint64_t *ticket)
 {
-	if (!e->journal)
-		return 0;
 	char *clean = actions_redact(e->cfg, m->data ? m->data : "");
 	if (!clean)
 		return -1;
-	int rc = journal_append(e->journal, type, incident, clean, strlen(clean), ticket);
+	int rc = store_append(e->store, type, incident, clean, strlen(clean), ticket);
 	free(clean);
 	return rc;
 }
@@ -106,8 +102,6 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 		  const struct alert *a, enum outcome o, const char *reason,
 		  const struct alert *trigger, const char *trigger_kind)
 {
-	if (!e->journal)
-		return;
 	struct buf m = BUF_INIT;
 	const char *fp = a ? a->fingerprint : "";
 	int bad = rec_member_str(&m, "rule", r ? r->name : "") | rec_member_str(&m, "fingerprint", fp) |
@@ -151,8 +145,6 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 void rec_resolved(struct engine *e, const struct incident *inc)
 {
 	struct buf m = BUF_INIT;
-	if (!e->journal)
-		return;
 	if ((rec_member_str(&m, "rule", inc->rule_name) |
 	     buf_addf(&m, ",\"episode\":%d", inc->episode)) ||
 	    rec_append(e, "resolved", inc->id, &m) < 0)
@@ -164,8 +156,6 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 				    const struct action_record *rec, const char *final_state)
 {
 	struct buf m = BUF_INIT;
-	if (!e->journal)
-		return;
 	bool exec = rec->type == ACTION_EXEC;
 	const char *out = rec->output ? rec->output : "";
 	int bad = rec_member_str(&m, "rule", inc->rule_name) |
@@ -304,7 +294,7 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 {
 	const struct alert *a = &wh->alerts[i];
 	int fresh = seen_map_put(&e->seen, incident_fp_key(a->fingerprint), n->digest[i]);
-	if (fresh <= 0 || !e->journal)
+	if (fresh <= 0)
 		return fresh < 0 ? 1 : fresh; /* without memory, journal it again */
 	struct buf m = BUF_INIT;
 	char hex[33];

@@ -7,7 +7,6 @@
 #include "policy.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 
 bool policy_dry_run(int rule_dry_run, bool global_dry_run)
 {
@@ -77,65 +76,4 @@ bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
 		at->nsec -= 1000000000;
 	}
 	return true;
-}
-
-int policy_window_init(struct policy_window *w, size_t cap)
-{
-	w->n = 0;
-	w->ms = cap ? calloc(cap, sizeof(*w->ms)) : NULL;
-	w->cap = w->ms ? cap : 0;
-	return cap && !w->ms ? -1 : 0;
-}
-
-void policy_window_release(struct policy_window *w)
-{
-	free(w->ms);
-	w->ms = NULL;
-	w->n = w->cap = 0;
-}
-
-size_t policy_window_count(const struct policy_window *w, int64_t now_ms, int64_t window_ms)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < w->n; i++)
-		if (now_ms - w->ms[i] < window_ms)
-			n++;
-	return n;
-}
-
-void policy_window_note(struct policy_window *w, int64_t now_ms)
-{
-	size_t oldest = 0;
-	if (w->n < w->cap) {
-		w->ms[w->n++] = now_ms;
-		return;
-	}
-	if (w->cap == 0)
-		return;
-	for (size_t i = 1; i < w->n; i++)
-		if (w->ms[i] < w->ms[oldest])
-			oldest = i;
-	w->ms[oldest] = now_ms;
-}
-
-int policy_window_resize(struct policy_window *w, size_t cap)
-{
-	int64_t *ms = cap ? calloc(cap, sizeof(*ms)) : NULL;
-	if (cap && !ms)
-		return -1;
-	/* the newest times first, as many as fit */
-	size_t keep = w->n < cap ? w->n : cap, k = 0;
-	for (size_t pass = 0; pass < keep; pass++) {
-		size_t best = SIZE_MAX;
-		for (size_t i = 0; i < w->n; i++)
-			if (w->ms[i] != INT64_MIN && (best == SIZE_MAX || w->ms[i] > w->ms[best]))
-				best = i;
-		ms[k++] = w->ms[best];
-		w->ms[best] = INT64_MIN;
-	}
-	free(w->ms);
-	w->ms = ms;
-	w->n = k;
-	w->cap = cap;
-	return 0;
 }

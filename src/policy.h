@@ -1,11 +1,11 @@
 /*
  * policy: the engine's pure decisions (SPEC §7): act, hold (paused,
- * cooldown, hourly cap), dry-run, ask for approval, only notify; the
- * window of recent rollbacks behind the hourly cap; firing_for deadlines.
+ * cooldown, hourly cap), dry-run, ask for approval, only notify;
+ * firing_for deadlines.
  *
  * Everything here is a function over plain values and caller-owned
- * structs: no I/O (not even stat), no clock, no locks, no allocation
- * except policy_window_init/resize. The caller gathers the inputs (under
+ * structs: no I/O (not even stat), no clock, no locks, no allocation.
+ * The caller gathers the inputs (under
  * its own lock) and applies the verdict. Private to the engine; unit
  * tested in tests/unit/test_policy.c.
  */
@@ -38,7 +38,7 @@ struct policy_input {
 	int64_t cooldown_ms;     /* 0: none */
 	bool has_acted;          /* the incident acted before ... */
 	struct timestamp last_acted; /* ... at this time */
-	size_t acted_in_window;  /* rollbacks in the last hour (policy_window_count) */
+	size_t acted_in_window;  /* rollbacks in the last hour (store_count_rollbacks) */
 	int max_per_hour;        /* limits.max_rollbacks_per_hour */
 	size_t n_actions;        /* the rule's actions (for the reason) */
 };
@@ -47,7 +47,7 @@ struct policy_input {
  * *state and the reason (NUL-terminated, cut to rsz) into reason. The
  * order is SPEC §7's: notify-only, paused, cooldown, hourly cap, dry-run,
  * approve, act. Acting does not record the rollback: the caller does that
- * with policy_window_note when it applies the verdict. */
+ * (store_note_rollback) when it applies the verdict. */
 enum outcome policy_decide(const struct policy_input *in, struct timestamp now,
 			   enum policy_state *state, char *reason, size_t rsz);
 
@@ -62,24 +62,6 @@ bool policy_in_cooldown(int64_t cooldown_ms, bool has_acted, struct timestamp la
  * Returns true (and *at) when it has not fired long enough at now. */
 bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
 			    struct timestamp now, struct timestamp *at);
-
-/* The start times (ms) of the most recent rollbacks: at most cap are
- * kept, which is all the hourly cap needs (cap = max_per_hour + 1). */
-struct policy_window {
-	int64_t *ms;
-	size_t n, cap;
-};
-
-/* 0, or -1 on OOM (w is then empty with cap 0). */
-int policy_window_init(struct policy_window *w, size_t cap);
-void policy_window_release(struct policy_window *w);
-/* Rollbacks in (now_ms - window_ms, now_ms]. */
-size_t policy_window_count(const struct policy_window *w, int64_t now_ms, int64_t window_ms);
-/* Record a rollback at now_ms, replacing the oldest when full. */
-void policy_window_note(struct policy_window *w, int64_t now_ms);
-/* A new cap (reload): keeps the newest times that fit. Allocates first:
- * on OOM returns -1 and w is unchanged. */
-int policy_window_resize(struct policy_window *w, size_t cap);
 
 static inline int64_t policy_ms(struct timestamp t)
 {

@@ -16,7 +16,7 @@
 
 #include <sodium.h>
 
-#include "rollbackd/journal.h"
+#include "rollbackd/journal.h" /* struct journal_line */
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
@@ -119,6 +119,10 @@ static int replay_decision(struct rline *rl, const char *id)
 	inc->last_seen = rl->ts;
 	if (episode != inc->episode) { /* a new episode */
 		inc->episode = episode;
+		/* the journal store keeps episode claims in memory: claim again
+		 * what the journal shows (a 1 here is this very episode) */
+		if (store_claim_episode(e->store, inc->id, episode) < 0)
+			return -1;
 		inc->episode_start = rl->ts;
 		incident_clear_actions(inc);
 		incident_clear_firing(inc);
@@ -155,18 +159,20 @@ static int replay_decision(struct rline *rl, const char *id)
 	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
 	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
 		return -1;
-	const struct target_hold *busy = NULL;
-	if (inc->target && (strcmp(outcome, "dry_run") == 0 ||
-			    strcmp(outcome, "awaiting_approval") == 0))
-		(void)targets_claim(e, inc, false, ts_ms(rl->ts), &busy);
+	/* The claims themselves are the store's records (target_claimed,
+	 * target_released), which it replays; the engine only remembers what
+	 * its claim is for. */
+	if (strcmp(outcome, "dry_run") == 0 || strcmp(outcome, "awaiting_approval") == 0)
+		inc->hold = HOLD_RESERVED;
+	else if (strcmp(outcome, "coalesced") == 0 || strcmp(outcome, "held") == 0)
+		inc->hold = HOLD_NONE;
 	if (strcmp(outcome, "acting") == 0) {
 		inc->has_acted = true;
 		inc->last_acted = rl->ts;
-		policy_window_note(&e->acted, ts_ms(rl->ts));
-		if (inc->target) {
-			(void)targets_claim(e, inc, true, ts_ms(rl->ts), &busy);
+		store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
+		inc->hold = HOLD_ACTING;
+		if (inc->target)
 			blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
-		}
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
 		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
@@ -203,10 +209,6 @@ static int replay_line(struct rline *rl)
 	}
 	if (strcmp(type, "decision") == 0)
 		return replay_decision(rl, id);
-	if (strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0) {
-		e->paused = type[0] == 'p';
-		return 0;
-	}
 	struct incident *inc = id[0] ? incident_find(e, id) : NULL;
 	if (!inc)
 		return 0;
@@ -245,12 +247,14 @@ static int replay_line(struct rline *rl)
 		int st;
 		if (rget(rl, "incident_state", state, sizeof(state)) && (st = incident_state_parse(state)) >= 0) {
 			inc->state = (enum incident_state)st;
-			targets_finish(e, inc, ts_ms(rl->ts)); /* the last action: cooldown */
+			if (inc->hold == HOLD_ACTING) /* the last action: the claim cools down */
+				inc->hold = HOLD_COOLING;
 		}
 	} else if (strcmp(type, "resolved") == 0) {
 		inc->state = INC_RESOLVED;
 		incident_clear_firing(inc);
-		targets_release(e, inc);
+		if (inc->hold == HOLD_RESERVED)
+			inc->hold = HOLD_NONE;
 	} else if (strcmp(type, "incident_state") == 0) {
 		int st;
 		if (rget(rl, "state", buf, sizeof(buf)) && (st = incident_state_parse(buf)) >= 0)
@@ -299,7 +303,7 @@ static bool fast_eq(const char *v, size_t n, const char *s)
 
 /* A record the fast path did not take: tokenize it and replay. 1 done (or
  * skipped), -1 OOM. Under e->lock. */
-static int replay_parsed(struct engine *e, const struct journal_line *line)
+static int replay_parsed(struct engine *e, const struct store_record *line)
 {
 	size_t need = JSON_TOKENS_ENOUGH(line->len);
 	if (need > e->rtoks_cap) {
@@ -312,7 +316,7 @@ static int replay_parsed(struct engine *e, const struct journal_line *line)
 	struct rline rl = {.e = e};
 	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
 	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
-		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->segment,
+		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->where,
 			 NULL);
 		return 1;
 	}
@@ -385,15 +389,24 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 	return 1;
 }
 
-int engine_replay(const struct journal_line *line, void *arg)
+int engine_replay_record(const struct store_record *rec, void *arg)
 {
 	struct engine *e = arg;
+	/* the store first: pause, target claims and its outbox are its own */
+	if (store_observe(e->store, rec) < 0)
+		return -1;
 	pthread_mutex_lock(&e->lock);
-	int rc = replay_fast(e, line->text, line->len);
+	int rc = replay_fast(e, rec->text, rec->len);
 	if (rc == 0)
-		rc = replay_parsed(e, line);
+		rc = replay_parsed(e, rec);
 	pthread_mutex_unlock(&e->lock);
 	return rc < 0 ? -1 : 0;
+}
+
+int engine_replay(const struct journal_line *line, void *arg)
+{
+	struct store_record rec = {line->text, line->len, line->segment, line->offset};
+	return engine_replay_record(&rec, arg);
 }
 
 /* After replay: what a crash cut off becomes unknown (never re-run); what
@@ -406,9 +419,14 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	e->rtoks = NULL;
 	e->rtoks_cap = 0;
 	pthread_mutex_lock(&e->lock);
-	e->journal = j;
+	if (j && e->own_store)
+		store_journal_attach(e->store, j);
 	e->n_open = 0;
 	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+		struct store_target_claim tc;
+		if (inc->target && store_target_claim(e->store, inc->target, &tc) == 0 &&
+		    strcmp(tc.holder, inc->id) == 0)
+			inc->fence = tc.epoch; /* the store replayed the claim */
 		if (inc->state != INC_RESOLVED)
 			e->n_open++;
 		if (inc->state == INC_PENDING) {
@@ -453,7 +471,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			runner_enqueue_resume(e, inc);
 		}
 	}
-	metric_set(e->paused_gauge, e->paused);
+	metric_set(e->paused_gauge, store_paused(e->store));
 	engine_open_count(e);
 	pthread_mutex_unlock(&e->lock);
 	return 0;

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "rollbackd/httpc.h"
-#include "rollbackd/journal.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/proc.h"
@@ -263,7 +262,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	inc->ready = x;
 	rec->begun = true;
 	uint64_t ticket = 0;
-	if (e->journal) {
+	{
 		struct buf m = BUF_INIT;
 		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
@@ -277,7 +276,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		buf_release(&m);
 		/* Without a durable action_started nothing runs: a crash would
 		 * leave no trace of what may have run. The action fails instead. */
-		if (bad || ticket == 0) {
+		if (bad) {
 			static const char why[] =
 			    "action_started could not be journaled (over the journal's line limit, "
 			    "or out of memory); the action did not run";
@@ -289,7 +288,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 			action_done(e, inc, rec, "error", why, sizeof(why) - 1);
 			return;
 		}
-		if (journal_wait(e->journal, ticket, e->base, on_started_durable, inc) == 0)
+		if (store_when_durable(e->store, ticket, e->base, on_started_durable, inc) == 0)
 			return;
 		static const char oom[] =
 		    "out of memory waiting for the action_started record; the action did not run";
@@ -328,7 +327,7 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct incident *inc = arg;
 	struct engine *e = inc->engine;
-	if (journal_wait(e->journal, journal_last_ticket(e->journal), e->base, on_started_durable,
+	if (store_when_durable(e->store, store_last_ticket(e->store), e->base, on_started_durable,
 			 inc) < 0) {
 		struct timeval tv = timestamp_tv(1000);
 		evtimer_add(inc->retry, &tv);

@@ -1,210 +1,107 @@
 /*
- * targets: one remediation per target (SPEC §7), for the journal store.
+ * targets: one remediation per target (SPEC §7), on the store's claims.
  *
- * A map from target name to its hold: the incident acting on it, the
- * incident reserving it (awaiting approval, dry-run), or target_cooldown
- * after an incident's actions finished. At most one incident acts on a
- * target at a time, and none other for target_cooldown after it; every
- * claim hands out a new epoch (the fencing token that a shared store gives
- * its holders). Rebuilt on replay from the decision, action_finished and
- * resolved records, which name the target.
+ * Acting on a target, or reserving it while an incident awaits approval
+ * or runs dry, is a claim in the store (store_claim_target): at most one
+ * incident holds a target, whatever rule it came from, and — once the
+ * store is shared (SPEC §12) — whatever replica decided it. Every grant to
+ * a new holder carries a new epoch, the fencing token. After the holder's
+ * actions finish its claim is cut to target_cooldown, during which no
+ * other incident acts on the target; a reservation that never acted is
+ * released when its episode resolves.
  *
- * Lock rules: every function runs under e->lock (engine_internal.h). Never
- * does I/O. Memory: one hold per target in force; expired cooldowns are
- * dropped when met and swept when the map grows.
+ * While acting or reserved a claim lasts TARGET_HOLD_MS: the journal store
+ * keeps it until it is cut or released; a shared store will renew it while
+ * actions run (issue 14).
+ *
+ * Lock rules: every function runs under e->lock (engine_internal.h) and
+ * calls the store, which takes only its own lock. Never does I/O itself.
  */
 #include "engine_internal.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "rollbackd/metrics.h"
 
-static struct target_hold **slot_of(struct engine *e, const char *name, uint64_t hash)
-{
-	struct target_hold **p = &e->targets[hash & (e->targets_cap - 1)];
-	while (*p && ((*p)->hash != hash || strcmp((*p)->name, name) != 0))
-		p = &(*p)->next;
-	return p;
-}
-
-static void hold_free(struct target_hold *h)
-{
-	free(h->name);
-	free(h);
-}
-
-static bool expired(const struct target_hold *h, int64_t now_ms)
-{
-	return h->kind == HOLD_COOLING && h->until_ms <= now_ms;
-}
-
-/* Drop every expired cooldown. */
-static void sweep(struct engine *e, int64_t now_ms)
-{
-	for (size_t i = 0; i < e->targets_cap; i++) {
-		struct target_hold **p = &e->targets[i];
-		while (*p) {
-			if (expired(*p, now_ms)) {
-				struct target_hold *dead = *p;
-				*p = dead->next;
-				hold_free(dead);
-				e->n_targets--;
-			} else {
-				p = &(*p)->next;
-			}
-		}
-	}
-}
-
-static int grow(struct engine *e, int64_t now_ms)
-{
-	if (e->targets && e->n_targets < e->targets_cap)
-		return 0;
-	if (e->targets) {
-		sweep(e, now_ms);
-		if (e->n_targets < e->targets_cap / 2)
-			return 0;
-	}
-	size_t cap = e->targets_cap ? e->targets_cap * 2 : 64;
-	struct target_hold **t = calloc(cap, sizeof(*t));
-	if (!t)
-		return e->targets ? 0 : -1; /* a longer chain is still correct */
-	for (size_t i = 0; i < e->targets_cap; i++) {
-		struct target_hold *h = e->targets[i], *next;
-		for (; h; h = next) {
-			next = h->next;
-			h->next = t[h->hash & (cap - 1)];
-			t[h->hash & (cap - 1)] = h;
-		}
-	}
-	free(e->targets);
-	e->targets = t;
-	e->targets_cap = cap;
-	return 0;
-}
+#define TARGET_HOLD_MS (24LL * 3600 * 1000)
 
 enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting,
-				int64_t now_ms, const struct target_hold **busy)
+				int64_t now_ms, struct target_busy *busy)
 {
+	struct store_target_claim c;
 	if (!inc->target)
 		return TARGET_OOM;
-	if (grow(e, now_ms) < 0)
-		return TARGET_OOM;
-	uint64_t hash = target_hash(inc->target);
-	struct target_hold **p = slot_of(e, inc->target, hash), *h = *p;
-	if (h && expired(h, now_ms)) { /* its cooldown is over: the target is free */
-		*p = h->next;
-		hold_free(h);
-		e->n_targets--;
-		h = NULL;
-	}
-	if (h && strcmp(h->holder, inc->id) != 0) {
-		*busy = h;
+	switch (store_claim_target(e->store, inc->target, inc->id, now_ms, TARGET_HOLD_MS, &c)) {
+	case 0:
+		inc->fence = c.epoch;
+		inc->hold = acting ? HOLD_ACTING : HOLD_RESERVED;
+		targets_gauge(e, now_ms);
+		return TARGET_CLAIMED;
+	case 1:
+		snprintf(busy->holder, sizeof(busy->holder), "%s", c.holder);
+		busy->until_ms = c.held_until_ms;
 		return TARGET_BUSY;
+	default:
+		return TARGET_OOM;
 	}
-	if (!h) {
-		h = calloc(1, sizeof(*h));
-		if (!h || !(h->name = strdup(inc->target))) {
-			free(h);
-			return TARGET_OOM;
-		}
-		h->hash = hash;
-		memcpy(h->holder, inc->id, sizeof(h->holder));
-		h->next = *p;
-		*p = h;
-		e->n_targets++;
-	}
-	h->kind = acting ? HOLD_ACTING : HOLD_RESERVED;
-	h->until_ms = 0;
-	h->epoch = ++e->target_epoch;
-	inc->fence = h->epoch;
-	return TARGET_CLAIMED;
 }
 
-void targets_busy_reason(const struct target_hold *h, char *out, size_t outsz)
+void targets_busy_reason(struct engine *e, const char *target, const struct target_busy *b,
+			 char *out, size_t outsz)
 {
-	char until[TIMESTAMP_STRLEN];
-	struct timestamp u = {h->until_ms / 1000, (int32_t)((h->until_ms % 1000) * 1000000)};
-	switch (h->kind) {
-	case HOLD_ACTING:
-		snprintf(out, outsz, "target %s is being rolled back by incident %s", h->name,
-			 h->holder);
-		break;
-	case HOLD_RESERVED:
+	const struct incident *h = incident_find(e, b->holder);
+	if (h && h->state == INC_ACTING) {
+		snprintf(out, outsz, "target %s is being rolled back by incident %s", target,
+			 b->holder);
+	} else if (h && (h->state == INC_AWAITING_APPROVAL || h->state == INC_DRY_RUN ||
+			 h->state == INC_PENDING)) {
 		snprintf(out, outsz, "target %s is held by incident %s, which has not acted yet",
-			 h->name, h->holder);
-		break;
-	case HOLD_COOLING:
+			 target, b->holder);
+	} else {
+		char until[TIMESTAMP_STRLEN];
+		struct timestamp u = {b->until_ms / 1000, (int32_t)((b->until_ms % 1000) * 1000000)};
 		timestamp_format(u, until, sizeof(until));
 		snprintf(out, outsz, "target %s is in target_cooldown after incident %s until %s",
-			 h->name, h->holder, until);
-		break;
+			 target, b->holder, until);
 	}
 }
 
-static struct target_hold **held_by(struct engine *e, const struct incident *inc)
+static bool holds(struct engine *e, const struct incident *inc)
 {
-	if (!inc->target || !e->targets)
-		return NULL;
-	struct target_hold **p = slot_of(e, inc->target, target_hash(inc->target));
-	return *p && strcmp((*p)->holder, inc->id) == 0 ? p : NULL;
+	struct store_target_claim c;
+	return inc->target && inc->fence &&
+	       store_target_claim(e->store, inc->target, &c) == 0 && c.epoch == inc->fence &&
+	       strcmp(c.holder, inc->id) == 0;
 }
 
-static void drop(struct engine *e, struct target_hold **p)
+void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
 {
-	struct target_hold *h = *p;
-	*p = h->next;
-	hold_free(h);
-	e->n_targets--;
-}
-
-void targets_finish(struct engine *e, const struct incident *inc, int64_t now_ms)
-{
-	struct target_hold **p = held_by(e, inc);
-	if (!p)
+	if (!holds(e, inc))
 		return;
-	if (e->cfg->limits.target_cooldown_ms <= 0) {
-		drop(e, p);
+	int64_t cool = e->cfg->limits.target_cooldown_ms;
+	struct store_target_claim c;
+	if (cool > 0)
+		(void)store_claim_target(e->store, inc->target, inc->id, now_ms, cool, &c);
+	else
+		(void)store_release_target(e->store, inc->target, inc->fence);
+	inc->hold = cool > 0 ? HOLD_COOLING : HOLD_NONE;
+	targets_gauge(e, now_ms);
+}
+
+void targets_release(struct engine *e, struct incident *inc)
+{
+	if (inc->hold != HOLD_RESERVED || !holds(e, inc))
 		return;
-	}
-	(*p)->kind = HOLD_COOLING;
-	(*p)->until_ms = now_ms + e->cfg->limits.target_cooldown_ms;
+	(void)store_release_target(e->store, inc->target, inc->fence);
+	inc->fence = 0;
+	inc->hold = HOLD_NONE;
 }
 
-void targets_release(struct engine *e, const struct incident *inc)
+void targets_gauge(struct engine *e, int64_t now_ms)
 {
-	struct target_hold **p = held_by(e, inc);
-	if (p && (*p)->kind == HOLD_RESERVED)
-		drop(e, p);
-}
-
-size_t targets_in_force(struct engine *e, int64_t now_ms)
-{
-	for (int k = 0; k < 8 && e->targets; k++) {
-		size_t i = e->targets_sweep++ & (e->targets_cap - 1);
-		struct target_hold **p = &e->targets[i];
-		while (*p) {
-			if (expired(*p, now_ms))
-				drop(e, p);
-			else
-				p = &(*p)->next;
-		}
-	}
-	return e->n_targets;
-}
-
-void targets_free(struct engine *e)
-{
-	for (size_t i = 0; i < e->targets_cap; i++) {
-		struct target_hold *h = e->targets[i], *next;
-		for (; h; h = next) {
-			next = h->next;
-			hold_free(h);
-		}
-	}
-	free(e->targets);
-	e->targets = NULL;
-	e->targets_cap = e->n_targets = 0;
+	if (e->targets_gauge_ms && now_ms >= e->targets_gauge_ms && now_ms - e->targets_gauge_ms < 100)
+		return;
+	e->targets_gauge_ms = now_ms;
+	metric_set(e->targets_locked, (int64_t)store_targets_held(e->store, now_ms));
 }

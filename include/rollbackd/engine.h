@@ -46,6 +46,10 @@ struct engine_options {
 	const struct config *cfg;    /* dry_run, limits, state_dir, secrets */
 	struct event_base *base;     /* NULL: decide only, never run or arm */
 	bool plan_only;              /* test-rules: expand actions into decisions */
+	/* Durable shared state (rollbackd/store.h), borrowed. NULL: the
+	 * engine makes its own journal store (memory-only until
+	 * engine_attach_journal). */
+	struct store *store;
 };
 
 /* rules is borrowed and must outlive the engine. NULL on OOM. */
@@ -119,8 +123,13 @@ void engine_set_notify(struct engine *e, struct notify *n);
 struct journal_line;
 struct journal;
 int engine_replay(const struct journal_line *line, void *arg);
+/* The same for any store's replay (store_replay's callback, arg = the
+ * engine). The engine's store observes the record first. */
+struct store_record;
+int engine_replay_record(const struct store_record *rec, void *arg);
 
-/* After replay, journal every step into j from now on. Actions that were
+/* After replay, journal every step into j from now on (j NULL: the store
+ * given in engine_options is already attached). Actions that were
  * started but never finished become "unknown" (journaled, never re-run);
  * actions decided but not started run; firing_for timers are re-armed. */
 int engine_attach_journal(struct engine *e, struct journal *j);

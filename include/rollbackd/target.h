@@ -23,12 +23,12 @@
 #include "rollbackd/error.h"
 #include "rollbackd/rules.h"
 
-#define TARGET_MAX 512 /* bytes of a target name */
+#define TARGET_MAX 255 /* bytes of a target name (STORE_TARGET_MAX) */
 
 /* Write the target of rule r for an episode opened by alert a (group =
  * r's group labels of a, n_group of them) into out (replacing what was
  * there). 0, or -1 with err saying why ("target: template ... has no label
- * 'namespace'", "target: longer than 512 bytes", "target: contains a
+ * 'namespace'", "target: longer than 255 bytes", "target: contains a
  * control character"); on -1 out is empty. */
 int target_name(const struct rule *r, const struct alert *a, const struct label *group,
 		size_t n_group, struct buf *out, struct error *err);

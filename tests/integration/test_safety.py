@@ -206,8 +206,13 @@ class ReplayedEpisodeTest(EngineCase):
         self.assertEqual(len(self.runs(first["incident"])), 1)
         self.assertEqual(self.incident(first["incident"])["episode"], 1)
         # the same firing re-signed (a late HA duplicate, not a byte replay) is a
-        # repeat of the resolved episode, never a new one
-        d = self.decide_one(fire)
+        # repeat of the resolved episode, never a new one; another timestamp, so
+        # that it is not the same signature as the first
+        t0 = int(sig_f.split(",")[0][2:])
+        r = self.server.post_alerts(firing, headers={
+            "X-Rollbackd-Signature": harness.rollbackd_signature(HMAC_KEY, firing, t=t0 - 2)})
+        self.assertEqual(r.status, 200, r)
+        d = r.json()["decisions"][0]
         self.assertEqual(d["outcome"], "repeat", d)
         self.assertEqual(d["reason"], "episode 1 already resolved: a late or replayed "
                                       "firing of it", d)

@@ -1,6 +1,7 @@
 /* The engine's pure policy (src/policy.c): every branch of the decision in
- * SPEC §7's order, the cooldown edge, the hourly window, firing_for
- * deadlines. No engine, no I/O. */
+ * SPEC §7's order, the cooldown edge, the hourly cap, firing_for
+ * deadlines. No engine, no I/O. (The hourly window itself is the store's:
+ * tests/unit/test_store.c.) */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -157,37 +158,4 @@ Test(policy, firing_for_waits_until_its_deadline)
 	/* fired long enough, or no firing_for: decide now */
 	cr_assert_not(policy_firing_for_wait(500, start, ts(NOW), &at));
 	cr_assert_not(policy_firing_for_wait(0, start, ts(NOW), &at));
-}
-
-Test(policy, window_counts_the_last_hour_and_keeps_the_newest)
-{
-	struct policy_window w;
-	cr_assert_eq(policy_window_init(&w, 3), 0);
-	int64_t t0 = 1000 * 1000000LL;
-	policy_window_note(&w, t0);
-	policy_window_note(&w, t0 + 10);
-	cr_assert_eq(policy_window_count(&w, t0 + 10, POLICY_HOUR_MS), 2);
-	/* the first leaves the window exactly one hour later */
-	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS, POLICY_HOUR_MS), 1);
-	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS + 10, POLICY_HOUR_MS), 0);
-	/* full: the oldest is replaced */
-	policy_window_note(&w, t0 + 20);
-	policy_window_note(&w, t0 + 30);
-	cr_assert_eq(w.n, 3);
-	cr_assert_eq(policy_window_count(&w, t0 + POLICY_HOUR_MS + 5, POLICY_HOUR_MS), 3);
-	/* a smaller cap keeps the newest two */
-	cr_assert_eq(policy_window_resize(&w, 2), 0);
-	cr_assert_eq(w.n, 2);
-	cr_assert_eq(w.cap, 2);
-	int64_t a = w.ms[0] < w.ms[1] ? w.ms[0] : w.ms[1];
-	int64_t b = w.ms[0] < w.ms[1] ? w.ms[1] : w.ms[0];
-	cr_assert_eq(a, t0 + 20);
-	cr_assert_eq(b, t0 + 30);
-	/* a larger cap keeps them all */
-	cr_assert_eq(policy_window_resize(&w, 5), 0);
-	cr_assert_eq(w.n, 2);
-	policy_window_note(&w, t0 + 40);
-	cr_assert_eq(w.n, 3);
-	policy_window_release(&w);
-	cr_assert_null(w.ms);
 }

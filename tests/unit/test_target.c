@@ -69,7 +69,7 @@ Test(target, bad_names)
 	struct label bl[] = {{"service", big, sizeof(big) - 1}};
 	a.labels.items = bl;
 	cr_assert_eq(target_name(&r, &a, NULL, 0, &b, &err), -1);
-	cr_assert_str_eq(err.msg, "target: longer than 512 bytes");
+	cr_assert_str_eq(err.msg, "target: longer than 255 bytes");
 	buf_release(&b);
 }
 
