@@ -7,8 +7,12 @@
  * pipe, and reaped through a pidfd (where pidfd_open is missing, a
  * waitpid(WNOHANG) poll every REAP_POLL_MS). This module must never block
  * the loop (no blocking read/write, no blocking wait; the one exception is
- * reaping a child we just SIGKILLed on a failed proc_spawn), never install a SIGCHLD
- * handler and never wait for anything but its own pid.
+ * reaping a child we just SIGKILLed on a failed proc_spawn), never install a
+ * SIGCHLD handler and never wait for anything but its own pid and, each by
+ * its pid, the leftovers it killed (never waitpid(-1)).
+ *
+ * The daemon calls proc_become_subreaper() once at start, so that orphans
+ * of an action come back to it and the cleanup below can reach them.
  *
  * The daemon must ignore SIGPIPE: a child that exits without reading stdin
  * makes our write fail with EPIPE, which we ignore. It must also not set
