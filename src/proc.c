@@ -7,8 +7,12 @@
  * pipe, and reaped through a pidfd (where pidfd_open is missing, a
  * waitpid(WNOHANG) poll every REAP_POLL_MS). This module must never block
  * the loop (no blocking read/write, no blocking wait; the one exception is
- * reaping a child we just SIGKILLed on a failed proc_spawn), never install a SIGCHLD
- * handler and never wait for anything but its own pid.
+ * reaping a child we just SIGKILLed on a failed proc_spawn), never install a
+ * SIGCHLD handler and never wait for anything but its own pid and, each by
+ * its pid, the leftovers it killed (never waitpid(-1)).
+ *
+ * The daemon calls proc_become_subreaper() once at start, so that orphans
+ * of an action come back to it and the cleanup below can reach them.
  *
  * The daemon must ignore SIGPIPE: a child that exits without reading stdin
  * makes our write fail with EPIPE, which we ignore. It must also not set
@@ -17,18 +21,30 @@
  *
  * Completion (the callback, exactly once) needs the child reaped and the
  * output pipe at EOF. A grandchild that keeps the pipe open after the child
- * exited is waited for only until the timeout path ends (SIGTERM, then
- * SIGKILL of the group after kill_grace_ms); then we complete anyway.
+ * exited is waited for during the drain (drain_ms, never past the timeout);
+ * a timed-out child only until the timeout path ends (SIGTERM, then SIGKILL
+ * of the group after kill_grace_ms). Then comes the cleanup: every process
+ * left in the group and every orphan reparented to us (found in /proc: its
+ * ppid is us, and it is neither another proc's child nor in another proc's
+ * group) gets SIGKILL and is recorded; each is then reaped by its own pid
+ * (waitpid(pid, WNOHANG) on a short poll, bounded by REAP_MAX_MS), so no
+ * other child's status is ever taken. Zombie orphans found on the way
+ * (leftovers that died on their own) are reaped too, silently. Reading
+ * /proc is procfs, never disk or network: it does not block the loop.
  */
 #include "rollbackd/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,11 +63,20 @@
 #define READ_CHUNK 65536
 /* Reaping by polling, only where pidfd_open is missing. */
 #define REAP_POLL_MS 20
+/* Reaping what the cleanup killed: poll this often, give up after. */
+#define LEFTOVER_POLL_MS 10
+#define REAP_MAX_MS 1000
+/* Before the cleanup kills anything: time for a process that closed the
+ * pipe on its way out to finish exiting (it is not "left behind"). */
+#define SETTLE_MS 50
 
 enum proc_phase {
 	PHASE_RUN,    /* timeout timer armed */
+	PHASE_DRAIN,  /* child exited, output still open; drain timer armed */
 	PHASE_TERM,   /* group got SIGTERM; grace timer armed */
-	PHASE_KILLED, /* group got SIGKILL; complete as soon as reaped */
+	PHASE_KILLED, /* group got SIGKILL; clean up as soon as reaped */
+	PHASE_SETTLE, /* cleanup: leftovers seen; settle timer armed */
+	PHASE_REAP,   /* leftovers got SIGKILL; reaping them, then finish */
 };
 
 struct proc {
@@ -77,6 +102,13 @@ struct proc {
 	bool timed_out;
 	enum proc_phase phase;
 	int64_t start_ms; /* timestamp_mono_ms() at spawn */
+	int64_t deadline_ms; /* start_ms + timeout */
+	int64_t drain_ms;
+	int64_t reap_until_ms;
+	struct proc_killed killed[PROC_KILLED_MAX];
+	size_t n_killed;
+	pid_t *leftovers; /* signalled or zombie pids not reaped (or gone) yet */
+	size_t n_leftovers, cap_leftovers;
 	proc_done_fn done;
 	void *arg;
 };
@@ -103,6 +135,176 @@ static void signal_group(struct proc *p, int sig)
 	kill(-p->pid, sig);
 }
 
+/* ---- the children that are running, for every proc -------------------- */
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *live;
+static size_t n_live, cap_live;
+
+static int live_add(pid_t pid)
+{
+	int rc = 0;
+	pthread_mutex_lock(&live_lock);
+	if (n_live == cap_live) {
+		size_t cap = cap_live ? cap_live * 2 : 16;
+		pid_t *v = realloc(live, cap * sizeof(*v));
+		if (!v)
+			rc = -1;
+		else {
+			live = v;
+			cap_live = cap;
+		}
+	}
+	if (rc == 0)
+		live[n_live++] = pid;
+	pthread_mutex_unlock(&live_lock);
+	return rc;
+}
+
+static void live_remove(pid_t pid)
+{
+	pthread_mutex_lock(&live_lock);
+	for (size_t i = 0; i < n_live; i++)
+		if (live[i] == pid) {
+			live[i] = live[--n_live];
+			break;
+		}
+	if (n_live == 0) {
+		free(live);
+		live = NULL;
+		cap_live = 0;
+	}
+	pthread_mutex_unlock(&live_lock);
+}
+
+/* Under live_lock. */
+static bool live_has(pid_t pid)
+{
+	for (size_t i = 0; i < n_live; i++)
+		if (live[i] == pid)
+			return true;
+	return false;
+}
+
+int proc_become_subreaper(struct error *err)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return error_set(err, "cannot become a child subreaper: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- what a child leaves behind ---------------------------------------- */
+
+struct pstat {
+	pid_t pid, ppid, pgrp;
+	char state;
+	char name[16];
+};
+
+/* /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces
+ * and parentheses, so it ends at the last ')'. */
+static int read_pstat(pid_t pid, struct pstat *ps)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	do {
+		n = read(fd, buf, sizeof(buf) - 1);
+	} while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+	int ppid, pgrp;
+	if (!l || !r || r < l || sscanf(r + 1, " %c %d %d", &ps->state, &ppid, &pgrp) != 3)
+		return -1;
+	size_t nl = (size_t)(r - l - 1);
+	if (nl >= sizeof(ps->name))
+		nl = sizeof(ps->name) - 1;
+	memcpy(ps->name, l + 1, nl);
+	ps->name[nl] = '\0';
+	ps->pid = pid;
+	ps->ppid = ppid;
+	ps->pgrp = pgrp;
+	return 0;
+}
+
+static void add_leftover(struct proc *p, pid_t pid)
+{
+	for (size_t i = 0; i < p->n_leftovers; i++)
+		if (p->leftovers[i] == pid)
+			return;
+	if (p->n_leftovers == p->cap_leftovers) {
+		size_t cap = p->cap_leftovers ? p->cap_leftovers * 2 : 8;
+		pid_t *v = realloc(p->leftovers, cap * sizeof(*v));
+		if (!v)
+			return; /* not reaped by us: a later cleanup's scan reaps it */
+		p->leftovers = v;
+		p->cap_leftovers = cap;
+	}
+	p->leftovers[p->n_leftovers++] = pid;
+}
+
+static void record_killed(struct proc *p, const struct pstat *ps)
+{
+	size_t shown = p->n_killed < PROC_KILLED_MAX ? p->n_killed : PROC_KILLED_MAX;
+	for (size_t i = 0; i < shown; i++)
+		if (p->killed[i].pid == ps->pid)
+			return;
+	if (p->n_killed < PROC_KILLED_MAX) {
+		p->killed[p->n_killed].pid = ps->pid;
+		memcpy(p->killed[p->n_killed].name, ps->name, sizeof(ps->name));
+	}
+	p->n_killed++;
+}
+
+/* Signal every process of the child's group but the child itself, and with
+ * orphans also every orphan of ours that belongs to no running proc;
+ * record them. Zombie orphans are only noted for reaping. With sig 0 only
+ * count the live ones (nothing recorded or signalled). Returns that count. */
+static size_t signal_leftovers(struct proc *p, int sig, bool orphans)
+{
+	size_t n = 0;
+	pid_t self = getpid();
+	DIR *d = opendir("/proc");
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			char *end;
+			long v = strtol(de->d_name, &end, 10);
+			struct pstat ps;
+			if (*end || v <= 0 || (pid_t)v == p->pid || read_pstat((pid_t)v, &ps) < 0)
+				continue;
+			bool member = ps.pgrp == p->pid, orphan = false;
+			if (!member && orphans && ps.ppid == self) {
+				pthread_mutex_lock(&live_lock);
+				orphan = !live_has(ps.pid) && !live_has(ps.pgrp);
+				pthread_mutex_unlock(&live_lock);
+			}
+			if (!member && !orphan)
+				continue;
+			if (ps.state == 'Z') { /* dead already; ours to reap when ours */
+				if (sig && ps.ppid == self)
+					add_leftover(p, ps.pid);
+				continue;
+			}
+			n++;
+			if (!sig)
+				continue;
+			record_killed(p, &ps);
+			add_leftover(p, ps.pid);
+			kill(ps.pid, sig);
+		}
+		closedir(d);
+	}
+	if (sig)
+		signal_group(p, sig); /* whatever joined the group since */
+	return n;
+}
 /* Stop every event and close every descriptor of p. */
 static void proc_unwatch(struct proc *p)
 {
@@ -119,6 +321,7 @@ static void proc_unwatch(struct proc *p)
 static void proc_free(struct proc *p)
 {
 	proc_unwatch(p);
+	free(p->leftovers);
 	free(p->stdin_data);
 	buf_release(&p->out);
 	free(p);
@@ -174,6 +377,8 @@ static void finish(struct proc *p)
 	res.output_len = p->out.len;
 	res.output_truncated = p->truncated;
 	res.duration_ms = timestamp_mono_ms() - p->start_ms;
+	res.n_killed = p->n_killed;
+	res.killed = p->killed;
 	proc_done_fn done = p->done;
 	void *arg = p->arg;
 	/* Stop watching before the callback, so that nothing of ours fires
@@ -183,15 +388,67 @@ static void finish(struct proc *p)
 	proc_free(p);
 }
 
-/* Complete if we can. Returns true when p was freed. */
-static bool maybe_finish(struct proc *p)
+/* Reap what the cleanup signalled, each by its pid; finish when none is
+ * left or REAP_MAX_MS has passed (a later cleanup reaps a straggler). */
+static void reap_leftovers(struct proc *p)
 {
-	if (!p->reaped)
-		return false;
-	if (p->out_fd >= 0 && p->phase != PHASE_KILLED)
-		return false;
-	finish(p);
-	return true;
+	size_t i = 0;
+	while (i < p->n_leftovers) {
+		pid_t pid = p->leftovers[i], r;
+		do {
+			r = waitpid(pid, NULL, WNOHANG);
+		} while (r < 0 && errno == EINTR);
+		/* ECHILD: not ours (its parent in the group reaps it, or it is
+		 * reparented to us once that parent dies); gone once ESRCH. */
+		if (r == pid || (r < 0 && kill(pid, 0) < 0 && errno == ESRCH))
+			p->leftovers[i] = p->leftovers[--p->n_leftovers];
+		else
+			i++;
+	}
+	if (p->n_leftovers == 0 || timestamp_mono_ms() >= p->reap_until_ms) {
+		finish(p);
+		return;
+	}
+	struct timeval tv = timestamp_tv(LEFTOVER_POLL_MS);
+	evtimer_add(p->ev_timer, &tv);
+}
+
+static void kill_leftovers(struct proc *p)
+{
+	p->phase = PHASE_REAP;
+	signal_leftovers(p, SIGKILL, true);
+	p->reap_until_ms = timestamp_mono_ms() + REAP_MAX_MS;
+	reap_leftovers(p);
+}
+
+static void cleanup(struct proc *p)
+{
+	event_del(p->ev_timer);
+	if (signal_leftovers(p, 0, true) == 0) {
+		kill_leftovers(p); /* only zombies to reap, if any */
+		return;
+	}
+	p->phase = PHASE_SETTLE;
+	struct timeval tv = timestamp_tv(SETTLE_MS);
+	evtimer_add(p->ev_timer, &tv);
+}
+
+/* Move on once the child is reaped: drain its output for a while if it is
+ * still open (never past the timeout), else clean up and finish. */
+static void progress(struct proc *p)
+{
+	if (!p->reaped || p->phase == PHASE_REAP || p->phase == PHASE_DRAIN ||
+	    p->phase == PHASE_SETTLE)
+		return;
+	if (p->out_fd >= 0 && p->phase == PHASE_RUN) {
+		int64_t left = p->deadline_ms - timestamp_mono_ms();
+		int64_t ms = p->drain_ms < left ? p->drain_ms : left;
+		p->phase = PHASE_DRAIN;
+		struct timeval tv = timestamp_tv(ms > 0 ? ms : 0);
+		evtimer_add(p->ev_timer, &tv); /* replaces the timeout */
+		return;
+	}
+	cleanup(p);
 }
 
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
@@ -221,7 +478,10 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 		return;
 	free_event(&p->ev_out);
 	close_fd(&p->out_fd);
-	maybe_finish(p);
+	if (p->phase == PHASE_DRAIN)
+		cleanup(p);
+	else
+		progress(p);
 }
 
 static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
@@ -237,11 +497,10 @@ static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
 	p->reaped = true;
 	p->status_known = r == p->pid;
 	p->status = status;
+	live_remove(p->pid);
 	free_event(&p->ev_pid);
 	close_fd(&p->pidfd);
-	if (p->timed_out)
-		signal_group(p, SIGKILL); /* leftover grandchildren */
-	maybe_finish(p);
+	progress(p);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -251,18 +510,27 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case PHASE_RUN: {
 		p->timed_out = true;
 		p->phase = PHASE_TERM;
-		signal_group(p, SIGTERM);
+		signal_leftovers(p, SIGTERM, false);
 		struct timeval tv = timestamp_tv(p->kill_grace_ms);
 		evtimer_add(p->ev_timer, &tv);
 		return;
 	}
+	case PHASE_DRAIN:
+		cleanup(p);
+		return;
 	case PHASE_TERM:
 		p->phase = PHASE_KILLED;
-		signal_group(p, SIGKILL);
-		maybe_finish(p);
+		signal_leftovers(p, SIGKILL, false);
+		progress(p);
 		return;
 	case PHASE_KILLED:
-		maybe_finish(p); /* deferred from proc_kill */
+		progress(p); /* deferred from proc_kill */
+		return;
+	case PHASE_SETTLE:
+		kill_leftovers(p);
+		return;
+	case PHASE_REAP:
+		reap_leftovers(p);
 		return;
 	}
 }
@@ -310,6 +578,7 @@ int proc_spawn(struct event_base *base, const struct proc_spec *spec, proc_done_
 	p->done = done;
 	p->arg = arg;
 	p->phase = PHASE_RUN;
+	p->drain_ms = spec->drain_ms > 0 ? spec->drain_ms : PROC_DRAIN_MS;
 	buf_init(&p->out, 0);
 	if (spec->stdin_data && spec->stdin_len) {
 		p->stdin_data = malloc(spec->stdin_len);
@@ -380,6 +649,11 @@ int proc_spawn(struct event_base *base, const struct proc_spec *spec, proc_done_
 		goto out;
 	}
 	p->pid = pid;
+	p->deadline_ms = p->start_ms + spec->timeout_ms;
+	if (live_add(pid) < 0) {
+		error_set(err, "cannot run '%s': out of memory", name);
+		goto out;
+	}
 	close_fd(&in_pipe[0]);
 	close_fd(&out_pipe[1]);
 	p->in_fd = in_pipe[1];
@@ -420,6 +694,7 @@ out:
 		signal_group(p, SIGKILL);
 		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		live_remove(p->pid);
 	}
 	if (p)
 		proc_free(p);
@@ -441,6 +716,9 @@ int proc_pid(const struct proc *p)
 
 void proc_kill(struct proc *p)
 {
+	if (p->phase == PHASE_REAP || p->phase == PHASE_SETTLE)
+		return; /* already cleaning up; finishes on its own, soon */
+	signal_leftovers(p, SIGKILL, false);
 	signal_group(p, SIGKILL);
 	p->phase = PHASE_KILLED;
 	/* Complete from the loop, never from inside our caller. */

@@ -40,8 +40,6 @@ class IntakeOpenTest(ServerTestCase):
 
     def test_accepts_sample_file(self):
         path = os.path.join(harness.DATA, "am_firing_3.json")
-        if not os.path.exists(path):
-            self.skipTest("tests/data/am_firing_3.json not written yet")
         with open(path, "rb") as f:
             body = f.read()
         self.assertAccepted(self.post(body), 3)
@@ -54,10 +52,8 @@ class IntakeOpenTest(ServerTestCase):
     def test_accepts_empty_alerts_array(self):
         # Alertmanager never sends it, but it is a well-formed v4 payload.
         r = self.post(make_payload(alerts=[]))
-        if r.status == 200:
-            self.assertAccepted(r, 0)
-        else:
-            self.assertError(r, 400, "invalid_payload", "alerts")
+        obj = self.assertAccepted(r, 0)
+        self.assertEqual(obj["decisions"], [], obj)
         self.assertStillServing()
 
     def test_one_log_line_per_alert(self):

@@ -50,6 +50,7 @@ struct run {
 	bool hung; /* the safety timer fired */
 	struct proc_result res;
 	char *output; /* our copy of res.output */
+	struct proc_killed killed[PROC_KILLED_MAX]; /* our copy of res.killed */
 	int ticks;    /* for the responsiveness test */
 };
 
@@ -79,6 +80,10 @@ static void on_done(const struct proc_result *res, void *arg)
 	cr_assert_not_null(r->output);
 	memcpy(r->output, res->output, res->output_len + 1);
 	r->res.output = r->output;
+	size_t shown = res->n_killed < PROC_KILLED_MAX ? res->n_killed : PROC_KILLED_MAX;
+	cr_assert(shown == 0 || res->killed != NULL);
+	memcpy(r->killed, res->killed, shown * sizeof(*r->killed));
+	r->res.killed = r->killed;
 	r->proc = NULL;
 	/* Keep looping a little, so that a second call would be seen. */
 	struct timeval tv = {0, 50 * 1000};
@@ -428,42 +433,179 @@ Test(proc, timeout_kills_grandchild)
 	cr_assert_lt(r.res.duration_ms, 3000);
 	pid_t g = first_line_pid(&r);
 	cr_assert(gone(g), "grandchild %d survived", (int)g);
+	/* The grandchild got the group's SIGTERM with it: named in the result. */
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert_str_eq(r.res.killed[0].name, "sleep");
 	run_release(&r);
 }
 
+/* Nothing is reaped but by its pid: a pid is gone (ESRCH) right away,
+ * without the test reaping it, once the callback has run. */
+static bool reaped_already(pid_t pid)
+{
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
 /* The child exits 0 at once but a grandchild keeps the output pipe open:
- * completion waits for it only until the timeout path, which kills it. */
+ * the drain waits for it, never past the timeout; then it is killed and
+ * named. The child finished in time: not a timeout. */
 Test(proc, grandchild_holding_pipe_is_bounded)
 {
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("orphan.sh"), NULL};
-	run_argv(&r, argv, 300);
+	run_argv(&r, argv, 300); /* shorter than the drain: the timeout bounds it */
 	cr_assert_eq(r.res.exit_code, 0);
 	cr_assert_eq(r.res.term_signal, 0);
-	cr_assert(r.res.timed_out);
+	cr_assert_not(r.res.timed_out);
 	cr_assert_geq(r.res.duration_ms, 290);
 	cr_assert_lt(r.res.duration_ms, 3000);
 	pid_t g = first_line_pid(&r);
-	cr_assert(gone(g), "grandchild %d survived", (int)g);
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert_str_eq(r.res.killed[0].name, "sleep");
+	cr_assert(reaped_already(g), "grandchild %d was not reaped", (int)g);
 	run_release(&r);
 }
 
 /* A grandchild outside the group (its own session) holds the pipe: the
- * group kill cannot reach it, but completion still comes after the grace. */
+ * group kill cannot reach it, but it is our orphan (subreaper) once the
+ * child exits, so the cleanup kills and reaps it too. */
 Test(proc, escaped_grandchild_cannot_hang_completion)
 {
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("escape.sh"), NULL};
-	run_argv(&r, argv, 200); /* grace 300 ms */
+	run_argv(&r, argv, 200);
 	cr_assert_eq(r.res.exit_code, 0);
-	cr_assert(r.res.timed_out);
+	cr_assert_not(r.res.timed_out);
+	cr_assert_geq(r.res.duration_ms, 190);
 	cr_assert_lt(r.res.duration_ms, 3000);
 	pid_t g = first_line_pid(&r);
-	kill(g, SIGKILL);
-	cr_assert(gone(g));
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert_str_eq(r.res.killed[0].name, "sleep");
+	cr_assert(reaped_already(g), "escaped grandchild %d is still there", (int)g);
 	run_release(&r);
+}
+
+/* Exit 0 with a background grandchild that does not hold stdout: done at
+ * once (EOF comes with the child's exit), the grandchild killed, reaped
+ * and named. */
+Test(proc, background_grandchild_killed_and_reported)
+{
+	struct run r;
+	run_init(&r);
+	char *argv[] = {script("background.sh"), NULL};
+	run_argv(&r, argv, 10000);
+	cr_assert_eq(r.res.exit_code, 0);
+	cr_assert_eq(r.res.term_signal, 0);
+	cr_assert_not(r.res.timed_out);
+	cr_assert_lt(r.res.duration_ms, 1500, "no drain without an open pipe (%lld ms)",
+		     (long long)r.res.duration_ms);
+	pid_t g = first_line_pid(&r);
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert_str_eq(r.res.killed[0].name, "sleep");
+	cr_assert(reaped_already(g), "grandchild %d survived or was not reaped", (int)g);
+	run_release(&r);
+}
+
+/* setsid takes the grandchild out of the group (the group kill misses it);
+ * the subreaper gets it back when the child exits, and it is killed. */
+Test(proc, setsid_grandchild_killed_via_subreaper)
+{
+	struct run r;
+	run_init(&r);
+	char *argv[] = {script("setsid_bg.sh"), NULL};
+	run_argv(&r, argv, 10000);
+	cr_assert_eq(r.res.exit_code, 0);
+	cr_assert_not(r.res.timed_out);
+	cr_assert_lt(r.res.duration_ms, 1500);
+	pid_t g = first_line_pid(&r);
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert_str_eq(r.res.killed[0].name, "sleep");
+	cr_assert(reaped_already(g), "setsid grandchild %d survived or was not reaped", (int)g);
+	run_release(&r);
+}
+
+/* Exit 0 while a grandchild holds stdout: "ok" after the default drain
+ * (PROC_DRAIN_MS), not a timeout. */
+Test(proc, exit_zero_holding_stdout_ok_after_drain)
+{
+	struct run r;
+	run_init(&r);
+	char *argv[] = {script("orphan.sh"), NULL};
+	run_argv(&r, argv, 10000);
+	cr_assert_eq(r.res.exit_code, 0);
+	cr_assert_eq(r.res.term_signal, 0);
+	cr_assert_not(r.res.timed_out);
+	cr_assert_geq(r.res.duration_ms, PROC_DRAIN_MS - 10);
+	cr_assert_lt(r.res.duration_ms, PROC_DRAIN_MS + 1500);
+	pid_t g = first_line_pid(&r);
+	char want[32];
+	snprintf(want, sizeof(want), "%d\n", (int)g);
+	cr_assert_str_eq(r.res.output, want);
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
+	cr_assert(reaped_already(g));
+	run_release(&r);
+}
+
+/* What a grandchild writes during the drain is kept; one that ends by
+ * itself is not "killed". */
+Test(proc, drain_keeps_late_output)
+{
+	struct run r;
+	run_init(&r);
+	char *argv[] = {script("late_writer.sh"), NULL};
+	struct proc_spec s = spec_for(argv, 10000);
+	s.drain_ms = 3000;
+	spawn_and_loop(&r, &s);
+	cr_assert_eq(r.res.exit_code, 0);
+	cr_assert_not(r.res.timed_out);
+	cr_assert_str_eq(r.res.output, "early\nlate\n");
+	cr_assert_eq(r.res.n_killed, 0);
+	cr_assert_geq(r.res.duration_ms, 250);
+	cr_assert_lt(r.res.duration_ms, 2500);
+	run_release(&r);
+}
+
+/* Two procs at once: one leaves a setsid orphan behind, the other is still
+ * running when that one cleans up. The running one is neither killed nor
+ * robbed of its exit status. */
+Test(proc, cleanup_leaves_other_procs_alone)
+{
+	struct run a, b;
+	run_init(&a);
+	memset(&b, 0, sizeof(b));
+	b.base = a.base;
+	char *argv_a[] = {script("setsid_bg.sh"), NULL};
+	char *argv_b[] = {"/bin/sh", "-c", "sleep 0.6; exit 7", NULL};
+	struct proc_spec sa = spec_for(argv_a, 10000), sb = spec_for(argv_b, 10000);
+	struct error err = {{0}};
+	cr_assert_eq(proc_spawn(b.base, &sb, on_done, &b, &b.proc, &err), 0, "%s", err.msg);
+	pid_t pb = proc_pid(b.proc);
+	spawn_and_loop(&a, &sa);
+	cr_assert_eq(a.res.exit_code, 0);
+	cr_assert_eq(a.res.n_killed, 1, "killed %zu", a.res.n_killed);
+	cr_assert_neq(a.res.killed[0].pid, pb);
+	cr_assert_eq(b.calls, 0, "the other proc is still running");
+	cr_assert_eq(kill(pb, 0), 0, "the other proc's child was killed");
+	/* Now the other one. */
+	struct event *safety = evtimer_new(b.base, on_safety, &b);
+	struct timeval tv = {SAFETY_MS / 1000, 0};
+	evtimer_add(safety, &tv);
+	while (b.calls == 0 && !b.hung)
+		event_base_loop(b.base, EVLOOP_ONCE);
+	event_free(safety);
+	cr_assert_eq(b.calls, 1);
+	cr_assert_eq(b.res.exit_code, 7, "its status must not be taken by the other cleanup");
+	cr_assert_eq(b.res.n_killed, 0);
+	free(b.output);
+	run_release(&a);
 }
 
 static void on_fail_done(const struct proc_result *res, void *arg)
@@ -600,6 +742,8 @@ Test(proc, proc_kill_reaches_grandchild)
 	cr_assert_lt(r.res.duration_ms, 3000);
 	pid_t g = first_line_pid(&r);
 	cr_assert(gone(g), "grandchild %d survived", (int)g);
+	cr_assert_eq(r.res.n_killed, 1);
+	cr_assert_eq(r.res.killed[0].pid, g);
 	run_release(&r);
 }
 
