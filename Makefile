@@ -38,16 +38,17 @@ build-tsan: deps
 	@$(call configure,$(TSAN_BUILD),clang,RelWithDebInfo,-DSANITIZE=thread)
 	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target rollbackd
 
-FIRST_ALERT := tests/data/am_shipped_rules.json
+FIRST_ALERT := tests/data/am_first_alert.json
 
 # Starts rollbackd on its built-in defaults (or CONFIG=path/to/rollbackd.json).
 run: build-daemon
 	@echo "rollbackd: listening on 127.0.0.1:9097 (built-in defaults: rules from ./rules, dry-run on,"
 	@echo "  no secret configured, so unauthenticated webhooks are accepted from loopback only)"
 	@echo "  journal: ./var/journal.jsonl"
-	@echo "  first alert (the shipped rules act on it; dry-run: nothing runs), from another terminal:"
+	@echo "  first alert (RollbackServiceDown for checkout; README.md \"First alert\"), from another terminal:"
 	@echo "    curl -sS -H 'Content-Type: application/json' --data-binary @$(FIRST_ALERT) http://127.0.0.1:9097/v1/alerts"
 	@echo "    curl -sS http://127.0.0.1:9097/v1/incidents"
+	@echo "    ./$(BUILD)/rollbackd test-rules --rules rules --alerts $(FIRST_ALERT)"
 	@echo "    ./$(BUILD)/rollbackd audit show --journal var/journal.jsonl"
 	@echo "  signed (rollbackd sign + curl), once auth.hmac is configured with the key in hmac.key:"
 	@echo "    sig=\$$(./$(BUILD)/rollbackd sign --secret-file hmac.key < $(FIRST_ALERT))"
