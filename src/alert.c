@@ -525,7 +525,7 @@ static enum alert_parse_result parse_webhook(struct parser *p, size_t root, stru
 {
 	enum alert_parse_result rc;
 	struct where w = {NO_ALERT, "body", NULL, 0};
-	size_t version_len;
+	size_t version_len = 0;
 
 	if (tok(p, root)->kind != JSON_KIND_OBJECT)
 		return fail_type(p, &w, "a JSON object", root);

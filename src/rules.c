@@ -181,7 +181,7 @@ static int get_duration(struct fctx *f, json_t *obj, const char *path, const cha
 			bool positive, int64_t *out)
 {
 	char p[PATH_LEN], s[SHOW_MAX];
-	const char *str;
+	const char *str = NULL;
 	int rc = get_string(f, obj, path, key, &str);
 	if (rc <= 0)
 		return rc;
@@ -228,7 +228,7 @@ static int get_choice(struct fctx *f, json_t *obj, const char *path, const char 
 		      const char *const *choices, const char *expected, int *index)
 {
 	char p[PATH_LEN], s[SHOW_MAX];
-	const char *str;
+	const char *str = NULL;
 	int rc = get_string(f, obj, path, key, &str);
 	if (rc <= 0)
 		return rc;

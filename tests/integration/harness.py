@@ -11,6 +11,8 @@ Environment:
   ROLLBACKD_BIN   path to the binary (default: <repo>/build/rollbackd)
   ROLLBACKD_SRC   repository root (default: two levels above this file)
   ROLLBACKD_TEST_TIMEOUT_SCALE  multiply every wait by this (e.g. 3 under ASan/valgrind)
+  ROLLBACKD_TEST_WORKERS  "workers" in every config Server writes, unless the test
+                  sets it (`make test-tsan` runs the suite with 4 event loops)
 """
 
 import copy
@@ -34,6 +36,7 @@ SRC = os.path.abspath(os.environ.get("ROLLBACKD_SRC") or os.path.join(HERE, ".."
 BIN = os.path.abspath(os.environ.get("ROLLBACKD_BIN") or os.path.join(SRC, "build", "rollbackd"))
 DATA = os.path.join(SRC, "tests", "data")
 SCALE = float(os.environ.get("ROLLBACKD_TEST_TIMEOUT_SCALE", "1") or "1")
+WORKERS = int(os.environ["ROLLBACKD_TEST_WORKERS"]) if os.environ.get("ROLLBACKD_TEST_WORKERS") else None
 
 START_TIMEOUT = 20.0 * SCALE   # until "listening"
 STOP_TIMEOUT = 20.0 * SCALE    # SIGTERM -> exit
@@ -297,6 +300,8 @@ class Server:
             "state_dir": self.state_dir,
             "log_level": log_level,
         }
+        if WORKERS is not None:
+            base["workers"] = WORKERS
         over = config(self) if callable(config) else config
         self.config = deep_merge(base, over)
         self.config_path = os.path.join(self.tmp, "rollbackd.json")

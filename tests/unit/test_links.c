@@ -222,8 +222,8 @@ Test(links, verify_malformed)
 	cr_assert_eq(links_verify(&key, "ack", ID, "1", "9223372036854775807", ACK_HEX, 0), LINK_FORGED);
 	const char *bad_sig[] = {
 	    "", ACK_HEX "0",
-	    "35e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac"
-	    "954642c79e4b98",
+	    ("35e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac"
+	     "954642c79e4b98"),
 	    "g5e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac954642c79e4b988",
 	    " 5e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac954642c79e4b988"};
 	for (size_t i = 0; i < sizeof(bad_sig) / sizeof(bad_sig[0]); i++)
