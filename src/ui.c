@@ -1063,6 +1063,31 @@ static int verify_chart(struct buf *out, const json_t *records)
 	return bad ? -1 : 0;
 }
 
+/* "value 0.4 (below 0.5)", or the sample's error. */
+static int sample_summary(const json_t *rec, struct buf *out)
+{
+	char v[40], t[40];
+	json_t *x = json_object_get(rec, "value"), *below = json_object_get(rec, "below");
+	json_t *above = json_object_get(rec, "above");
+	json_t *thr = below ? below : above;
+	int bad = 0;
+	if (json_is_number(x)) {
+		audit_format_number(x, v, sizeof(v));
+		bad |= buf_addf(out, "value %s", v);
+	} else if (json_is_string(x)) {
+		bad |= buf_adds(out, "value ") | buf_adds(out, json_string_value(x));
+	} else {
+		bad |= buf_adds(out, "no value");
+	}
+	if (json_is_number(thr)) {
+		audit_format_number(thr, t, sizeof(t));
+		bad |= buf_addf(out, " (%s %s)", below ? "below" : "above", t);
+	}
+	if (mstr(rec, "error") && *mstr(rec, "error"))
+		bad |= buf_adds(out, ": error: ") | buf_adds(out, mstr(rec, "error"));
+	return bad ? -1 : 0;
+}
+
 static int timeline(struct buf *out, const json_t *records, int64_t t0)
 {
 	size_t i;
@@ -1083,6 +1108,8 @@ static int timeline(struct buf *out, const json_t *records, int64_t t0)
 			json_int_t idx = json_integer_value(json_object_get(rec, "index"));
 			bad |= buf_addf(&what, "action %" JSON_INTEGER_FORMAT " (%s) started", idx + 1,
 					mstr(rec, "action") ? mstr(rec, "action") : "?");
+		} else if (type && strcmp(type, "verify_sample") == 0) {
+			bad |= sample_summary(rec, &what);
 		} else {
 			bad |= audit_summary(rec, &what);
 		}
