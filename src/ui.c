@@ -402,7 +402,8 @@ static void open_all(struct ui_index *ix)
 		nums[n++] = strtoull(name + 8, NULL, 10);
 	}
 	closedir(d);
-	qsort(nums, n, sizeof(*nums), seg_cmp);
+	if (n)
+		qsort(nums, n, sizeof(*nums), seg_cmp);
 	for (size_t i = 0; i < n; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "journal.%06" PRIu64 ".jsonl", nums[i]);
@@ -746,7 +747,8 @@ int ui_incident_target(const json_t *incident, struct buf *out)
 		return -1;
 	json_object_foreach((json_t *)labels, k, v)
 		names[i++] = k;
-	qsort(names, n, sizeof(*names), label_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), label_cmp);
 	for (i = 0; i < n; i++) {
 		const char *val = json_string_value(json_object_get(labels, names[i]));
 		bad |= buf_addf(out, "%s%s=%s", i ? "," : "", names[i], val ? val : "");
