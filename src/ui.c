@@ -563,8 +563,15 @@ static json_t *index_records(struct ui_index *ix, const char *id, size_t *droppe
 struct session {
 	char id[TOKEN_HEX + 1];
 	char csrf[TOKEN_HEX + 1];
-	int64_t expires; /* unix seconds; 0: free slot */
+	unsigned char token[32]; /* BLAKE2b of the api token it signed in with */
+	int64_t expires;	 /* unix seconds; 0: free slot */
 };
+
+/* A reload that changes auth.api.token ends the sessions of the old one. */
+static void token_hash(const struct secret *s, unsigned char out[32])
+{
+	crypto_generichash(out, 32, s->data, s->len, NULL, 0);
+}
 
 struct ui {
 	const struct config *_Atomic cfg;
@@ -591,7 +598,8 @@ static bool token_eq(const char *a, const char *b)
 }
 
 /* A new session: its id and CSRF token copied out. */
-static void session_new(struct ui *ui, char id[TOKEN_HEX + 1], char csrf[TOKEN_HEX + 1])
+static void session_new(struct ui *ui, const unsigned char token[32], char id[TOKEN_HEX + 1],
+			char csrf[TOKEN_HEX + 1])
 {
 	int64_t now = (int64_t)time(NULL);
 	pthread_mutex_lock(&ui->sessions_lock);
@@ -607,6 +615,7 @@ static void session_new(struct ui *ui, char id[TOKEN_HEX + 1], char csrf[TOKEN_H
 	}
 	random_hex(slot->id);
 	random_hex(slot->csrf);
+	memcpy(slot->token, token, sizeof(slot->token));
 	slot->expires = now + UI_SESSION_TTL_S;
 	memcpy(id, slot->id, TOKEN_HEX + 1);
 	memcpy(csrf, slot->csrf, TOKEN_HEX + 1);
@@ -615,7 +624,8 @@ static void session_new(struct ui *ui, char id[TOKEN_HEX + 1], char csrf[TOKEN_H
 
 /* Find the live session id; its CSRF token into csrf. Every slot is
  * compared, in constant time each. */
-static bool session_find(struct ui *ui, const char *id, char csrf[TOKEN_HEX + 1])
+static bool session_find(struct ui *ui, const unsigned char token[32], const char *id,
+			 char csrf[TOKEN_HEX + 1])
 {
 	int64_t now = (int64_t)time(NULL);
 	bool found = false;
@@ -624,7 +634,8 @@ static bool session_find(struct ui *ui, const char *id, char csrf[TOKEN_HEX + 1]
 	pthread_mutex_lock(&ui->sessions_lock);
 	for (size_t i = 0; i < UI_MAX_SESSIONS; i++) {
 		struct session *s = &ui->sessions[i];
-		if (s->expires > now && sodium_memcmp(s->id, id, TOKEN_HEX) == 0) {
+		if (s->expires > now && sodium_memcmp(s->id, id, TOKEN_HEX) == 0 &&
+		    sodium_memcmp(s->token, token, sizeof(s->token)) == 0) {
 			memcpy(csrf, s->csrf, TOKEN_HEX + 1);
 			found = true;
 		}
@@ -1405,8 +1416,11 @@ static void ctx_init(struct ui *ui, struct evhttp_request *req, struct request_c
 	c->ui = ui;
 	c->cfg = atomic_load(&ui->cfg);
 	c->has_token = secret_is_set(&c->cfg->api_token);
-	if (c->has_token && get_cookie(req, SESSION_COOKIE, c->sid))
-		c->signed_in = session_find(ui, c->sid, c->csrf);
+	if (c->has_token && get_cookie(req, SESSION_COOKIE, c->sid)) {
+		unsigned char th[32];
+		token_hash(&c->cfg->api_token, th);
+		c->signed_in = session_find(ui, th, c->sid, c->csrf);
+	}
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
 		struct evbuffer *in = evhttp_request_get_input_buffer(req);
 		size_t len = evbuffer_get_length(in);
@@ -1587,18 +1601,19 @@ static void handle_login(struct request_ctx *c, struct evhttp_request *req)
 	const struct secret *s = &c->cfg->api_token;
 	unsigned char h1[32], h2[32];
 	crypto_generichash(h1, sizeof(h1), (const unsigned char *)token, strlen(token), NULL, 0);
-	crypto_generichash(h2, sizeof(h2), s->data, s->len, NULL, 0);
+	token_hash(s, h2);
 	bool ok = got == 1 && sodium_memcmp(h1, h2, sizeof(h1)) == 0;
 	sodium_memzero(token, sizeof(token));
 	sodium_memzero(h1, sizeof(h1));
-	sodium_memzero(h2, sizeof(h2));
 	if (!ok) {
+		sodium_memzero(h2, sizeof(h2));
 		log_warn("console: sign-in refused (wrong api token)", NULL);
 		login_page(c, req, 401, "That is not the api token.");
 		return;
 	}
 	char sid[TOKEN_HEX + 1], scsrf[TOKEN_HEX + 1];
-	session_new(c->ui, sid, scsrf);
+	session_new(c->ui, h2, sid, scsrf);
+	sodium_memzero(h2, sizeof(h2));
 	cookie_header(c, req, SESSION_COOKIE, sid, UI_SESSION_TTL_S);
 	cookie_header(c, req, LOGIN_COOKIE, "", 0);
 	log_info("console: signed in", NULL);
