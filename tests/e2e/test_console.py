@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,8 +51,8 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
     if ENABLED:
-        for case in (ConsoleBrowserTest, ConsoleHttpTest, ReadOnlyConsoleTest, ApproveLinkTest,
-                     ReportHtmlTest):
+        for case in (ConsoleBrowserTest, ConsoleHttpTest, TokenRotationTest,
+                     ReadOnlyConsoleTest, ApproveLinkTest, ReportHtmlTest):
             suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
 
@@ -449,6 +450,29 @@ class ConsoleHttpTest(unittest.TestCase):
         r = self.srv.request("GET", "/ui/incidents/inc-0000000000000000",
                              headers={"Cookie": "rollbackd_session=" + sid})
         self.assertEqual(r.status, 404)
+
+
+class TokenRotationTest(unittest.TestCase):
+    """A reload with another auth.api.token ends the old token's sessions."""
+
+    setUpClass = classmethod(ConsoleHttpTest.setUpClass.__func__)
+    tearDownClass = classmethod(ConsoleHttpTest.tearDownClass.__func__)
+    sign_in = ConsoleHttpTest.sign_in
+    post = ConsoleHttpTest.post
+
+    def test_reload_with_a_new_token_signs_everyone_out(self):
+        sid, csrf = self.sign_in()
+        with open(os.path.join(self.srv.secrets_dir, "api"), "w") as f:
+            f.write("another-S3CR3T-token\n")
+        mark = self.srv.log_mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(self.srv.wait_log(lambda l: l.get("msg") == "reloaded",
+                                               start=mark))
+        r = self.srv.request("GET", "/ui/", headers={"Cookie": "rollbackd_session=" + sid})
+        self.assertEqual(r.status, 303)
+        r = self.post("/ui/pause", {"csrf": csrf}, sid)
+        self.assertEqual(r.status, 401)
+        self.assertEqual(paused_metric(self.srv), 0)
 
 
 class ReadOnlyConsoleTest(unittest.TestCase):
