@@ -193,13 +193,22 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         from selenium.webdriver.common.by import By
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
+    def click(self, css):
+        """Click and wait for the next page: form posts and links navigate,
+        and Selenium's click does not wait for that."""
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+        old = self.by_css("html")
+        self.by_css(css).click()
+        WebDriverWait(self.driver, 15 * SCALE).until(ec.staleness_of(old))
+
     def sign_in(self, token):
         self.driver.get(self.url("/ui/"))
         self.assertTrue(self.driver.current_url.endswith("/ui/login"), self.driver.current_url)
         box = self.by_css("input[name=token]")
         box.clear()
         box.send_keys(token)
-        self.by_css("form.act button[type=submit]").click()
+        self.click("form.act button[type=submit]")
 
     def test_console_end_to_end(self):
         d = self.driver
@@ -233,13 +242,13 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         d.save_screenshot(os.path.join(ARTIFACTS, "console-list.png"))
 
         # filter by state
-        self.by_css('nav.filter a[href="/ui/?state=rolled_back"]').click()
+        self.click('nav.filter a[href="/ui/?state=rolled_back"]')
         rows = self.all_css("table.incidents tbody tr")
         self.assertEqual([r.find_element("css selector", "td").text for r in rows], [self.rolled])
         self.assertEqual(self.by_css("nav.filter a.on").text, "rolled_back")
 
         # the incident page and its timeline from the journal
-        self.by_css('a[href="/ui/incidents/%s"]' % self.rolled).click()
+        self.click('a[href="/ui/incidents/%s"]' % self.rolled)
         self.assertEqual(d.current_url, self.url("/ui/incidents/" + self.rolled))
         self.assertEqual(self.by_css("h1 .state").text, "rolled_back")
         facts = dict(zip([e.text for e in self.all_css("dl.facts dt")],
@@ -267,7 +276,7 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
 
         # acknowledge it
         self.by_css('input[name=by]').send_keys("alice")
-        self.by_css('form[action$="/ack"] button').click()
+        self.click('form[action$="/ack"] button')
         self.assertEqual(d.current_url, self.url("/ui/incidents/%s?done=ack" % self.rolled))
         self.assertEqual(self.by_css("p.notice").text, "Acknowledged.")
         facts = dict(zip([e.text for e in self.all_css("dl.facts dt")],
@@ -286,7 +295,7 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         # approve the other one: a wrong target changes nothing and says so
         d.get(self.url("/ui/incidents/" + self.awaiting))
         self.by_css('form[action$="/approve"] input[name=target]').send_keys("service=checkout")
-        self.by_css('form[action$="/approve"] button').click()
+        self.click('form[action$="/approve"] button')
         self.assertEqual(self.by_css("p.error").text,
                          "The target you typed does not match service=payments: nothing was "
                          "approved.")
@@ -297,7 +306,7 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         box.clear()
         box.send_keys("service=payments")
         self.by_css('form[action$="/approve"] input[name=by]').send_keys("dana")
-        self.by_css('form[action$="/approve"] button').click()
+        self.click('form[action$="/approve"] button')
         self.assertEqual(self.by_css("p.notice").text, "Approved: the rollback actions run now.")
         wait_for(lambda: api_incident(self.srv, self.awaiting)["state"] == "rolled_back",
                  what="the approved rollback")
@@ -307,13 +316,13 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
 
         # pause and resume
         d.get(self.url("/ui/"))
-        self.by_css(".banner button").click()
+        self.click(".banner button")
         self.assertEqual(d.current_url, self.url("/ui/?done=pause"))
         self.assertEqual(self.by_css(".banner span").text,
                          "Automatic actions are PAUSED: incidents are held, nothing runs.")
         self.assertEqual(self.by_css(".banner button").text, "Resume")
         self.assertEqual(paused_metric(self.srv), 1)
-        self.by_css(".banner button").click()
+        self.click(".banner button")
         self.assertEqual(d.current_url, self.url("/ui/?done=resume"))
         self.assertEqual(self.by_css(".banner span").text, "Automatic actions are on.")
         self.assertEqual(paused_metric(self.srv), 0)
@@ -331,7 +340,7 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
 
         # sign out: the old cookie no longer works
         old = d.get_cookie("rollbackd_session")["value"]
-        self.by_css('form[action="/ui/logout"] button').click()
+        self.click('form[action="/ui/logout"] button')
         self.assertTrue(d.current_url.endswith("/ui/login"))
         r = self.srv.request("GET", "/ui/", headers={"Cookie": "rollbackd_session=" + old})
         self.assertEqual(r.status, 303)
