@@ -35,8 +35,10 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import SCALE, Server, make_alert, make_payload  # noqa: E402
+from recorder import Recorder  # noqa: E402
 
 ENABLED = os.environ.get("ROLLBACKD_CONSOLE_TEST") == "1"
 
@@ -84,6 +86,7 @@ def write_rules(srv, marker):
         {"name": "checkout-errors", "description": "error ratio above 1%",
          "matchers": ['alertname="RollbackErrorRate"'], "group_by": ["service"],
          "when": {"value": {"from": "annotations.value", "above": 0.01}}, "mode": "auto",
+         "notify": ["slack"],
          "actions": [{"type": "exec", "timeout": "10s",
                       "argv": ["/bin/sh", "-c",
                                'echo "rolled back $0 <b>not bold</b>"; echo x >> "$1"',
@@ -97,12 +100,25 @@ def write_rules(srv, marker):
 
 
 def console_server():
+    """A server with the api token, links and a Slack webhook (a Recorder,
+    stopped when the server's tmp dir is cleaned: srv.slack)."""
+    slack = Recorder().start()
     srv = Server(config=lambda s: {
         "dry_run": False,
         "public_url": "http://127.0.0.1",
         "auth": {"api": {"token": s.secret("api", API_TOKEN)},
                  "links": {"secret": s.secret("links", LINKS_KEY), "ttl": "1h"}},
+        "notify": {"slack": {"webhook_url": s.secret("slack", slack.url + "/hook")}},
     })
+    srv.slack = slack
+    cleanup = srv.cleanup
+
+    def cleanup_both():
+        try:
+            cleanup()
+        finally:
+            slack.stop()
+    srv.cleanup = cleanup_both
     marker = os.path.join(srv.tmp, "ran.txt")
     write_rules(srv, marker)
     srv.start()
@@ -166,6 +182,9 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
             cls.awaiting = fire(cls.srv, "PaymentsDown", "payments")
             wait_for(lambda: api_incident(cls.srv, cls.rolled)["state"] == "rolled_back",
                      what="the rollback")
+            wait_for(lambda: [r for r in journal_records(cls.srv.state_dir)
+                              if r["type"] == "notify_sent" and r["incident"] == cls.rolled],
+                     what="the Slack notice")
             cls.start_browser()
         except Exception:
             cls.srv.cleanup()
@@ -257,9 +276,17 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         self.assertEqual(facts["Target"], "service=checkout")
         self.assertEqual(facts["Value vs threshold"], "0.05 > 0.01")
         self.assertEqual(facts["Acknowledged by"], "—")
-        items = self.all_css("ol.timeline li")
+        all_items = self.all_css("ol.timeline li")
+        items = [i for i in all_items
+                 if not i.find_element("css selector", ".type").text.startswith("notify_")]
         types = [i.find_element("css selector", ".type").text for i in items]
         self.assertEqual(types, ["decision", "action_started", "action_finished"])
+        sent = [i.find_element("css selector", ".what").text for i in all_items
+                if i.find_element("css selector", ".type").text == "notify_sent"]
+        self.assertTrue(sent, "the Slack delivery is on the timeline")
+        self.assertRegex(sent[0], r"^slack sent \(id \S+, HTTP 200, 1 attempt\(s\)\)$")
+        self.assertTrue([i for i in all_items
+                         if i.find_element("css selector", ".type").text == "notify_intent"])
         self.assertIn("acting — running 1 action(s) (value 0.05 > 0.01)",
                       items[0].find_element("css selector", ".what").text)
         self.assertEqual(
@@ -284,10 +311,10 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         self.assertEqual(facts["Acknowledged by"], "alice")
         self.assertFalse(self.all_css('form[action$="/ack"]'))
         self.assertEqual(api_incident(self.srv, self.rolled)["acknowledged_by"], "alice")
-        last = self.all_css("ol.timeline li")[-1]
-        self.assertEqual(last.find_element("css selector", ".type").text, "ack")
-        self.assertEqual(last.find_element("css selector", ".what").text,
-                         "acknowledged by alice via console")
+        acked = [i.find_element("css selector", ".what").text
+                 for i in self.all_css("ol.timeline li")
+                 if i.find_element("css selector", ".type").text == "ack"]
+        self.assertEqual(acked, ["acknowledged by alice via console"])
         acks = [r for r in journal_records(self.srv.state_dir) if r["type"] == "ack"]
         self.assertEqual([(a["incident"], a["by"], a["via"]) for a in acks],
                          [(self.rolled, "alice", "console")])
