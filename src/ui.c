@@ -68,67 +68,67 @@
 #define LOGIN_COOKIE "rollbackd_login"
 
 const char ui_stylesheet[] =
-	":root{--fg:#1b1f24;--mute:#5b6470;--bg:#fff;--line:#d8dde3;--accent:#0b5cad;"
-	"--bad:#b42318;--warn:#9a6700;--good:#1a7f37}\n"
-	"*{box-sizing:border-box}\n"
-	"body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
-	"color:var(--fg);background:var(--bg)}\n"
-	"header.top{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;"
-	"padding:.6rem 1rem;border-bottom:1px solid var(--line);background:#f6f8fa}\n"
-	"header.top a.home{font-weight:700;color:var(--fg);text-decoration:none}\n"
-	"header.top form{margin-left:auto}\n"
-	"main{max-width:72rem;margin:0 auto;padding:1rem}\n"
-	"h1{font-size:1.35rem;margin:.2rem 0 .8rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}\n"
-	"a{color:var(--accent)}\n"
-	"code,pre{font:13px/1.4 ui-monospace,Menlo,Consolas,monospace}\n"
-	"pre{background:#f6f8fa;border:1px solid var(--line);padding:.5rem;overflow-x:auto;"
-	"white-space:pre-wrap;word-break:break-word;margin:.3rem 0}\n"
-	".banner{padding:.6rem 1rem;margin:0 0 1rem;border:1px solid var(--line);"
-	"display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\n"
-	".banner.paused{background:#fff4e5;border-color:#f5b041;font-weight:600}\n"
-	".banner.running{background:#eefbf1;border-color:#9ad6a9}\n"
-	".banner form{margin-left:auto}\n"
-	".notice{padding:.5rem 1rem;background:#eef6ff;border:1px solid #9cc3ee;margin:0 0 1rem}\n"
-	".error{padding:.5rem 1rem;background:#fdecea;border:1px solid #f1998e;margin:0 0 1rem}\n"
-	"table{border-collapse:collapse;width:100%}\n"
-	"th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);"
-	"vertical-align:top}\n"
-	"th{font-size:.85rem;color:var(--mute);font-weight:600}\n"
-	".state{display:inline-block;padding:0 .4rem;border-radius:.6rem;font-size:.85rem;"
-	"background:#eaeef2;white-space:nowrap}\n"
-	".state.rolled_back,.state.effective{background:#dafbe1;color:var(--good)}\n"
-	".state.action_failed,.state.ineffective,.state.unknown,.state.inconclusive"
-	"{background:#ffebe9;color:var(--bad)}\n"
-	".state.awaiting_approval,.state.held,.state.pending{background:#fff8c5;color:var(--warn)}\n"
-	"nav.filter{display:flex;flex-wrap:wrap;gap:.3rem .8rem;margin:0 0 .8rem}\n"
-	"nav.filter a.on{font-weight:700;text-decoration:none;color:var(--fg)}\n"
-	"nav.pages{display:flex;gap:1rem;margin:.8rem 0}\n"
-	"dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}\n"
-	"dl.facts dt{color:var(--mute)}dl.facts dd{margin:0;word-break:break-word}\n"
-	"form.act{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:.6rem 0;"
-	"padding:.6rem;border:1px solid var(--line)}\n"
-	"form.act label{display:flex;flex-direction:column;font-size:.85rem;color:var(--mute)}\n"
-	"input[type=text],input[type=password]{font:inherit;padding:.35rem .5rem;"
-	"border:1px solid #afb8c1;min-width:12rem;max-width:100%}\n"
-	"button{font:inherit;padding:.35rem .9rem;border:1px solid #1f6feb;background:#1f6feb;"
-	"color:#fff;border-radius:4px;cursor:pointer}\n"
-	"button.quiet{background:#fff;color:var(--fg);border-color:#afb8c1}\n"
-	"ol.timeline{list-style:none;padding:0;margin:0}\n"
-	"ol.timeline li{border-left:3px solid var(--line);padding:.3rem 0 .5rem .8rem;margin:0}\n"
-	"ol.timeline li.decision{border-color:#8250df}ol.timeline li.action_started,"
-	"ol.timeline li.action_finished{border-color:#1f6feb}\n"
-	"ol.timeline li.ack,ol.timeline li.approve{border-color:var(--good)}\n"
-	"ol.timeline li.notify_failed{border-color:var(--bad)}\n"
-	".when{color:var(--mute);font-size:.85rem;margin-right:.5rem}\n"
-	".type{font-weight:600;margin-right:.5rem}\n"
-	"svg.chart{max-width:100%;height:auto;border:1px solid var(--line);background:#fff}\n"
-	".mute{color:var(--mute)}\n"
-	"@media (max-width:640px){main{padding:.6rem}"
-	"table.incidents thead{display:none}"
-	"table.incidents tr{display:block;border-bottom:1px solid var(--line);padding:.4rem 0}"
-	"table.incidents td{display:block;border:0;padding:.1rem 0}"
-	"table.incidents td[data-k]::before{content:attr(data-k) ': ';color:var(--mute)}"
-	"dl.facts{grid-template-columns:1fr}dl.facts dd{margin-bottom:.4rem}}\n";
+    ":root{--fg:#1b1f24;--mute:#5b6470;--bg:#fff;--line:#d8dde3;--accent:#0b5cad;"
+    "--bad:#b42318;--warn:#9a6700;--good:#1a7f37}\n"
+    "*{box-sizing:border-box}\n"
+    "body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
+    "color:var(--fg);background:var(--bg)}\n"
+    "header.top{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;"
+    "padding:.6rem 1rem;border-bottom:1px solid var(--line);background:#f6f8fa}\n"
+    "header.top a.home{font-weight:700;color:var(--fg);text-decoration:none}\n"
+    "header.top form{margin-left:auto}\n"
+    "main{max-width:72rem;margin:0 auto;padding:1rem}\n"
+    "h1{font-size:1.35rem;margin:.2rem 0 .8rem}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}\n"
+    "a{color:var(--accent)}\n"
+    "code,pre{font:13px/1.4 ui-monospace,Menlo,Consolas,monospace}\n"
+    "pre{background:#f6f8fa;border:1px solid var(--line);padding:.5rem;overflow-x:auto;"
+    "white-space:pre-wrap;word-break:break-word;margin:.3rem 0}\n"
+    ".banner{padding:.6rem 1rem;margin:0 0 1rem;border:1px solid var(--line);"
+    "display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}\n"
+    ".banner.paused{background:#fff4e5;border-color:#f5b041;font-weight:600}\n"
+    ".banner.running{background:#eefbf1;border-color:#9ad6a9}\n"
+    ".banner form{margin-left:auto}\n"
+    ".notice{padding:.5rem 1rem;background:#eef6ff;border:1px solid #9cc3ee;margin:0 0 1rem}\n"
+    ".error{padding:.5rem 1rem;background:#fdecea;border:1px solid #f1998e;margin:0 0 1rem}\n"
+    "table{border-collapse:collapse;width:100%}\n"
+    "th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);"
+    "vertical-align:top}\n"
+    "th{font-size:.85rem;color:var(--mute);font-weight:600}\n"
+    ".state{display:inline-block;padding:0 .4rem;border-radius:.6rem;font-size:.85rem;"
+    "background:#eaeef2;white-space:nowrap}\n"
+    ".state.rolled_back,.state.effective{background:#dafbe1;color:var(--good)}\n"
+    ".state.action_failed,.state.ineffective,.state.unknown,.state.inconclusive"
+    "{background:#ffebe9;color:var(--bad)}\n"
+    ".state.awaiting_approval,.state.held,.state.pending{background:#fff8c5;color:var(--warn)}\n"
+    "nav.filter{display:flex;flex-wrap:wrap;gap:.3rem .8rem;margin:0 0 .8rem}\n"
+    "nav.filter a.on{font-weight:700;text-decoration:none;color:var(--fg)}\n"
+    "nav.pages{display:flex;gap:1rem;margin:.8rem 0}\n"
+    "dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}\n"
+    "dl.facts dt{color:var(--mute)}dl.facts dd{margin:0;word-break:break-word}\n"
+    "form.act{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:.6rem 0;"
+    "padding:.6rem;border:1px solid var(--line)}\n"
+    "form.act label{display:flex;flex-direction:column;font-size:.85rem;color:var(--mute)}\n"
+    "input[type=text],input[type=password]{font:inherit;padding:.35rem .5rem;"
+    "border:1px solid #afb8c1;min-width:12rem;max-width:100%}\n"
+    "button{font:inherit;padding:.35rem .9rem;border:1px solid #1f6feb;background:#1f6feb;"
+    "color:#fff;border-radius:4px;cursor:pointer}\n"
+    "button.quiet{background:#fff;color:var(--fg);border-color:#afb8c1}\n"
+    "ol.timeline{list-style:none;padding:0;margin:0}\n"
+    "ol.timeline li{border-left:3px solid var(--line);padding:.3rem 0 .5rem .8rem;margin:0}\n"
+    "ol.timeline li.decision{border-color:#8250df}ol.timeline li.action_started,"
+    "ol.timeline li.action_finished{border-color:#1f6feb}\n"
+    "ol.timeline li.ack,ol.timeline li.approve{border-color:var(--good)}\n"
+    "ol.timeline li.notify_failed{border-color:var(--bad)}\n"
+    ".when{color:var(--mute);font-size:.85rem;margin-right:.5rem}\n"
+    ".type{font-weight:600;margin-right:.5rem}\n"
+    "svg.chart{max-width:100%;height:auto;border:1px solid var(--line);background:#fff}\n"
+    ".mute{color:var(--mute)}\n"
+    "@media (max-width:640px){main{padding:.6rem}"
+    "table.incidents thead{display:none}"
+    "table.incidents tr{display:block;border-bottom:1px solid var(--line);padding:.4rem 0}"
+    "table.incidents td{display:block;border:0;padding:.1rem 0}"
+    "table.incidents td[data-k]::before{content:attr(data-k) ': ';color:var(--mute)}"
+    "dl.facts{grid-template-columns:1fr}dl.facts dd{margin-bottom:.4rem}}\n";
 
 /* ---- the journal index ------------------------------------------------- */
 
@@ -142,8 +142,8 @@ struct ui_entry {
 	char id[UI_ID_MAX + 1];
 	struct ui_ref *refs;
 	uint32_t n, cap;
-	uint32_t dropped;	     /* records past UI_TIMELINE_MAX */
-	char value[UI_VALUE_MAX];    /* the last decision's "0.05 > 0.01", or "" */
+	uint32_t dropped;	  /* records past UI_TIMELINE_MAX */
+	char value[UI_VALUE_MAX]; /* the last decision's "0.05 > 0.01", or "" */
 	bool live;
 };
 
@@ -335,7 +335,7 @@ static void index_file(struct ui_index *ix, uint32_t f, char *buf)
 		const char *last = memrchr(buf, '\n', n);
 		if (!last) {
 			if (n < UI_SCAN_CHUNK)
-				return; /* a line still being written */
+				return;	 /* a line still being written */
 			ix->pos[f] += n; /* no record is that long: skip it */
 			continue;
 		}
@@ -389,7 +389,8 @@ static void open_all(struct ui_index *ix)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
-		size_t digits = strncmp(name, "journal.", 8) == 0 ? strspn(name + 8, "0123456789") : 0;
+		size_t digits =
+		    strncmp(name, "journal.", 8) == 0 ? strspn(name + 8, "0123456789") : 0;
 		if (digits < 6 || digits > 18 || strcmp(name + 8 + digits, ".jsonl") != 0)
 			continue;
 		if (n == alloc) {
@@ -721,7 +722,8 @@ void ui_set_journal(struct ui *ui, struct journal *j)
 	if (ui->ix.dir && pthread_create(&ui->ix.thread, NULL, index_main, &ui->ix) == 0)
 		ui->ix.started = true;
 	else
-		log_error("console: cannot start the journal index; timelines are unavailable", NULL);
+		log_error("console: cannot start the journal index; timelines are unavailable",
+			  NULL);
 }
 
 void ui_set_config(struct ui *ui, const struct config *cfg)
@@ -756,8 +758,7 @@ int ui_incident_target(const json_t *incident, struct buf *out)
 	int bad = 0;
 	if (n && !names)
 		return -1;
-	json_object_foreach((json_t *)labels, k, v)
-		names[i++] = k;
+	json_object_foreach((json_t *)labels, k, v) names[i++] = k;
 	if (n)
 		qsort(names, n, sizeof(*names), label_cmp);
 	for (i = 0; i < n; i++) {
@@ -803,15 +804,18 @@ static const char *mstr(const json_t *o, const char *k)
 
 static int page_head(struct buf *out, const char *title, const struct ui_page *page)
 {
-	int bad = buf_adds(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-				"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-				"<meta name=\"referrer\" content=\"no-referrer\">\n");
+	int bad = buf_adds(
+	    out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+		 "<meta name=\"referrer\" content=\"no-referrer\">\n");
 	if (page && page->standalone)
-		bad |= buf_adds(out, "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
-				     "'none'; style-src 'unsafe-inline'; img-src data:\">\n");
+		bad |= buf_adds(
+		    out, "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
+			 "'none'; style-src 'unsafe-inline'; img-src data:\">\n");
 	bad |= buf_adds(out, "<title>") | esc(out, title) | buf_adds(out, " - rollbackd</title>\n");
 	if (page && page->standalone)
-		bad |= buf_adds(out, "<style>") | buf_adds(out, ui_stylesheet) | buf_adds(out, "</style>\n");
+		bad |= buf_adds(out, "<style>") | buf_adds(out, ui_stylesheet) |
+		       buf_adds(out, "</style>\n");
 	else
 		bad |= buf_adds(out, "<link rel=\"stylesheet\" href=\"/ui/style.css\">\n");
 	return bad | buf_adds(out, "</head>\n<body>\n");
@@ -820,13 +824,16 @@ static int page_head(struct buf *out, const char *title, const struct ui_page *p
 /* The top bar of console pages: home link and, when signed in, sign-out. */
 static int top_bar(struct buf *out, const char *csrf)
 {
-	int bad = buf_adds(out, "<header class=\"top\"><a class=\"home\" href=\"/ui/\">rollbackd</a>"
-				"<span class=\"mute\">operator console</span>");
+	int bad =
+	    buf_adds(out, "<header class=\"top\"><a class=\"home\" href=\"/ui/\">rollbackd</a>"
+			  "<span class=\"mute\">operator console</span>");
 	if (csrf)
-		bad |= buf_adds(out, "<form method=\"post\" action=\"/ui/logout\">"
-				     "<input type=\"hidden\" name=\"csrf\" value=\"") |
-		       esc(out, csrf) |
-		       buf_adds(out, "\"><button class=\"quiet\" type=\"submit\">Sign out</button></form>");
+		bad |=
+		    buf_adds(out, "<form method=\"post\" action=\"/ui/logout\">"
+				  "<input type=\"hidden\" name=\"csrf\" value=\"") |
+		    esc(out, csrf) |
+		    buf_adds(out,
+			     "\"><button class=\"quiet\" type=\"submit\">Sign out</button></form>");
 	return bad | buf_adds(out, "</header>\n<main>\n");
 }
 
@@ -838,7 +845,8 @@ static int page_foot(struct buf *out)
 static int state_badge(struct buf *out, const char *state)
 {
 	/* the class is a state name: [a-z_] only, else none */
-	bool plain = state && *state && strspn(state, "abcdefghijklmnopqrstuvwxyz_") == strlen(state);
+	bool plain =
+	    state && *state && strspn(state, "abcdefghijklmnopqrstuvwxyz_") == strlen(state);
 	return buf_adds(out, "<span class=\"state") |
 	       (plain ? buf_addc(out, ' ') | buf_adds(out, state) : 0) | buf_adds(out, "\">") |
 	       esc(out, state ? state : "?") | buf_adds(out, "</span>");
@@ -854,7 +862,8 @@ static void format_age(int64_t ms, char *out, size_t outsz)
 	else if (s < 3600)
 		snprintf(out, outsz, "%lldm", (long long)(s / 60));
 	else if (s < 86400)
-		snprintf(out, outsz, "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+		snprintf(out, outsz, "%lldh%02lldm", (long long)(s / 3600),
+			 (long long)(s / 60 % 60));
 	else
 		snprintf(out, outsz, "%lldd%02lldh", (long long)(s / 86400),
 			 (long long)(s / 3600 % 24));
@@ -870,8 +879,8 @@ static int64_t time_ms(const char *text)
 
 static int hidden(struct buf *out, const char *name, const char *value)
 {
-	return buf_addf(out, "<input type=\"hidden\" name=\"%s\" value=\"", name) | esc(out, value) |
-	       buf_adds(out, "\">");
+	return buf_addf(out, "<input type=\"hidden\" name=\"%s\" value=\"", name) |
+	       esc(out, value) | buf_adds(out, "\">");
 }
 
 /* ---- the incident page --------------------------------------------------- */
@@ -887,7 +896,8 @@ static void derive(const json_t *records, struct derived *d)
 	size_t i;
 	json_t *rec;
 	memset(d, 0, sizeof(*d));
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		const char *type = mstr(rec, "type"), *s = NULL;
 		if (!type)
 			continue;
@@ -925,7 +935,8 @@ static int action_target(struct buf *out, const json_t *rec)
 	if (json_is_array(argv)) {
 		size_t i;
 		json_t *a;
-		json_array_foreach(argv, i, a) {
+		json_array_foreach(argv, i, a)
+		{
 			const char *s = json_is_string(a) ? json_string_value(a) : "?";
 			bool plain = *s && strcspn(s, " \t\n'\"\\$`;&|<>()*?[]{}#~") == strlen(s);
 			bad |= (i ? buf_addc(&t, ' ') : 0);
@@ -934,7 +945,8 @@ static int action_target(struct buf *out, const json_t *rec)
 			} else {
 				bad |= buf_addc(&t, '\'');
 				for (; *s; s++)
-					bad |= *s == '\'' ? buf_adds(&t, "'\\''") : buf_addc(&t, *s);
+					bad |=
+					    *s == '\'' ? buf_adds(&t, "'\\''") : buf_addc(&t, *s);
 				bad |= buf_addc(&t, '\'');
 			}
 		}
@@ -988,7 +1000,8 @@ static int verify_chart(struct buf *out, const json_t *records)
 	double lo = 0, hi = 0, thr = 0;
 	int64_t t0 = 0, t1 = 0;
 	bool have_thr = false;
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		double v;
 		const char *type = mstr(rec, "type");
 		if (!type || strcmp(type, "verify_sample") != 0)
@@ -1028,26 +1041,32 @@ static int verify_chart(struct buf *out, const json_t *records)
 	double span = t1 > t0 ? (double)(t1 - t0) : 1;
 	char a[40], b[40];
 	int bad = buf_adds(out, "<h2>Verification samples</h2>\n") |
-		  buf_addf(out, "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
-				"viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
-				"aria-label=\"verification samples\">",
+		  buf_addf(out,
+			   "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" "
+			   "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
+			   "aria-label=\"verification samples\">",
 			   W, H, W, H);
-	bad |= buf_addf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-			     "stroke=\"#d8dde3\"/>",
+	bad |= buf_addf(out,
+			"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+			"stroke=\"#d8dde3\"/>",
 			PAD, 8, W - PAD - 8, H - PAD - 8);
 	snprintf(a, sizeof(a), "%.4g", hi);
 	snprintf(b, sizeof(b), "%.4g", lo);
-	bad |= buf_addf(out, "<text x=\"2\" y=\"16\" font-size=\"10\" fill=\"#5b6470\">%s</text>"
-			     "<text x=\"2\" y=\"%d\" font-size=\"10\" fill=\"#5b6470\">%s</text>",
+	bad |= buf_addf(out,
+			"<text x=\"2\" y=\"16\" font-size=\"10\" fill=\"#5b6470\">%s</text>"
+			"<text x=\"2\" y=\"%d\" font-size=\"10\" fill=\"#5b6470\">%s</text>",
 			a, H - PAD, b);
-#define XOF(t) (PAD + ((double)((t) - t0) / span) * (W - PAD - 8 - 4) + 2)
-#define YOF(v) (8 + (1 - ((v) - lo) / (hi - lo)) * (H - PAD - 8))
+#define XOF(t) (PAD + ((double)((t)-t0) / span) * (W - PAD - 8 - 4) + 2)
+#define YOF(v) (8 + (1 - ((v)-lo) / (hi - lo)) * (H - PAD - 8))
 	if (have_thr)
-		bad |= buf_addf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
-				     "stroke=\"#b42318\" stroke-dasharray=\"4 3\"/>",
+		bad |= buf_addf(out,
+				"<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
+				"stroke=\"#b42318\" stroke-dasharray=\"4 3\"/>",
 				PAD, W - 8, YOF(thr), YOF(thr));
-	bad |= buf_adds(out, "<polyline fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"2\" points=\"");
-	json_array_foreach(records, i, rec) {
+	bad |= buf_adds(out,
+			"<polyline fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"2\" points=\"");
+	json_array_foreach(records, i, rec)
+	{
 		double v;
 		const char *type = mstr(rec, "type");
 		int64_t t = time_ms(mstr(rec, "ts"));
@@ -1057,20 +1076,22 @@ static int verify_chart(struct buf *out, const json_t *records)
 		bad |= buf_addf(out, "%.1f,%.1f ", XOF(t), YOF(v));
 	}
 	bad |= buf_adds(out, "\"/>");
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		double v;
 		const char *type = mstr(rec, "type");
 		int64_t t = time_ms(mstr(rec, "ts"));
 		if (!type || strcmp(type, "verify_sample") != 0 || t == INT64_MIN ||
 		    !sample_value(rec, &v))
 			continue;
-		bad |= buf_addf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#0b5cad\"/>", XOF(t),
-				YOF(v));
+		bad |= buf_addf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#0b5cad\"/>",
+				XOF(t), YOF(v));
 	}
 #undef XOF
 #undef YOF
-	bad |= buf_addf(out, "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#5b6470\">%zu "
-			     "sample(s) over %llds%s</text></svg>\n",
+	bad |= buf_addf(out,
+			"<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#5b6470\">%zu "
+			"sample(s) over %llds%s</text></svg>\n",
 			PAD, H - 8, n, (long long)((t1 - t0) / 1000),
 			have_thr ? "; dashed: the threshold" : "");
 	return bad ? -1 : 0;
@@ -1107,7 +1128,8 @@ static int timeline(struct buf *out, const json_t *records, int64_t t0)
 	json_t *rec;
 	struct buf what = BUF_INIT;
 	int bad = buf_adds(out, "<h2>Timeline</h2>\n<ol class=\"timeline\">\n");
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		const char *type = mstr(rec, "type");
 		const char *ts = mstr(rec, "ts");
 		int64_t t = time_ms(ts);
@@ -1119,21 +1141,22 @@ static int timeline(struct buf *out, const json_t *records, int64_t t0)
 		if (type && strcmp(type, "action_started") == 0) {
 			/* the command goes below, in full */
 			json_int_t idx = json_integer_value(json_object_get(rec, "index"));
-			bad |= buf_addf(&what, "action %" JSON_INTEGER_FORMAT " (%s) started", idx + 1,
-					mstr(rec, "action") ? mstr(rec, "action") : "?");
+			bad |= buf_addf(&what, "action %" JSON_INTEGER_FORMAT " (%s) started",
+					idx + 1, mstr(rec, "action") ? mstr(rec, "action") : "?");
 		} else if (type && strcmp(type, "verify_sample") == 0) {
 			bad |= sample_summary(rec, &what);
 		} else {
 			bad |= audit_summary(rec, &what);
 		}
-		bad |= buf_adds(out, "<li") |
-		       (plain ? buf_adds(out, " class=\"") | buf_adds(out, type) | buf_addc(out, '"')
-			      : 0) |
-		       buf_adds(out, "><span class=\"when\"><time>") | esc(out, ts) |
-		       buf_adds(out, "</time>") | (rel[0] ? buf_addf(out, " (%s)", rel) : 0) |
-		       buf_adds(out, "</span><span class=\"type\">") | esc(out, type) |
-		       buf_adds(out, "</span><span class=\"what\">") |
-		       escn(out, what.data ? what.data : "", what.len) | buf_adds(out, "</span>");
+		bad |=
+		    buf_adds(out, "<li") |
+		    (plain ? buf_adds(out, " class=\"") | buf_adds(out, type) | buf_addc(out, '"')
+			   : 0) |
+		    buf_adds(out, "><span class=\"when\"><time>") | esc(out, ts) |
+		    buf_adds(out, "</time>") | (rel[0] ? buf_addf(out, " (%s)", rel) : 0) |
+		    buf_adds(out, "</span><span class=\"type\">") | esc(out, type) |
+		    buf_adds(out, "</span><span class=\"what\">") |
+		    escn(out, what.data ? what.data : "", what.len) | buf_adds(out, "</span>");
 		if (type && strcmp(type, "action_started") == 0)
 			bad |= action_target(out, rec);
 		if (type && strcmp(type, "action_finished") == 0)
@@ -1158,17 +1181,20 @@ static int incident_forms(struct buf *out, const char *id, const char *state, co
 	bad |= buf_adds(&path, "/ui/incidents/") | buf_adds(&path, id);
 	if (!resolved && !acked)
 		bad |= buf_adds(out, "<form class=\"act\" method=\"post\" action=\"") |
-		       esc(out, path.data) | buf_adds(out, "/ack\">") | hidden(out, "csrf", page->csrf) |
-		       buf_addf(out, "<label>Your name<input type=\"text\" name=\"by\" maxlength=\"%d\" "
-				     "autocomplete=\"name\"></label>"
-				     "<button type=\"submit\">Acknowledge</button></form>\n",
+		       esc(out, path.data) | buf_adds(out, "/ack\">") |
+		       hidden(out, "csrf", page->csrf) |
+		       buf_addf(out,
+				"<label>Your name<input type=\"text\" name=\"by\" maxlength=\"%d\" "
+				"autocomplete=\"name\"></label>"
+				"<button type=\"submit\">Acknowledge</button></form>\n",
 				LINKS_BY_MAX);
 	if (awaiting)
 		bad |= buf_adds(out, "<form class=\"act\" method=\"post\" action=\"") |
 		       esc(out, path.data) | buf_adds(out, "/approve\">") |
 		       hidden(out, "csrf", page->csrf) |
-		       buf_addf(out, "<label>Your name<input type=\"text\" name=\"by\" maxlength=\"%d\" "
-				     "autocomplete=\"name\"></label>",
+		       buf_addf(out,
+				"<label>Your name<input type=\"text\" name=\"by\" maxlength=\"%d\" "
+				"autocomplete=\"name\"></label>",
 				LINKS_BY_MAX) |
 		       buf_adds(out, "<label>Type the target, <code>") | esc(out, target) |
 		       buf_adds(out, "</code>, to approve<input type=\"text\" name=\"target\" "
@@ -1200,9 +1226,11 @@ int ui_render_incident(struct buf *out, const char *id, const json_t *incident,
 		bad |= !tmp || ui_incident_target(tmp, &target);
 		json_decref(tmp);
 	}
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		const char *type = mstr(rec, "type");
-		if (type && strcmp(type, "decision") == 0 && json_is_object(json_object_get(rec, "value")))
+		if (type && strcmp(type, "decision") == 0 &&
+		    json_is_object(json_object_get(rec, "value")))
 			value_relation(json_object_get(rec, "value"), value, sizeof(value));
 	}
 	if (time_ms(first) != INT64_MIN && page->now_ms)
@@ -1240,9 +1268,10 @@ int ui_render_incident(struct buf *out, const char *id, const json_t *incident,
 				     "indexed (yet); <code>rollbackd audit show --incident</code> "
 				     "reads the whole journal.</p>\n");
 	if (page->dropped)
-		bad |= buf_addf(out, "<p class=\"mute\">%zu more record(s) of this incident are not "
-				     "shown here; <code>rollbackd audit show --incident</code> lists "
-				     "them all.</p>\n",
+		bad |= buf_addf(out,
+				"<p class=\"mute\">%zu more record(s) of this incident are not "
+				"shown here; <code>rollbackd audit show --incident</code> lists "
+				"them all.</p>\n",
 				page->dropped);
 	if (page->footer)
 		bad |= buf_adds(out, "<p class=\"mute\">") | esc(out, page->footer) |
@@ -1264,18 +1293,30 @@ int ui_render_incident(struct buf *out, const char *id, const json_t *incident,
 static const char *reason_of(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 303: return "See Other";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 303:
+		return "See Other";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Error";
 	}
 }
 
@@ -1305,13 +1346,14 @@ static void send_html(struct evhttp_request *req, int status, struct buf *b)
 }
 
 /* A small page: title, one paragraph, an optional link. */
-static void send_message(struct evhttp_request *req, int status, const char *title,
-			 const char *msg, const char *csrf)
+static void send_message(struct evhttp_request *req, int status, const char *title, const char *msg,
+			 const char *csrf)
 {
 	struct buf b = BUF_INIT;
 	if (page_head(&b, title, NULL) | top_bar(&b, csrf) | buf_adds(&b, "<h1>") | esc(&b, title) |
 	    buf_adds(&b, "</h1>\n<p>") | esc(&b, msg) |
-	    buf_adds(&b, "</p>\n<p><a href=\"/ui/\">Back to the incidents</a></p>\n") | page_foot(&b)) {
+	    buf_adds(&b, "</p>\n<p><a href=\"/ui/\">Back to the incidents</a></p>\n") |
+	    page_foot(&b)) {
 		buf_release(&b);
 		evhttp_send_error(req, 500, NULL);
 		return;
@@ -1388,9 +1430,9 @@ int ui_form_field(const char *s, size_t n, const char *name, char *out, size_t c
 		if (klen == nl && memcmp(s + i, name, nl) == 0) {
 			size_t vstart = eq ? (size_t)(eq - s) + 1 : end;
 			return text_form_decode(s + vstart, end - vstart, out, cap, NULL, false) ==
-					       TEXT_FORM_OK
-				       ? 1
-				       : -1;
+				       TEXT_FORM_OK
+				   ? 1
+				   : -1;
 		}
 		i = end + 1;
 	}
@@ -1402,11 +1444,11 @@ int ui_form_field(const char *s, size_t n, const char *name, char *out, size_t c
 struct request_ctx {
 	struct ui *ui;
 	const struct config *cfg;
-	bool has_token;	       /* auth.api.token configured */
-	bool signed_in;	       /* a valid session cookie */
+	bool has_token; /* auth.api.token configured */
+	bool signed_in; /* a valid session cookie */
 	char sid[TOKEN_HEX + 1];
 	char csrf[TOKEN_HEX + 1];
-	const char *body;      /* POST body (not NUL-terminated) */
+	const char *body; /* POST body (not NUL-terminated) */
 	size_t body_len;
 };
 
@@ -1454,10 +1496,11 @@ static bool may_change(struct request_ctx *c, struct evhttp_request *req)
 {
 	char csrf[TOKEN_HEX + 8];
 	if (!c->has_token) {
-		send_message(req, 403, "Read-only console",
-			     "No api token is configured (auth.api.token): the console is read-only "
-			     "and changes nothing.",
-			     NULL);
+		send_message(
+		    req, 403, "Read-only console",
+		    "No api token is configured (auth.api.token): the console is read-only "
+		    "and changes nothing.",
+		    NULL);
 		return false;
 	}
 	if (!c->signed_in) {
@@ -1469,10 +1512,11 @@ static bool may_change(struct request_ctx *c, struct evhttp_request *req)
 	}
 	if (ui_form_field(c->body, c->body_len, "csrf", csrf, sizeof(csrf)) != 1 ||
 	    !token_eq(csrf, c->csrf)) {
-		send_message(req, 403, "Form expired",
-			     "The form's CSRF token is missing or wrong: nothing was changed. Reload "
-			     "the page and try again.",
-			     c->csrf);
+		send_message(
+		    req, 403, "Form expired",
+		    "The form's CSRF token is missing or wrong: nothing was changed. Reload "
+		    "the page and try again.",
+		    c->csrf);
 		return false;
 	}
 	return true;
@@ -1550,9 +1594,11 @@ static void login_page(struct request_ctx *c, struct evhttp_request *req, int st
 	random_hex(nonce);
 	login_csrf(c->ui, nonce, csrf);
 	cookie_header(c, req, LOGIN_COOKIE, nonce, 600);
-	int bad = page_head(&b, "Sign in", NULL) | top_bar(&b, NULL) | buf_adds(&b, "<h1>Sign in</h1>\n");
+	int bad =
+	    page_head(&b, "Sign in", NULL) | top_bar(&b, NULL) | buf_adds(&b, "<h1>Sign in</h1>\n");
 	if (error)
-		bad |= buf_adds(&b, "<p class=\"error\">") | esc(&b, error) | buf_adds(&b, "</p>\n");
+		bad |=
+		    buf_adds(&b, "<p class=\"error\">") | esc(&b, error) | buf_adds(&b, "</p>\n");
 	bad |= buf_adds(&b, "<form class=\"act\" method=\"post\" action=\"/ui/login\">") |
 	       hidden(&b, "csrf", csrf) |
 	       buf_adds(&b, "<label>API token<input type=\"password\" name=\"token\" "
@@ -1571,10 +1617,11 @@ static void login_page(struct request_ctx *c, struct evhttp_request *req, int st
 static void handle_login(struct request_ctx *c, struct evhttp_request *req)
 {
 	if (!c->has_token) {
-		send_message(req, 404, "No sign-in",
-			     "No api token is configured (auth.api.token): the console is read-only "
-			     "from loopback and needs no sign-in.",
-			     NULL);
+		send_message(
+		    req, 404, "No sign-in",
+		    "No api token is configured (auth.api.token): the console is read-only "
+		    "from loopback and needs no sign-in.",
+		    NULL);
 		return;
 	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -1585,14 +1632,16 @@ static void handle_login(struct request_ctx *c, struct evhttp_request *req)
 	char token[SECRET_MAX_BYTES < 4096 ? SECRET_MAX_BYTES : 4096];
 	if (!get_cookie(req, LOGIN_COOKIE, nonce) || strlen(nonce) != TOKEN_HEX ||
 	    ui_form_field(c->body, c->body_len, "csrf", csrf, sizeof(csrf)) != 1) {
-		login_page(c, req, 403, "The sign-in form expired or was not sent from this page; "
-					"try again.");
+		login_page(c, req, 403,
+			   "The sign-in form expired or was not sent from this page; "
+			   "try again.");
 		return;
 	}
 	login_csrf(c->ui, nonce, want);
 	if (!token_eq(csrf, want)) {
-		login_page(c, req, 403, "The sign-in form expired or was not sent from this page; "
-					"try again.");
+		login_page(c, req, 403,
+			   "The sign-in form expired or was not sent from this page; "
+			   "try again.");
 		return;
 	}
 	/* Both sides hashed first, so the compare is constant-time whatever
@@ -1651,11 +1700,13 @@ static const char *done_notice(const char *done)
 static int pause_banner(struct buf *b, struct request_ctx *c)
 {
 	bool paused = engine_paused(c->ui->engine);
-	int bad = buf_addf(b, "<div class=\"banner %s\"><span>%s</span>", paused ? "paused" : "running",
-			   paused ? "Automatic actions are PAUSED: incidents are held, nothing runs."
-				  : "Automatic actions are on.");
+	int bad =
+	    buf_addf(b, "<div class=\"banner %s\"><span>%s</span>", paused ? "paused" : "running",
+		     paused ? "Automatic actions are PAUSED: incidents are held, nothing runs."
+			    : "Automatic actions are on.");
 	if (c->signed_in)
-		bad |= buf_addf(b, "<form method=\"post\" action=\"/ui/%s\">", paused ? "resume" : "pause") |
+		bad |= buf_addf(b, "<form method=\"post\" action=\"/ui/%s\">",
+				paused ? "resume" : "pause") |
 		       hidden(b, "csrf", c->csrf) |
 		       buf_addf(b, "<button type=\"submit\"%s>%s</button></form>",
 				paused ? "" : " class=\"quiet\"", paused ? "Resume" : "Pause");
@@ -1680,12 +1731,14 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	struct buf js = BUF_INIT, b = BUF_INIT;
 	json_t *all = NULL, *states = json_object();
 	size_t qn = q ? strlen(q) : 0;
-	if (ui_form_field(q, qn, "state", state, sizeof(state)) < 0 || (state[0] && !valid_state_word(state)) ||
+	if (ui_form_field(q, qn, "state", state, sizeof(state)) < 0 ||
+	    (state[0] && !valid_state_word(state)) ||
 	    ui_form_field(q, qn, "page", pagebuf, sizeof(pagebuf)) < 0 ||
 	    (pagebuf[0] && (text_parse_digits(pagebuf, strlen(pagebuf), &page) < 0 || page < 1 ||
 			    page > 1000000))) {
 		json_decref(states);
-		send_message(req, 400, "Bad filter", "state must be a state name and page a number from 1.",
+		send_message(req, 400, "Bad filter",
+			     "state must be a state name and page a number from 1.",
 			     c->signed_in ? c->csrf : NULL);
 		return;
 	}
@@ -1702,7 +1755,8 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	int64_t now = timestamp_now().sec * 1000;
 	size_t i, shown = 0, matched = 0, from = (size_t)(page - 1) * UI_PAGE_SIZE;
 	json_t *inc;
-	json_array_foreach(all, i, inc) {
+	json_array_foreach(all, i, inc)
+	{
 		const char *s = mstr(inc, "state");
 		if (s)
 			json_object_set_new(states, s, json_true());
@@ -1710,7 +1764,8 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	const char *notice = done[0] ? done_notice(done) : NULL;
 	int bad = page_head(&b, "Incidents", NULL) | top_bar(&b, c->signed_in ? c->csrf : NULL);
 	if (notice)
-		bad |= buf_adds(&b, "<p class=\"notice\">") | esc(&b, notice) | buf_adds(&b, "</p>\n");
+		bad |=
+		    buf_adds(&b, "<p class=\"notice\">") | esc(&b, notice) | buf_adds(&b, "</p>\n");
 	if (!c->has_token)
 		bad |= buf_adds(&b, "<p class=\"notice\">Read-only: no api token is configured "
 				    "(auth.api.token), so nothing can be changed here.</p>\n");
@@ -1718,15 +1773,15 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	       filter_link(&b, NULL, state, "all");
 	const char *k;
 	json_t *v;
-	json_object_foreach(states, k, v)
-		if (valid_state_word(k))
-			bad |= filter_link(&b, k, state, k);
+	json_object_foreach(states, k, v) if (valid_state_word(k)) bad |=
+	    filter_link(&b, k, state, k);
 	if (state[0] && !json_object_get(states, state))
 		bad |= filter_link(&b, state, state, state);
 	bad |= buf_adds(&b, "</nav>\n<table class=\"incidents\"><thead><tr><th>Incident</th>"
 			    "<th>State</th><th>Target</th><th>Rule</th><th>Value vs threshold</th>"
 			    "<th>Age</th><th>Acknowledged by</th></tr></thead><tbody>\n");
-	json_array_foreach(all, i, inc) {
+	json_array_foreach(all, i, inc)
+	{
 		const char *id = mstr(inc, "id"), *s = mstr(inc, "state");
 		if (!id || (state[0] && (!s || strcmp(s, state) != 0)))
 			continue;
@@ -1744,9 +1799,9 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 		       buf_adds(&b, "</code></a></td><td data-k=\"state\">") | state_badge(&b, s) |
 		       buf_adds(&b, "</td><td data-k=\"target\">") | esc(&b, target.data) |
 		       buf_adds(&b, "</td><td data-k=\"rule\">") | esc(&b, mstr(inc, "rule")) |
-		       buf_adds(&b, "</td><td data-k=\"value\">") | esc(&b, value[0] ? value : "—") |
-		       buf_adds(&b, "</td><td data-k=\"age\">") | esc(&b, age) |
-		       buf_adds(&b, "</td><td data-k=\"acknowledged by\">") |
+		       buf_adds(&b, "</td><td data-k=\"value\">") |
+		       esc(&b, value[0] ? value : "—") | buf_adds(&b, "</td><td data-k=\"age\">") |
+		       esc(&b, age) | buf_adds(&b, "</td><td data-k=\"acknowledged by\">") |
 		       esc(&b, mstr(inc, "acknowledged_by") ? mstr(inc, "acknowledged_by") : "—") |
 		       buf_adds(&b, "</td></tr>\n");
 		buf_release(&target);
@@ -1755,7 +1810,8 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	bad |= buf_adds(&b, "</tbody></table>\n");
 	if (!matched)
 		bad |= buf_adds(&b, "<p class=\"mute\">No incidents.</p>\n");
-	bad |= buf_addf(&b, "<nav class=\"pages\"><span class=\"mute\">%zu incident(s)</span>", matched);
+	bad |= buf_addf(&b, "<nav class=\"pages\"><span class=\"mute\">%zu incident(s)</span>",
+			matched);
 	if (page > 1)
 		bad |= buf_addf(&b, "<a rel=\"prev\" href=\"/ui/?%s%s%spage=%lld\">Newer</a>",
 				state[0] ? "state=" : "", state, state[0] ? "&amp;" : "",
@@ -1808,21 +1864,23 @@ static void incident_page(struct request_ctx *c, struct evhttp_request *req, con
 	if (!inc && json_array_size(recs) == 0) {
 		json_decref(recs);
 		send_message(req, 404, "No such incident",
-			     ready ? "rollbackd knows no incident with that id."
-				   : "rollbackd knows no incident with that id (the journal is still "
-				     "being indexed: try again in a moment).",
+			     ready
+				 ? "rollbackd knows no incident with that id."
+				 : "rollbackd knows no incident with that id (the journal is still "
+				   "being indexed: try again in a moment).",
 			     c->signed_in ? c->csrf : NULL);
 		return;
 	}
 	struct ui_page page = {
-		.can_act = c->signed_in,
-		.csrf = c->csrf,
-		.notice = notice,
-		.error = error,
-		.dropped = dropped,
-		.now_ms = timestamp_now().sec * 1000,
-		.footer = ready ? NULL : "The journal is still being indexed: the timeline may be "
-					 "incomplete. Reload in a moment.",
+	    .can_act = c->signed_in,
+	    .csrf = c->csrf,
+	    .notice = notice,
+	    .error = error,
+	    .dropped = dropped,
+	    .now_ms = timestamp_now().sec * 1000,
+	    .footer = ready ? NULL
+			    : "The journal is still being indexed: the timeline may be "
+			      "incomplete. Reload in a moment.",
 	};
 	if (ui_render_incident(&b, id, inc, recs, &page) < 0)
 		send_message(req, 500, "Internal error", "out of memory", NULL);
@@ -1842,7 +1900,8 @@ static void incident_action(struct request_ctx *c, struct evhttp_request *req, c
 		return;
 	if (ui_form_field(c->body, c->body_len, "by", by, sizeof(by)) < 0 ||
 	    ui_form_field(c->body, c->body_len, "target", typed, sizeof(typed)) < 0) {
-		incident_page(c, req, id, 400, NULL, "The form could not be read: nothing was changed.");
+		incident_page(c, req, id, 400, NULL,
+			      "The form could not be read: nothing was changed.");
 		return;
 	}
 	for (char *p = by; *p; p++)
@@ -1854,8 +1913,8 @@ static void incident_action(struct request_ctx *c, struct evhttp_request *req, c
 		json_t *inc = engine_incident(c->ui, id);
 		struct buf target = BUF_INIT;
 		if (!inc) {
-			send_message(req, 404, "No such incident", "rollbackd knows no incident with that id.",
-				     c->csrf);
+			send_message(req, 404, "No such incident",
+				     "rollbackd knows no incident with that id.", c->csrf);
 			return;
 		}
 		int bad = ui_incident_target(inc, &target);
@@ -1878,9 +1937,10 @@ static void incident_action(struct request_ctx *c, struct evhttp_request *req, c
 	switch (rc) {
 	case ENGINE_USE_DONE: {
 		char loc[160];
-		snprintf(loc, sizeof(loc), "/ui/incidents/%s?done=%s", id, approve ? "approve" : "ack");
-		log_info(approve ? "console: approved" : "console: acknowledged", "incident", id, "by",
-			 by, NULL);
+		snprintf(loc, sizeof(loc), "/ui/incidents/%s?done=%s", id,
+			 approve ? "approve" : "ack");
+		log_info(approve ? "console: approved" : "console: acknowledged", "incident", id,
+			 "by", by, NULL);
 		redirect_durable(c->ui, req, loc);
 		return;
 	}
@@ -1892,12 +1952,13 @@ static void incident_action(struct request_ctx *c, struct evhttp_request *req, c
 		return;
 	case ENGINE_USE_NOT_APPLICABLE:
 		incident_page(c, req, id, 409, NULL,
-			      approve ? "This incident is not awaiting approval: nothing was changed."
-				      : "This incident is already resolved: nothing was changed.");
+			      approve
+				  ? "This incident is not awaiting approval: nothing was changed."
+				  : "This incident is already resolved: nothing was changed.");
 		return;
 	default:
-		send_message(req, 404, "No such incident", "rollbackd knows no incident with that id.",
-			     c->csrf);
+		send_message(req, 404, "No such incident",
+			     "rollbackd knows no incident with that id.", c->csrf);
 		return;
 	}
 }
@@ -1911,7 +1972,8 @@ static void handle_pause(struct request_ctx *c, struct evhttp_request *req, bool
 	redirect_durable(c->ui, req, pause ? "/ui/?done=pause" : "/ui/?done=resume");
 }
 
-static void handle_incident_path(struct request_ctx *c, struct evhttp_request *req, const char *rest)
+static void handle_incident_path(struct request_ctx *c, struct evhttp_request *req,
+				 const char *rest)
 {
 	char id[UI_ID_MAX + 1];
 	const char *slash = strchr(rest, '/');
@@ -1924,14 +1986,16 @@ static void handle_incident_path(struct request_ctx *c, struct evhttp_request *r
 	memcpy(id, rest, n);
 	id[n] = '\0';
 	if (!valid_id(id)) {
-		send_message(req, 404, "No such incident", "rollbackd knows no incident with that id.",
-			     NULL);
+		send_message(req, 404, "No such incident",
+			     "rollbackd knows no incident with that id.", NULL);
 		return;
 	}
 	if (!slash) {
 		if (post) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-			send_message(req, 405, "Method not allowed", "this page accepts GET only", NULL);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  "GET, HEAD");
+			send_message(req, 405, "Method not allowed", "this page accepts GET only",
+				     NULL);
 			return;
 		}
 		if (!may_read(c, req))
@@ -1949,7 +2013,8 @@ static void handle_incident_path(struct request_ctx *c, struct evhttp_request *r
 	}
 	if (!post) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		send_message(req, 405, "Method not allowed", "this address accepts POST only", NULL);
+		send_message(req, 405, "Method not allowed", "this address accepts POST only",
+			     NULL);
 		return;
 	}
 	incident_action(c, req, id, approve);
@@ -1962,9 +2027,10 @@ void ui_handle(struct ui *ui, struct evhttp_request *req)
 	bool post = cmd == EVHTTP_REQ_POST;
 	struct request_ctx c;
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && !post) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD, POST");
-		send_message(req, 405, "Method not allowed", "the console accepts GET, HEAD and POST",
-			     NULL);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  "GET, HEAD, POST");
+		send_message(req, 405, "Method not allowed",
+			     "the console accepts GET, HEAD and POST", NULL);
 		return;
 	}
 	if (!strcmp(path, "/ui")) {
@@ -1972,7 +2038,8 @@ void ui_handle(struct ui *ui, struct evhttp_request *req)
 		return;
 	}
 	if (!strcmp(path, "/ui/style.css")) {
-		send_body(req, 200, "text/css; charset=utf-8", ui_stylesheet, sizeof(ui_stylesheet) - 1);
+		send_body(req, 200, "text/css; charset=utf-8", ui_stylesheet,
+			  sizeof(ui_stylesheet) - 1);
 		return;
 	}
 	ctx_init(ui, req, &c);
@@ -1989,9 +2056,10 @@ void ui_handle(struct ui *ui, struct evhttp_request *req)
 			handle_list(&c, req);
 	} else if (!strncmp(path, "/ui/incidents/", 14)) {
 		handle_incident_path(&c, req, path + 14);
-	} else if (!strcmp(path, "/ui/") || !strcmp(path, "/ui/logout") || !strcmp(path, "/ui/pause") ||
-		   !strcmp(path, "/ui/resume")) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "GET, HEAD" : "POST");
+	} else if (!strcmp(path, "/ui/") || !strcmp(path, "/ui/logout") ||
+		   !strcmp(path, "/ui/pause") || !strcmp(path, "/ui/resume")) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  post ? "GET, HEAD" : "POST");
 		send_message(req, 405, "Method not allowed", "wrong method for this address", NULL);
 	} else {
 		send_message(req, 404, "Not found", "no such page in the console", NULL);

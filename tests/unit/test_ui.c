@@ -73,19 +73,19 @@ Test(ui, form_field)
 }
 
 static const char records_json[] =
-	"[{\"seq\":1,\"ts\":\"2026-11-21T10:00:00Z\",\"type\":\"decision\",\"incident\":\"inc-1\","
-	"\"rule\":\"r<script>\",\"outcome\":\"acting\",\"reason\":\"<b>why</b>\",\"state\":"
-	"\"acting\",\"group\":{\"service\":\"a&b\"},\"value\":{\"value\":2,\"above\":1}},"
-	"{\"seq\":2,\"ts\":\"2026-11-21T10:00:01Z\",\"type\":\"action_started\",\"incident\":"
-	"\"inc-1\",\"index\":0,\"action\":\"exec\",\"argv\":[\"echo\",\"it's <x>\"]},"
-	"{\"seq\":3,\"ts\":\"2026-11-21T10:00:02Z\",\"type\":\"action_finished\",\"incident\":"
-	"\"inc-1\",\"index\":0,\"action\":\"exec\",\"result\":\"ok\",\"exit_code\":0,"
-	"\"duration_ms\":5,\"output\":\"</pre><script>alert(1)</script>\","
-	"\"incident_state\":\"awaiting_approval\"},"
-	"{\"seq\":4,\"ts\":\"2026-11-21T10:01:00Z\",\"type\":\"verify_sample\",\"incident\":"
-	"\"inc-1\",\"value\":0.5,\"below\":1},"
-	"{\"seq\":5,\"ts\":\"2026-11-21T10:02:00Z\",\"type\":\"verify_sample\",\"incident\":"
-	"\"inc-1\",\"value\":0.25,\"below\":1}]";
+    "[{\"seq\":1,\"ts\":\"2026-11-21T10:00:00Z\",\"type\":\"decision\",\"incident\":\"inc-1\","
+    "\"rule\":\"r<script>\",\"outcome\":\"acting\",\"reason\":\"<b>why</b>\",\"state\":"
+    "\"acting\",\"group\":{\"service\":\"a&b\"},\"value\":{\"value\":2,\"above\":1}},"
+    "{\"seq\":2,\"ts\":\"2026-11-21T10:00:01Z\",\"type\":\"action_started\",\"incident\":"
+    "\"inc-1\",\"index\":0,\"action\":\"exec\",\"argv\":[\"echo\",\"it's <x>\"]},"
+    "{\"seq\":3,\"ts\":\"2026-11-21T10:00:02Z\",\"type\":\"action_finished\",\"incident\":"
+    "\"inc-1\",\"index\":0,\"action\":\"exec\",\"result\":\"ok\",\"exit_code\":0,"
+    "\"duration_ms\":5,\"output\":\"</pre><script>alert(1)</script>\","
+    "\"incident_state\":\"awaiting_approval\"},"
+    "{\"seq\":4,\"ts\":\"2026-11-21T10:01:00Z\",\"type\":\"verify_sample\",\"incident\":"
+    "\"inc-1\",\"value\":0.5,\"below\":1},"
+    "{\"seq\":5,\"ts\":\"2026-11-21T10:02:00Z\",\"type\":\"verify_sample\",\"incident\":"
+    "\"inc-1\",\"value\":0.25,\"below\":1}]";
 
 static char *render(const struct ui_page *page)
 {
@@ -109,7 +109,8 @@ Test(ui, page_escapes_everything)
 	cr_assert_not_null(strstr(html, "&lt;b&gt;why&lt;/b&gt;"));
 	cr_assert_not_null(strstr(html, "service=a&amp;b"));
 	cr_assert_not_null(strstr(html, "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
-	cr_assert_not_null(strstr(html, "<pre class=\"cmd\">echo &#39;it&#39;\\&#39;&#39;s &lt;x&gt;&#39;</pre>"));
+	cr_assert_not_null(
+	    strstr(html, "<pre class=\"cmd\">echo &#39;it&#39;\\&#39;&#39;s &lt;x&gt;&#39;</pre>"));
 	cr_assert_not_null(strstr(html, "<dt>Value vs threshold</dt><dd>2 &gt; 1</dd>"));
 	cr_assert_not_null(strstr(html, "<link rel=\"stylesheet\" href=\"/ui/style.css\">"));
 	cr_assert_null(strstr(html, "<form"), "no forms when not signed in");
@@ -124,7 +125,8 @@ Test(ui, forms_carry_the_csrf_token)
 					"name=\"csrf\" value=\"c0ffee\">"));
 	cr_assert_not_null(strstr(html, "action=\"/ui/incidents/inc-1/approve\"><input "
 					"type=\"hidden\" name=\"csrf\" value=\"c0ffee\">"));
-	cr_assert_not_null(strstr(html, "Type the target, <code>service=a&amp;b</code>, to approve"));
+	cr_assert_not_null(
+	    strstr(html, "Type the target, <code>service=a&amp;b</code>, to approve"));
 	free(html);
 }
 
