@@ -53,7 +53,7 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 def load_tests(loader, tests, pattern):
     suite = unittest.TestSuite()
     if ENABLED:
-        for case in (ConsoleBrowserTest, ConsoleHttpTest, TokenRotationTest,
+        for case in (ConsoleBrowserTest, ConsoleHttpTest, TokenRotationTest, PaginationTest,
                      ReadOnlyConsoleTest, ApproveLinkTest, ReportHtmlTest):
             suite.addTests(loader.loadTestsFromTestCase(case))
     return suite
@@ -509,6 +509,49 @@ class TokenRotationTest(unittest.TestCase):
         r = self.post("/ui/pause", {"csrf": csrf}, sid)
         self.assertEqual(r.status, 401)
         self.assertEqual(paused_metric(self.srv), 0)
+
+
+class PaginationTest(unittest.TestCase):
+    """55 incidents: pages of 50, newest first, links between them."""
+
+    sign_in = ConsoleHttpTest.sign_in
+
+    def test_pages(self):
+        self.srv = Server(config=lambda s: {"auth": {"api": {"token": s.secret("api", API_TOKEN)}}})
+        rule = {"name": "watch", "matchers": ['alertname="Watch"'], "group_by": ["service"],
+                "mode": "notify", "actions": []}
+        with open(os.path.join(self.srv.rules_dir, "r.json"), "w") as f:
+            json.dump({"rules": [rule]}, f)
+        try:
+            self.srv.start()
+            ids = [fire(self.srv, "Watch", "svc-%02d" % i) for i in range(55)]
+            sid, _ = self.sign_in()
+            h = {"Cookie": "rollbackd_session=" + sid}
+            rows = lambda html: re.findall(r'<tr><td><a href="/ui/incidents/([^"]+)"', html)  # noqa
+            r = self.srv.request("GET", "/ui/", headers=h)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(rows(r.text), ids[::-1][:50])
+            self.assertIn('<a rel="next" href="/ui/?page=2">Older</a>', r.text)
+            self.assertNotIn('rel="prev"', r.text)
+            self.assertIn("55 incident(s)", r.text)
+            r = self.srv.request("GET", "/ui/?page=2", headers=h)
+            self.assertEqual(rows(r.text), ids[::-1][50:])
+            self.assertIn('<a rel="prev" href="/ui/?page=1">Newer</a>', r.text)
+            self.assertNotIn('rel="next"', r.text)
+            states = set(re.findall(r'<span class="state ([a-z_]+)">', r.text))
+            self.assertEqual(len(states), 1, states)
+            st = states.pop()
+            r = self.srv.request("GET", "/ui/?state=" + st + "&page=2", headers=h)
+            self.assertEqual(rows(r.text), ids[::-1][50:])
+            self.assertIn('href="/ui/?state=%s&amp;page=1">Newer</a>' % st, r.text)
+            r = self.srv.request("GET", "/ui/?state=resolved", headers=h)
+            self.assertEqual(rows(r.text), [])
+            self.assertIn("No incidents.", r.text)
+            for bad in ("/ui/?page=0", "/ui/?page=x", "/ui/?state=%3Cscript%3E"):
+                self.assertEqual(self.srv.request("GET", bad, headers=h).status, 400, bad)
+            self.assertEqual(self.srv.stop(), 0)
+        finally:
+            self.srv.cleanup()
 
 
 class ReadOnlyConsoleTest(unittest.TestCase):
