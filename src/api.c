@@ -601,7 +601,10 @@ static int incident_target(struct api *api, const char *id, struct buf *out)
 	json_t *inc = r == 0 ? json_loadb(js.data, js.len, 0, NULL) : NULL;
 	buf_release(&js);
 	if (r == 0)
-		r = !inc || ui_incident_target(inc, out) < 0 ? -1 : 0;
+		r = !inc || ui_incident_target(inc, out) < 0 ||
+				    (!out->len && buf_adds(out, id) < 0) /* no group labels */
+			    ? -1
+			    : 0;
 	json_decref(inc);
 	return r;
 }

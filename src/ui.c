@@ -1260,7 +1260,7 @@ int ui_render_incident(struct buf *out, const char *id, const json_t *incident,
 	if (incident && mstr(incident, "coalesced_into"))
 		bad |= fact(out, "Coalesced into", mstr(incident, "coalesced_into"));
 	bad |= fact(out, "Acknowledged by", acked) | buf_adds(out, "</dl>\n");
-	bad |= incident_forms(out, id, state, acked, target.data ? target.data : "", page);
+	bad |= incident_forms(out, id, state, acked, target.len ? target.data : id, page);
 	bad |= verify_chart(out, records);
 	bad |= timeline(out, records, t0);
 	if (json_array_size(records) == 0)
@@ -1918,6 +1918,8 @@ static void incident_action(struct request_ctx *c, struct evhttp_request *req, c
 			return;
 		}
 		int bad = ui_incident_target(inc, &target);
+		if (!bad && !target.len) /* no group labels: the id names it */
+			bad = buf_adds(&target, id);
 		json_decref(inc);
 		if (bad || !ui_target_matches(typed, target.data ? target.data : "")) {
 			struct buf m = BUF_INIT;

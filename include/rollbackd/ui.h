@@ -63,7 +63,9 @@ void ui_handle(struct ui *ui, struct evhttp_request *req);
 int ui_incident_target(const json_t *incident, struct buf *out);
 
 /* Whether what an approver typed names target: equal after trimming
- * surrounding blanks (case matters: labels are case-sensitive). */
+ * surrounding blanks (case matters: labels are case-sensitive). An
+ * approver types the target, or the incident id when the target is empty
+ * (an incident without group labels). */
 bool ui_target_matches(const char *typed, const char *target);
 
 /* Field name of the application/x-www-form-urlencoded text s[0..n) (a
