@@ -3,13 +3,16 @@
  * "target" member), what an approver must type, form fields, and the
  * incident page: escaping of hostile record text, the forms only when
  * signed in (with the CSRF token), the verification chart, and the
- * self-contained variant.
+ * self-contained variant; the journal index across a segment rotation.
  */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "rollbackd/ui.h"
+#include "ui.c" /* the journal index is static */
 
 static char *target_of(const char *json)
 {
@@ -143,4 +146,127 @@ Test(ui, chart_and_standalone)
 	cr_assert_null(strstr(html, "<form"), "a report has no forms");
 	cr_assert_not_null(strstr(html, "<p class=\"mute\">f&lt;</p>"));
 	free(html);
+}
+
+/* ---- the journal index ------------------------------------------------ */
+
+static void append_line(const char *dir, const char *file, int seq, const char *inc,
+			const char *type)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	FILE *f = fopen(path, "a");
+	cr_assert(f);
+	fprintf(f,
+		"{\"seq\":%d,\"ts\":\"2026-11-21T10:00:%02dZ\",\"type\":\"%s\",\"incident\":"
+		"\"%s\",\"prev\":\"x\",\"hash\":\"y\"}\n",
+		seq, seq % 60, type, inc);
+	fclose(f);
+}
+
+/* Catch up with the journal; a loaded machine may take longer than one
+ * page's wait, so ask again until a whole scan ran after the request. */
+static json_t *records_of(struct ui *ui, const char *id, size_t *dropped)
+{
+	for (int i = 0;; i++) {
+		pthread_mutex_lock(&ui->ix.lock);
+		uint64_t want = ui->ix.kick_gen + 1;
+		pthread_mutex_unlock(&ui->ix.lock);
+		bool ready = index_catch_up(&ui->ix);
+		pthread_mutex_lock(&ui->ix.lock);
+		bool done = ui->ix.done_gen >= want;
+		pthread_mutex_unlock(&ui->ix.lock);
+		if (ready && done)
+			break;
+		cr_assert(i < 100, "the index did not catch up in 20 s");
+	}
+	json_t *r = index_records(&ui->ix, id, dropped);
+	cr_assert(r);
+	return r;
+}
+
+Test(ui, index_follows_rotation)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	append_line(dir, "journal.000001.jsonl", 1, "inc-a", "decision");
+	append_line(dir, JOURNAL_FILE, 2, "inc-a", "action_started");
+	append_line(dir, JOURNAL_FILE, 3, "", "pause");
+	append_line(dir, JOURNAL_FILE, 4, "inc-b", "decision");
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	ui_set_journal(ui, NULL);
+	size_t dropped = 9;
+	json_t *r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 2);
+	cr_assert_eq(dropped, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r, 1), "type")),
+			 "action_started");
+	json_decref(r);
+	/* a line being written (no newline yet) is not a record */
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	FILE *f = fopen(path, "a");
+	fputs("{\"seq\":5,\"ts\":\"2026-11-21T10:00:05Z\",\"type\":\"ack\",\"incident\":\"inc-a\"",
+	      f);
+	fclose(f);
+	r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 2);
+	json_decref(r);
+	f = fopen(path, "a");
+	fputs(",\"prev\":\"x\",\"hash\":\"y\"}\n", f);
+	fclose(f);
+	/* rotate: journal.jsonl becomes journal.000002.jsonl, a new one starts */
+	char to[600];
+	snprintf(to, sizeof(to), "%s/journal.000002.jsonl", dir);
+	cr_assert_eq(rename(path, to), 0);
+	append_line(dir, JOURNAL_FILE, 6, "inc-a", "resolved");
+	r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 4);
+	static const char *const want[] = {"decision", "action_started", "ack", "resolved"};
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r, i), "type")),
+				 want[i]);
+	json_decref(r);
+	r = records_of(ui, "inc-b", &dropped);
+	cr_assert_eq(json_array_size(r), 1);
+	json_decref(r);
+	r = records_of(ui, "inc-none", &dropped);
+	cr_assert_eq(json_array_size(r), 0);
+	json_decref(r);
+	ui_free(ui);
+	config_release(&cfg);
+	cr_assert_eq(unlink(to), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/journal.000001.jsonl", dir);
+	unlink(path);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+Test(ui, index_caps_one_incident)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	for (int i = 1; i <= UI_TIMELINE_MAX + 5; i++)
+		append_line(dir, JOURNAL_FILE, i, "inc-big", "notify_sent");
+	struct ui *ui = ui_new(&cfg, NULL);
+	ui_set_journal(ui, NULL);
+	size_t dropped = 0;
+	json_t *r = records_of(ui, "inc-big", &dropped);
+	cr_assert_eq(json_array_size(r), UI_TIMELINE_MAX);
+	cr_assert_eq(dropped, 5);
+	json_decref(r);
+	ui_free(ui);
+	config_release(&cfg);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
 }
