@@ -1097,6 +1097,33 @@ static int verify_chart(struct buf *out, const json_t *records)
 	return bad ? -1 : 0;
 }
 
+/* The deciding alert's labels and annotations, folded. */
+static int alert_details(struct buf *out, const json_t *rec)
+{
+	static const char *const keys[] = {"labels", "annotations"};
+	int bad = 0;
+	size_t n = json_object_size(json_object_get(rec, "labels")) +
+		   json_object_size(json_object_get(rec, "annotations"));
+	if (!n)
+		return 0;
+	bad |=
+	    buf_adds(out, "<details><summary>Labels and annotations</summary><dl class=\"facts\">");
+	for (size_t i = 0; i < 2; i++) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(rec, keys[i]), k, v)
+		{
+			if (!json_is_string(v))
+				continue;
+			bad |= buf_addf(out, "<dt>%s.", keys[i]) | esc(out, k) |
+			       buf_adds(out, "</dt><dd>") |
+			       escn(out, json_string_value(v), json_string_length(v)) |
+			       buf_adds(out, "</dd>");
+		}
+	}
+	return bad | buf_adds(out, "</dl></details>");
+}
+
 /* "value 0.4 (below 0.5)", or the sample's error. */
 static int sample_summary(const json_t *rec, struct buf *out)
 {
@@ -1157,6 +1184,8 @@ static int timeline(struct buf *out, const json_t *records, int64_t t0)
 		    buf_adds(out, "</span><span class=\"type\">") | esc(out, type) |
 		    buf_adds(out, "</span><span class=\"what\">") |
 		    escn(out, what.data ? what.data : "", what.len) | buf_adds(out, "</span>");
+		if (type && strcmp(type, "decision") == 0)
+			bad |= alert_details(out, rec);
 		if (type && strcmp(type, "action_started") == 0)
 			bad |= action_target(out, rec);
 		if (type && strcmp(type, "action_finished") == 0)

@@ -78,7 +78,9 @@ Test(ui, form_field)
 static const char records_json[] =
     "[{\"seq\":1,\"ts\":\"2026-11-21T10:00:00Z\",\"type\":\"decision\",\"incident\":\"inc-1\","
     "\"rule\":\"r<script>\",\"outcome\":\"acting\",\"reason\":\"<b>why</b>\",\"state\":"
-    "\"acting\",\"group\":{\"service\":\"a&b\"},\"value\":{\"value\":2,\"above\":1}},"
+    "\"acting\",\"group\":{\"service\":\"a&b\"},\"value\":{\"value\":2,\"above\":1},"
+    "\"labels\":{\"alertname\":\"A\",\"pod\":\"<i>p</i>\"},"
+    "\"annotations\":{\"summary\":\"\\\"quoted\\\" & <u>\"}},"
     "{\"seq\":2,\"ts\":\"2026-11-21T10:00:01Z\",\"type\":\"action_started\",\"incident\":"
     "\"inc-1\",\"index\":0,\"action\":\"exec\",\"argv\":[\"echo\",\"it's <x>\"]},"
     "{\"seq\":3,\"ts\":\"2026-11-21T10:00:02Z\",\"type\":\"action_finished\",\"incident\":"
@@ -117,6 +119,11 @@ Test(ui, page_escapes_everything)
 	cr_assert_not_null(strstr(html, "<dt>Value vs threshold</dt><dd>2 &gt; 1</dd>"));
 	cr_assert_not_null(strstr(html, "<link rel=\"stylesheet\" href=\"/ui/style.css\">"));
 	cr_assert_null(strstr(html, "<form"), "no forms when not signed in");
+	cr_assert_not_null(strstr(html, "<dt>labels.pod</dt><dd>&lt;i&gt;p&lt;/i&gt;</dd>"));
+	cr_assert_not_null(strstr(
+	    html, "<dt>annotations.summary</dt><dd>&quot;quoted&quot; &amp; &lt;u&gt;</dd>"));
+	cr_assert_null(strstr(html, "<i>"));
+	cr_assert_null(strstr(html, "<u>"));
 	free(html);
 }
 
