@@ -1502,6 +1502,21 @@ static void ctx_init(struct ui *ui, struct evhttp_request *req, struct request_c
 	}
 }
 
+/* Host names a loopback address: without an api token the console trusts
+ * loopback peers, and this keeps a DNS-rebinding page (a foreign name
+ * resolved to 127.0.0.1 in the operator's browser) from reading it. */
+static bool host_is_loopback(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	if (!h)
+		return false;
+	size_t n = strcspn(h, ":");
+	if (h[0] == '[')
+		return strncmp(h, "[::1]", 5) == 0 && (h[5] == '\0' || h[5] == ':');
+	return (n == 9 && strncmp(h, "localhost", 9) == 0) ||
+	       (n >= 7 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == n);
+}
+
 /* May this request read pages? Sends the answer when not. */
 static bool may_read(struct request_ctx *c, struct evhttp_request *req)
 {
@@ -1511,11 +1526,11 @@ static bool may_read(struct request_ctx *c, struct evhttp_request *req)
 		redirect(req, "/ui/login");
 		return false;
 	}
-	if (peer_is_loopback(req))
+	if (peer_is_loopback(req) && host_is_loopback(req))
 		return true;
 	send_message(req, 403, "Console unavailable",
 		     "No api token is configured (auth.api.token), so the console answers only "
-		     "from loopback, read-only.",
+		     "from loopback (and to a loopback Host), read-only.",
 		     NULL);
 	return false;
 }

@@ -571,6 +571,13 @@ class ReadOnlyConsoleTest(unittest.TestCase):
             r = srv.request("GET", "/ui/incidents/" + inc)
             self.assertEqual(r.status, 200)
             self.assertNotIn("<form", r.text)
+            # a DNS-rebinding page: loopback peer, foreign Host
+            r = srv.request("GET", "/ui/", headers={"Host": "attacker.example"})
+            self.assertEqual(r.status, 403)
+            self.assertNotIn(inc, r.text)
+            for host in ("localhost:%d" % srv.port, "[::1]:%d" % srv.port, "127.0.0.1"):
+                self.assertEqual(srv.request("GET", "/ui/", headers={"Host": host}).status,
+                                 200, host)
             r = srv.request("POST", "/ui/pause", body=b"csrf=x",
                             content_type="application/x-www-form-urlencoded")
             self.assertEqual(r.status, 403)
