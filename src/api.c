@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 
 #include "rollbackd/alert.h"
 #include "rollbackd/auth.h"
@@ -31,6 +32,7 @@
 #include "rollbackd/notify.h"
 #include "rollbackd/replay_guard.h"
 #include "rollbackd/slack.h"
+#include "rollbackd/ui.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 
@@ -58,6 +60,7 @@ struct api {
 	struct engine *engine;
 	struct journal *journal; /* NULL: answers do not wait for a disk */
 	struct notify *notify;   /* NULL: Slack response_url updates are not sent */
+	struct ui *ui;           /* the console under /ui/ */
 	_Atomic bool ready;
 	struct metric_child *webhooks[WH_RESULT_COUNT];
 	struct metric_child *alerts_firing;
@@ -86,6 +89,10 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 	api->cfg = cfg;
 	api->engine = engine;
 	atomic_store(&api->ready, true);
+	if (!(api->ui = ui_new(cfg, engine))) {
+		free(api);
+		return NULL;
+	}
 
 	struct metric_family *webhooks = metrics_register(
 		METRIC_COUNTER, "webhooks_total",
@@ -120,25 +127,30 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 	return api;
 fail:
 	replay_guard_free(api->guard);
+	ui_free(api->ui);
 	free(api);
 	return NULL;
 }
 
 void api_free(struct api *api)
 {
-	if (api)
+	if (api) {
 		replay_guard_free(api->guard);
+		ui_free(api->ui);
+	}
 	free(api);
 }
 
 void api_set_journal(struct api *api, struct journal *j)
 {
 	api->journal = j;
+	ui_set_journal(api->ui, j);
 }
 
 void api_set_config(struct api *api, const struct config *cfg)
 {
 	atomic_store(&api->cfg, cfg);
+	ui_set_config(api->ui, cfg);
 }
 
 void api_set_notify(struct api *api, struct notify *n)
@@ -643,6 +655,48 @@ static const char *ack_id(struct evhttp_request *req)
 	return path ? path + strlen("/v1/ack/") : "";
 }
 
+/* The target of incident id (ui_incident_target): 0, 1 when not found, -1. */
+static int incident_target(struct api *api, const char *id, struct buf *out)
+{
+	struct buf js = BUF_INIT;
+	int r = engine_incident_json(api->engine, id, &js);
+	json_t *inc = r == 0 ? json_loadb(js.data, js.len, 0, NULL) : NULL;
+	buf_release(&js);
+	if (r == 0)
+		r = !inc || ui_incident_target(inc, out) < 0 ||
+				    (!out->len && buf_adds(out, id) < 0) /* no group labels */
+			    ? -1
+			    : 0;
+	json_decref(inc);
+	return r;
+}
+
+/* An approval must name the target (the form's "target" field): false,
+ * with the page sent, when it does not; nothing changes then. */
+static bool approve_target_ok(struct api *api, struct evhttp_request *req, const char *id,
+			      const char *body, size_t len)
+{
+	char typed[512];
+	struct buf target = BUF_INIT;
+	if (incident_target(api, id, &target) != 0) {
+		buf_release(&target);
+		return true; /* unknown incident: use_link says so */
+	}
+	bool ok = false;
+	if (ui_form_field(body, len, "target", typed, sizeof(typed)) == 1)
+		ok = ui_target_matches(typed, target.data ? target.data : "");
+	if (!ok) {
+		char msg[700];
+		snprintf(msg, sizeof(msg),
+			 "To approve, type the target's name exactly: %s. What was typed does not "
+			 "match, so nothing was approved.",
+			 target.data ? target.data : "");
+		send_page(req, 400, "Target does not match", msg);
+	}
+	buf_release(&target);
+	return ok;
+}
+
 /* Check a link's action/exp/sig for id; on failure the page is sent. */
 static bool link_ok(struct api *api, struct evhttp_request *req, const char *id,
 		    const struct link_form *f, int parsed)
@@ -682,12 +736,16 @@ static void handle_ack_get(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	/* A GET changes nothing: Slack and mail clients prefetch links. */
-	struct buf b = BUF_INIT;
-	if (links_page_confirm(&b, id, f.action, f.ep, f.exp, f.sig, summary) < 0)
+	struct buf b = BUF_INIT, target = BUF_INIT;
+	bool approve = strcmp(f.action, "approve") == 0;
+	if ((approve && incident_target(api, id, &target) < 0) ||
+	    links_page_confirm_target(&b, id, f.action, f.ep, f.exp, f.sig, summary,
+				      approve ? (target.data ? target.data : "") : NULL) < 0)
 		api_send_error(req, 500, "internal", "out of memory");
 	else
 		send_html(req, 200, b.data, b.len);
 	buf_release(&b);
+	buf_release(&target);
 }
 
 /* Record an ack or approval; the answer (HTML page or Slack text) says
@@ -740,6 +798,9 @@ static void handle_ack_post(struct api *api, struct evhttp_request *req)
 	struct link_form f;
 	int parsed = links_parse_form(body ? body : "", body ? len : 0, &f);
 	if (!link_ok(api, req, id, &f, parsed))
+		return;
+	if (strcmp(f.action, "approve") == 0 &&
+	    !approve_target_ok(api, req, id, body ? body : "", body ? len : 0))
 		return;
 	if (api->journal && !journal_available(api->journal)) {
 		journal_unavailable(api, req, false);
@@ -873,7 +934,9 @@ void api_handle(struct api *api, struct evhttp_request *req)
 			break;
 		}
 	}
-	if (!route) {
+	if (ui_owns_path(path)) {
+		ui_handle(api->ui, req);
+	} else if (!route) {
 		api_send_error(req, 404, "not_found", "no such endpoint");
 	} else if (!(evhttp_request_get_command(req) & route->methods)) {
 		char msg[96];

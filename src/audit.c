@@ -23,6 +23,7 @@
 #include "rollbackd/error.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/text.h"
+#include "rollbackd/ui.h"
 
 #define WHAT_MAX 600     /* what is wrong with a record: room for a struct error and more */
 #define PROBLEM_MAX 1024 /* and where: file, offset, seq */
@@ -1616,6 +1617,62 @@ int audit_report(const char *journal, const char *incident)
 	if (!walk_ok(&rp->w))
 		print_problem(rp->w.problem);
 out:
+	json_decref(rp->recs);
+	free(rp);
+	return rc;
+}
+
+/* ---- report --html ------------------------------------------------------------------ */
+
+int audit_report_html(const char *journal, const char *incident)
+{
+	struct report *rp = calloc(1, sizeof(*rp));
+	struct buf page = BUF_INIT, footer = BUF_INIT;
+	int rc = EXIT_INVALID;
+	if (!rp) {
+		fprintf(stderr, "rollbackd: audit: out of memory\n");
+		return EXIT_INVALID;
+	}
+	rp->incident = incident;
+	if (collect(rp, journal) < 0) {
+		if (rp->w.failed)
+			print_problem(rp->w.problem);
+		goto out;
+	}
+	if (json_array_size(rp->recs) == 0) {
+		if (!walk_ok(&rp->w))
+			print_problem(rp->w.problem);
+		snprintf(rp->w.problem, sizeof(rp->w.problem), "%s: no records for incident '%s'",
+			 journal, incident);
+		print_problem(rp->w.problem);
+		goto out;
+	}
+	size_t n = json_array_size(rp->recs);
+	json_int_t a = 0, b = 0;
+	mint(json_array_get(rp->recs, 0), "seq", &a);
+	mint(json_array_get(rp->recs, n - 1), "seq", &b);
+	int bad = walk_ok(&rp->w)
+		      ? buf_addf(&footer,
+				 "Journal: %zu records for this incident, chain verified (seq "
+				 "%" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT ").",
+				 n, a, b)
+		      : buf_addf(&footer,
+				 "Warning: journal: %zu records for this incident, but the chain is "
+				 "NOT verified: %s",
+				 n, rp->w.problem);
+	struct ui_page up = {.standalone = true, .footer = footer.data}; /* no age: a record */
+	if (bad || ui_render_incident(&page, incident, NULL, rp->recs, &up) < 0) {
+		fprintf(stderr, "rollbackd: audit: out of memory\n");
+		goto out;
+	}
+	if (fwrite(page.data, 1, page.len, stdout) != page.len || finish_stdout() < 0)
+		goto out;
+	rc = walk_ok(&rp->w) ? EXIT_OK : EXIT_INVALID;
+	if (!walk_ok(&rp->w))
+		print_problem(rp->w.problem);
+out:
+	buf_release(&page);
+	buf_release(&footer);
 	json_decref(rp->recs);
 	free(rp);
 	return rc;

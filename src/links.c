@@ -457,6 +457,13 @@ static int add_hidden(struct buf *out, const char *name, const char *value)
 int links_page_confirm(struct buf *out, const char *id, const char *action, const char *ep,
 		       const char *exp, const char *sig, const char *summary)
 {
+	return links_page_confirm_target(out, id, action, ep, exp, sig, summary, NULL);
+}
+
+int links_page_confirm_target(struct buf *out, const char *id, const char *action,
+			      const char *ep, const char *exp, const char *sig, const char *summary,
+			      const char *target)
+{
 	struct buf title = BUF_INIT, path = BUF_INIT;
 	size_t old = out->len;
 	bool approve;
@@ -487,6 +494,11 @@ int links_page_confirm(struct buf *out, const char *id, const char *action, cons
 	    add_hidden(out, "action", action) < 0 || add_hidden(out, "ep", ep) < 0 ||
 	    add_hidden(out, "exp", exp) < 0 ||
 	    add_hidden(out, "sig", sig) < 0 ||
+	    (approve && target &&
+	     (buf_adds(out, "<label for=\"target\">Type the target, <code>") < 0 ||
+	      links_html_escape(out, target) < 0 ||
+	      buf_adds(out, "</code>, to approve</label>\n<input type=\"text\" id=\"target\" "
+			    "name=\"target\" autocomplete=\"off\" spellcheck=\"false\">\n") < 0)) ||
 	    buf_addf(out,
 		     "<label for=\"by\">Your name</label>\n"
 		     "<input type=\"text\" id=\"by\" name=\"by\" maxlength=\"%d\" "

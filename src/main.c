@@ -26,8 +26,8 @@ static const char usage[] =
 	"  audit verify --journal FILE      check the journal's hash chain: exit 0 intact, 1 not\n"
 	"  audit show --journal FILE [--incident ID] [--since RFC3339] [--json]\n"
 	"                                   print the journal as a timeline (or its JSON lines)\n"
-	"  audit report --journal FILE --incident ID\n"
-	"                                   print a Markdown report of one incident\n"
+	"  audit report --journal FILE --incident ID [--html]\n"
+	"                                   print a Markdown (or self-contained HTML) report\n"
 	"                                   (rollbackd audit --help for more)\n"
 	"  --version                        print the version\n"
 	"  --help                           print this help\n"
@@ -53,7 +53,7 @@ static int usage_error(const char *what, const char *arg)
 static const char audit_usage[] =
 	"usage: rollbackd audit verify --journal FILE\n"
 	"       rollbackd audit show --journal FILE [--incident ID] [--since RFC3339] [--json]\n"
-	"       rollbackd audit report --journal FILE --incident ID\n"
+	"       rollbackd audit report --journal FILE --incident ID [--html]\n"
 	"\n"
 	"FILE is state_dir/journal.jsonl (or state_dir): every segment, journal.000001.jsonl,\n"
 	"... then journal.jsonl, is read in order. Nothing needs the daemon; nothing is written.\n"
@@ -64,7 +64,8 @@ static const char audit_usage[] =
 	"           alert notifications its decisions name, --since keeps records at or after\n"
 	"           a time, --json prints the journal lines themselves\n"
 	"  report   a Markdown report of one incident: summary, timeline, alert values,\n"
-	"           decisions, actions and their output, notifications, acknowledgements\n"
+	"           decisions, actions and their output, notifications, acknowledgements;\n"
+	"           --html writes the console's incident page as one self-contained file\n"
 	"\n"
 	"exit codes: 0 success (chain intact), 1 chain broken or journal unreadable,\n"
 	"2 usage error\n";
@@ -84,6 +85,7 @@ static int parse_audit_options(int argc, char **argv, const char **journal,
 		{"incident", required_argument, NULL, 'i'},
 		{"since", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'J'},
+		{"html", no_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -102,6 +104,8 @@ static int parse_audit_options(int argc, char **argv, const char **journal,
 			so->since = optarg;
 		else if (c == 'J' && show)
 			so->json = true;
+		else if (c == 'H' && strcmp(argv[0], "report") == 0)
+			so->html = true;
 		else if (c == 'h')
 			return 1;
 		else
@@ -139,7 +143,7 @@ static int dispatch_audit(int argc, char **argv)
 		return audit_show(journal, &so);
 	if (!so.incident)
 		return audit_usage_error("report: --incident ID is required", NULL);
-	return audit_report(journal, so.incident);
+	return so.html ? audit_report_html(journal, so.incident) : audit_report(journal, so.incident);
 }
 
 /* Options shared by the verbs; each verb says which it accepts. */

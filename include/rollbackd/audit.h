@@ -46,6 +46,7 @@ struct audit_show_options {
 	const char *incident; /* NULL: every record */
 	const char *since;    /* RFC 3339 text; NULL: from the start */
 	bool json;	      /* print the selected lines unchanged */
+	bool html;	      /* report: audit_report_html */
 };
 
 /* Print the selected records as a timeline, one line each (see
@@ -60,6 +61,11 @@ int audit_show(const char *journal, const struct audit_show_options *opt);
  * and whether the chain held. No record for it: exit 1. A broken chain:
  * the report says so, and the exit is 1. */
 int audit_report(const char *journal, const char *incident);
+
+/* The same incident as one self-contained HTML page (the console's
+ * incident page, ui_render_incident, with its stylesheet inline and no
+ * forms) on stdout. Same exits as audit_report. */
+int audit_report_html(const char *journal, const char *incident);
 
 /* ---- pure helpers (exposed for tests) ------------------------------------ */
 

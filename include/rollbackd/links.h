@@ -115,6 +115,11 @@ int links_html_escape(struct buf *out, const char *s);
  * unchanged. */
 int links_page_confirm(struct buf *out, const char *id, const char *action, const char *ep,
 		       const char *exp, const char *sig, const char *summary);
+/* The same; an approve page also asks the approver to type target (the
+ * field "target"), which the POST must repeat (NULL: no such field). */
+int links_page_confirm_target(struct buf *out, const char *id, const char *action,
+			      const char *ep, const char *exp, const char *sig, const char *summary,
+			      const char *target);
 
 /* Append a page with a title (also the <h1>) and one paragraph, for results
  * and errors ("Acknowledged by alice at …", "This link has expired.").

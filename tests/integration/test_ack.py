@@ -79,9 +79,12 @@ class AckTestCase(unittest.TestCase):
     def incident(self):
         return self.srv.request("GET", "/v1/incidents/" + self.inc).json()
 
-    def form_post(self, action, by="alice", exp=None, sig=None, inc=None):
+    def form_post(self, action, by="alice", exp=None, sig=None, inc=None,
+                  target="service=checkout"):
         q, exp, sig = link_query(action, inc or self.inc, exp, sig)
         body = q + "&by=" + urllib.parse.quote(by)
+        if action == "approve":  # the approver types the target (issue 16)
+            body += "&target=" + urllib.parse.quote(target)
         return self.srv.request("POST", "/v1/ack/" + (inc or self.inc), body=body.encode(),
                                 content_type="application/x-www-form-urlencoded")
 

@@ -252,7 +252,7 @@ class EpisodeLinksTest(EngineCase):
 
     def form_post(self, inc, ep, action="approve", by="dana"):
         exp = int(time.time()) + 600
-        body = "action=%s&ep=%d&exp=%d&sig=%s&by=%s&confirm=%s" % (
+        body = "action=%s&ep=%d&exp=%d&sig=%s&by=%s&target=%s" % (
             action, ep, exp, link_sig(action, inc, ep, exp), by,
             urllib.parse.quote(self.incident(inc)["target"]))
         return self.server.request("POST", "/v1/ack/" + inc, body=body.encode(),

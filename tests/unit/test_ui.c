@@ -1,0 +1,279 @@
+/*
+ * Unit tests for ui's pure parts: the target (SPEC §6 default and the
+ * "target" member), what an approver must type, form fields, and the
+ * incident page: escaping of hostile record text, the forms only when
+ * signed in (with the CSRF token), the verification chart, and the
+ * self-contained variant; the journal index across a segment rotation.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ui.c" /* the journal index is static */
+
+static char *target_of(const char *json)
+{
+	json_t *inc = json_loads(json, 0, NULL);
+	struct buf b = BUF_INIT;
+	cr_assert(inc);
+	cr_assert_eq(ui_incident_target(inc, &b), 0);
+	json_decref(inc);
+	char *s = strdup(b.data ? b.data : "");
+	buf_release(&b);
+	return s;
+}
+
+Test(ui, target_default_is_sorted_group_labels)
+{
+	char *t = target_of("{\"labels\":{\"service\":\"checkout\",\"namespace\":\"prod\"}}");
+	cr_assert_str_eq(t, "namespace=prod,service=checkout");
+	free(t);
+	t = target_of("{\"labels\":{\"service\":\"checkout\"}}");
+	cr_assert_str_eq(t, "service=checkout");
+	free(t);
+	t = target_of("{\"labels\":{}}");
+	cr_assert_str_eq(t, "");
+	free(t);
+}
+
+Test(ui, target_member_wins)
+{
+	char *t = target_of("{\"target\":\"prod/checkout\",\"labels\":{\"service\":\"checkout\"}}");
+	cr_assert_str_eq(t, "prod/checkout");
+	free(t);
+}
+
+Test(ui, target_matches)
+{
+	cr_assert(ui_target_matches("service=checkout", "service=checkout"));
+	cr_assert(ui_target_matches("  service=checkout\t", "service=checkout"));
+	cr_assert_not(ui_target_matches("service=Checkout", "service=checkout"));
+	cr_assert_not(ui_target_matches("service=checkou", "service=checkout"));
+	cr_assert_not(ui_target_matches("", "service=checkout"));
+	cr_assert_not(ui_target_matches(NULL, "service=checkout"));
+	cr_assert_not(ui_target_matches("", ""));
+}
+
+Test(ui, form_field)
+{
+	static const char body[] = "csrf=ab%20c&by=al+ice&target=service%3Dcheckout&bad=%zz";
+	char out[32];
+	cr_assert_eq(ui_form_field(body, strlen(body), "by", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "al ice");
+	cr_assert_eq(ui_form_field(body, strlen(body), "target", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "service=checkout");
+	cr_assert_eq(ui_form_field(body, strlen(body), "csrf", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "ab c");
+	cr_assert_eq(ui_form_field(body, strlen(body), "nope", out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "");
+	cr_assert_eq(ui_form_field(body, strlen(body), "bad", out, sizeof(out)), -1);
+	cr_assert_eq(ui_form_field(body, strlen(body), "by", out, 3), -1);
+	cr_assert_eq(ui_form_field("a=%00", 5, "a", out, sizeof(out)), -1);
+	cr_assert_eq(ui_form_field(NULL, 0, "a", out, sizeof(out)), 0);
+}
+
+static const char records_json[] =
+    "[{\"seq\":1,\"ts\":\"2026-11-21T10:00:00Z\",\"type\":\"decision\",\"incident\":\"inc-1\","
+    "\"rule\":\"r<script>\",\"outcome\":\"acting\",\"reason\":\"<b>why</b>\",\"state\":"
+    "\"acting\",\"group\":{\"service\":\"a&b\"},\"value\":{\"value\":2,\"above\":1},"
+    "\"labels\":{\"alertname\":\"A\",\"pod\":\"<i>p</i>\"},"
+    "\"annotations\":{\"summary\":\"\\\"quoted\\\" & <u>\"}},"
+    "{\"seq\":2,\"ts\":\"2026-11-21T10:00:01Z\",\"type\":\"action_started\",\"incident\":"
+    "\"inc-1\",\"index\":0,\"action\":\"exec\",\"argv\":[\"echo\",\"it's <x>\"]},"
+    "{\"seq\":3,\"ts\":\"2026-11-21T10:00:02Z\",\"type\":\"action_finished\",\"incident\":"
+    "\"inc-1\",\"index\":0,\"action\":\"exec\",\"result\":\"ok\",\"exit_code\":0,"
+    "\"duration_ms\":5,\"output\":\"</pre><script>alert(1)</script>\","
+    "\"incident_state\":\"awaiting_approval\"},"
+    "{\"seq\":4,\"ts\":\"2026-11-21T10:01:00Z\",\"type\":\"verify_sample\",\"incident\":"
+    "\"inc-1\",\"value\":0.5,\"below\":1},"
+    "{\"seq\":5,\"ts\":\"2026-11-21T10:02:00Z\",\"type\":\"verify_sample\",\"incident\":"
+    "\"inc-1\",\"value\":0.25,\"below\":1}]";
+
+static char *render(const struct ui_page *page)
+{
+	json_t *recs = json_loads(records_json, 0, NULL);
+	struct buf b = BUF_INIT;
+	cr_assert(recs);
+	cr_assert_eq(ui_render_incident(&b, "inc-1", NULL, recs, page), 0);
+	json_decref(recs);
+	char *s = strdup(b.data);
+	buf_release(&b);
+	return s;
+}
+
+Test(ui, page_escapes_everything)
+{
+	struct ui_page page = {.standalone = false};
+	char *html = render(&page);
+	cr_assert_null(strstr(html, "<script"));
+	cr_assert_null(strstr(html, "<b>"));
+	cr_assert_not_null(strstr(html, "r&lt;script&gt;"));
+	cr_assert_not_null(strstr(html, "&lt;b&gt;why&lt;/b&gt;"));
+	cr_assert_not_null(strstr(html, "service=a&amp;b"));
+	cr_assert_not_null(strstr(html, "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+	cr_assert_not_null(
+	    strstr(html, "<pre class=\"cmd\">echo &#39;it&#39;\\&#39;&#39;s &lt;x&gt;&#39;</pre>"));
+	cr_assert_not_null(strstr(html, "<dt>Value vs threshold</dt><dd>2 &gt; 1</dd>"));
+	cr_assert_not_null(strstr(html, "<link rel=\"stylesheet\" href=\"/ui/style.css\">"));
+	cr_assert_null(strstr(html, "<form"), "no forms when not signed in");
+	cr_assert_not_null(strstr(html, "<dt>labels.pod</dt><dd>&lt;i&gt;p&lt;/i&gt;</dd>"));
+	cr_assert_not_null(strstr(
+	    html, "<dt>annotations.summary</dt><dd>&quot;quoted&quot; &amp; &lt;u&gt;</dd>"));
+	cr_assert_null(strstr(html, "<i>"));
+	cr_assert_null(strstr(html, "<u>"));
+	free(html);
+}
+
+Test(ui, forms_carry_the_csrf_token)
+{
+	struct ui_page page = {.can_act = true, .csrf = "c0ffee"};
+	char *html = render(&page);
+	cr_assert_not_null(strstr(html, "action=\"/ui/incidents/inc-1/ack\"><input type=\"hidden\" "
+					"name=\"csrf\" value=\"c0ffee\">"));
+	cr_assert_not_null(strstr(html, "action=\"/ui/incidents/inc-1/approve\"><input "
+					"type=\"hidden\" name=\"csrf\" value=\"c0ffee\">"));
+	cr_assert_not_null(
+	    strstr(html, "Type the target, <code>service=a&amp;b</code>, to approve"));
+	free(html);
+}
+
+Test(ui, chart_and_standalone)
+{
+	struct ui_page page = {.standalone = true, .can_act = true, .csrf = "x", .footer = "f<"};
+	char *html = render(&page);
+	cr_assert_not_null(strstr(html, "<svg class=\"chart\""));
+	cr_assert_eq(strstr(html, "<circle ") != NULL, 1);
+	cr_assert_not_null(strstr(html, "2 sample(s) over 60s; dashed: the threshold"));
+	cr_assert_not_null(strstr(html, "value 0.25 (below 1)"));
+	cr_assert_not_null(strstr(html, "<style>"));
+	cr_assert_null(strstr(html, "<link"));
+	cr_assert_null(strstr(html, "<form"), "a report has no forms");
+	cr_assert_not_null(strstr(html, "<p class=\"mute\">f&lt;</p>"));
+	free(html);
+}
+
+/* ---- the journal index ------------------------------------------------ */
+
+static void append_line(const char *dir, const char *file, int seq, const char *inc,
+			const char *type)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	FILE *f = fopen(path, "a");
+	cr_assert(f);
+	fprintf(f,
+		"{\"seq\":%d,\"ts\":\"2026-11-21T10:00:%02dZ\",\"type\":\"%s\",\"incident\":"
+		"\"%s\",\"prev\":\"x\",\"hash\":\"y\"}\n",
+		seq, seq % 60, type, inc);
+	fclose(f);
+}
+
+/* Catch up with the journal; a loaded machine may take longer than one
+ * page's wait, so ask again until a whole scan ran after the request. */
+static json_t *records_of(struct ui *ui, const char *id, size_t *dropped)
+{
+	for (int i = 0;; i++) {
+		pthread_mutex_lock(&ui->ix.lock);
+		uint64_t want = ui->ix.kick_gen + 1;
+		pthread_mutex_unlock(&ui->ix.lock);
+		bool ready = index_catch_up(&ui->ix);
+		pthread_mutex_lock(&ui->ix.lock);
+		bool done = ui->ix.done_gen >= want;
+		pthread_mutex_unlock(&ui->ix.lock);
+		if (ready && done)
+			break;
+		cr_assert(i < 100, "the index did not catch up in 20 s");
+	}
+	json_t *r = index_records(&ui->ix, id, dropped);
+	cr_assert(r);
+	return r;
+}
+
+Test(ui, index_follows_rotation)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	append_line(dir, "journal.000001.jsonl", 1, "inc-a", "decision");
+	append_line(dir, JOURNAL_FILE, 2, "inc-a", "action_started");
+	append_line(dir, JOURNAL_FILE, 3, "", "pause");
+	append_line(dir, JOURNAL_FILE, 4, "inc-b", "decision");
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	ui_set_journal(ui, NULL);
+	size_t dropped = 9;
+	json_t *r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 2);
+	cr_assert_eq(dropped, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r, 1), "type")),
+			 "action_started");
+	json_decref(r);
+	/* a line being written (no newline yet) is not a record */
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	FILE *f = fopen(path, "a");
+	fputs("{\"seq\":5,\"ts\":\"2026-11-21T10:00:05Z\",\"type\":\"ack\",\"incident\":\"inc-a\"",
+	      f);
+	fclose(f);
+	r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 2);
+	json_decref(r);
+	f = fopen(path, "a");
+	fputs(",\"prev\":\"x\",\"hash\":\"y\"}\n", f);
+	fclose(f);
+	/* rotate: journal.jsonl becomes journal.000002.jsonl, a new one starts */
+	char to[600];
+	snprintf(to, sizeof(to), "%s/journal.000002.jsonl", dir);
+	cr_assert_eq(rename(path, to), 0);
+	append_line(dir, JOURNAL_FILE, 6, "inc-a", "resolved");
+	r = records_of(ui, "inc-a", &dropped);
+	cr_assert_eq(json_array_size(r), 4);
+	static const char *const want[] = {"decision", "action_started", "ack", "resolved"};
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r, i), "type")),
+				 want[i]);
+	json_decref(r);
+	r = records_of(ui, "inc-b", &dropped);
+	cr_assert_eq(json_array_size(r), 1);
+	json_decref(r);
+	r = records_of(ui, "inc-none", &dropped);
+	cr_assert_eq(json_array_size(r), 0);
+	json_decref(r);
+	ui_free(ui);
+	config_release(&cfg);
+	cr_assert_eq(unlink(to), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/journal.000001.jsonl", dir);
+	unlink(path);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+Test(ui, index_caps_one_incident)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	for (int i = 1; i <= UI_TIMELINE_MAX + 5; i++)
+		append_line(dir, JOURNAL_FILE, i, "inc-big", "notify_sent");
+	struct ui *ui = ui_new(&cfg, NULL);
+	ui_set_journal(ui, NULL);
+	size_t dropped = 0;
+	json_t *r = records_of(ui, "inc-big", &dropped);
+	cr_assert_eq(json_array_size(r), UI_TIMELINE_MAX);
+	cr_assert_eq(dropped, 5);
+	json_decref(r);
+	ui_free(ui);
+	config_release(&cfg);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
