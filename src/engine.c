@@ -708,14 +708,6 @@ static void journal_action_finished(struct engine *e, const struct incident *inc
 
 /* ---- notices ------------------------------------------------------------ */
 
-static bool rule_notifies(const struct rule *r, const char *channel)
-{
-	for (size_t i = 0; r && i < r->n_notify; i++)
-		if (strcmp(r->notify[i], channel) == 0)
-			return true;
-	return false;
-}
-
 static const char *owned_get(const struct owned_labels *l, const char *name)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -733,8 +725,8 @@ static void notify_state(struct engine *e, struct incident *inc, enum notify_kin
 		return;
 	struct notify_event ev = {
 		.kind = kind,
-		.slack = rule_notifies(r, "slack"),
-		.pagerduty = rule_notifies(r, "pagerduty"),
+		.channels = (const char *const *)r->notify,
+		.n_channels = r->n_notify,
 		.incident = inc->id,
 		.rule = inc->rule_name,
 		.state = state_names[inc->state],
@@ -748,7 +740,7 @@ static void notify_state(struct engine *e, struct incident *inc, enum notify_kin
 		.awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
 		.note = note,
 	};
-	if (!ev.slack && !ev.pagerduty)
+	if (ev.n_channels == 0)
 		return;
 	ev.service = owned_get(&inc->trigger_labels, "service");
 	if (!ev.service)

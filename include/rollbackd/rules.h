@@ -81,7 +81,7 @@ struct rule {
 	int64_t cooldown_ms;
 	int64_t verify_within_ms;    /* 0 = no verification */
 	int dry_run;                 /* -1 inherit global, 0 off, 1 on */
-	char **notify;               /* "slack", "pagerduty" */
+	char **notify;               /* channel names (channel.h): "slack", ... */
 	size_t n_notify;
 };
 

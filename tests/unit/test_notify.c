@@ -11,6 +11,8 @@
  * outbox that survives a restart. Each test has a safety timer.
  */
 #include "notify.c"
+#include "channel_slack_bot.c"
+#include "rollbackd/pagerduty.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -106,12 +108,42 @@ static struct notify_action actions[] = {
     {"exec", "failed", 3, 0, "rolling back checkout\nerror: no previous release\n"},
 };
 
+static const char *const both[] = {"slack", "pagerduty"};
+static const char *const only_slack[] = {"slack"};
+static const char *const only_pd[] = {"pagerduty"};
+
+/* The rule's notify list. */
+static void set_channels(struct notify_event *ev, bool slack, bool pagerduty)
+{
+	ev->channels = slack && pagerduty ? both : slack ? only_slack : only_pd;
+	ev->n_channels = slack && pagerduty ? 2 : slack || pagerduty ? 1 : 0;
+}
+
+/* The bot channel's state, for its message table. */
+static struct bot *bot_of(struct notify *n)
+{
+	for (size_t i = 0; i < n->n_ch; i++)
+		if (n->ch[i].h == &channel_slack_bot)
+			return n->ch[i].ctx.priv;
+	cr_assert_fail("no bot channel");
+	return NULL;
+}
+
+#define thread_find(n, inc) bot_thread_find(bot_of(n), inc)
+#define thread_set(n, inc, ch, ts) bot_thread_set(bot_of(n), inc, ch, ts)
+
+/* The outbox of the channel that gets name's notices. */
+static struct entry_list *outbox_of(struct notify *n, const char *name)
+{
+	return &chan_for(n, name, false)->outbox;
+}
+
 static struct notify_event event(enum notify_kind k, const char *incident)
 {
 	struct notify_event ev = {
 	    .kind = k,
-	    .slack = true,
-	    .pagerduty = true,
+	    .channels = both,
+	    .n_channels = 2,
 	    .incident = incident,
 	    .rule = "checkout-error-rate",
 	    .service = "checkout",
@@ -276,7 +308,7 @@ Test(notify_pure, notice_round_trip)
 	/* The messages, built from the notice as at send time. */
 	n = make(NULL);
 	struct slack_incident_view v;
-	slack_view(n, &nt, links, &v);
+	notice_slack_view(n, &nt, links, &v);
 	cr_assert_not_null(v.ack_url);
 	cr_assert_not_null(v.approve_url);
 	cr_assert(strncmp(v.ack_url, "https://rb.example.com/v1/ack/" INC1 "?action=ack&exp=",
@@ -314,7 +346,7 @@ Test(notify_pure, notice_round_trip)
 	buf_release(&links[0]);
 	buf_release(&links[1]);
 	set_str(&cfg.public_url, "");
-	slack_view(n, &nt, links, &v);
+	notice_slack_view(n, &nt, links, &v);
 	cr_assert_null(v.ack_url);
 	cr_assert_null(v.approve_url);
 
@@ -383,7 +415,7 @@ Test(notify_pure, oversized_notice_says_less)
 	ev.n_labels = PD_LABELS_MAX;
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 1, "the notice is kept, smaller");
-	struct entry *e = n->queue.head;
+	struct notify_entry *e = n->queue.head;
 	cr_assert_leq(e->notice_len, NOTICE_MAX);
 	cr_assert_null(strstr(e->notice, "\"labels\""));
 	cr_assert_not_null(strstr(e->notice, "\"actions\""));
@@ -429,10 +461,10 @@ Test(notify_pure, pagerduty_update_makes_no_entry)
 	ev.kind = NOTIFY_UPDATE;
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 2);
-	cr_assert_eq(n->queue.tail->ch, CH_SLACK);
+	cr_assert_str_eq(chan_name(n, n->queue.tail->ch), "slack");
 	/* Not asked for by the rule: nothing. */
 	ev.kind = NOTIFY_TRIGGER;
-	ev.slack = ev.pagerduty = false;
+	set_channels(&ev, false, false);
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 2);
 	notify_free(n);
@@ -523,9 +555,10 @@ Test(notify_pure, replay_synthetic_lines)
 		       "\"pagerduty\",\"status_code\":202,\"attempts\":1,\"prev\":\"00\","
 		       "\"hash\":\"00\"}");
 	cr_assert_eq(notify_pending(n), 1);
-	cr_assert_str_eq(n->outbox.head->id, "n-0000000000000002");
-	cr_assert_eq(n->outbox.head->ch, CH_SLACK);
-	cr_assert_str_eq(n->outbox.head->notice, NOTICE, "the notice is kept as journaled");
+	cr_assert_str_eq(outbox_of(n, "slack")->head->id, "n-0000000000000002");
+	cr_assert_str_eq(chan_name(n, outbox_of(n, "slack")->head->ch), "slack");
+	cr_assert_str_eq(outbox_of(n, "slack")->head->notice, NOTICE,
+			 "the notice is kept as journaled");
 	/* A sent record for an id we never saw (a slack_response) changes nothing. */
 	replay_text(n, "{\"seq\":5,\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"notify_sent\","
 		       "\"incident\":\"\",\"id\":\"n-00000000000000ff\",\"channel\":"
@@ -586,8 +619,8 @@ Test(notify_pure, errors_are_redacted)
 	set_secret(&cfg.notify.slack_bot_token, BOT_TOKEN);
 	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
 	struct notify *n = make(NULL);
-	char out[ERROR_TEXT_MAX + 1];
-	error_text(n, "https://hooks.slack.com/actions/RESP",
+	char out[CHANNEL_ERROR_MAX + 1];
+	notify_error_text(n, "https://hooks.slack.com/actions/RESP",
 		   "url 'https://hooks.slack.com/services/" WEBHOOK_SECRET
 		   "': bad; key " ROUTING_KEY " token " BOT_TOKEN
 		   "\n resp https://hooks.slack.com/actions/RESP",
@@ -602,8 +635,8 @@ Test(notify_pure, errors_are_redacted)
 	char in[400];
 	memset(in, 'a', 295);
 	snprintf(in + 295, sizeof(in) - 295, "%s", ROUTING_KEY);
-	error_text(n, NULL, in, out);
-	cr_assert_eq(strlen(out), ERROR_TEXT_MAX);
+	notify_error_text(n, NULL, in, out);
+	cr_assert_eq(strlen(out), CHANNEL_ERROR_MAX);
 	cr_assert_null(strstr(out, "R0UT"), "%s", out);
 	notify_free(n);
 }
@@ -808,7 +841,7 @@ Test(notify_http, pagerduty_trigger_ack_resolve_in_order)
 	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	ev.kind = NOTIFY_ACK;
 	ev.acknowledged_by = "alice";
@@ -849,7 +882,7 @@ Test(notify_http, retry_after_is_honoured)
 	SCRIPT({429, 2, "slow down"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 8000));
 	cr_assert_eq(n_seen, 2);
@@ -868,7 +901,7 @@ Test(notify_http, server_errors_are_retried_until_delivered_once)
 	SCRIPT({500, 0, "oops"}, {500, 0, "oops"}, {500, 0, "oops"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 8000));
 	run_for(300); /* nothing more comes */
@@ -887,7 +920,7 @@ Test(notify_http, client_error_fails_for_good)
 	SCRIPT({400, 0, "{\"status\":\"invalid event\"}"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	run_for(400);
@@ -910,7 +943,7 @@ static const char *const burst_ids[] = {"inc-000000000000000a", "inc-00000000000
 static void burst_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct notify_event ev = event(NOTIFY_TRIGGER, burst_ids[(intptr_t)arg]);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 }
 
@@ -955,7 +988,7 @@ Test(notify_http, slack_bot_posts_then_updates)
 	ratelimit_once = true;
 	start_notify(100, 100);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	ev.kind = NOTIFY_UPDATE;
 	notify_incident(nt_, &ev);
@@ -993,7 +1026,7 @@ Test(notify_http, slack_bot_posts_anew_when_the_message_is_gone)
 	start_notify(100, 50);
 	cr_assert_eq(thread_set(nt_, INC1, "C9", "9.9"), 0);
 	struct notify_event ev = event(NOTIFY_ACK, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	cr_assert_eq(n_seen, 2);
@@ -1012,7 +1045,7 @@ Test(notify_http, slack_bot_error_fails_for_good)
 	SCRIPT({200, 0, "{\"ok\":false,\"error\":\"channel_not_found\"}"});
 	start_notify(100, 50);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	run_for(200);
@@ -1046,7 +1079,7 @@ Test(notify_http, outbox_survives_a_restart)
 	struct notify *n = make(NULL);
 	notify_start(n, jr);
 	struct notify_event ev = event(NOTIFY_ESCALATE, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	ev.note = "the rollback did not fix it";
 	notify_incident(n, &ev);
 	notify_free(n);
@@ -1078,7 +1111,7 @@ static void *burst_thread(void *arg)
 	for (int i = 0; i < 10; i++) {
 		snprintf(id, sizeof(id), "inc-%08x%08x", (unsigned)(intptr_t)arg, (unsigned)i);
 		struct notify_event ev = event(NOTIFY_TRIGGER, id);
-		ev.slack = false;
+		set_channels(&ev, false, true);
 		notify_incident(nt_, &ev);
 	}
 	return NULL;
