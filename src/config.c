@@ -430,14 +430,15 @@ static int parse_secrets(json_t *o, struct config *cfg, struct error *err)
 
 static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 {
-	static const char *const known[] = {"slack", "pagerduty", NULL};
+	static const char *const known[] = {"slack", "pagerduty", "max_queued", NULL};
 	static const char *const slack_known[] = {"webhook_url", "bot_token", "channel", "api_url",
 						  NULL};
 	static const char *const pd_known[] = {"routing_key", "url", NULL};
 	json_t *slack, *pd;
 
 	if (check_keys(o, "notify", known, err) || opt_object(o, "notify", "slack", &slack, err) ||
-	    opt_object(o, "notify", "pagerduty", &pd, err))
+	    opt_object(o, "notify", "pagerduty", &pd, err) ||
+	    opt_size(o, "notify", "max_queued", &cfg->notify.max_queued, err))
 		return -1;
 	if (slack) {
 		const char *b = "notify.slack";
@@ -573,6 +574,7 @@ int config_init(struct config *cfg)
 	cfg->limits.max_concurrent_actions = 4;
 	cfg->limits.max_rollbacks_per_hour = 10;
 	cfg->limits.max_alerts = 10000;
+	cfg->notify.max_queued = 10000;
 	cfg->auth.max_skew_ms = 5 * 60 * 1000;
 	cfg->auth.allow_untimestamped = false;
 	cfg->links_ttl_ms = 24LL * 60 * 60 * 1000;

@@ -1513,7 +1513,7 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 		journal_resolved(e, inc);
 		notify_state(e, inc, NOTIFY_RESOLVE, "resolved while the actions ran", NULL);
 	} else if (ok) {
-		notify_state(e, inc, NOTIFY_UPDATE, "the rollback actions succeeded", NULL);
+		notify_state(e, inc, NOTIFY_ROLLED_BACK, "the rollback actions succeeded", NULL);
 		arm_verify(e, inc);
 	} else {
 		notify_state(e, inc, NOTIFY_TRIGGER, "a rollback action failed", NULL);

@@ -1063,9 +1063,9 @@ struct notify *notify_new(const struct notify_options *opt)
 		c->ctx.n = n;
 		c->ctx.cfg = n->cfg;
 		c->ctx.interval_ms = c->h->paced ? n->slack_interval_ms : 0;
-		c->queue_max = opt->queue_max ? opt->queue_max
-			       : c->h->queue_max ? c->h->queue_max
-						 : CHANNEL_QUEUE_MAX;
+		c->queue_max = opt->queue_max		 ? opt->queue_max
+			       : n->cfg->notify.max_queued ? n->cfg->notify.max_queued
+							   : CHANNEL_QUEUE_MAX;
 		for (int r = 0; r < R_COUNT; r++)
 			if (!(c->count[r] = metrics_child(total, c->h->name, result_names[r])))
 				goto fail;

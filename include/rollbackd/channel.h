@@ -42,7 +42,7 @@ struct notify;
 #define CHANNEL_BATCH_MAX 49   /* entries in one request at most */
 #define CHANNEL_HEADERS_MAX 4  /* request headers a channel sets */
 #define CHANNEL_ERROR_MAX 300  /* bytes of error text journaled */
-#define CHANNEL_QUEUE_MAX 5000 /* default notices queued or waiting, per channel */
+#define CHANNEL_QUEUE_MAX 10000 /* default notices queued or waiting, per channel */
 
 /* One notice for one channel, from notify_incident (or replay) until a
  * notify_sent / notify_failed record. Owned by the outbox; a channel reads
@@ -103,7 +103,6 @@ struct channel {
 	bool paced;		/* at most one request per interval */
 	bool ordered;		/* an incident's notices go one after another */
 	bool retries;		/* false: a failed round is final */
-	size_t queue_max;	/* 0 = CHANNEL_QUEUE_MAX */
 	/* The channel's state; NULL = none. init returns 0 or -1 (OOM). */
 	int (*init)(struct channel_ctx *c);
 	void (*cleanup)(struct channel_ctx *c);

@@ -63,6 +63,7 @@ struct config {
 		char *slack_api_url;
 		struct secret pagerduty_routing_key;
 		char *pagerduty_url;
+		size_t max_queued; /* notices queued or waiting, per channel */
 	} notify;
 };
 

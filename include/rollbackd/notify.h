@@ -83,7 +83,7 @@ struct notify_options {
 	int64_t retry_max_ms;	   /* cap of that delay (5 min) */
 	int64_t slack_interval_ms; /* least time between two Slack posts (1 s) */
 	int64_t log_interval_ms;   /* one delivery-error line per channel per (10 s) */
-	size_t queue_max;	   /* notices queued or waiting per channel (5000) */
+	size_t queue_max;	   /* notices queued or waiting per channel (notify.max_queued) */
 };
 
 /* NULL on OOM. With no channel configured it still works and simply has

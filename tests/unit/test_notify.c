@@ -1153,3 +1153,110 @@ Test(notify_http, delivers_without_a_journal)
 	cr_assert_str_eq(json_string_value(json_object_get(b, "event_action")), "resolve");
 	json_decref(b);
 }
+
+/* ---- issue 12: notifications under outage ----------------------------------- */
+
+Test(notify_pure, log_gate_one_line_per_interval)
+{
+	struct notify_options o = {.cfg = &cfg, .base = base, .log_interval_ms = 200};
+	struct notify *n = notify_new(&o);
+	cr_assert_not_null(n);
+	struct chan *c = chan_for(n, "pagerduty", false);
+	char supp[24];
+	cr_assert(log_gate(n, c, supp));
+	cr_assert_str_eq(supp, "0");
+	for (int i = 0; i < 7; i++)
+		cr_assert_not(log_gate(n, c, supp), "line %d was let through", i);
+	/* Another channel has its own gate. */
+	cr_assert(log_gate(n, chan_for(n, "slack_response", false), supp));
+	usleep(250 * 1000);
+	cr_assert(log_gate(n, c, supp));
+	cr_assert_str_eq(supp, "7");
+	cr_assert_not(log_gate(n, c, supp));
+	notify_free(n);
+}
+
+static bool drained_pd_ok(void)
+{
+	return atomic_load(&chan_for(nt_, "pagerduty", false)->pending) == 0;
+}
+
+static bool metric_says(const char *series)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_eq(metrics_render(&b), 0);
+	bool found = b.data && strstr(b.data, series);
+	buf_release(&b);
+	return found;
+}
+
+static bool pd_five_sent(void)
+{
+	size_t sent = 0;
+	for (size_t i = 0; i < n_seen; i++)
+		sent += strncmp(seen[i].path, "/pd", 3) == 0;
+	return sent >= 5 && atomic_load(&chan_for(nt_, "pagerduty", false)->pending) == 0;
+}
+
+Test(notify_http, a_dead_channel_drops_only_its_own)
+{
+	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
+	set_secret(&cfg.notify.slack_webhook_url, "http://127.0.0.1:1/" WEBHOOK_SECRET);
+	struct notify_options o = {.cfg = &cfg, .base = base, .retry_base_ms = 100,
+				   .retry_max_ms = 400, .slack_interval_ms = 50, .queue_max = 2};
+	nt_ = notify_new(&o);
+	cr_assert_not_null(nt_);
+	notify_start(nt_, jr);
+	for (int i = 0; i < 5; i++) {
+		struct notify_event ev = event(NOTIFY_TRIGGER, burst_ids[i]);
+		notify_incident(nt_, &ev);
+		/* PagerDuty keeps up; Slack never does. */
+		cr_assert(run_until(drained_pd_ok, 5000));
+	}
+	cr_assert(run_until(pd_five_sent, 5000));
+	cr_assert_eq(atomic_load(&chan_for(nt_, "slack", false)->pending), 2);
+	cr_assert(metric_says("notifications_total{channel=\"slack\",result=\"dropped\"} 3\n"));
+	cr_assert(metric_says("notifications_total{channel=\"pagerduty\",result=\"dropped\"} 0\n"));
+	cr_assert(metric_says("notifications_total{channel=\"pagerduty\",result=\"sent\"} 5\n"));
+	finish();
+	cr_assert_eq(count_type("notify_sent", "pagerduty"), 5);
+	cr_assert_eq(count_type("notify_intent", "slack"), 2);
+	cr_assert_eq(count_type("notify_failed", "slack"), 3);
+	cr_assert_eq(count_type("notify_failed", "pagerduty"), 0);
+	json_t *f = find_type("notify_failed", 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "error")),
+			 "the slack queue is full (2 notices waiting); notice dropped");
+	cr_assert_str_eq(json_string_value(json_object_get(f, "event")), "trigger");
+	cr_assert_str_eq(json_string_value(json_object_get(f, "incident")), burst_ids[2]);
+	cr_assert_eq(json_integer_value(json_object_get(f, "attempts")), 0);
+	cr_assert_null(strstr(slurp_journal(), WEBHOOK_SECRET));
+}
+
+Test(notify_http, pagerduty_is_updated_when_the_rollback_succeeds)
+{
+	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
+	start_notify(100, 0);
+	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
+	set_channels(&ev, false, true);
+	ev.state = "acting";
+	notify_incident(nt_, &ev);
+	ev.kind = NOTIFY_ROLLED_BACK;
+	ev.state = "rolled_back";
+	ev.reason = "the rollback actions succeeded";
+	notify_incident(nt_, &ev);
+	cr_assert(run_until(drained, 5000));
+	cr_assert_eq(n_seen, 2);
+	json_t *b = seen_json(1);
+	cr_assert_str_eq(json_string_value(json_object_get(b, "event_action")), "trigger");
+	cr_assert_str_eq(json_string_value(json_object_get(b, "dedup_key")), INC1);
+	json_t *p = json_object_get(b, "payload");
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(p, "custom_details"), "state")),
+	    "rolled_back");
+	cr_assert_not_null(strstr(json_string_value(json_object_get(p, "summary")),
+				  "rolled back - the rollback actions succeeded"));
+	json_decref(b);
+	finish();
+	json_t *i = find_type("notify_intent", 1);
+	cr_assert_str_eq(json_string_value(json_object_get(i, "event")), "rolled_back");
+}
