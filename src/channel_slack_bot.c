@@ -14,28 +14,24 @@
 #include "rollbackd/channel.h"
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
+#include "rollbackd/msgmap.h"
 #include "rollbackd/notice.h"
 #include "rollbackd/slack.h"
 
 #define THREADS_MAX 10000	/* incidents whose message we know */
-#define THREAD_BUCKETS 1024
 #define SLACK_ID_MAX 64		/* channel id or ts */
 #define SLACK_API_MAX_RESPONSE (1 << 20) /* chat.* replies echo the whole message */
 
 enum { MODE_POST, MODE_UPDATE };
 
-/* The message an incident has (chat.update edits it). */
+/* The message an incident has (chat.update edits it), as found. */
 struct thread {
-	struct thread *hnext;	      /* bucket chain */
-	struct thread *older, *newer; /* eviction order */
 	char channel[SLACK_ID_MAX], ts[SLACK_ID_MAX];
-	char incident[]; /* NUL-terminated */
 };
 
 struct bot {
-	struct thread *buckets[THREAD_BUCKETS];
-	struct thread *oldest, *newest;
-	size_t n_threads;
+	struct msgmap *threads; /* incident -> "channel ts" */
+	struct thread found;	/* bot_thread_find's answer */
 };
 
 static bool bot_configured(const struct config *c)
@@ -51,95 +47,54 @@ static const struct secret *bot_secret(const struct config *c, size_t i)
 
 /* ---- the messages incidents have ------------------------------------------ */
 
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-static struct thread **thread_slot(struct bot *b, const char *incident)
-{
-	struct thread **p = &b->buckets[hash_str(incident) % THREAD_BUCKETS];
-	while (*p && strcmp((*p)->incident, incident) != 0)
-		p = &(*p)->hnext;
-	return p;
-}
-
-static void thread_unlink_order(struct bot *b, struct thread *t)
-{
-	if (t->older)
-		t->older->newer = t->newer;
-	else
-		b->oldest = t->newer;
-	if (t->newer)
-		t->newer->older = t->older;
-	else
-		b->newest = t->older;
-	t->older = t->newer = NULL;
-}
-
 static void bot_thread_forget(struct bot *b, const char *incident)
 {
-	struct thread **p = thread_slot(b, incident), *t = *p;
-	if (!t)
-		return;
-	*p = t->hnext;
-	thread_unlink_order(b, t);
-	b->n_threads--;
-	free(t);
+	msgmap_forget(b->threads, incident);
 }
 
+/* Valid until the next call. */
 static const struct thread *bot_thread_find(struct bot *b, const char *incident)
 {
-	return *thread_slot(b, incident);
+	const char *v = msgmap_get(b->threads, incident), *sp;
+	if (!v || !(sp = strchr(v, ' ')) || (size_t)(sp - v) >= SLACK_ID_MAX ||
+	    strlen(sp + 1) >= SLACK_ID_MAX)
+		return NULL;
+	snprintf(b->found.channel, sizeof(b->found.channel), "%.*s", (int)(sp - v), v);
+	snprintf(b->found.ts, sizeof(b->found.ts), "%s", sp + 1);
+	return &b->found;
 }
 
 /* Remember (or move) an incident's message; the oldest is forgotten past
- * THREADS_MAX (its next notice then starts a new message). */
+ * THREADS_MAX (its next notice then starts a new message). Slack's ids
+ * have no spaces. */
 static int bot_thread_set(struct bot *b, const char *incident, const char *channel,
 			  const char *ts)
 {
-	struct thread **p = thread_slot(b, incident), *t = *p;
+	char v[2 * SLACK_ID_MAX + 2];
 
-	if (strlen(channel) >= SLACK_ID_MAX || strlen(ts) >= SLACK_ID_MAX)
+	if (strlen(channel) >= SLACK_ID_MAX || strlen(ts) >= SLACK_ID_MAX || !channel[0] ||
+	    strchr(channel, ' ') || strchr(ts, ' '))
 		return -1;
-	if (!t) {
-		size_t len = strlen(incident);
-		t = calloc(1, sizeof(*t) + len + 1);
-		if (!t)
-			return -1;
-		memcpy(t->incident, incident, len + 1);
-		*p = t;
-		b->n_threads++;
-	} else {
-		thread_unlink_order(b, t);
-	}
-	snprintf(t->channel, sizeof(t->channel), "%s", channel);
-	snprintf(t->ts, sizeof(t->ts), "%s", ts);
-	t->older = b->newest;
-	if (b->newest)
-		b->newest->newer = t;
-	else
-		b->oldest = t;
-	b->newest = t;
-	if (b->n_threads > THREADS_MAX)
-		bot_thread_forget(b, b->oldest->incident);
-	return 0;
+	snprintf(v, sizeof(v), "%s %s", channel, ts);
+	return msgmap_set(b->threads, incident, v);
 }
 
 static int bot_init(struct channel_ctx *c)
 {
-	c->priv = calloc(1, sizeof(struct bot));
-	return c->priv ? 0 : -1;
+	struct bot *b = calloc(1, sizeof(*b));
+	if (!b || !(b->threads = msgmap_new(THREADS_MAX))) {
+		free(b);
+		return -1;
+	}
+	c->priv = b;
+	return 0;
 }
 
 static void bot_cleanup(struct channel_ctx *c)
 {
 	struct bot *b = c->priv;
-	while (b && b->oldest)
-		bot_thread_forget(b, b->oldest->incident);
+	if (b)
+		msgmap_free(b->threads);
 	free(b);
 	c->priv = NULL;
 }
