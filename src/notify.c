@@ -69,6 +69,7 @@ const struct channel *const channel_registry[] = {
     &channel_slack_webhook,
     &channel_pagerduty,
     &channel_slack_response,
+    &channel_email,
     NULL,
 };
 
@@ -521,7 +522,8 @@ void notify_channel_done(struct channel_send *s, const struct httpc_result *res)
 		/* A batch shares one delay, so that it stays one message. */
 		int64_t delay = next_round_ms(n, s->e[0]);
 		for (size_t i = 0; i < s->k; i++) {
-			if (retryable(res) && c->h->retries)
+			if ((c->h->retryable ? c->h->retryable(res) : retryable(res)) &&
+			    c->h->retries)
 				notify_entry_retry(n, s->e[i], delay, res->status, text);
 			else
 				notify_entry_failed(n, s->e[i], res->status, text);

@@ -119,6 +119,9 @@ struct channel {
 	 * failed transfer is retried or failed by the core. The hook settles
 	 * every entry of s with notify_entry_sent/_retry/_failed. */
 	void (*reply)(struct channel_ctx *c, struct channel_send *s, const struct httpc_result *r);
+	/* Whether a failed transfer is worth another round (NULL = HTTP's
+	 * rules: no reply, 429, 5xx). */
+	bool (*retryable)(const struct httpc_result *r);
 	/* Journal replay of a notify_sent / notify_failed record of this
 	 * channel (d is the record), e.g. the Slack message an incident has.
 	 * kind is the entry's when it was still in the outbox, else -1. */
@@ -168,5 +171,6 @@ extern const struct channel channel_slack_bot;
 extern const struct channel channel_slack_webhook;
 extern const struct channel channel_pagerduty;
 extern const struct channel channel_slack_response;
+extern const struct channel channel_email;
 
 #endif
