@@ -12,6 +12,7 @@
  */
 #include "notify.c"
 #include "channel_slack_bot.c"
+#include "channel_email.c"
 #include "rollbackd/pagerduty.h"
 
 #include <arpa/inet.h>
@@ -1259,4 +1260,104 @@ Test(notify_http, pagerduty_is_updated_when_the_rollback_succeeds)
 	finish();
 	json_t *i = find_type("notify_intent", 1);
 	cr_assert_str_eq(json_string_value(json_object_get(i, "event")), "rolled_back");
+}
+
+/* ---- email ------------------------------------------------------------------ */
+
+static const char *header_of(const char *msg, const char *name)
+{
+	static char v[512];
+	char key[64];
+	snprintf(key, sizeof(key), "\r\n%s: ", name);
+	const char *p = strstr(msg, key);
+	if (!p && strncmp(msg, key + 2, strlen(key + 2)) == 0)
+		p = msg - 2;
+	if (!p)
+		return NULL;
+	p += strlen(key);
+	snprintf(v, sizeof(v), "%.*s", (int)strcspn(p, "\r"), p);
+	return v;
+}
+
+Test(notify_pure, email_message_is_threaded_multipart)
+{
+	static const char *config = "{\"notify\": {\"email\": {\"smtp_url\": \"smtp://127.0.0.1:1\","
+				    "\"from\": \"rb@example.net\", \"to\": [\"a@example.com\", "
+				    "\"b@example.org\"]}}}";
+	struct config c;
+	struct error err = {{0}};
+	cr_assert_eq(config_load_text(config, strlen(config), "t.json", &c, &err), 0, "%s", err.msg);
+	cr_assert(email_configured(&c));
+	cr_assert(c.notify.email.starttls, "STARTTLS by default");
+
+	struct buf b = BUF_INIT, m1 = BUF_INIT, m2 = BUF_INIT;
+	struct notify_event ev = event(NOTIFY_ROLLED_BACK, INC1);
+	struct notice nt;
+	char id1[EMAIL_MSGID_MAX], id2[EMAIL_MSGID_MAX];
+	cr_assert(email_wants(&ev));
+	ev.kind = NOTIFY_TRIGGER;
+	ev.state = "acting";
+	cr_assert_not(email_wants(&ev), "acting is not mailed");
+	ev.state = "action_failed";
+	cr_assert(email_wants(&ev));
+	ev.kind = NOTIFY_UPDATE;
+	cr_assert_not(email_wants(&ev));
+	ev = event(NOTIFY_ROLLED_BACK, INC1);
+	ev.rule = "rule \r\nBcc: evil@example.com";
+	cr_assert_eq(notice_write(&b, &ev, false), 0);
+	cr_assert_eq(notice_parse(b.data, b.len, &nt), 0);
+	cr_assert_eq(email_message(&c.notify.email, "n-0000000000000001", &nt, NULL, NULL, 0, &m1,
+				   id1), 0);
+	cr_assert_str_eq(id1, "<n-0000000000000001." INC1 "@example.net>");
+	cr_assert_eq(email_message(&c.notify.email, "n-0000000000000002", &nt,
+				   "https://rb/v1/ack/x", id1, 0, &m2, id2), 0);
+	cr_assert_str_eq(header_of(m1.data, "Message-ID"), id1);
+	cr_assert_null(header_of(m1.data, "In-Reply-To"));
+	cr_assert_str_eq(header_of(m2.data, "In-Reply-To"), id1);
+	cr_assert_str_eq(header_of(m2.data, "References"), id1);
+	cr_assert_str_eq(header_of(m1.data, "To"), "a@example.com, b@example.org");
+	cr_assert_str_eq(header_of(m1.data, "Date"), "Thu, 01 Jan 1970 00:00:00 +0000");
+	cr_assert_null(strstr(m1.data, "\r\nBcc:"), "a header injected through the rule name");
+	cr_assert_not_null(strstr(m1.data, "Content-Type: multipart/alternative; boundary=\"=_n-0000000000000001\""));
+	cr_assert_not_null(strstr(m1.data, "Content-Type: text/plain; charset=utf-8"));
+	cr_assert_not_null(strstr(m1.data, "Content-Type: text/html; charset=utf-8"));
+	cr_assert_not_null(strstr(m1.data, "\r\n--=_n-0000000000000001--\r\n"));
+	/* No line over 998 bytes, every line ends in CRLF. */
+	for (const char *p = m2.data, *nl; *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		cr_assert_not_null(nl);
+		cr_assert_gt(nl, p);
+		cr_assert_eq(nl[-1], '\r');
+		cr_assert_leq(nl - p, 998);
+	}
+	notice_release(&nt);
+	buf_release(&b);
+	buf_release(&m1);
+	buf_release(&m2);
+	config_release(&c);
+}
+
+Test(notify_pure, email_config_errors_name_the_key)
+{
+	static const struct {
+		const char *json, *msg;
+	} cases[] = {
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"http://x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email.smtp_url: expected an smtp:// or smtps:// URL"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"nobody\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email.from: expected an address like rollbackd@example.com"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"a@b.c\",\"to\":[]}}}",
+	     "t.json: notify.email.to: expected an array of 1 to 100 addresses"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\",\"x\\r\\n@y\"]}}}",
+	     "t.json: notify.email.to[1]: expected an address like oncall@example.com"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email: missing key 'from'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+		struct error err = {{0}};
+		cr_assert_eq(config_load_text(cases[i].json, strlen(cases[i].json), "t.json", &c, &err),
+			     -1, "case %zu loaded", i);
+		cr_assert_str_eq(err.msg, cases[i].msg, "case %zu", i);
+	}
 }
