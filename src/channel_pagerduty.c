@@ -68,6 +68,7 @@ static int pd_build(struct channel_ctx *c, struct channel_send *s, struct channe
 	    .labels = nt.labels,
 	    .n_labels = nt.n_labels,
 	    .generator_url = nt.generator_url,
+	    .source = nt.target, /* the thing rolled back; "rollbackd" when unknown */
 	};
 	if (notice_wants_ack_link(&nt))
 		v.ack_url = notify_link(c->n, "ack", nt.incident, &link);

@@ -491,7 +491,7 @@ static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 	static const char *const known[] = {"slack", "pagerduty", "email", "max_queued", NULL};
 	static const char *const slack_known[] = {"webhook_url", "bot_token", "channel", "api_url",
 						  NULL};
-	static const char *const pd_known[] = {"routing_key", "url", NULL};
+	static const char *const pd_known[] = {"routing_key", "url", "change_url", NULL};
 	json_t *slack, *pd, *email;
 
 	if (check_keys(o, "notify", known, err) || opt_object(o, "notify", "slack", &slack, err) ||
@@ -528,7 +528,9 @@ static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 		if (check_keys(pd, b, pd_known, err) || require(pd, b, "routing_key", err) ||
 		    opt_secret(pd, b, "routing_key", &cfg->notify.pagerduty_routing_key, err) ||
 		    opt_string(pd, b, "url", &cfg->notify.pagerduty_url, err) ||
-		    check_url(b, "url", cfg->notify.pagerduty_url, false, err))
+		    check_url(b, "url", cfg->notify.pagerduty_url, false, err) ||
+		    opt_string(pd, b, "change_url", &cfg->notify.pagerduty_change_url, err) ||
+		    check_url(b, "change_url", cfg->notify.pagerduty_change_url, true, err))
 			return -1;
 	}
 	return 0;
@@ -619,9 +621,10 @@ int config_init(struct config *cfg)
 	cfg->notify.slack_channel = strdup("");
 	cfg->notify.slack_api_url = strdup("https://slack.com/api");
 	cfg->notify.pagerduty_url = strdup("https://events.pagerduty.com/v2/enqueue");
+	cfg->notify.pagerduty_change_url = strdup(""); /* Change Events are opt-in */
 	if (!cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
 	    !cfg->notify.slack_channel || !cfg->notify.slack_api_url ||
-	    !cfg->notify.pagerduty_url) {
+	    !cfg->notify.pagerduty_url || !cfg->notify.pagerduty_change_url) {
 		config_release(cfg);
 		return -1;
 	}
@@ -745,6 +748,7 @@ void config_release(struct config *cfg)
 	free(cfg->notify.slack_api_url);
 	secret_release(&cfg->notify.pagerduty_routing_key);
 	free(cfg->notify.pagerduty_url);
+	free(cfg->notify.pagerduty_change_url);
 	free(cfg->notify.email.smtp_url);
 	free(cfg->notify.email.from);
 	for (size_t i = 0; i < cfg->notify.email.n_to; i++)

@@ -734,6 +734,8 @@ static void notify_state(struct engine *e, struct incident *inc, enum notify_kin
 		.alert_started = inc->episode_start,
 		.generator_url = inc->generator_url,
 		.external_url = inc->external_url,
+		.group = inc->group.items,
+		.n_group = inc->group.n,
 		.labels = inc->trigger_labels.items,
 		.n_labels = inc->trigger_labels.n,
 		.acknowledged_by = inc->acknowledged_by,

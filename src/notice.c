@@ -144,6 +144,29 @@ static int notice_actions(struct buf *b, const struct notify_event *ev, bool com
 	return bad | buf_addc(b, ']');
 }
 
+/* ,"target": the incident's target, else its group labels as k=v,… (in
+ * group_by order); nothing when neither is known. */
+static int notice_target(struct buf *b, const struct notify_event *ev)
+{
+	struct buf t = BUF_INIT;
+	int bad = 0;
+
+	if (ev->target && ev->target[0])
+		return add_text_member(b, "target", ev->target, NOTICE_FIELD_MAX);
+	for (size_t i = 0; i < ev->n_group && !bad; i++) {
+		const struct label *l = &ev->group[i];
+		if (!l->name || !l->value)
+			continue;
+		bad = (t.len ? buf_addc(&t, ',') : 0) | buf_adds(&t, l->name) | buf_addc(&t, '=') |
+		      buf_add(&t, l->value, l->value_len);
+	}
+	if (!bad && t.len)
+		bad = buf_adds(b, ",\"target\":") |
+		      notice_add_json_text(b, t.data, t.len, NOTICE_FIELD_MAX, false);
+	buf_release(&t);
+	return bad;
+}
+
 /* The notice: a JSON object with everything the messages are built from,
  * and nothing secret (links are signed at send time). compact leaves out
  * labels and action outputs, for when the whole would pass b's cap. */
@@ -161,6 +184,7 @@ int notice_write(struct buf *b, const struct notify_event *ev, bool compact)
 		  add_text_member(b, "severity", ev->severity, NOTICE_FIELD_MAX) |
 		  add_text_member(b, "reason", ev->reason, NOTICE_TEXT_MAX) |
 		  add_text_member(b, "alert_started", started, NOTICE_FIELD_MAX);
+	bad |= notice_target(b, ev);
 	/* A cut URL would be a wrong one: too long ones are left out. */
 	if (ev->generator_url && strlen(ev->generator_url) <= NOTICE_TEXT_MAX)
 		bad |= add_text_member(b, "generator_url", ev->generator_url, NOTICE_TEXT_MAX);
@@ -283,6 +307,7 @@ int notice_parse(const char *text, size_t len, struct notice *nt)
 	nt->external_url = nt_str(nt, &d, 0, "external_url");
 	nt->acknowledged_by = nt_str(nt, &d, 0, "acknowledged_by");
 	nt->note = nt_str(nt, &d, 0, "note");
+	nt->target = nt_str(nt, &d, 0, "target");
 	size_t t = json_obj_get(&d, 0, "awaiting_approval");
 	nt->awaiting_approval = t && toks[t].kind == JSON_KIND_TRUE;
 	if (notice_read_labels(nt, &d, 0) < 0 || notice_read_actions(nt, &d, 0) < 0)

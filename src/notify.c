@@ -68,6 +68,7 @@ const struct channel *const channel_registry[] = {
     &channel_slack_bot,
     &channel_slack_webhook,
     &channel_pagerduty,
+    &channel_pagerduty_change,
     &channel_slack_response,
     &channel_email,
     NULL,
@@ -86,11 +87,12 @@ static void rule_names_init(void)
 	size_t k = 0;
 	for (size_t i = 0; channel_registry[i] && k < CHANNELS_MAX; i++) {
 		const struct channel *h = channel_registry[i];
+		const char *name = h->rule_name ? h->rule_name : h->name;
 		bool seen = false;
 		for (size_t j = 0; j < k && !seen; j++)
-			seen = strcmp(rule_names[j], h->name) == 0;
+			seen = strcmp(rule_names[j], name) == 0;
 		if (!h->internal && !seen)
-			rule_names[k++] = h->name;
+			rule_names[k++] = name;
 	}
 	rule_names[k] = NULL;
 }
@@ -820,15 +822,20 @@ void notify_incident(struct notify *n, const struct notify_event *ev)
 	if (!n || !ev || !ev->incident || !ev->incident[0] ||
 	    !strcmp(notify_kind_name(ev->kind), "?"))
 		return;
-	for (size_t i = 0; i < ev->n_channels && k < CHANNELS_MAX; i++) {
-		struct chan *c = ev->channels[i] ? chan_for(n, ev->channels[i], true) : NULL;
-		bool dup = false;
-		if (!c || c->h->internal || (c->h->wants && !c->h->wants(ev)))
+	/* Every channel the rule's names select: of those sharing a record name
+	 * (the two Slacks), the first configured one. */
+	for (size_t i = 0; i < n->n_ch && k < CHANNELS_MAX; i++) {
+		const struct channel *h = n->ch[i].h;
+		bool asked = false, taken = false;
+		for (size_t j = 0; j < ev->n_channels && !asked; j++)
+			asked = ev->channels[j] &&
+				strcmp(ev->channels[j], h->rule_name ? h->rule_name : h->name) == 0;
+		if (!asked || h->internal || !h->configured(n->cfg) || (h->wants && !h->wants(ev)))
 			continue;
-		for (size_t j = 0; j < k && !dup; j++)
-			dup = chs[j] == chan_index(n, c);
-		if (!dup)
-			chs[k++] = chan_index(n, c);
+		for (size_t j = 0; j < k && !taken; j++)
+			taken = strcmp(n->ch[chs[j]].h->name, h->name) == 0;
+		if (!taken)
+			chs[k++] = (unsigned)i;
 	}
 	if (k == 0)
 		return;

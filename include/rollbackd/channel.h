@@ -92,6 +92,8 @@ struct channel_ctx {
 
 struct channel {
 	const char *name;
+	const char *rule_name;	/* what a rule's "notify" says to get it; NULL = name
+				   (pagerduty_change comes with "pagerduty") */
 	bool internal;		/* not for rules (slack_response) */
 	bool (*configured)(const struct config *cfg);
 	/* Whether this notice goes to the channel; NULL = every notice. Any
@@ -172,5 +174,6 @@ extern const struct channel channel_slack_webhook;
 extern const struct channel channel_pagerduty;
 extern const struct channel channel_slack_response;
 extern const struct channel channel_email;
+extern const struct channel channel_pagerduty_change;
 
 #endif

@@ -63,6 +63,7 @@ struct config {
 		char *slack_api_url;
 		struct secret pagerduty_routing_key;
 		char *pagerduty_url;
+		char *pagerduty_change_url; /* Change Events for every rollback that runs; "" = none */
 		size_t max_queued; /* notices queued or waiting, per channel */
 		struct email_config {
 			char *smtp_url;	      /* smtp:// or smtps://; NULL = no email */

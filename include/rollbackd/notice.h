@@ -31,6 +31,7 @@ struct notice {
 	enum notify_kind kind;
 	const char *incident, *rule, *service, *state, *value, *threshold, *severity, *reason;
 	const char *generator_url, *external_url, *acknowledged_by, *note;
+	const char *target; /* the target, or "k=v,k2=v2" of the group labels; NULL */
 	struct timestamp alert_started;
 	bool awaiting_approval;
 	struct label *labels;

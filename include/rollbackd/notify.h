@@ -65,6 +65,10 @@ struct notify_event {
 	const char *reason;    /* the decision's reason */
 	struct timestamp alert_started;
 	const char *generator_url, *external_url; /* "" or NULL when unknown */
+	const char *target;			  /* the incident's target, or NULL: then the
+						     group labels name it */
+	const struct label *group;		  /* the incident's group_by labels */
+	size_t n_group;
 	const struct label *labels;		  /* the triggering alert's labels */
 	size_t n_labels;
 	const struct notify_action *actions;
