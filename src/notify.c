@@ -512,6 +512,13 @@ void notify_channel_done(struct channel_send *s, const struct httpc_result *res)
 		return;
 	}
 	mark_inflight(n, s, false);
+	if (c->h->paced) {
+		/* The interval counts from the answer too: what the receiver sees is
+		 * never closer than that, however long the request took to start. */
+		int64_t after = timestamp_mono_ms() + c->ctx.interval_ms;
+		if (after > c->next_ms)
+			c->next_ms = after;
+	}
 	for (size_t i = 0; i < s->k; i++)
 		s->e[i]->attempts += res->attempts;
 	if (res->ok && c->h->reply) {
