@@ -28,10 +28,10 @@
 #include "rollbackd/notice.h"
 #include "rollbackd/smtpc.h"
 
-#define EMAIL_THREADS_MAX 10000	     /* incidents whose first Message-ID we know */
-#define EMAIL_MSGID_MAX 320	     /* bytes of a Message-ID with its <> */
-#define EMAIL_TIMEOUT_MS 60000	     /* one delivery */
-#define EMAIL_SUBJECT_MAX 200	     /* bytes of subject text before encoding */
+#define EMAIL_THREADS_MAX 10000 /* incidents whose first Message-ID we know */
+#define EMAIL_MSGID_MAX 320	/* bytes of a Message-ID with its <> */
+#define EMAIL_TIMEOUT_MS 60000	/* one delivery */
+#define EMAIL_SUBJECT_MAX 200	/* bytes of subject text before encoding */
 
 struct email {
 	struct msgmap *first; /* incident -> the first message's Message-ID */
@@ -169,7 +169,8 @@ static int email_bodies(const struct notice *nt, const char *ack, struct buf *te
 	if (nt->value)
 		bad |= buf_adds(html, "<tr><th align=left>Value</th><td>") |
 		       add_html_escaped(html, nt->value) | buf_adds(html, " (") |
-		       add_html_escaped(html, or_dash(nt->threshold)) | buf_adds(html, ")</td></tr>");
+		       add_html_escaped(html, or_dash(nt->threshold)) |
+		       buf_adds(html, ")</td></tr>");
 	if (why && why[0])
 		bad |= buf_adds(html, "<tr><th align=left>Why</th><td>") |
 		       add_html_escaped(html, why) | buf_adds(html, "</td></tr>");
@@ -198,8 +199,9 @@ static int email_bodies(const struct notice *nt, const char *ack, struct buf *te
 		       buf_adds(html, "<p>Acknowledged by ") |
 		       add_html_escaped(html, nt->acknowledged_by) | buf_adds(html, "</p>");
 	if (ack)
-		bad |= buf_addf(text, "\nAcknowledge: %s\n", ack) | buf_adds(html, "<p><a href=\"") |
-		       add_html_escaped(html, ack) | buf_adds(html, "\">Acknowledge</a></p>");
+		bad |= buf_addf(text, "\nAcknowledge: %s\n", ack) |
+		       buf_adds(html, "<p><a href=\"") | add_html_escaped(html, ack) |
+		       buf_adds(html, "\">Acknowledge</a></p>");
 	if (nt->generator_url && nt->generator_url[0])
 		bad |= buf_addf(text, "Prometheus: %s\n", nt->generator_url) |
 		       buf_adds(html, "<p><a href=\"") | add_html_escaped(html, nt->generator_url) |
@@ -243,7 +245,8 @@ static int email_message(const struct email_config *m, const char *id, const str
 			  sodium_base64_VARIANT_ORIGINAL);
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	bad = email_bodies(nt, ack, &text, &html) | buf_addf(out, "From: rollbackd <%s>\r\nTo: ", m->from);
+	bad = email_bodies(nt, ack, &text, &html) |
+	      buf_addf(out, "From: rollbackd <%s>\r\nTo: ", m->from);
 	for (size_t i = 0; i < m->n_to; i++)
 		bad |= buf_addf(out, "%s%s", i ? ", " : "", m->to[i]);
 	bad |= buf_addf(out, "\r\nSubject: =?UTF-8?B?%s?=\r\nDate: %s\r\nMessage-ID: %s\r\n", b64,

@@ -76,7 +76,8 @@ static int pd_build(struct channel_ctx *c, struct channel_send *s, struct channe
 	if (pd_event(&v, pd_action_of(e->kind), &c->cfg->notify.pagerduty_routing_key, &rq->body) <
 	    0) {
 		s->k = 0;
-		notify_entry_failed(c->n, e, 0, "cannot build the PagerDuty event (bad routing key?)");
+		notify_entry_failed(c->n, e, 0,
+				    "cannot build the PagerDuty event (bad routing key?)");
 		goto out;
 	}
 	rc = buf_adds(&rq->url, c->cfg->notify.pagerduty_url);

@@ -18,8 +18,8 @@
 #include "rollbackd/notice.h"
 #include "rollbackd/slack.h"
 
-#define THREADS_MAX 10000	/* incidents whose message we know */
-#define SLACK_ID_MAX 64		/* channel id or ts */
+#define THREADS_MAX 10000		 /* incidents whose message we know */
+#define SLACK_ID_MAX 64			 /* channel id or ts */
 #define SLACK_API_MAX_RESPONSE (1 << 20) /* chat.* replies echo the whole message */
 
 enum { MODE_POST, MODE_UPDATE };
@@ -67,8 +67,7 @@ static const struct thread *bot_thread_find(struct bot *b, const char *incident)
 /* Remember (or move) an incident's message; the oldest is forgotten past
  * THREADS_MAX (its next notice then starts a new message). Slack's ids
  * have no spaces. */
-static int bot_thread_set(struct bot *b, const char *incident, const char *channel,
-			  const char *ts)
+static int bot_thread_set(struct bot *b, const char *incident, const char *channel, const char *ts)
 {
 	char v[2 * SLACK_ID_MAX + 2];
 
@@ -123,7 +122,8 @@ static int bot_build(struct channel_ctx *c, struct channel_send *s, struct chann
 	       : slack_post_message(cfg->notify.slack_channel, &v, &rq->body);
 	rc |= buf_addf(&rq->url, "%s/%s", cfg->notify.slack_api_url,
 		       t ? "chat.update" : "chat.postMessage") |
-	      buf_adds(&rq->auth, "Authorization: Bearer ") | buf_add(&rq->auth, tok->data, tok->len);
+	      buf_adds(&rq->auth, "Authorization: Bearer ") |
+	      buf_add(&rq->auth, tok->data, tok->len);
 	rq->headers[0] = "Content-Type: application/json; charset=utf-8";
 	rq->headers[1] = rq->auth.data;
 	/* A cut reply would hide the ts of a message that was posted. */

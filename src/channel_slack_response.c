@@ -15,8 +15,7 @@ static bool response_configured(const struct config *c)
 	return true; /* the URL comes with each click */
 }
 
-static int response_build(struct channel_ctx *c, struct channel_send *s,
-			  struct channel_request *rq)
+static int response_build(struct channel_ctx *c, struct channel_send *s, struct channel_request *rq)
 {
 	const struct notify_entry *e = s->e[0];
 	(void)c;

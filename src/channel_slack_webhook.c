@@ -29,8 +29,7 @@ static const struct secret *webhook_secret(const struct config *c, size_t i)
 	return i == 0 ? &c->notify.slack_webhook_url : NULL;
 }
 
-static int webhook_build(struct channel_ctx *c, struct channel_send *s,
-			 struct channel_request *rq)
+static int webhook_build(struct channel_ctx *c, struct channel_send *s, struct channel_request *rq)
 {
 	const struct secret *url = &c->cfg->notify.slack_webhook_url;
 	struct notice nts[CHANNEL_BATCH_MAX];

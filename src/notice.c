@@ -15,8 +15,9 @@
 #include "rollbackd/text.h"
 
 static const char *const kind_names[] = {
-    [NOTIFY_TRIGGER] = "trigger", [NOTIFY_UPDATE] = "update",	  [NOTIFY_ACK] = "acknowledge",
-    [NOTIFY_RESOLVE] = "resolve", [NOTIFY_ESCALATE] = "escalate", [NOTIFY_ROLLED_BACK] = "rolled_back",
+    [NOTIFY_TRIGGER] = "trigger",   [NOTIFY_UPDATE] = "update",
+    [NOTIFY_ACK] = "acknowledge",   [NOTIFY_RESOLVE] = "resolve",
+    [NOTIFY_ESCALATE] = "escalate", [NOTIFY_ROLLED_BACK] = "rolled_back",
 };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
@@ -35,7 +36,6 @@ int notify_kind_parse(const char *s, enum notify_kind *out)
 	}
 	return -1;
 }
-
 
 /* Append s[0..n) as a JSON string that the strict tokenizer takes back:
  * invalid UTF-8 and NUL become U+FFFD. At most max input bytes are kept:
@@ -131,14 +131,15 @@ static int notice_actions(struct buf *b, const struct notify_event *ev, bool com
 		bad |= buf_adds(b, i ? ",{\"type\":" : "{\"type\":") |
 		       notice_add_json_text(b, a->type, a->type ? strlen(a->type) : 0, 16, false) |
 		       buf_adds(b, ",\"result\":") |
-		       notice_add_json_text(b, a->result, a->result ? strlen(a->result) : 0, 16, false) |
+		       notice_add_json_text(b, a->result, a->result ? strlen(a->result) : 0, 16,
+					    false) |
 		       buf_addf(b, ",\"exit_code\":%d,\"status_code\":%d", a->exit_code,
 				a->status_code);
 		/* Slack shows the first few actions only; the rest need no output. */
 		if (a->output && i < SLACK_MAX_ACTIONS_SHOWN && !compact)
-			bad |=
-			    buf_adds(b, ",\"output\":") |
-			    notice_add_json_text(b, a->output, strlen(a->output), SLACK_OUTPUT_MAX, true);
+			bad |= buf_adds(b, ",\"output\":") |
+			       notice_add_json_text(b, a->output, strlen(a->output),
+						    SLACK_OUTPUT_MAX, true);
 		bad |= buf_addc(b, '}');
 	}
 	return bad | buf_addc(b, ']');
@@ -349,4 +350,3 @@ void notice_slack_view(const struct notify *n, const struct notice *nt, struct b
 	if (nt->awaiting_approval && nt->kind != NOTIFY_RESOLVE)
 		v->approve_url = notify_link(n, "approve", nt->incident, &links[1]);
 }
-

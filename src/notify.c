@@ -47,18 +47,18 @@
 #include "rollbackd/notice.h"
 #include "rollbackd/text.h"
 
-#define NOTIFY_ID_MAX 31	      /* "n-" + 16 hex; replayed ids up to this */
-#define RETRY_BASE_MS 1000	      /* between delivery rounds, doubled... */
-#define RETRY_MAX_MS (5 * 60 * 1000)  /* ...up to this */
-#define SLACK_INTERVAL_MS 1000	      /* least time between two paced requests */
-#define LOG_INTERVAL_MS 10000	      /* one delivery-error line per channel per this */
-#define HTTP_TIMEOUT_MS 10000	      /* per attempt */
-#define HTTP_RETRIES 2		      /* inside one round, by httpc */
-#define HTTP_BACKOFF_MAX_MS 60000     /* httpc's own backoff cap */
-#define HTTP_MAX_RESPONSE 16384	      /* reply bytes kept */
-#define SCAN_MAX 256		      /* entries of a channel looked at per pump */
-#define CHANNELS_MAX 8		      /* channels in the registry at most */
-#define RESPONSE_URL_MAX 3000	      /* as slack.h takes them */
+#define NOTIFY_ID_MAX 31	       /* "n-" + 16 hex; replayed ids up to this */
+#define RETRY_BASE_MS 1000	       /* between delivery rounds, doubled... */
+#define RETRY_MAX_MS (5 * 60 * 1000)   /* ...up to this */
+#define SLACK_INTERVAL_MS 1000	       /* least time between two paced requests */
+#define LOG_INTERVAL_MS 10000	       /* one delivery-error line per channel per this */
+#define HTTP_TIMEOUT_MS 10000	       /* per attempt */
+#define HTTP_RETRIES 2		       /* inside one round, by httpc */
+#define HTTP_BACKOFF_MAX_MS 60000      /* httpc's own backoff cap */
+#define HTTP_MAX_RESPONSE 16384	       /* reply bytes kept */
+#define SCAN_MAX 256		       /* entries of a channel looked at per pump */
+#define CHANNELS_MAX 8		       /* channels in the registry at most */
+#define RESPONSE_URL_MAX 3000	       /* as slack.h takes them */
 #define RESPONSE_BODY_MAX (512 * 1024) /* body posted to a response_url */
 
 _Static_assert(sizeof(((struct notify_entry *)0)->id) == NOTIFY_ID_MAX + 1, "entry id size");
@@ -325,8 +325,7 @@ static void result_text(const struct notify *n, const struct notify_entry *e,
 
 /* Signed at send time, so the expiry counts from when the message goes out.
  * Left out (NULL) without public_url or links secret. */
-const char *notify_link(const struct notify *n, const char *action, const char *id,
-			struct buf *out)
+const char *notify_link(const struct notify *n, const char *action, const char *id, struct buf *out)
 {
 	const struct config *c = n->cfg;
 	if (!c->public_url || !c->public_url[0] || !secret_is_set(&c->links_secret))
@@ -374,8 +373,8 @@ static void jappend(struct notify *n, struct journal *j, const char *type,
 			  e->id, "channel", chan_name(n, e->ch), NULL);
 }
 
-static void jrecord(struct notify *n, const char *type, const struct notify_entry *e,
-		    struct buf *m, bool bad)
+static void jrecord(struct notify *n, const char *type, const struct notify_entry *e, struct buf *m,
+		    bool bad)
 {
 	struct journal *j;
 
@@ -1079,7 +1078,7 @@ struct notify *notify_new(const struct notify_options *opt)
 		c->ctx.n = n;
 		c->ctx.cfg = n->cfg;
 		c->ctx.interval_ms = c->h->paced ? n->slack_interval_ms : 0;
-		c->queue_max = opt->queue_max		 ? opt->queue_max
+		c->queue_max = opt->queue_max		   ? opt->queue_max
 			       : n->cfg->notify.max_queued ? n->cfg->notify.max_queued
 							   : CHANNEL_QUEUE_MAX;
 		for (int r = 0; r < R_COUNT; r++)
@@ -1115,8 +1114,7 @@ void notify_start(struct notify *n, struct journal *j)
 	pthread_mutex_unlock(&n->qlock);
 	for (size_t i = 0; i < n->n_ch; i++) {
 		struct chan *c = &n->ch[i];
-		bool configured = c->h->configured(n->cfg) &&
-				  chan_for(n, c->h->name, true) == c;
+		bool configured = c->h->configured(n->cfg) && chan_for(n, c->h->name, true) == c;
 		/* Replay may have found more than a channel keeps: the newest go. */
 		while (configured && atomic_load(&c->pending) > c->queue_max && c->outbox.tail) {
 			char reason[160];

@@ -50,8 +50,11 @@ static void sc_load(void)
 		sc_loaded = -1;
 		return;
 	}
-#define LOAD(field, name) \
-	if (!(*(void **)&sc.field = dlsym(lib, name))) { sc_loaded = -1; return; }
+#define LOAD(field, name)                                                                          \
+	if (!(*(void **)&sc.field = dlsym(lib, name))) {                                           \
+		sc_loaded = -1;                                                                    \
+		return;                                                                            \
+	}
 	LOAD(global_init, "curl_global_init");
 	LOAD(easy_init, "curl_easy_init");
 	LOAD(easy_setopt, "curl_easy_setopt");
@@ -300,7 +303,8 @@ int smtpc_send(struct smtpc *c, const struct smtpc_message *m, httpc_done_fn don
 	CURLcode rc = CURLE_OK;
 
 	if (!c || !m || !done || !scheme_ok(m->url) || !m->from || m->n_to == 0 || !m->data)
-		return error_set(err, "smtpc: missing client, smtp(s) URL, sender, recipient or data");
+		return error_set(err,
+				 "smtpc: missing client, smtp(s) URL, sender, recipient or data");
 	if (!(x = calloc(1, sizeof(*x))) || !(x->data = malloc(m->len + 1)))
 		goto oom;
 	x->c = c;

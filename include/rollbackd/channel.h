@@ -39,9 +39,9 @@
 struct json_doc;
 struct notify;
 
-#define CHANNEL_BATCH_MAX 49   /* entries in one request at most */
-#define CHANNEL_HEADERS_MAX 4  /* request headers a channel sets */
-#define CHANNEL_ERROR_MAX 300  /* bytes of error text journaled */
+#define CHANNEL_BATCH_MAX 49	/* entries in one request at most */
+#define CHANNEL_HEADERS_MAX 4	/* request headers a channel sets */
+#define CHANNEL_ERROR_MAX 300	/* bytes of error text journaled */
 #define CHANNEL_QUEUE_MAX 10000 /* default notices queued or waiting, per channel */
 
 /* One notice for one channel, from notify_incident (or replay) until a
@@ -52,8 +52,8 @@ struct notify_entry {
 	char id[32];			  /* "n-" + 16 hex */
 	unsigned ch;			  /* index of its channel in the notify */
 	enum notify_kind kind;
-	char *incident;	  /* "" for notices without one (slack_response) */
-	char *notice;	  /* JSON object (notice.h), no secret; NULL without */
+	char *incident; /* "" for notices without one (slack_response) */
+	char *notice;	/* JSON object (notice.h), no secret; NULL without */
 	size_t notice_len;
 	char *url, *body; /* slack_response only: never journaled or logged */
 	size_t body_len;
@@ -92,19 +92,19 @@ struct channel_ctx {
 
 struct channel {
 	const char *name;
-	const char *rule_name;	/* what a rule's "notify" says to get it; NULL = name
-				   (pagerduty_change comes with "pagerduty") */
-	bool internal;		/* not for rules (slack_response) */
+	const char *rule_name; /* what a rule's "notify" says to get it; NULL = name
+				  (pagerduty_change comes with "pagerduty") */
+	bool internal;	       /* not for rules (slack_response) */
 	bool (*configured)(const struct config *cfg);
 	/* Whether this notice goes to the channel; NULL = every notice. Any
 	 * thread, under the caller's lock: pure. */
 	bool (*wants)(const struct notify_event *ev);
 	/* Pacing and concurrency. */
-	int max_inflight;	/* requests in flight at once */
+	int max_inflight;			       /* requests in flight at once */
 	size_t (*batch_max)(const struct config *cfg); /* NULL = 1 */
-	bool paced;		/* at most one request per interval */
-	bool ordered;		/* an incident's notices go one after another */
-	bool retries;		/* false: a failed round is final */
+	bool paced;				       /* at most one request per interval */
+	bool ordered; /* an incident's notices go one after another */
+	bool retries; /* false: a failed round is final */
 	/* The channel's state; NULL = none. init returns 0 or -1 (OOM). */
 	int (*init)(struct channel_ctx *c);
 	void (*cleanup)(struct channel_ctx *c);

@@ -21,7 +21,7 @@
 
 struct notify;
 
-#define NOTICE_MAX (512 * 1024)	/* bytes of one serialized notice */
+#define NOTICE_MAX (512 * 1024) /* bytes of one serialized notice */
 #define NOTICE_FIELD_MAX 1024	/* ids, names, states, values */
 #define NOTICE_TEXT_MAX 4096	/* reason, note, urls */
 #define NOTICE_MAX_ACTIONS 64	/* actions kept in a notice */

@@ -37,11 +37,11 @@ struct journal_line;
 struct notify;
 
 enum notify_kind {
-	NOTIFY_TRIGGER,	 /* acting, held, awaiting approval, failed: PD trigger + Slack */
-	NOTIFY_UPDATE,	 /* another state change (rolled_back, dry_run, ...): Slack only */
-	NOTIFY_ACK,	 /* acknowledged: PD acknowledge + Slack */
-	NOTIFY_RESOLVE,	 /* resolved: PD resolve + Slack */
-	NOTIFY_ESCALATE, /* ineffective: PD trigger at critical + Slack "did not fix it" */
+	NOTIFY_TRIGGER,	    /* acting, held, awaiting approval, failed: PD trigger + Slack */
+	NOTIFY_UPDATE,	    /* another state change (dry_run, pause, ...): Slack only */
+	NOTIFY_ACK,	    /* acknowledged: PD acknowledge + Slack */
+	NOTIFY_RESOLVE,	    /* resolved: PD resolve + Slack */
+	NOTIFY_ESCALATE,    /* ineffective: PD trigger at critical + Slack "did not fix it" */
 	NOTIFY_ROLLED_BACK, /* the rollback actions succeeded: PD trigger (update) + Slack */
 };
 
@@ -69,7 +69,7 @@ struct notify_event {
 						     group labels name it */
 	const struct label *group;		  /* the incident's group_by labels */
 	size_t n_group;
-	const struct label *labels;		  /* the triggering alert's labels */
+	const struct label *labels; /* the triggering alert's labels */
 	size_t n_labels;
 	const struct notify_action *actions;
 	size_t n_actions;

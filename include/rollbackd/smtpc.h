@@ -24,17 +24,17 @@ struct event_base;
 struct smtpc;
 
 struct smtpc_message {
-	const char *url;	     /* smtp://host:port or smtps://host:port */
-	const char *from;	     /* envelope sender, a bare address */
-	const char *const *to;	     /* recipients, bare addresses */
+	const char *url;       /* smtp://host:port or smtps://host:port */
+	const char *from;      /* envelope sender, a bare address */
+	const char *const *to; /* recipients, bare addresses */
 	size_t n_to;
-	const char *username;	     /* NULL: no AUTH */
+	const char *username;	       /* NULL: no AUTH */
 	const struct secret *password; /* may be NULL */
-	bool starttls;		     /* smtp://: STARTTLS required */
-	const char *ca_file;	     /* NULL: the system's CA store */
-	const char *data;	     /* the whole message, CRLF line ends, dot-safe */
+	bool starttls;		       /* smtp://: STARTTLS required */
+	const char *ca_file;	       /* NULL: the system's CA store */
+	const char *data;	       /* the whole message, CRLF line ends, dot-safe */
 	size_t len;
-	int64_t timeout_ms;	     /* whole transfer */
+	int64_t timeout_ms; /* whole transfer */
 };
 
 /* NULL when libcurl cannot be loaded or on OOM. */

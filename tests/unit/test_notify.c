@@ -11,8 +11,10 @@
  * outbox that survives a restart. Each test has a safety timer.
  */
 #include "notify.c"
-#include "channel_slack_bot.c"
+
+/* Channels whose state the tests look into. */
 #include "channel_email.c"
+#include "channel_slack_bot.c"
 #include "rollbackd/pagerduty.h"
 
 #include <arpa/inet.h>
@@ -622,10 +624,10 @@ Test(notify_pure, errors_are_redacted)
 	struct notify *n = make(NULL);
 	char out[CHANNEL_ERROR_MAX + 1];
 	notify_error_text(n, "https://hooks.slack.com/actions/RESP",
-		   "url 'https://hooks.slack.com/services/" WEBHOOK_SECRET
-		   "': bad; key " ROUTING_KEY " token " BOT_TOKEN
-		   "\n resp https://hooks.slack.com/actions/RESP",
-		   out);
+			  "url 'https://hooks.slack.com/services/" WEBHOOK_SECRET
+			  "': bad; key " ROUTING_KEY " token " BOT_TOKEN
+			  "\n resp https://hooks.slack.com/actions/RESP",
+			  out);
 	cr_assert_null(strstr(out, WEBHOOK_SECRET), "%s", out);
 	cr_assert_null(strstr(out, ROUTING_KEY), "%s", out);
 	cr_assert_null(strstr(out, BOT_TOKEN), "%s", out);
@@ -1203,8 +1205,12 @@ Test(notify_http, a_dead_channel_drops_only_its_own)
 {
 	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
 	set_secret(&cfg.notify.slack_webhook_url, "http://127.0.0.1:1/" WEBHOOK_SECRET);
-	struct notify_options o = {.cfg = &cfg, .base = base, .retry_base_ms = 100,
-				   .retry_max_ms = 400, .slack_interval_ms = 50, .queue_max = 2};
+	struct notify_options o = {.cfg = &cfg,
+				   .base = base,
+				   .retry_base_ms = 100,
+				   .retry_max_ms = 400,
+				   .slack_interval_ms = 50,
+				   .queue_max = 2};
 	nt_ = notify_new(&o);
 	cr_assert_not_null(nt_);
 	notify_start(nt_, jr);
@@ -1281,12 +1287,14 @@ static const char *header_of(const char *msg, const char *name)
 
 Test(notify_pure, email_message_is_threaded_multipart)
 {
-	static const char *config = "{\"notify\": {\"email\": {\"smtp_url\": \"smtp://127.0.0.1:1\","
-				    "\"from\": \"rb@example.net\", \"to\": [\"a@example.com\", "
-				    "\"b@example.org\"]}}}";
+	static const char *config =
+	    "{\"notify\": {\"email\": {\"smtp_url\": \"smtp://127.0.0.1:1\","
+	    "\"from\": \"rb@example.net\", \"to\": [\"a@example.com\", "
+	    "\"b@example.org\"]}}}";
 	struct config c;
 	struct error err = {{0}};
-	cr_assert_eq(config_load_text(config, strlen(config), "t.json", &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(config_load_text(config, strlen(config), "t.json", &c, &err), 0, "%s",
+		     err.msg);
 	cr_assert(email_configured(&c));
 	cr_assert(c.notify.email.starttls, "STARTTLS by default");
 
@@ -1306,11 +1314,12 @@ Test(notify_pure, email_message_is_threaded_multipart)
 	ev.rule = "rule \r\nBcc: evil@example.com";
 	cr_assert_eq(notice_write(&b, &ev, false), 0);
 	cr_assert_eq(notice_parse(b.data, b.len, &nt), 0);
-	cr_assert_eq(email_message(&c.notify.email, "n-0000000000000001", &nt, NULL, NULL, 0, &m1,
-				   id1), 0);
+	cr_assert_eq(
+	    email_message(&c.notify.email, "n-0000000000000001", &nt, NULL, NULL, 0, &m1, id1), 0);
 	cr_assert_str_eq(id1, "<n-0000000000000001." INC1 "@example.net>");
 	cr_assert_eq(email_message(&c.notify.email, "n-0000000000000002", &nt,
-				   "https://rb/v1/ack/x", id1, 0, &m2, id2), 0);
+				   "https://rb/v1/ack/x", id1, 0, &m2, id2),
+		     0);
 	cr_assert_str_eq(header_of(m1.data, "Message-ID"), id1);
 	cr_assert_null(header_of(m1.data, "In-Reply-To"));
 	cr_assert_str_eq(header_of(m2.data, "In-Reply-To"), id1);
@@ -1318,7 +1327,8 @@ Test(notify_pure, email_message_is_threaded_multipart)
 	cr_assert_str_eq(header_of(m1.data, "To"), "a@example.com, b@example.org");
 	cr_assert_str_eq(header_of(m1.data, "Date"), "Thu, 01 Jan 1970 00:00:00 +0000");
 	cr_assert_null(strstr(m1.data, "\r\nBcc:"), "a header injected through the rule name");
-	cr_assert_not_null(strstr(m1.data, "Content-Type: multipart/alternative; boundary=\"=_n-0000000000000001\""));
+	cr_assert_not_null(strstr(
+	    m1.data, "Content-Type: multipart/alternative; boundary=\"=_n-0000000000000001\""));
 	cr_assert_not_null(strstr(m1.data, "Content-Type: text/plain; charset=utf-8"));
 	cr_assert_not_null(strstr(m1.data, "Content-Type: text/html; charset=utf-8"));
 	cr_assert_not_null(strstr(m1.data, "\r\n--=_n-0000000000000001--\r\n"));
@@ -1342,13 +1352,16 @@ Test(notify_pure, email_config_errors_name_the_key)
 	static const struct {
 		const char *json, *msg;
 	} cases[] = {
-	    {"{\"notify\":{\"email\":{\"smtp_url\":\"http://x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\"]}}}",
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"http://"
+	     "x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\"]}}}",
 	     "t.json: notify.email.smtp_url: expected an smtp:// or smtps:// URL"},
-	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"nobody\",\"to\":[\"d@e.f\"]}}}",
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://"
+	     "x\",\"from\":\"nobody\",\"to\":[\"d@e.f\"]}}}",
 	     "t.json: notify.email.from: expected an address like rollbackd@example.com"},
 	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"a@b.c\",\"to\":[]}}}",
 	     "t.json: notify.email.to: expected an array of 1 to 100 addresses"},
-	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\",\"x\\r\\n@y\"]}}}",
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://"
+	     "x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\",\"x\\r\\n@y\"]}}}",
 	     "t.json: notify.email.to[1]: expected an address like oncall@example.com"},
 	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"to\":[\"d@e.f\"]}}}",
 	     "t.json: notify.email: missing key 'from'"},
@@ -1356,8 +1369,9 @@ Test(notify_pure, email_config_errors_name_the_key)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config c;
 		struct error err = {{0}};
-		cr_assert_eq(config_load_text(cases[i].json, strlen(cases[i].json), "t.json", &c, &err),
-			     -1, "case %zu loaded", i);
+		cr_assert_eq(
+		    config_load_text(cases[i].json, strlen(cases[i].json), "t.json", &c, &err), -1,
+		    "case %zu loaded", i);
 		cr_assert_str_eq(err.msg, cases[i].msg, "case %zu", i);
 	}
 }
