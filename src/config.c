@@ -468,16 +468,77 @@ static int parse_secrets(json_t *o, struct config *cfg, struct error *err)
 	return 0;
 }
 
+/* An address as SMTP and a header take it: local@domain, printable ASCII,
+ * none of the characters that would end or break a header or an envelope. */
+static bool mail_address_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	if (!at || at == s || !at[1] || strchr(at + 1, '@') || strlen(s) > 254)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || strchr("<>()[],;:\\\"", *s))
+			return false;
+	return true;
+}
+
+static int parse_email(json_t *o, struct config *cfg, struct error *err)
+{
+	static const char *const known[] = {"smtp_url", "from",	    "to",      "username",
+					    "password", "starttls", "ca_file", NULL};
+	const char *b = "notify.email";
+	struct email_config *m = &cfg->notify.email;
+	json_t *to;
+
+	if (check_keys(o, b, known, err) || require(o, b, "smtp_url", err) ||
+	    require(o, b, "from", err) || require(o, b, "to", err) ||
+	    opt_string(o, b, "smtp_url", &m->smtp_url, err) ||
+	    opt_string(o, b, "from", &m->from, err) ||
+	    opt_string(o, b, "username", &m->username, err) ||
+	    opt_secret(o, b, "password", &m->password, err) ||
+	    opt_bool(o, b, "starttls", &m->starttls, err) ||
+	    opt_string(o, b, "ca_file", &m->ca_file, err))
+		return -1;
+	if (strncmp(m->smtp_url, "smtp://", 7) != 0 && strncmp(m->smtp_url, "smtps://", 8) != 0)
+		return path_error(err, b, "smtp_url", "expected an smtp:// or smtps:// URL");
+	for (const char *c = m->smtp_url; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return path_error(err, b, "smtp_url", "expected an smtp:// or smtps:// URL");
+	if (!mail_address_ok(m->from))
+		return path_error(err, b, "from", "expected an address like rollbackd@example.com");
+	if (secret_is_set(&m->password) && !m->username)
+		return path_error(err, b, "password", "needs 'username'");
+	to = json_object_get(o, "to");
+	if (!json_is_array(to) || json_array_size(to) == 0 || json_array_size(to) > 100)
+		return path_error(err, b, "to", "expected an array of 1 to 100 addresses");
+	m->to = calloc(json_array_size(to), sizeof(*m->to));
+	if (!m->to)
+		return path_error(err, b, "to", "out of memory");
+	for (size_t i = 0; i < json_array_size(to); i++) {
+		json_t *v = json_array_get(to, i);
+		char key[32];
+		snprintf(key, sizeof(key), "to[%zu]", i);
+		if (!json_is_string(v) || !mail_address_ok(json_string_value(v)))
+			return path_error(err, b, key, "expected an address like oncall@example.com");
+		if (!(m->to[m->n_to] = strdup(json_string_value(v))))
+			return path_error(err, b, key, "out of memory");
+		m->n_to++;
+	}
+	return 0;
+}
+
 static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 {
-	static const char *const known[] = {"slack", "pagerduty", NULL};
+	static const char *const known[] = {"slack", "pagerduty", "email", "max_queued", NULL};
 	static const char *const slack_known[] = {"webhook_url", "bot_token", "channel", "api_url",
 						  NULL};
-	static const char *const pd_known[] = {"routing_key", "url", NULL};
-	json_t *slack, *pd;
+	static const char *const pd_known[] = {"routing_key", "url", "change_url", NULL};
+	json_t *slack, *pd, *email;
 
 	if (check_keys(o, "notify", known, err) || opt_object(o, "notify", "slack", &slack, err) ||
-	    opt_object(o, "notify", "pagerduty", &pd, err))
+	    opt_object(o, "notify", "pagerduty", &pd, err) ||
+	    opt_object(o, "notify", "email", &email, err) ||
+	    (email && parse_email(email, cfg, err)) ||
+	    opt_size(o, "notify", "max_queued", &cfg->notify.max_queued, err))
 		return -1;
 	if (slack) {
 		const char *b = "notify.slack";
@@ -507,7 +568,9 @@ static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 		if (check_keys(pd, b, pd_known, err) || require(pd, b, "routing_key", err) ||
 		    opt_secret(pd, b, "routing_key", &cfg->notify.pagerduty_routing_key, err) ||
 		    opt_string(pd, b, "url", &cfg->notify.pagerduty_url, err) ||
-		    check_url(b, "url", cfg->notify.pagerduty_url, false, err))
+		    check_url(b, "url", cfg->notify.pagerduty_url, false, err) ||
+		    opt_string(pd, b, "change_url", &cfg->notify.pagerduty_change_url, err) ||
+		    check_url(b, "change_url", cfg->notify.pagerduty_change_url, true, err))
 			return -1;
 	}
 	return 0;
@@ -605,9 +668,10 @@ int config_init(struct config *cfg)
 	cfg->notify.slack_channel = strdup("");
 	cfg->notify.slack_api_url = strdup("https://slack.com/api");
 	cfg->notify.pagerduty_url = strdup("https://events.pagerduty.com/v2/enqueue");
+	cfg->notify.pagerduty_change_url = strdup(""); /* Change Events are opt-in */
 	if (!cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
 	    !cfg->notify.slack_channel || !cfg->notify.slack_api_url ||
-	    !cfg->notify.pagerduty_url) {
+	    !cfg->notify.pagerduty_url || !cfg->notify.pagerduty_change_url) {
 		config_release(cfg);
 		return -1;
 	}
@@ -623,6 +687,8 @@ int config_init(struct config *cfg)
 	cfg->limits.target_cooldown_ms = 30 * 60 * 1000;
 	cfg->limits.blast_targets = 0; /* off unless configured */
 	cfg->limits.blast_window_ms = 10 * 60 * 1000;
+	cfg->notify.max_queued = 10000;
+	cfg->notify.email.starttls = true;
 	cfg->auth.max_skew_ms = 5 * 60 * 1000;
 	cfg->auth.allow_untimestamped = false;
 	cfg->links_ttl_ms = 24LL * 60 * 60 * 1000;
@@ -732,6 +798,15 @@ void config_release(struct config *cfg)
 	free(cfg->notify.slack_api_url);
 	secret_release(&cfg->notify.pagerduty_routing_key);
 	free(cfg->notify.pagerduty_url);
+	free(cfg->notify.pagerduty_change_url);
+	free(cfg->notify.email.smtp_url);
+	free(cfg->notify.email.from);
+	for (size_t i = 0; i < cfg->notify.email.n_to; i++)
+		free(cfg->notify.email.to[i]);
+	free(cfg->notify.email.to);
+	free(cfg->notify.email.username);
+	secret_release(&cfg->notify.email.password);
+	free(cfg->notify.email.ca_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -174,14 +174,6 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 	buf_release(&m);
 }
 
-static bool rec_rule_notifies(const struct rule *r, const char *channel)
-{
-	for (size_t i = 0; r && i < r->n_notify; i++)
-		if (strcmp(r->notify[i], channel) == 0)
-			return true;
-	return false;
-}
-
 void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 			 const char *reason, const char *note)
 {
@@ -190,8 +182,8 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 		return;
 	struct notify_event ev = {
 		.kind = kind,
-		.slack = rec_rule_notifies(r, "slack"),
-		.pagerduty = rec_rule_notifies(r, "pagerduty"),
+		.channels = (const char *const *)r->notify,
+		.n_channels = r->n_notify,
 		.incident = inc->id,
 		.episode = inc->episode,
 		.rule = inc->rule_name,
@@ -200,13 +192,16 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 		.alert_started = inc->episode_start,
 		.generator_url = inc->generator_url,
 		.external_url = inc->external_url,
+		.target = inc->target,
+		.group = inc->group.items,
+		.n_group = inc->group.n,
 		.labels = inc->trigger_labels.items,
 		.n_labels = inc->trigger_labels.n,
 		.acknowledged_by = inc->acknowledged_by,
 		.awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
 		.note = note,
 	};
-	if (!ev.slack && !ev.pagerduty)
+	if (ev.n_channels == 0)
 		return;
 	ev.service = owned_labels_get(&inc->trigger_labels, "service");
 	if (!ev.service)

@@ -1,24 +1,28 @@
 /*
- * notify: the outbox that tells Slack and PagerDuty (SPEC §9).
+ * notify: the outbox that tells the notification channels (SPEC §9).
  *
  * notify_incident runs on any thread, under the engine's lock: it only
- * copies the event into a self-contained JSON notice, journals it as a
- * notify_intent and hands it to the loop through a mutex-protected queue
- * and event_active. Everything else runs on the loop: the outbox, the
- * timers and httpc. Messages are built at send time from the notice, so
- * signed links get a fresh expiry and no secret or signature is ever
- * journaled.
+ * copies the event into a self-contained JSON notice (notice.h), journals
+ * it as a notify_intent per channel and hands it to the loop through a
+ * mutex-protected queue and event_active. Everything else runs on the
+ * loop: the channels' outboxes, the timers and the transfers. Messages are
+ * built at send time from the notice (channel.h: build), so signed links
+ * get a fresh expiry and no secret or signature is ever journaled.
  *
- * Delivery is at least once: a notice leaves the outbox only when a
- * notify_sent or notify_failed record says so (replay rebuilds the rest).
- * PagerDuty: one event per notice, in order per incident. Slack: one post
- * at a time and at most one per slack_interval; a webhook gets the ready
- * notices coalesced into one message, the bot API one living message per
- * incident (chat.postMessage, then chat.update).
+ * Each channel has its own bounded outbox and its own pacing: a notice
+ * that finds its channel full is journaled as notify_failed and counted as
+ * dropped, and never takes another channel's room. Delivery is at least
+ * once: a notice leaves the outbox only when a notify_sent or
+ * notify_failed record says so (replay rebuilds the rest). Delivery errors
+ * are logged at most once per channel per log interval.
+ *
+ * Locks: qlock protects the queue, the journal pointer and started;
+ * loglock the log gates. Neither is held while calling a channel hook or
+ * httpc, and nothing under them waits for another thread.
  *
  * Never: block or do I/O on a caller's thread, put a secret (webhook URL,
- * bot token, routing key) or a response_url in a log line, a journal
- * record, a metric or an error text.
+ * bot token, routing key, password) or a response_url in a log line, a
+ * journal record, a metric or an error text.
  */
 #include "rollbackd/notify.h"
 
@@ -33,161 +37,143 @@
 #include <strings.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/channel.h"
 #include "rollbackd/httpc.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/json.h"
 #include "rollbackd/links.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
-#include "rollbackd/pagerduty.h"
-#include "rollbackd/slack.h"
+#include "rollbackd/notice.h"
 #include "rollbackd/text.h"
 
-#define NOTIFY_ID_MAX 31		 /* "n-" + 16 hex; replayed ids up to this */
-#define RETRY_BASE_MS 1000		 /* between delivery rounds, doubled... */
-#define RETRY_MAX_MS (5 * 60 * 1000)	 /* ...up to this */
-#define SLACK_INTERVAL_MS 1000		 /* least time between two Slack posts */
-#define HTTP_TIMEOUT_MS 10000		 /* per attempt */
-#define HTTP_RETRIES 2			 /* inside one round, by httpc */
-#define HTTP_BACKOFF_MAX_MS 60000	 /* httpc's own backoff cap */
-#define HTTP_MAX_RESPONSE 16384		 /* reply bytes kept */
-#define SLACK_API_MAX_RESPONSE (1 << 20) /* chat.* replies echo the whole message */
-#define SLACK_BATCH_MAX 49		 /* notices in one coalesced message */
-#define PD_MAX_INFLIGHT 4		 /* PagerDuty events in flight */
-#define RESPONSE_MAX_INFLIGHT 4		 /* response_url posts in flight */
-#define SCAN_MAX 256			 /* entries of a channel looked at per pump */
-#define OUTBOX_MAX 10000		 /* notices queued or waiting */
-#define NOTICE_MAX (512 * 1024)		 /* bytes of one serialized notice */
-#define NOTICE_FIELD_MAX 1024		 /* ids, names, states, values */
-#define NOTICE_TEXT_MAX 4096		 /* reason, note, urls */
-#define NOTICE_MAX_ACTIONS 64		 /* actions kept in a notice */
-#define RESPONSE_URL_MAX 3000		 /* as slack.h takes them */
-#define RESPONSE_BODY_MAX (512 * 1024)	 /* body posted to a response_url */
-#define ERROR_TEXT_MAX 300		 /* bytes of error text journaled */
-#define THREADS_MAX 10000		 /* bot mode: incidents whose message we know */
-#define THREAD_BUCKETS 1024
-#define SLACK_ID_MAX 64 /* channel id or ts */
+#define NOTIFY_ID_MAX 31	       /* "n-" + 16 hex; replayed ids up to this */
+#define RETRY_BASE_MS 1000	       /* between delivery rounds, doubled... */
+#define RETRY_MAX_MS (5 * 60 * 1000)   /* ...up to this */
+#define SLACK_INTERVAL_MS 1000	       /* least time between two paced requests */
+#define LOG_INTERVAL_MS 10000	       /* one delivery-error line per channel per this */
+#define HTTP_TIMEOUT_MS 10000	       /* per attempt */
+#define HTTP_RETRIES 2		       /* inside one round, by httpc */
+#define HTTP_BACKOFF_MAX_MS 60000      /* httpc's own backoff cap */
+#define HTTP_MAX_RESPONSE 16384	       /* reply bytes kept */
+#define SCAN_MAX 256		       /* entries of a channel looked at per pump */
+#define CHANNELS_MAX 8		       /* channels in the registry at most */
+#define RESPONSE_URL_MAX 3000	       /* as slack.h takes them */
+#define RESPONSE_BODY_MAX (512 * 1024) /* body posted to a response_url */
 
-/* ---- names --------------------------------------------------------------- */
+_Static_assert(sizeof(((struct notify_entry *)0)->id) == NOTIFY_ID_MAX + 1, "entry id size");
 
-enum channel { CH_SLACK, CH_PAGERDUTY, CH_SLACK_RESPONSE, CH_COUNT };
-enum result { R_SENT, R_FAILED, R_RETRIED, R_COUNT };
-enum send_mode { SEND_WEBHOOK, SEND_POST, SEND_UPDATE, SEND_PD, SEND_RESPONSE };
-
-static const char *const channel_names[CH_COUNT] = {"slack", "pagerduty", "slack_response"};
-static const char *const result_names[R_COUNT] = {"sent", "failed", "retried"};
-static const char *const kind_names[] = {
-    [NOTIFY_TRIGGER] = "trigger", [NOTIFY_UPDATE] = "update",	  [NOTIFY_ACK] = "acknowledge",
-    [NOTIFY_RESOLVE] = "resolve", [NOTIFY_ESCALATE] = "escalate",
+/* Every channel; the first configured one of a name gets that name's notices. */
+const struct channel *const channel_registry[] = {
+    &channel_slack_bot,
+    &channel_slack_webhook,
+    &channel_pagerduty,
+    &channel_pagerduty_change,
+    &channel_slack_response,
+    &channel_email,
+    NULL,
 };
-#define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
-static int kind_parse(const char *s, enum notify_kind *out)
+enum result { R_SENT, R_FAILED, R_RETRIED, R_DROPPED, R_COUNT };
+static const char *const result_names[R_COUNT] = {"sent", "failed", "retried", "dropped"};
+
+/* ---- the registry's names ----------------------------------------------- */
+
+static const char *rule_names[CHANNELS_MAX + 1];
+static pthread_once_t rule_names_once = PTHREAD_ONCE_INIT;
+
+static void rule_names_init(void)
 {
-	for (size_t i = 0; i < N_KINDS; i++) {
-		if (strcmp(s, kind_names[i]) == 0) {
-			*out = (enum notify_kind)i;
-			return 0;
-		}
+	size_t k = 0;
+	for (size_t i = 0; channel_registry[i] && k < CHANNELS_MAX; i++) {
+		const struct channel *h = channel_registry[i];
+		const char *name = h->rule_name ? h->rule_name : h->name;
+		bool seen = false;
+		for (size_t j = 0; j < k && !seen; j++)
+			seen = strcmp(rule_names[j], name) == 0;
+		if (!h->internal && !seen)
+			rule_names[k++] = name;
 	}
-	return -1;
+	rule_names[k] = NULL;
 }
 
-static int channel_parse(const char *s, enum channel *out)
+const char *const *channel_rule_names(void)
 {
-	for (size_t i = 0; i < CH_COUNT; i++) {
-		if (strcmp(s, channel_names[i]) == 0) {
-			*out = (enum channel)i;
-			return 0;
-		}
-	}
-	return -1;
+	pthread_once(&rule_names_once, rule_names_init);
+	return rule_names;
 }
 
-/* ---- state --------------------------------------------------------------- */
+bool channel_rule_name_ok(const char *name)
+{
+	for (const char *const *p = channel_rule_names(); *p; p++)
+		if (strcmp(*p, name) == 0)
+			return true;
+	return false;
+}
 
-/* One notice for one channel, from notify_incident (or replay) until a
- * notify_sent / notify_failed record. */
-struct entry {
-	struct entry *prev, *next; /* the queue, then the outbox */
-	char id[NOTIFY_ID_MAX + 1];
-	enum channel ch;
-	enum notify_kind kind;
-	char *incident; /* "" for slack_response */
-	char *notice;	/* JSON object, no secret; NULL for slack_response */
-	size_t notice_len;
-	char *url, *body; /* slack_response only: never journaled or logged */
-	size_t body_len;
-	bool journaled; /* its intent is in the journal (or needs none) */
-	bool inflight;
-	int attempts;	/* HTTP attempts over every round */
-	int rounds;	/* failed rounds so far */
-	int64_t due_ms; /* monotonic: not before */
-};
+/* ---- state ---------------------------------------------------------------- */
 
 struct entry_list {
-	struct entry *head, *tail;
+	struct notify_entry *head, *tail;
 };
 
-/* Bot mode: the message an incident has (chat.update edits it). */
-struct thread {
-	struct thread *hnext;	      /* bucket chain */
-	struct thread *older, *newer; /* eviction order */
-	char channel[SLACK_ID_MAX], ts[SLACK_ID_MAX];
-	char incident[]; /* NUL-terminated */
-};
-
-/* One HTTP request in flight and the entries it carries. */
-struct send {
-	struct notify *n;
-	enum send_mode mode;
-	size_t k;
-	struct entry *e[SLACK_BATCH_MAX];
+/* One channel of this notify: its outbox, pacing and counters. */
+struct chan {
+	const struct channel *h;
+	struct channel_ctx ctx;
+	struct entry_list outbox; /* the loop's */
+	_Atomic size_t pending;	  /* queued or in the outbox */
+	size_t queue_max;
+	int inflight;		  /* the loop's */
+	int64_t next_ms;	  /* paced: not before */
+	int64_t log_next_ms;	  /* under loglock */
+	unsigned long suppressed; /* under loglock: lines held back */
+	struct metric_child *count[R_COUNT];
 };
 
 struct notify {
 	const struct config *cfg;
 	struct event_base *base;
-	int64_t retry_base_ms, retry_max_ms, slack_interval_ms;
+	int64_t retry_base_ms, retry_max_ms, slack_interval_ms, log_interval_ms;
 
 	/* shared with other threads, under qlock */
 	pthread_mutex_t qlock;
 	struct entry_list queue;
 	struct journal *journal;
 	bool started;
-	_Atomic size_t pending; /* queue + outbox */
+	_Atomic size_t pending; /* queue + outboxes */
+
+	pthread_mutex_t loglock;
 
 	/* the loop's */
 	struct event *kick, *timer;
 	struct httpc *http;
-	struct entry_list outbox;
-	bool slack_busy;
-	int pd_inflight, resp_inflight;
-	int64_t slack_next_ms;
 	bool closing;
-	struct thread *buckets[THREAD_BUCKETS];
-	struct thread *oldest, *newest;
-	size_t n_threads;
+
+	struct chan ch[CHANNELS_MAX];
+	size_t n_ch;
 
 	/* replay */
 	struct json_tok *rtoks;
 	size_t rtoks_cap;
 
-	struct metric_child *count[CH_COUNT][R_COUNT];
 	struct metric_child *pending_gauge;
 };
 
-static void pending_add(struct notify *n, long d)
+static void pending_add(struct notify *n, struct chan *c, long d)
 {
 	size_t v;
-	if (d >= 0)
+	if (d >= 0) {
+		atomic_fetch_add(&c->pending, (size_t)d);
 		v = atomic_fetch_add(&n->pending, (size_t)d) + (size_t)d;
-	else
+	} else {
+		atomic_fetch_sub(&c->pending, (size_t)-d);
 		v = atomic_fetch_sub(&n->pending, (size_t)-d) - (size_t)-d;
+	}
 	metric_set(n->pending_gauge, (int64_t)v);
 }
 
-static void list_push(struct entry_list *l, struct entry *e)
+static void list_push(struct entry_list *l, struct notify_entry *e)
 {
 	e->next = NULL;
 	e->prev = l->tail;
@@ -198,7 +184,7 @@ static void list_push(struct entry_list *l, struct entry *e)
 	l->tail = e;
 }
 
-static void list_unlink(struct entry_list *l, struct entry *e)
+static void list_unlink(struct entry_list *l, struct notify_entry *e)
 {
 	if (e->prev)
 		e->prev->next = e->next;
@@ -211,7 +197,7 @@ static void list_unlink(struct entry_list *l, struct entry *e)
 	e->prev = e->next = NULL;
 }
 
-static void entry_free(struct entry *e)
+static void entry_free(struct notify_entry *e)
 {
 	if (!e)
 		return;
@@ -231,78 +217,39 @@ static void new_id(char id[NOTIFY_ID_MAX + 1])
 	sodium_bin2hex(id + 2, 2 * sizeof(r) + 1, r, sizeof(r));
 }
 
-static bool slack_bot(const struct config *c)
-{
-	return secret_is_set(&c->notify.slack_bot_token) && c->notify.slack_channel &&
-	       c->notify.slack_channel[0] && c->notify.slack_api_url && c->notify.slack_api_url[0];
-}
-
-static bool channel_configured(const struct config *c, enum channel ch)
-{
-	switch (ch) {
-	case CH_SLACK:
-		return secret_is_set(&c->notify.slack_webhook_url) || slack_bot(c);
-	case CH_PAGERDUTY:
-		return secret_is_set(&c->notify.pagerduty_routing_key) && c->notify.pagerduty_url &&
-		       c->notify.pagerduty_url[0];
-	default:
-		return true;
-	}
-}
-
 static bool http_url(const char *u)
 {
 	return u && (strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0);
 }
 
-/* ---- text ---------------------------------------------------------------- */
-
-/* Append s[0..n) as a JSON string that the strict tokenizer takes back:
- * invalid UTF-8 and NUL become U+FFFD. At most max input bytes are kept:
- * the head, or with tail the tail, cut on a character boundary. */
-static int add_json_text(struct buf *b, const char *s, size_t n, size_t max, bool tail)
+static const char *chan_name(const struct notify *n, unsigned ch)
 {
-	const unsigned char *u;
-	struct buf clean;
-	int rc;
-
-	if (!s) {
-		s = "";
-		n = 0;
-	}
-	if (n > max && tail) {
-		s += n - max;
-		n = max;
-		for (int i = 0; i < 3 && n > 0 && ((unsigned char)*s & 0xc0) == 0x80; i++) {
-			s++;
-			n--;
-		}
-	} else if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	u = (const unsigned char *)s;
-	buf_init(&clean, 0);
-	rc = buf_add(&clean, "", 0);
-	for (size_t i = 0; i < n && rc == 0;) {
-		size_t k = u[i] ? text_utf8_next(u + i, n - i, NULL) : 0;
-		rc = k ? buf_add(&clean, s + i, k) : buf_adds(&clean, "\xef\xbf\xbd");
-		i += k ? k : 1;
-	}
-	if (rc == 0)
-		rc = buf_add_json_str(b, clean.data, clean.len);
-	buf_release(&clean);
-	return rc;
+	return n->ch[ch].h->name;
 }
 
-/* ,"name":"text" (nothing when s is NULL). */
-static int add_text_member(struct buf *b, const char *name, const char *s, size_t max)
+/* The channel that gets name's notices: the first configured one of that
+ * name, else (configured false) the first of that name; NULL when none. */
+static struct chan *chan_for(struct notify *n, const char *name, bool configured)
 {
-	if (!s)
-		return 0;
-	return buf_addf(b, ",\"%s\":", name) | add_json_text(b, s, strlen(s), max, false);
+	struct chan *first = NULL;
+	for (size_t i = 0; i < n->n_ch; i++) {
+		struct chan *c = &n->ch[i];
+		if (strcmp(c->h->name, name) != 0)
+			continue;
+		if (c->h->configured(n->cfg))
+			return c;
+		if (!first)
+			first = c;
+	}
+	return configured ? NULL : first;
 }
+
+static unsigned chan_index(const struct notify *n, const struct chan *c)
+{
+	return (unsigned)(c - n->ch);
+}
+
+/* ---- error texts ------------------------------------------------------------ */
 
 /* Replace every occurrence of secret in s (NUL-terminated) in place. */
 static void redact(char *s, const char *secret, size_t slen)
@@ -323,31 +270,30 @@ static void redact(char *s, const char *secret, size_t slen)
 	}
 }
 
-/* Make an error text fit for the journal and logs: every configured secret
- * (and extra, a response_url) replaced before anything is cut, then cut to
- * ERROR_TEXT_MAX on a character boundary, control bytes as '?' (the journal
- * repairs what is not UTF-8). */
-static void error_text(const struct notify *n, const char *extra_secret, const char *in,
-		       char out[ERROR_TEXT_MAX + 1])
+/* Every configured secret of every channel (and extra, a response_url) is
+ * replaced before anything is cut: a cut could leave the head of one. */
+void notify_error_text(const struct notify *n, const char *extra_secret, const char *in,
+		       char out[CHANNEL_ERROR_MAX + 1])
 {
-	const struct config *c = n->cfg;
-	const struct secret *sec[] = {&c->notify.slack_webhook_url, &c->notify.slack_bot_token,
-				      &c->notify.pagerduty_routing_key};
 	size_t len;
 	char *tmp = strdup(in ? in : "");
 
 	if (!tmp) {
-		snprintf(out, ERROR_TEXT_MAX + 1, "out of memory");
+		snprintf(out, CHANNEL_ERROR_MAX + 1, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(sec) / sizeof(sec[0]); i++)
-		if (secret_is_set(sec[i]))
-			redact(tmp, (const char *)sec[i]->data, sec[i]->len);
+	for (size_t c = 0; c < n->n_ch; c++) {
+		const struct channel *h = n->ch[c].h;
+		const struct secret *sec;
+		for (size_t i = 0; h->secret && (sec = h->secret(n->cfg, i)); i++)
+			if (secret_is_set(sec))
+				redact(tmp, (const char *)sec->data, sec->len);
+	}
 	if (extra_secret)
 		redact(tmp, extra_secret, strlen(extra_secret));
 	len = strlen(tmp);
-	if (len > ERROR_TEXT_MAX) {
-		len = ERROR_TEXT_MAX;
+	if (len > CHANNEL_ERROR_MAX) {
+		len = CHANNEL_ERROR_MAX;
 		while (len > 0 && ((unsigned char)tmp[len] & 0xc0) == 0x80)
 			len--;
 	}
@@ -358,261 +304,29 @@ static void error_text(const struct notify *n, const char *extra_secret, const c
 	free(tmp);
 }
 
-/* "HTTP 400: <the start of the reply>" or curl's message. The whole text
- * is redacted first: a cut could leave the head of a secret behind. */
-static void result_text(const struct notify *n, const struct entry *e, const struct httpc_result *r,
-			char out[ERROR_TEXT_MAX + 1])
+/* "HTTP 400: <the start of the reply>" or the transfer's message. */
+static void result_text(const struct notify *n, const struct notify_entry *e,
+			const struct httpc_result *r, char out[CHANNEL_ERROR_MAX + 1])
 {
 	struct buf raw = BUF_INIT;
 	int bad = r->error ? buf_adds(&raw, r->error)
 			   : buf_addf(&raw, "HTTP %d: ", r->status) |
 				 buf_add(&raw, r->body ? r->body : "", r->body ? r->body_len : 0);
 	if (bad) {
-		snprintf(out, ERROR_TEXT_MAX + 1, "HTTP %d", r->status);
+		snprintf(out, CHANNEL_ERROR_MAX + 1, "HTTP %d", r->status);
 	} else {
-		error_text(n, e ? e->url : NULL, raw.data, out);
+		notify_error_text(n, e ? e->url : NULL, raw.data, out);
 		sodium_memzero(raw.data, raw.len);
 	}
 	buf_release(&raw);
 }
 
-/* ---- notices: notify_event <-> JSON -------------------------------------- */
-
-static bool label_dup(const struct label *l, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (strcmp(l[j].name, l[i].name) == 0)
-			return true;
-	return false;
-}
-
-/* A label name goes in as is or not at all, so that two names cannot
- * become one key (the tokenizer refuses duplicate keys). */
-static bool label_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > PD_LABEL_NAME_MAX)
-		return false;
-	for (size_t i = 0, k; i < n; i += k)
-		if ((k = text_utf8_next((const unsigned char *)s + i, n - i, NULL)) == 0)
-			return false;
-	return true;
-}
-
-static int notice_labels(struct buf *b, const struct notify_event *ev)
-{
-	int bad = buf_adds(b, ",\"labels\":{");
-	size_t kept = 0;
-	for (size_t i = 0; i < ev->n_labels && kept < PD_LABELS_MAX; i++) {
-		const struct label *l = &ev->labels[i];
-		if (!l->name || !l->value || !label_name_ok(l->name) || label_dup(ev->labels, i))
-			continue;
-		bad |= (kept++ ? buf_addc(b, ',') : 0) |
-		       buf_add_json_str(b, l->name, strlen(l->name)) | buf_addc(b, ':') |
-		       add_json_text(b, l->value, l->value_len, PD_LABEL_VALUE_MAX, false);
-	}
-	return bad | buf_addc(b, '}');
-}
-
-static int notice_actions(struct buf *b, const struct notify_event *ev, bool compact)
-{
-	int bad = buf_adds(b, ",\"actions\":[");
-	size_t n = ev->n_actions < NOTICE_MAX_ACTIONS ? ev->n_actions : NOTICE_MAX_ACTIONS;
-	for (size_t i = 0; i < n; i++) {
-		const struct notify_action *a = &ev->actions[i];
-		bad |= buf_adds(b, i ? ",{\"type\":" : "{\"type\":") |
-		       add_json_text(b, a->type, a->type ? strlen(a->type) : 0, 16, false) |
-		       buf_adds(b, ",\"result\":") |
-		       add_json_text(b, a->result, a->result ? strlen(a->result) : 0, 16, false) |
-		       buf_addf(b, ",\"exit_code\":%d,\"status_code\":%d", a->exit_code,
-				a->status_code);
-		/* Slack shows the first few actions only; the rest need no output. */
-		if (a->output && i < SLACK_MAX_ACTIONS_SHOWN && !compact)
-			bad |=
-			    buf_adds(b, ",\"output\":") |
-			    add_json_text(b, a->output, strlen(a->output), SLACK_OUTPUT_MAX, true);
-		bad |= buf_addc(b, '}');
-	}
-	return bad | buf_addc(b, ']');
-}
-
-/* The notice: a JSON object with everything the messages are built from,
- * and nothing secret (links are signed at send time). compact leaves out
- * labels and action outputs, for when the whole would pass b's cap. */
-static int notice_write(struct buf *b, const struct notify_event *ev, bool compact)
-{
-	char started[TIMESTAMP_STRLEN];
-	timestamp_format(ev->alert_started, started, sizeof(started));
-	int bad = buf_addf(b, "{\"kind\":\"%s\"", kind_names[ev->kind]) |
-		  add_text_member(b, "incident", ev->incident, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "rule", ev->rule, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "service", ev->service, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "state", ev->state, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "value", ev->value, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "threshold", ev->threshold, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "severity", ev->severity, NOTICE_FIELD_MAX) |
-		  add_text_member(b, "reason", ev->reason, NOTICE_TEXT_MAX) |
-		  add_text_member(b, "alert_started", started, NOTICE_FIELD_MAX) |
-		  buf_addf(b, ",\"episode\":%d", ev->episode > 0 ? ev->episode : 1);
-	/* A cut URL would be a wrong one: too long ones are left out. */
-	if (ev->generator_url && strlen(ev->generator_url) <= NOTICE_TEXT_MAX)
-		bad |= add_text_member(b, "generator_url", ev->generator_url, NOTICE_TEXT_MAX);
-	if (ev->external_url && strlen(ev->external_url) <= NOTICE_TEXT_MAX)
-		bad |= add_text_member(b, "external_url", ev->external_url, NOTICE_TEXT_MAX);
-	if (!compact)
-		bad |= notice_labels(b, ev);
-	bad |= notice_actions(b, ev, compact) |
-	       add_text_member(b, "acknowledged_by", ev->acknowledged_by, NOTICE_FIELD_MAX) |
-	       buf_addf(b, ",\"awaiting_approval\":%s", ev->awaiting_approval ? "true" : "false") |
-	       add_text_member(b, "note", ev->note, NOTICE_TEXT_MAX) | buf_addc(b, '}');
-	return bad ? -1 : 0;
-}
-
-/* A notice read back: every string lives in arena. */
-struct notice {
-	enum notify_kind kind;
-	const char *incident, *rule, *service, *state, *value, *threshold, *severity, *reason;
-	const char *generator_url, *external_url, *acknowledged_by, *note;
-	struct timestamp alert_started;
-	int episode; /* links are signed for it; 1 in notices journaled before episodes were */
-	bool awaiting_approval;
-	struct label *labels;
-	size_t n_labels;
-	struct slack_action_view *actions;
-	size_t n_actions;
-	char *arena; /* decoded strings: never more than the text plus a NUL each */
-	size_t used;
-};
-
-static void notice_release(struct notice *nt)
-{
-	free(nt->labels);
-	free(nt->actions);
-	free(nt->arena);
-	memset(nt, 0, sizeof(*nt));
-}
-
-static const char *arena_str(struct notice *nt, const struct json_doc *d, size_t t)
-{
-	char *p = nt->arena + nt->used;
-	json_str_decode(d, &d->toks[t], p);
-	nt->used += d->toks[t].size + 1;
-	return p;
-}
-
-static const char *nt_str(struct notice *nt, const struct json_doc *d, size_t obj, const char *name)
-{
-	size_t t = json_obj_get(d, obj, name);
-	if (!t || d->toks[t].kind != JSON_KIND_STRING)
-		return NULL;
-	return arena_str(nt, d, t);
-}
-
-static int nt_int(const struct json_doc *d, size_t obj, const char *name)
-{
-	size_t t = json_obj_get(d, obj, name);
-	if (!t || d->toks[t].kind != JSON_KIND_NUMBER || !(d->toks[t].flags & JSON_TOK_INT))
-		return -1;
-	int64_t v = json_int_value(d, &d->toks[t]);
-	return v < -1000000 || v > 1000000 ? -1 : (int)v;
-}
-
-static int notice_read_labels(struct notice *nt, const struct json_doc *d, size_t obj)
-{
-	size_t t = json_obj_get(d, obj, "labels");
-	if (!t || d->toks[t].kind != JSON_KIND_OBJECT || d->toks[t].size == 0)
-		return 0;
-	nt->labels = calloc(d->toks[t].size, sizeof(*nt->labels));
-	if (!nt->labels)
-		return -1;
-	for (size_t k = json_obj_first(d, t); k < json_obj_end(d, t); k = json_obj_nextkey(d, k)) {
-		if (d->toks[k + 1].kind != JSON_KIND_STRING)
-			continue;
-		struct label *l = &nt->labels[nt->n_labels++];
-		l->name = arena_str(nt, d, k);
-		l->value = arena_str(nt, d, k + 1);
-		l->value_len = d->toks[k + 1].size;
-	}
-	return 0;
-}
-
-static int notice_read_actions(struct notice *nt, const struct json_doc *d, size_t obj)
-{
-	size_t t = json_obj_get(d, obj, "actions");
-	if (!t || d->toks[t].kind != JSON_KIND_ARRAY || d->toks[t].size == 0)
-		return 0;
-	nt->actions = calloc(d->toks[t].size, sizeof(*nt->actions));
-	if (!nt->actions)
-		return -1;
-	for (size_t a = json_arr_first(d, t); a < json_arr_end(d, t); a = json_arr_nextel(d, a)) {
-		if (d->toks[a].kind != JSON_KIND_OBJECT)
-			continue;
-		struct slack_action_view *v = &nt->actions[nt->n_actions++];
-		v->type = nt_str(nt, d, a, "type");
-		v->result = nt_str(nt, d, a, "result");
-		v->exit_code = nt_int(d, a, "exit_code");
-		v->status_code = nt_int(d, a, "status_code");
-		v->output = nt_str(nt, d, a, "output");
-	}
-	return 0;
-}
-
-/* Parse a notice (as notice_write wrote it, or as replay found it). 0, or -1
- * when it is not such an object (or on OOM) with nt zeroed. */
-static int notice_parse(const char *text, size_t len, struct notice *nt)
-{
-	struct json_doc d;
-	size_t cap = JSON_TOKENS_ENOUGH(len);
-	struct json_tok *toks = calloc(cap, sizeof(*toks));
-	const char *kind, *started;
-
-	memset(nt, 0, sizeof(*nt));
-	if (!toks)
-		return -1;
-	if (json_doc_parse(&d, text, len, toks, cap) != JSON_OK || toks[0].kind != JSON_KIND_OBJECT)
-		goto fail;
-	nt->arena = malloc(len + d.n + 1);
-	if (!nt->arena)
-		goto fail;
-	kind = nt_str(nt, &d, 0, "kind");
-	nt->incident = nt_str(nt, &d, 0, "incident");
-	if (!kind || kind_parse(kind, &nt->kind) < 0 || !nt->incident || !nt->incident[0])
-		goto fail;
-	nt->rule = nt_str(nt, &d, 0, "rule");
-	nt->service = nt_str(nt, &d, 0, "service");
-	nt->state = nt_str(nt, &d, 0, "state");
-	nt->value = nt_str(nt, &d, 0, "value");
-	nt->threshold = nt_str(nt, &d, 0, "threshold");
-	nt->severity = nt_str(nt, &d, 0, "severity");
-	nt->reason = nt_str(nt, &d, 0, "reason");
-	started = nt_str(nt, &d, 0, "alert_started");
-	if (!started || timestamp_parse(started, strlen(started), &nt->alert_started) < 0)
-		nt->alert_started = (struct timestamp){TIMESTAMP_GO_ZERO_SEC, 0};
-	nt->generator_url = nt_str(nt, &d, 0, "generator_url");
-	nt->external_url = nt_str(nt, &d, 0, "external_url");
-	nt->acknowledged_by = nt_str(nt, &d, 0, "acknowledged_by");
-	nt->note = nt_str(nt, &d, 0, "note");
-	nt->episode = nt_int(&d, 0, "episode");
-	if (nt->episode < 1)
-		nt->episode = 1;
-	size_t t = json_obj_get(&d, 0, "awaiting_approval");
-	nt->awaiting_approval = t && toks[t].kind == JSON_KIND_TRUE;
-	if (notice_read_labels(nt, &d, 0) < 0 || notice_read_actions(nt, &d, 0) < 0)
-		goto fail;
-	free(toks);
-	return 0;
-fail:
-	free(toks);
-	notice_release(nt);
-	return -1;
-}
-
-/* ---- links ---------------------------------------------------------------- */
+/* ---- links ------------------------------------------------------------------ */
 
 /* Signed at send time, so the expiry counts from when the message goes out.
- * Left out (empty) without public_url or links secret. */
-static const char *make_link(const struct notify *n, const char *action, const char *id,
-			     int episode, struct buf *out)
+ * Left out (NULL) without public_url or links secret. */
+const char *notify_link(const struct notify *n, const char *action, const char *id, int episode,
+			struct buf *out)
 {
 	const struct config *c = n->cfg;
 	if (!c->public_url || !c->public_url[0] || !secret_is_set(&c->links_secret))
@@ -623,124 +337,44 @@ static const char *make_link(const struct notify *n, const char *action, const c
 	return out->data;
 }
 
-static bool wants_ack_link(const struct notice *nt)
+struct event_base *notify_base(const struct notify *n)
 {
-	return nt->kind != NOTIFY_RESOLVE && !(nt->acknowledged_by && nt->acknowledged_by[0]);
+	return n->base;
 }
 
-/* The Slack view of a notice; links[0..1] hold the signed links. */
-static void slack_view(const struct notify *n, const struct notice *nt, struct buf links[2],
-		       struct slack_incident_view *v)
+/* ---- journal, outcome and the log gate ----------------------------------------- */
+
+/* Whether a delivery-error line of c may be logged now; supp gets how many
+ * were held back since the last one. */
+static bool log_gate(struct notify *n, struct chan *c, char supp[24])
 {
-	memset(v, 0, sizeof(*v));
-	v->id = nt->incident;
-	v->rule = nt->rule;
-	v->service = nt->service;
-	v->state = nt->state;
-	v->value = nt->value;
-	v->threshold = nt->threshold;
-	v->actions = nt->actions;
-	v->n_actions = nt->n_actions;
-	v->alert_started = nt->alert_started;
-	v->now = timestamp_now();
-	v->generator_url = nt->generator_url;
-	v->external_url = nt->external_url;
-	v->acknowledged_by = nt->acknowledged_by;
-	v->note = nt->note && nt->note[0] ? nt->note : nt->reason;
-	if (wants_ack_link(nt))
-		v->ack_url = make_link(n, "ack", nt->incident, nt->episode, &links[0]);
-	if (nt->awaiting_approval && nt->kind != NOTIFY_RESOLVE)
-		v->approve_url = make_link(n, "approve", nt->incident, nt->episode, &links[1]);
-}
+	int64_t now = timestamp_mono_ms();
+	bool go;
 
-/* ---- bot mode: an incident's message ---------------------------------------- */
-
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-static struct thread **thread_slot(struct notify *n, const char *incident)
-{
-	struct thread **p = &n->buckets[hash_str(incident) % THREAD_BUCKETS];
-	while (*p && strcmp((*p)->incident, incident) != 0)
-		p = &(*p)->hnext;
-	return p;
-}
-
-static void thread_unlink_order(struct notify *n, struct thread *t)
-{
-	if (t->older)
-		t->older->newer = t->newer;
-	else
-		n->oldest = t->newer;
-	if (t->newer)
-		t->newer->older = t->older;
-	else
-		n->newest = t->older;
-	t->older = t->newer = NULL;
-}
-
-static void thread_forget(struct notify *n, const char *incident)
-{
-	struct thread **p = thread_slot(n, incident), *t = *p;
-	if (!t)
-		return;
-	*p = t->hnext;
-	thread_unlink_order(n, t);
-	n->n_threads--;
-	free(t);
-}
-
-static const struct thread *thread_find(struct notify *n, const char *incident)
-{
-	return *thread_slot(n, incident);
-}
-
-/* Remember (or move) an incident's message; the oldest is forgotten past
- * THREADS_MAX (its next notice then starts a new message). */
-static int thread_set(struct notify *n, const char *incident, const char *channel, const char *ts)
-{
-	struct thread **p = thread_slot(n, incident), *t = *p;
-
-	if (strlen(channel) >= SLACK_ID_MAX || strlen(ts) >= SLACK_ID_MAX)
-		return -1;
-	if (!t) {
-		size_t len = strlen(incident);
-		t = calloc(1, sizeof(*t) + len + 1);
-		if (!t)
-			return -1;
-		memcpy(t->incident, incident, len + 1);
-		*p = t;
-		n->n_threads++;
+	pthread_mutex_lock(&n->loglock);
+	go = now >= c->log_next_ms;
+	if (go) {
+		snprintf(supp, 24, "%lu", c->suppressed);
+		c->suppressed = 0;
+		c->log_next_ms = now + n->log_interval_ms;
 	} else {
-		thread_unlink_order(n, t);
+		c->suppressed++;
 	}
-	snprintf(t->channel, sizeof(t->channel), "%s", channel);
-	snprintf(t->ts, sizeof(t->ts), "%s", ts);
-	t->older = n->newest;
-	if (n->newest)
-		n->newest->newer = t;
-	else
-		n->oldest = t;
-	n->newest = t;
-	if (n->n_threads > THREADS_MAX)
-		thread_forget(n, n->oldest->incident);
-	return 0;
+	pthread_mutex_unlock(&n->loglock);
+	return go;
 }
 
-static void threads_free(struct notify *n)
+static void jappend(struct notify *n, struct journal *j, const char *type,
+		    const struct notify_entry *e, struct buf *m, bool bad)
 {
-	while (n->oldest)
-		thread_forget(n, n->oldest->incident);
+	if (!j)
+		return;
+	if (bad || journal_append(j, type, e->incident, m->data, m->len, NULL) < 0)
+		log_error("notify: cannot journal a record; delivery goes on", "type", type, "id",
+			  e->id, "channel", chan_name(n, e->ch), NULL);
 }
 
-/* ---- journal and outcome ------------------------------------------------------ */
-
-static void jrecord(struct notify *n, const char *type, const struct entry *e, struct buf *m,
+static void jrecord(struct notify *n, const char *type, const struct notify_entry *e, struct buf *m,
 		    bool bad)
 {
 	struct journal *j;
@@ -748,62 +382,63 @@ static void jrecord(struct notify *n, const char *type, const struct entry *e, s
 	pthread_mutex_lock(&n->qlock);
 	j = n->journal;
 	pthread_mutex_unlock(&n->qlock);
-	if (!j)
-		return;
-	if (bad || journal_append(j, type, e->incident, m->data, m->len, NULL) < 0)
-		log_error("notify: cannot journal a record; delivery goes on", "type", type, "id",
-			  e->id, "channel", channel_names[e->ch], NULL);
+	jappend(n, j, type, e, m, bad);
 }
 
-static void count(struct notify *n, enum channel ch, enum result r)
+static void count(struct notify *n, unsigned ch, enum result r)
 {
-	metric_inc(n->count[ch][r]);
+	metric_inc(n->ch[ch].count[r]);
 }
 
-static void outbox_drop(struct notify *n, struct entry *e)
+static void outbox_drop(struct notify *n, struct notify_entry *e)
 {
-	list_unlink(&n->outbox, e);
+	struct chan *c = &n->ch[e->ch];
+	list_unlink(&c->outbox, e);
 	entry_free(e);
-	pending_add(n, -1);
+	pending_add(n, c, -1);
 }
 
-static void entry_sent(struct notify *n, struct entry *e, int status, const char *slack_channel,
-		       const char *slack_ts)
+void notify_entry_sent(struct notify *n, struct notify_entry *e, int status, const char *extra)
 {
 	struct buf m = BUF_INIT;
 	int bad =
 	    buf_addf(&m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"attempts\":%d",
-		     e->id, channel_names[e->ch], status, e->attempts);
-	if (slack_channel && slack_ts)
-		bad |=
-		    buf_adds(&m, ",\"slack_channel\":") |
-		    add_json_text(&m, slack_channel, strlen(slack_channel), SLACK_ID_MAX, false) |
-		    buf_adds(&m, ",\"slack_ts\":") |
-		    add_json_text(&m, slack_ts, strlen(slack_ts), SLACK_ID_MAX, false);
+		     e->id, chan_name(n, e->ch), status, e->attempts);
+	if (extra)
+		bad |= buf_adds(&m, extra);
 	jrecord(n, "notify_sent", e, &m, bad);
 	buf_release(&m);
 	count(n, e->ch, R_SENT);
-	log_debug("notify: sent", "id", e->id, "channel", channel_names[e->ch], "incident",
+	log_debug("notify: sent", "id", e->id, "channel", chan_name(n, e->ch), "incident",
 		  e->incident, NULL);
 	outbox_drop(n, e);
 }
 
-/* error must already be free of secrets (error_text). */
-static void entry_failed(struct notify *n, struct entry *e, int status, const char *error)
+/* The members of a notify_failed record. */
+static int failed_members(struct notify *n, const struct notify_entry *e, int status,
+			  const char *error, struct buf *m)
+{
+	return buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"error\":", e->id,
+			chan_name(n, e->ch), status) |
+	       notice_add_json_text(m, error, strlen(error), CHANNEL_ERROR_MAX, false) |
+	       buf_addf(m, ",\"attempts\":%d", e->attempts);
+}
+
+/* error must already be free of secrets (notify_error_text). */
+void notify_entry_failed(struct notify *n, struct notify_entry *e, int status, const char *error)
 {
 	struct buf m = BUF_INIT;
-	int bad =
-	    buf_addf(&m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"error\":", e->id,
-		     channel_names[e->ch], status) |
-	    add_json_text(&m, error, strlen(error), ERROR_TEXT_MAX, false) |
-	    buf_addf(&m, ",\"attempts\":%d", e->attempts);
-	char st[16];
-	snprintf(st, sizeof(st), "%d", status);
+	char st[16], supp[24];
+	int bad = failed_members(n, e, status, error, &m);
+
 	jrecord(n, "notify_failed", e, &m, bad);
 	buf_release(&m);
 	count(n, e->ch, R_FAILED);
-	log_warn("notify: not delivered; given up", "id", e->id, "channel", channel_names[e->ch],
-		 "incident", e->incident, "status", st, "error", error, NULL);
+	snprintf(st, sizeof(st), "%d", status);
+	if (log_gate(n, &n->ch[e->ch], supp))
+		log_warn("notify: not delivered; given up", "id", e->id, "channel",
+			 chan_name(n, e->ch), "incident", e->incident, "status", st, "error", error,
+			 "suppressed", supp, NULL);
 	outbox_drop(n, e);
 }
 
@@ -823,24 +458,28 @@ static int64_t round_delay_ms(int round, int64_t base, int64_t max)
 	return r < base ? base : r;
 }
 
+static int64_t next_round_ms(struct notify *n, const struct notify_entry *e)
+{
+	return round_delay_ms(e->rounds + 1, n->retry_base_ms, n->retry_max_ms);
+}
+
 /* A round failed in a way worth retrying: try again later, forever. */
-static void entry_retry(struct notify *n, struct entry *e, int64_t delay_ms, int status,
+void notify_entry_retry(struct notify *n, struct notify_entry *e, int64_t delay_ms, int status,
 			const char *error)
 {
-	char st[16], in[32];
+	char st[16], in[32], supp[24];
+
+	if (delay_ms < 0)
+		delay_ms = next_round_ms(n, e);
 	e->rounds++;
 	e->due_ms = timestamp_mono_ms() + delay_ms;
 	count(n, e->ch, R_RETRIED);
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(in, sizeof(in), "%" PRId64, delay_ms);
-	log_warn("notify: delivery failed; will retry", "id", e->id, "channel",
-		 channel_names[e->ch], "incident", e->incident, "status", st, "error", error,
-		 "retry_in_ms", in, NULL);
-}
-
-static int64_t next_round_ms(struct notify *n, const struct entry *e)
-{
-	return round_delay_ms(e->rounds + 1, n->retry_base_ms, n->retry_max_ms);
+	if (log_gate(n, &n->ch[e->ch], supp))
+		log_warn("notify: delivery failed; will retry", "id", e->id, "channel",
+			 chan_name(n, e->ch), "incident", e->incident, "status", st, "error", error,
+			 "retry_in_ms", in, "suppressed", supp, NULL);
 }
 
 /* ---- sending ----------------------------------------------------------------- */
@@ -855,314 +494,130 @@ static bool retryable(const struct httpc_result *r)
 	return r->status == 0 || r->status == 429 || (r->status >= 500 && r->status <= 599);
 }
 
-static void send_done(const struct httpc_result *res, void *arg);
-
-static struct send *send_new(struct notify *n, enum send_mode mode)
-{
-	struct send *s = calloc(1, sizeof(*s));
-	if (s) {
-		s->n = n;
-		s->mode = mode;
-	}
-	return s;
-}
-
-static int start(struct notify *n, struct send *s, const char *url, const char *const *headers,
-		 const struct buf *body)
-{
-	struct httpc_request req = {
-	    .method = "POST",
-	    .url = url,
-	    .headers = headers,
-	    .body = body->data ? body->data : "",
-	    .body_len = body->len,
-	    .timeout_ms = HTTP_TIMEOUT_MS,
-	    .retries = HTTP_RETRIES,
-	    .max_response = HTTP_MAX_RESPONSE,
-	    .backoff_base_ms = 500,
-	    .backoff_max_ms = HTTP_BACKOFF_MAX_MS,
-	};
-	/* httpc's messages may quote the URL: never pass them on. */
-	struct error err;
-
-	if (s->mode == SEND_WEBHOOK || s->mode == SEND_POST || s->mode == SEND_UPDATE) {
-		/* Its own retries keep Slack's pace too: jitter in [interval, 2 interval]. */
-		req.backoff_base_ms = 2 * n->slack_interval_ms;
-		if (req.backoff_base_ms > HTTP_BACKOFF_MAX_MS)
-			req.backoff_base_ms = HTTP_BACKOFF_MAX_MS;
-	}
-	/* A cut reply would hide the ts of a message that was posted. */
-	if (s->mode == SEND_POST || s->mode == SEND_UPDATE)
-		req.max_response = SLACK_API_MAX_RESPONSE;
-	if (!n->http && !(n->http = httpc_new(n->base))) {
-		log_error("notify: cannot start an HTTP client (libcurl missing?)", NULL);
-		return -1;
-	}
-	return httpc_send(n->http, &req, send_done, s, &err);
-}
-
-static void mark_inflight(struct notify *n, struct send *s, bool on)
+static void mark_inflight(struct notify *n, struct channel_send *s, bool on)
 {
 	for (size_t i = 0; i < s->k; i++)
 		s->e[i]->inflight = on;
-	switch (s->mode) {
-	case SEND_PD:
-		n->pd_inflight += on ? 1 : -1;
-		break;
-	case SEND_RESPONSE:
-		n->resp_inflight += on ? 1 : -1;
-		break;
-	default:
-		n->slack_busy = on;
-		break;
-	}
+	n->ch[s->ch].inflight += on ? 1 : -1;
 }
 
-static const char *const json_headers[] = {"Content-Type: application/json", NULL};
-
-/* 1 when e was dropped (failed for good), else 0. */
-static int send_pagerduty(struct notify *n, struct entry *e)
+void notify_channel_done(struct channel_send *s, const struct httpc_result *res)
 {
-	static const enum pd_action actions[] = {
-	    [NOTIFY_TRIGGER] = PD_TRIGGER,  [NOTIFY_UPDATE] = PD_TRIGGER,
-	    [NOTIFY_ACK] = PD_ACKNOWLEDGE,  [NOTIFY_RESOLVE] = PD_RESOLVE,
-	    [NOTIFY_ESCALATE] = PD_TRIGGER,
-	};
-	const struct config *c = n->cfg;
-	struct notice nt;
-	struct buf body = BUF_INIT, link = BUF_INIT;
-	struct send *s = NULL;
-	int dropped = 0;
-
-	if (notice_parse(e->notice, e->notice_len, &nt) < 0) {
-		entry_failed(n, e, 0, "the notice cannot be read back");
-		return 1;
-	}
-	struct pd_view v = {
-	    .id = nt.incident,
-	    .rule = nt.rule,
-	    .service = nt.service,
-	    .state = nt.state,
-	    .severity_label = nt.severity,
-	    .escalate = e->kind == NOTIFY_ESCALATE,
-	    .summary_extra =
-		e->kind == NOTIFY_ESCALATE && nt.note && nt.note[0] ? nt.note : nt.reason,
-	    .labels = nt.labels,
-	    .n_labels = nt.n_labels,
-	    .generator_url = nt.generator_url,
-	};
-	if (wants_ack_link(&nt))
-		v.ack_url = make_link(n, "ack", nt.incident, nt.episode, &link);
-	/* The intent's event decides, as journaled. */
-	if (pd_event(&v, actions[e->kind], &c->notify.pagerduty_routing_key, &body) < 0) {
-		entry_failed(n, e, 0, "cannot build the PagerDuty event (bad routing key?)");
-		dropped = 1;
-		goto out;
-	}
-	s = send_new(n, SEND_PD);
-	if (s)
-		s->e[s->k++] = e;
-	if (!s || start(n, s, c->notify.pagerduty_url, json_headers, &body) < 0) {
-		free(s);
-		entry_retry(n, e, next_round_ms(n, e), 0, "cannot start the request");
-		goto out;
-	}
-	mark_inflight(n, s, true);
-out:
-	if (body.data)
-		sodium_memzero(body.data, body.len); /* it holds the routing key */
-	buf_release(&body);
-	buf_release(&link);
-	notice_release(&nt);
-	return dropped;
-}
-
-static void send_response(struct notify *n, struct entry *e)
-{
-	struct buf body = BUF_INIT;
-	struct send *s = send_new(n, SEND_RESPONSE);
-
-	body.data = e->body;
-	body.len = e->body_len;
-	if (s)
-		s->e[s->k++] = e;
-	if (!s || start(n, s, e->url, json_headers, &body) < 0) {
-		free(s);
-		entry_failed(n, e, 0, "cannot start the request");
-		return;
-	}
-	mark_inflight(n, s, true);
-}
-
-/* One message for the ready Slack notices (webhook): an incident that has
- * several is shown once, as its latest notice says. */
-static void send_slack_webhook(struct notify *n, struct entry **batch, size_t k)
-{
-	struct notice nts[SLACK_BATCH_MAX];
-	struct slack_incident_view views[SLACK_BATCH_MAX];
-	struct buf links[SLACK_BATCH_MAX][2];
-	struct buf body = BUF_INIT;
-	size_t nv = 0, good = 0;
-	struct send *s = send_new(n, SEND_WEBHOOK);
-
-	memset(links, 0, sizeof(links));
-	for (size_t i = 0; i < k; i++) {
-		if (notice_parse(batch[i]->notice, batch[i]->notice_len, &nts[good]) < 0) {
-			entry_failed(n, batch[i], 0, "the notice cannot be read back");
-			continue;
-		}
-		batch[good++] = batch[i];
-	}
-	for (size_t i = 0; i < good; i++) {
-		bool later = false;
-		for (size_t j = i + 1; j < good && !later; j++)
-			later = strcmp(batch[j]->incident, batch[i]->incident) == 0;
-		if (!later) {
-			slack_view(n, &nts[i], links[nv], &views[nv]);
-			nv++;
-		}
-	}
-	if (good == 0)
-		goto out;
-	if (!s || slack_message(views, nv, &body) < 0) {
-		log_error("notify: cannot build the Slack message (out of memory?)", NULL);
-		goto retry;
-	}
-	for (size_t i = 0; i < good; i++)
-		s->e[s->k++] = batch[i];
-	if (start(n, s, (const char *)n->cfg->notify.slack_webhook_url.data, json_headers, &body) <
-	    0)
-		goto retry;
-	mark_inflight(n, s, true);
-	s = NULL;
-	goto out;
-retry:
-	for (size_t i = 0; i < good; i++)
-		entry_retry(n, batch[i], next_round_ms(n, batch[i]), 0, "cannot start the request");
-out:
-	free(s);
-	buf_release(&body);
-	for (size_t i = 0; i < good; i++)
-		notice_release(&nts[i]);
-	for (size_t i = 0; i < nv; i++) {
-		buf_release(&links[i][0]);
-		buf_release(&links[i][1]);
-	}
-}
-
-/* Bot token: chat.postMessage for an incident's first notice, chat.update
- * of that message afterwards. */
-static void send_slack_bot(struct notify *n, struct entry *e)
-{
-	const struct config *c = n->cfg;
-	const struct secret *tok = &c->notify.slack_bot_token;
-	struct notice nt;
-	struct slack_incident_view v;
-	struct buf links[2] = {BUF_INIT, BUF_INIT}, body = BUF_INIT, url = BUF_INIT,
-		   auth = BUF_INIT;
-	const struct thread *t = thread_find(n, e->incident);
-	struct send *s = send_new(n, t ? SEND_UPDATE : SEND_POST);
-	int rc;
-
-	if (notice_parse(e->notice, e->notice_len, &nt) < 0) {
-		free(s);
-		entry_failed(n, e, 0, "the notice cannot be read back");
-		return;
-	}
-	slack_view(n, &nt, links, &v);
-	rc = !s	 ? -1
-	     : t ? slack_update_message(t->channel, t->ts, &v, &body)
-		 : slack_post_message(c->notify.slack_channel, &v, &body);
-	rc |= buf_addf(&url, "%s/%s", c->notify.slack_api_url,
-		       t ? "chat.update" : "chat.postMessage") |
-	      buf_adds(&auth, "Authorization: Bearer ") | buf_add(&auth, tok->data, tok->len);
-	const char *headers[] = {"Content-Type: application/json; charset=utf-8", auth.data, NULL};
-	if (rc == 0)
-		s->e[s->k++] = e;
-	if (rc < 0 || start(n, s, url.data, headers, &body) < 0) {
-		free(s);
-		entry_retry(n, e, next_round_ms(n, e), 0, "cannot start the request");
-	} else {
-		mark_inflight(n, s, true);
-	}
-	if (auth.data)
-		sodium_memzero(auth.data, auth.len);
-	buf_release(&auth);
-	buf_release(&url);
-	buf_release(&body);
-	buf_release(&links[0]);
-	buf_release(&links[1]);
-	notice_release(&nt);
-}
-
-/* chat.postMessage / chat.update answer 200 with {"ok": false, "error"} on
- * errors: ratelimited is retried, a message that is gone is posted anew,
- * anything else fails for good. */
-static void bot_reply(struct notify *n, struct send *s, const struct httpc_result *r)
-{
-	struct entry *e = s->e[0];
-	char ch[SLACK_ID_MAX], ts[SLACK_ID_MAX], err[128], text[ERROR_TEXT_MAX + 1];
-
-	if (slack_parse_post_reply(r->body, r->body_len, ch, sizeof(ch), ts, sizeof(ts)) == 0) {
-		if (e->kind == NOTIFY_RESOLVE)
-			thread_forget(n, e->incident); /* a new episode gets a new message */
-		else if (thread_set(n, e->incident, ch, ts) < 0)
-			log_warn("notify: cannot remember the Slack message", "incident",
-				 e->incident, NULL);
-		entry_sent(n, e, r->status, ch, ts);
-		return;
-	}
-	if (slack_reply_error(r->body, r->body_len, err, sizeof(err)) < 0)
-		snprintf(err, sizeof(err), "unreadable reply");
-	if (strcmp(err, "ratelimited") == 0) {
-		entry_retry(n, e, next_round_ms(n, e), r->status, "slack: ratelimited");
-		return;
-	}
-	if (s->mode == SEND_UPDATE &&
-	    (strcmp(err, "message_not_found") == 0 || strcmp(err, "cant_update_message") == 0 ||
-	     strcmp(err, "edit_window_closed") == 0)) {
-		/* The message is gone: post a new one, now. */
-		thread_forget(n, e->incident);
-		entry_retry(n, e, 0, r->status, err);
-		return;
-	}
-	char raw[160];
-	snprintf(raw, sizeof(raw), "slack: %s", err);
-	error_text(n, NULL, raw, text);
-	entry_failed(n, e, r->status, text);
-}
-
-static void send_done(const struct httpc_result *res, void *arg)
-{
-	struct send *s = arg;
 	struct notify *n = s->n;
-	char text[ERROR_TEXT_MAX + 1];
+	struct chan *c = &n->ch[s->ch];
+	char text[CHANNEL_ERROR_MAX + 1];
 
-	if (n->closing) { /* httpc_free cancelled it: the entries stay journaled */
+	if (n->closing) { /* the transfer was cancelled: the entries stay journaled */
 		free(s);
 		return;
 	}
 	mark_inflight(n, s, false);
+	if (c->h->paced) {
+		/* The interval counts from the answer too: what the receiver sees is
+		 * never closer than that, however long the request took to start. */
+		int64_t after = timestamp_mono_ms() + c->ctx.interval_ms;
+		if (after > c->next_ms)
+			c->next_ms = after;
+	}
 	for (size_t i = 0; i < s->k; i++)
 		s->e[i]->attempts += res->attempts;
-	if (res->ok && (s->mode == SEND_POST || s->mode == SEND_UPDATE)) {
-		bot_reply(n, s, res);
+	if (res->ok && c->h->reply) {
+		c->h->reply(&c->ctx, s, res);
 	} else if (res->ok) {
 		for (size_t i = 0; i < s->k; i++)
-			entry_sent(n, s->e[i], res->status, NULL, NULL);
+			notify_entry_sent(n, s->e[i], res->status, NULL);
 	} else {
 		result_text(n, s->e[0], res, text);
 		/* A batch shares one delay, so that it stays one message. */
 		int64_t delay = next_round_ms(n, s->e[0]);
 		for (size_t i = 0; i < s->k; i++) {
-			if (retryable(res) && s->mode != SEND_RESPONSE)
-				entry_retry(n, s->e[i], delay, res->status, text);
+			if ((c->h->retryable ? c->h->retryable(res) : retryable(res)) &&
+			    c->h->retries)
+				notify_entry_retry(n, s->e[i], delay, res->status, text);
 			else
-				entry_failed(n, s->e[i], res->status, text);
+				notify_entry_failed(n, s->e[i], res->status, text);
 		}
 	}
 	free(s);
 	kick(n);
+}
+
+static void http_done(const struct httpc_result *res, void *arg)
+{
+	notify_channel_done(arg, res);
+}
+
+static int http_start(struct notify *n, struct channel_send *s, const struct channel_request *rq)
+{
+	struct httpc_request req = {
+	    .method = "POST",
+	    .url = rq->url.data,
+	    .headers = rq->headers,
+	    .body = rq->body.data ? rq->body.data : "",
+	    .body_len = rq->body.len,
+	    .timeout_ms = HTTP_TIMEOUT_MS,
+	    .retries = HTTP_RETRIES,
+	    .max_response = rq->max_response ? rq->max_response : HTTP_MAX_RESPONSE,
+	    .backoff_base_ms = rq->backoff_base_ms ? rq->backoff_base_ms : 500,
+	    .backoff_max_ms = HTTP_BACKOFF_MAX_MS,
+	};
+	/* httpc's messages may quote the URL: never pass them on. */
+	struct error err;
+
+	if (!rq->url.data)
+		return -1;
+	if (req.backoff_base_ms > HTTP_BACKOFF_MAX_MS)
+		req.backoff_base_ms = HTTP_BACKOFF_MAX_MS;
+	if (!n->http && !(n->http = httpc_new(n->base))) {
+		log_error("notify: cannot start an HTTP client (libcurl missing?)", NULL);
+		return -1;
+	}
+	return httpc_send(n->http, &req, http_done, s, &err);
+}
+
+static void request_wipe(struct channel_request *rq)
+{
+	struct buf *b[] = {&rq->url, &rq->body, &rq->auth};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		if (b[i]->data)
+			sodium_memzero(b[i]->data, b[i]->len);
+		buf_release(b[i]);
+	}
+}
+
+/* Build and start one request for batch[0..k) of c. */
+static void start_send(struct notify *n, struct chan *c, struct notify_entry **batch, size_t k)
+{
+	struct channel_request rq = {.url = BUF_INIT, .body = BUF_INIT, .auth = BUF_INIT};
+	struct channel_send *s = calloc(1, sizeof(*s));
+	int rc = -1;
+
+	if (s) {
+		s->n = n;
+		s->ch = chan_index(n, c);
+		for (size_t i = 0; i < k; i++)
+			s->e[s->k++] = batch[i];
+		rc = c->h->build(&c->ctx, s, &rq);
+		if (rc == 0 && s->k > 0)
+			rc = c->h->send ? c->h->send(&c->ctx, s, &rq) : http_start(n, s, &rq);
+	}
+	if (s && s->k == 0) {
+		free(s); /* build failed every entry */
+	} else if (rc < 0) {
+		struct notify_entry **es = s ? s->e : batch;
+		size_t ks = s ? s->k : k;
+		int64_t delay = next_round_ms(n, es[0]);
+		for (size_t i = 0; i < ks; i++) {
+			if (c->h->retries)
+				notify_entry_retry(n, es[i], delay, 0, "cannot start the request");
+			else
+				notify_entry_failed(n, es[i], 0, "cannot start the request");
+		}
+		free(s);
+	} else {
+		mark_inflight(n, s, true);
+	}
+	request_wipe(&rq);
 }
 
 /* ---- the pump: what is due goes out --------------------------------------------- */
@@ -1181,85 +636,55 @@ static void min_due(int64_t *next, int64_t due)
 		*next = due;
 }
 
-/* PagerDuty: in order per incident (trigger before acknowledge before
- * resolve), so an incident's next event waits for the one before it. */
-static void pump_pagerduty(struct notify *n, int64_t now, int64_t *next)
+/* An ordered channel sends an incident's notices one after another (a
+ * batch may carry several of them); a notice not yet due holds back the
+ * incident's later ones. A paced channel sends at most one request per
+ * interval. */
+static void pump_chan(struct notify *n, struct chan *c, int64_t now, int64_t *next)
 {
-	const char *blocked[SCAN_MAX];
-	size_t nb = 0, scanned = 0;
+	const struct channel *h = c->h;
+	size_t want = h->batch_max ? h->batch_max(n->cfg) : 1;
 
-	if (!channel_configured(n->cfg, CH_PAGERDUTY))
-		return;
-	for (struct entry *e = n->outbox.head, *nx; e && scanned < SCAN_MAX; e = nx) {
-		nx = e->next;
-		if (e->ch != CH_PAGERDUTY)
-			continue;
-		scanned++;
-		if (in_set(blocked, nb, e->incident))
-			continue;
-		blocked[nb++] = e->incident;
-		if (e->inflight)
-			continue;
-		if (e->due_ms > now) {
-			min_due(next, e->due_ms);
-			continue;
+	if (!h->configured(n->cfg))
+		return; /* a config without the channel keeps its notices */
+	if (want < 1)
+		want = 1;
+	if (want > CHANNEL_BATCH_MAX)
+		want = CHANNEL_BATCH_MAX;
+	while (c->inflight < h->max_inflight) {
+		const char *blocked[SCAN_MAX];
+		struct notify_entry *batch[CHANNEL_BATCH_MAX];
+		size_t nb = 0, k = 0, scanned = 0;
+
+		for (struct notify_entry *e = c->outbox.head; e && scanned < SCAN_MAX && k < want;
+		     e = e->next) {
+			scanned++;
+			if (h->ordered && in_set(blocked, nb, e->incident))
+				continue;
+			if (e->inflight || e->due_ms > now) {
+				if (h->ordered)
+					blocked[nb++] = e->incident; /* its later notices wait */
+				if (!e->inflight)
+					min_due(next, e->due_ms);
+				continue;
+			}
+			batch[k++] = e;
+			if (h->ordered && want == 1)
+				blocked[nb++] = e->incident;
 		}
-		if (n->pd_inflight >= PD_MAX_INFLIGHT)
-			continue; /* a reply kicks us again */
-		if (send_pagerduty(n, e))
-			nb--; /* dropped: the incident's next event may go */
-		else if (!e->inflight)
-			min_due(next, e->due_ms);
-	}
-}
-
-/* Slack: one request at a time, at most one per slack_interval. */
-static void pump_slack(struct notify *n, int64_t now, int64_t *next)
-{
-	const char *blocked[SCAN_MAX];
-	struct entry *batch[SLACK_BATCH_MAX];
-	size_t nb = 0, k = 0, scanned = 0;
-	bool bot = slack_bot(n->cfg);
-	size_t want = bot ? 1 : SLACK_BATCH_MAX;
-
-	if (n->slack_busy || !channel_configured(n->cfg, CH_SLACK))
-		return; /* a reply kicks us again; a config without Slack keeps them */
-	for (struct entry *e = n->outbox.head; e && scanned < SCAN_MAX && k < want; e = e->next) {
-		if (e->ch != CH_SLACK)
-			continue;
-		scanned++;
-		if (in_set(blocked, nb, e->incident))
-			continue;
-		if (e->due_ms > now) {
-			blocked[nb++] = e->incident; /* its later notices wait for it */
-			min_due(next, e->due_ms);
-			continue;
-		}
-		batch[k++] = e;
-	}
-	if (k == 0)
-		return;
-	if (now < n->slack_next_ms) {
-		min_due(next, n->slack_next_ms);
-		return;
-	}
-	n->slack_next_ms = now + n->slack_interval_ms;
-	if (bot)
-		send_slack_bot(n, batch[0]);
-	else
-		send_slack_webhook(n, batch, k);
-	/* Entries that could not even start got a new due time. */
-	min_due(next, n->slack_next_ms);
-}
-
-static void pump_responses(struct notify *n, int64_t now, int64_t *next)
-{
-	for (struct entry *e = n->outbox.head, *nx; e; e = nx) {
-		nx = e->next;
-		if (n->resp_inflight >= RESPONSE_MAX_INFLIGHT)
+		if (k == 0)
 			return;
-		if (e->ch == CH_SLACK_RESPONSE && !e->inflight)
-			send_response(n, e);
+		if (h->paced && now < c->next_ms) {
+			min_due(next, c->next_ms);
+			return;
+		}
+		c->next_ms = now + c->ctx.interval_ms;
+		start_send(n, c, batch, k);
+		if (h->paced) {
+			/* Entries that could not even start got a new due time. */
+			min_due(next, c->next_ms);
+			return;
+		}
 	}
 }
 
@@ -1269,14 +694,13 @@ static void pump(struct notify *n)
 
 	if (n->closing || !n->started)
 		return;
-	pump_pagerduty(n, now, &next);
-	pump_slack(n, now, &next);
-	pump_responses(n, now, &next);
+	for (size_t i = 0; i < n->n_ch; i++)
+		pump_chan(n, &n->ch[i], now, &next);
 	if (next == INT64_MAX) {
 		evtimer_del(n->timer);
 		return;
 	}
-	struct timeval tv = timestamp_tv(next - now);
+	struct timeval tv = timestamp_tv(next > now ? next - now : 0);
 	if (evtimer_add(n->timer, &tv) < 0)
 		log_error("notify: cannot arm the retry timer", NULL);
 }
@@ -1299,18 +723,18 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	q = n->queue;
 	n->queue.head = n->queue.tail = NULL;
 	pthread_mutex_unlock(&n->qlock);
-	for (struct entry *e = q.head, *nx; e; e = nx) {
+	for (struct notify_entry *e = q.head, *nx; e; e = nx) {
 		nx = e->next;
-		list_push(&n->outbox, e);
+		list_push(&n->ch[e->ch].outbox, e);
 	}
 	pump(n);
 }
 
 /* ---- intake (any thread) ----------------------------------------------------------- */
 
-static struct entry *entry_new(enum channel ch, enum notify_kind kind, const char *incident)
+static struct notify_entry *entry_new(unsigned ch, enum notify_kind kind, const char *incident)
 {
-	struct entry *e = calloc(1, sizeof(*e));
+	struct notify_entry *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->ch = ch;
@@ -1324,21 +748,21 @@ static struct entry *entry_new(enum channel ch, enum notify_kind kind, const cha
 	return e;
 }
 
-/* Under qlock. */
-static void journal_intent(struct notify *n, struct entry *e)
+/* Under qlock. Entries without a notice (slack_response) need no intent. */
+static void journal_intent(struct notify *n, struct notify_entry *e)
 {
 	struct buf m = BUF_INIT;
 
 	if (!n->journal) {
-		e->journaled = e->ch == CH_SLACK_RESPONSE;
+		e->journaled = !e->notice;
 		return;
 	}
 	e->journaled = true;
-	if (e->ch == CH_SLACK_RESPONSE)
+	if (!e->notice)
 		return;
 	int bad =
 	    buf_addf(&m, ",\"id\":\"%s\",\"channel\":\"%s\",\"event\":\"%s\",\"notice\":", e->id,
-		     channel_names[e->ch], kind_names[e->kind]) |
+		     chan_name(n, e->ch), notify_kind_name(e->kind)) |
 	    buf_add(&m, e->notice, e->notice_len);
 	if (bad ||
 	    journal_append(n->journal, "notify_intent", e->incident, m.data, m.len, NULL) < 0)
@@ -1347,20 +771,51 @@ static void journal_intent(struct notify *n, struct entry *e)
 	buf_release(&m);
 }
 
-/* Queue e for the loop, or refuse it past OUTBOX_MAX. */
-static void enqueue(struct notify *n, struct entry *e)
+/* The reason a notice is dropped for its channel's full queue. */
+static void full_reason(const struct notify *n, const struct chan *c, char *out, size_t sz)
 {
-	if (atomic_load(&n->pending) >= OUTBOX_MAX) {
-		log_error("notify: outbox full; notice dropped", "id", e->id, "channel",
-			  channel_names[e->ch], "incident", e->incident, NULL);
-		count(n, e->ch, R_FAILED);
-		entry_free(e);
+	snprintf(out, sz, "the %s queue is full (%zu notices waiting); notice dropped", c->h->name,
+		 c->queue_max);
+	(void)n;
+}
+
+/* A notice its channel has no room for: journaled as notify_failed (j may
+ * be NULL), counted and logged at the gated rate, freed. */
+static void entry_dropped(struct notify *n, struct journal *j, struct notify_entry *e,
+			  const char *reason)
+{
+	struct buf m = BUF_INIT;
+	char supp[24];
+	int bad = failed_members(n, e, 0, reason, &m);
+
+	if (e->notice)
+		bad |= buf_addf(&m, ",\"event\":\"%s\"", notify_kind_name(e->kind));
+	jappend(n, j, "notify_failed", e, &m, bad);
+	buf_release(&m);
+	count(n, e->ch, R_DROPPED);
+	if (log_gate(n, &n->ch[e->ch], supp))
+		log_error("notify: queue full; notice dropped", "id", e->id, "channel",
+			  chan_name(n, e->ch), "incident", e->incident, "suppressed", supp, NULL);
+	entry_free(e);
+}
+
+/* Queue e for the loop, or drop it when its channel is full. */
+static void enqueue(struct notify *n, struct notify_entry *e)
+{
+	struct chan *c = &n->ch[e->ch];
+
+	pthread_mutex_lock(&n->qlock);
+	if (atomic_load(&c->pending) >= c->queue_max) {
+		char reason[160];
+		struct journal *j = n->started ? n->journal : NULL;
+		full_reason(n, c, reason, sizeof(reason));
+		pthread_mutex_unlock(&n->qlock);
+		entry_dropped(n, j, e, reason);
 		return;
 	}
-	pthread_mutex_lock(&n->qlock);
 	journal_intent(n, e);
 	list_push(&n->queue, e);
-	pending_add(n, 1);
+	pending_add(n, c, 1);
 	pthread_mutex_unlock(&n->qlock);
 	kick(n);
 }
@@ -1368,15 +823,27 @@ static void enqueue(struct notify *n, struct entry *e)
 void notify_incident(struct notify *n, const struct notify_event *ev)
 {
 	struct buf notice;
-	enum channel chs[2];
+	unsigned chs[CHANNELS_MAX];
 	size_t k = 0;
 
-	if (!n || !ev || !ev->incident || !ev->incident[0] || (unsigned)ev->kind >= N_KINDS)
+	if (!n || !ev || !ev->incident || !ev->incident[0] ||
+	    !strcmp(notify_kind_name(ev->kind), "?"))
 		return;
-	if (ev->slack && channel_configured(n->cfg, CH_SLACK))
-		chs[k++] = CH_SLACK;
-	if (ev->pagerduty && ev->kind != NOTIFY_UPDATE && channel_configured(n->cfg, CH_PAGERDUTY))
-		chs[k++] = CH_PAGERDUTY;
+	/* Every channel the rule's names select: of those sharing a record name
+	 * (the two Slacks), the first configured one. */
+	for (size_t i = 0; i < n->n_ch && k < CHANNELS_MAX; i++) {
+		const struct channel *h = n->ch[i].h;
+		bool asked = false, taken = false;
+		for (size_t j = 0; j < ev->n_channels && !asked; j++)
+			asked = ev->channels[j] &&
+				strcmp(ev->channels[j], h->rule_name ? h->rule_name : h->name) == 0;
+		if (!asked || h->internal || !h->configured(n->cfg) || (h->wants && !h->wants(ev)))
+			continue;
+		for (size_t j = 0; j < k && !taken; j++)
+			taken = strcmp(n->ch[chs[j]].h->name, h->name) == 0;
+		if (!taken)
+			chs[k++] = (unsigned)i;
+	}
 	if (k == 0)
 		return;
 	buf_init(&notice, NOTICE_MAX);
@@ -1394,7 +861,7 @@ void notify_incident(struct notify *n, const struct notify_event *ev)
 		return;
 	}
 	for (size_t i = 0; i < k; i++) {
-		struct entry *e = entry_new(chs[i], ev->kind, ev->incident);
+		struct notify_entry *e = entry_new(chs[i], ev->kind, ev->incident);
 		if (e && (e->notice = malloc(notice.len + 1))) {
 			memcpy(e->notice, notice.data, notice.len + 1);
 			e->notice_len = notice.len;
@@ -1403,17 +870,18 @@ void notify_incident(struct notify *n, const struct notify_event *ev)
 		}
 		entry_free(e);
 		log_error("notify: out of memory; notice dropped", "incident", ev->incident,
-			  "channel", channel_names[chs[i]], NULL);
+			  "channel", chan_name(n, chs[i]), NULL);
 	}
 	buf_release(&notice);
 }
 
 void notify_slack_response(struct notify *n, const char *response_url, const char *body)
 {
-	struct entry *e;
+	struct notify_entry *e;
+	struct chan *c;
 	size_t len;
 
-	if (!n || !response_url || !body)
+	if (!n || !response_url || !body || !(c = chan_for(n, "slack_response", true)))
 		return;
 	len = strlen(body);
 	if (!http_url(response_url) || strlen(response_url) > RESPONSE_URL_MAX ||
@@ -1421,7 +889,7 @@ void notify_slack_response(struct notify *n, const char *response_url, const cha
 		log_warn("notify: slack response_url or body unusable; not posted", NULL);
 		return;
 	}
-	e = entry_new(CH_SLACK_RESPONSE, NOTIFY_UPDATE, "");
+	e = entry_new(chan_index(n, c), NOTIFY_UPDATE, "");
 	if (!e || !(e->url = strdup(response_url)) || !(e->body = malloc(len + 1))) {
 		entry_free(e);
 		log_error("notify: out of memory; slack response dropped", NULL);
@@ -1448,10 +916,10 @@ static bool rec_str(const struct json_doc *d, size_t obj, const char *name, char
 	return strlen(dst) == d->toks[t].size;
 }
 
-static struct entry *outbox_find(struct notify *n, const char *id)
+static struct notify_entry *outbox_find(struct chan *c, const char *id)
 {
 	/* Sent records follow their intents closely: look from the end. */
-	for (struct entry *e = n->outbox.tail; e; e = e->prev)
+	for (struct notify_entry *e = c->outbox.tail; e; e = e->prev)
 		if (strcmp(e->id, id) == 0)
 			return e;
 	return NULL;
@@ -1461,26 +929,26 @@ static int replay_intent(struct notify *n, const struct json_doc *d, const char 
 			 const char *incident)
 {
 	char chname[32], ev[32];
-	enum channel ch;
+	struct chan *c;
 	enum notify_kind kind;
 	size_t t = json_obj_get(d, 0, "notice");
 
-	if (!rec_str(d, 0, "channel", chname, sizeof(chname)) || channel_parse(chname, &ch) < 0 ||
-	    ch == CH_SLACK_RESPONSE || !rec_str(d, 0, "event", ev, sizeof(ev)) ||
-	    kind_parse(ev, &kind) < 0 || !t || d->toks[t].kind != JSON_KIND_OBJECT ||
-	    !incident[0]) {
+	if (!rec_str(d, 0, "channel", chname, sizeof(chname)) ||
+	    !(c = chan_for(n, chname, false)) || c->h->internal ||
+	    !rec_str(d, 0, "event", ev, sizeof(ev)) || notify_kind_parse(ev, &kind) < 0 || !t ||
+	    d->toks[t].kind != JSON_KIND_OBJECT || !incident[0]) {
 		log_warn("notify: a notify_intent record is not readable; skipped", "id", id, NULL);
 		return 0;
 	}
-	if (ch == CH_PAGERDUTY && kind == NOTIFY_UPDATE)
-		return 0;
-	if (outbox_find(n, id))
-		return 0;
-	if (atomic_load(&n->pending) >= OUTBOX_MAX) {
-		log_error("notify: outbox full on replay; notice not resent", "id", id, NULL);
-		return 0;
+	if (c->h->wants) {
+		/* As notify_incident decided: a channel never got what it does not take. */
+		struct notify_event probe = {.kind = kind, .incident = incident};
+		if (!c->h->wants(&probe))
+			return 0;
 	}
-	struct entry *e = calloc(1, sizeof(*e));
+	if (outbox_find(c, id))
+		return 0;
+	struct notify_entry *e = calloc(1, sizeof(*e));
 	size_t len = d->toks[t].end - d->toks[t].start;
 	if (!e || !(e->incident = strdup(incident)) || !(e->notice = malloc(len + 1))) {
 		entry_free(e);
@@ -1490,31 +958,42 @@ static int replay_intent(struct notify *n, const struct json_doc *d, const char 
 	e->notice[len] = '\0';
 	e->notice_len = len;
 	snprintf(e->id, sizeof(e->id), "%s", id);
-	e->ch = ch;
+	e->ch = chan_index(n, c);
 	e->kind = kind;
 	e->journaled = true;
-	list_push(&n->outbox, e);
-	pending_add(n, 1);
+	list_push(&c->outbox, e);
+	pending_add(n, c, 1);
 	return 0;
 }
 
 static int replay_done(struct notify *n, const struct json_doc *d, const char *id,
 		       const char *incident, bool sent)
 {
-	char sch[SLACK_ID_MAX], sts[SLACK_ID_MAX];
-	struct entry *e = outbox_find(n, id);
-	bool resolve = e && e->kind == NOTIFY_RESOLVE;
+	char chname[32];
+	struct chan *c;
+	struct notify_entry *e;
+	int kind = -1;
 
-	if (e)
-		outbox_drop(n, e);
-	if (!sent || !incident[0])
+	if (!rec_str(d, 0, "channel", chname, sizeof(chname)))
 		return 0;
-	if (resolve)
-		thread_forget(n, incident);
-	else if (rec_str(d, 0, "slack_channel", sch, sizeof(sch)) &&
-		 rec_str(d, 0, "slack_ts", sts, sizeof(sts)) &&
-		 thread_set(n, incident, sch, sts) < 0)
-		return -1;
+	/* Every channel of the name: the config may have moved from one to another. */
+	for (size_t i = 0; i < n->n_ch; i++) {
+		c = &n->ch[i];
+		if (strcmp(c->h->name, chname) != 0)
+			continue;
+		if ((e = outbox_find(c, id))) {
+			kind = (int)e->kind;
+			outbox_drop(n, e);
+		}
+	}
+	if (!incident[0])
+		return 0;
+	for (size_t i = 0; i < n->n_ch; i++) {
+		c = &n->ch[i];
+		if (strcmp(c->h->name, chname) == 0 && c->h->replay &&
+		    c->h->replay(&c->ctx, incident, kind, sent, d) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -1576,6 +1055,7 @@ struct notify *notify_new(const struct notify_options *opt)
 	if (!n)
 		return NULL;
 	pthread_mutex_init(&n->qlock, NULL);
+	pthread_mutex_init(&n->loglock, NULL);
 	n->cfg = opt->cfg;
 	n->base = opt->base;
 	n->retry_base_ms = opt->retry_base_ms > 0 ? opt->retry_base_ms : RETRY_BASE_MS;
@@ -1584,20 +1064,33 @@ struct notify *notify_new(const struct notify_options *opt)
 		n->retry_max_ms = n->retry_base_ms;
 	n->slack_interval_ms =
 	    opt->slack_interval_ms > 0 ? opt->slack_interval_ms : SLACK_INTERVAL_MS;
+	n->log_interval_ms = opt->log_interval_ms > 0 ? opt->log_interval_ms : LOG_INTERVAL_MS;
 	n->kick = event_new(n->base, -1, 0, kick_cb, n);
 	n->timer = evtimer_new(n->base, timer_cb, n);
 	total = metrics_register(METRIC_COUNTER, "notifications_total",
-				 "Notifications to Slack and PagerDuty by channel and result.",
-				 labels, NULL, 0);
+				 "Notifications by channel and result.", labels, NULL, 0);
 	pending = metrics_register(METRIC_GAUGE, "notify_pending",
 				   "Notices queued or waiting to be delivered.", NULL, NULL, 0);
 	if (!n->kick || !n->timer || !total || !pending)
 		goto fail;
-	for (int c = 0; c < CH_COUNT; c++)
+	for (size_t i = 0; channel_registry[i] && i < CHANNELS_MAX; i++) {
+		struct chan *c = &n->ch[n->n_ch++];
+		c->h = channel_registry[i];
+		c->ctx.n = n;
+		c->ctx.cfg = n->cfg;
+		c->ctx.interval_ms = c->h->paced ? n->slack_interval_ms : 0;
+		c->queue_max = opt->queue_max		   ? opt->queue_max
+			       : n->cfg->notify.max_queued ? n->cfg->notify.max_queued
+							   : CHANNEL_QUEUE_MAX;
 		for (int r = 0; r < R_COUNT; r++)
-			if (!(n->count[c][r] =
-				  metrics_child(total, channel_names[c], result_names[r])))
+			if (!(c->count[r] = metrics_child(total, c->h->name, result_names[r])))
 				goto fail;
+		if (c->h->init && c->h->init(&c->ctx) < 0) {
+			c->h = NULL; /* no cleanup for it */
+			n->n_ch--;
+			goto fail;
+		}
+	}
 	if (!(n->pending_gauge = metrics_child(pending)))
 		goto fail;
 	return n;
@@ -1616,16 +1109,26 @@ void notify_start(struct notify *n, struct journal *j)
 	pthread_mutex_lock(&n->qlock);
 	n->journal = j;
 	n->started = true;
-	for (struct entry *e = n->queue.head; e; e = e->next)
+	for (struct notify_entry *e = n->queue.head; e; e = e->next)
 		if (!e->journaled)
 			journal_intent(n, e);
 	pthread_mutex_unlock(&n->qlock);
-	for (struct entry *e = n->outbox.head, *nx; e; e = nx) {
-		nx = e->next;
-		if (!channel_configured(n->cfg, e->ch))
-			entry_failed(n, e, 0, "the channel is no longer configured");
+	for (size_t i = 0; i < n->n_ch; i++) {
+		struct chan *c = &n->ch[i];
+		bool configured = c->h->configured(n->cfg) && chan_for(n, c->h->name, true) == c;
+		/* Replay may have found more than a channel keeps: the newest go. */
+		while (configured && atomic_load(&c->pending) > c->queue_max && c->outbox.tail) {
+			char reason[160];
+			full_reason(n, c, reason, sizeof(reason));
+			notify_entry_failed(n, c->outbox.tail, 0, reason);
+		}
+		for (struct notify_entry *e = c->outbox.head, *nx; e; e = nx) {
+			nx = e->next;
+			if (!configured)
+				notify_entry_failed(n, e, 0, "the channel is no longer configured");
+		}
 	}
-	if (n->outbox.head)
+	if (notify_pending(n))
 		log_info("notify: resending notices from before the restart", NULL);
 	kick(n);
 }
@@ -1633,7 +1136,7 @@ void notify_start(struct notify *n, struct journal *j)
 static void list_free(struct entry_list *l)
 {
 	while (l->head) {
-		struct entry *e = l->head;
+		struct notify_entry *e = l->head;
 		list_unlink(l, e);
 		entry_free(e);
 	}
@@ -1645,14 +1148,19 @@ void notify_free(struct notify *n)
 		return;
 	n->closing = true;
 	httpc_free(n->http); /* its callbacks see closing and only free */
+	for (size_t i = 0; i < n->n_ch; i++) {
+		struct chan *c = &n->ch[i];
+		if (c->h && c->h->cleanup)
+			c->h->cleanup(&c->ctx); /* cancels its own transfers the same way */
+		list_free(&c->outbox);
+	}
 	if (n->kick)
 		event_free(n->kick);
 	if (n->timer)
 		event_free(n->timer);
 	list_free(&n->queue);
-	list_free(&n->outbox);
-	threads_free(n);
 	free(n->rtoks);
 	pthread_mutex_destroy(&n->qlock);
+	pthread_mutex_destroy(&n->loglock);
 	free(n);
 }

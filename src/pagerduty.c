@@ -149,16 +149,16 @@ const char *pd_action_name(enum pd_action a)
 	return NULL;
 }
 
-/* "<rule> on <service>: <state> - <extra>", state with '_' as spaces. */
-static json_t *summary(const struct pd_view *v)
+/* "<prefix><rule> on <service>: <state> - <extra>", state with '_' as spaces. */
+static json_t *summary(const struct pd_view *v, const char *prefix)
 {
 	struct buf b = BUF_INIT;
 	json_t *j = NULL;
-	bool ok = true;
+	bool ok = buf_adds(&b, prefix) == 0;
 
-	if (is_set(v->rule)) {
+	if (ok && is_set(v->rule)) {
 		ok = add_clean(&b, v->rule, strlen(v->rule), true) == 0;
-	} else {
+	} else if (ok) {
 		ok = buf_adds(&b, "incident ") == 0 &&
 		     add_clean(&b, v->id, strlen(v->id), true) == 0;
 	}
@@ -237,7 +237,7 @@ static json_t *event_body(const struct pd_view *v, enum pd_action a)
 		return ev;
 
 	payload = json_object();
-	if (!payload || json_object_set_new(payload, "summary", summary(v)) < 0 ||
+	if (!payload || json_object_set_new(payload, "summary", summary(v, "")) < 0 ||
 	    json_object_set_new(payload, "source",
 				is_set(v->source)
 				    ? text(v->source, strlen(v->source), PD_FIELD_MAX, true)
@@ -303,8 +303,58 @@ static bool id_usable(const char *id)
 	return true;
 }
 
-/* Write {"routing_key": key, <rest of the event>} onto out. */
-static int build(const struct pd_view *v, enum pd_action a, const unsigned char *key,
+/* A Change Event: {"payload": {"summary", "timestamp", "source",
+ * "custom_details"}, "links"}, everything after routing_key. */
+static json_t *change_body(const struct pd_view *v)
+{
+	json_t *ev = json_object(), *payload = json_object(), *details = json_object(), *links;
+	size_t idlen = strnlen(v->id, PD_DEDUP_KEY_MAX + 1);
+
+	if (!ev || !payload || !details ||
+	    json_object_set_new(payload, "summary", summary(v, "Rollback: ")) < 0 ||
+	    (is_set(v->timestamp) &&
+	     set_text(payload, "timestamp", v->timestamp, PD_FIELD_MAX) < 0) ||
+	    json_object_set_new(payload, "source",
+				is_set(v->source)
+				    ? text(v->source, strlen(v->source), PD_FIELD_MAX, true)
+				    : json_string("rollbackd")) < 0 ||
+	    json_object_set_new(details, "incident", json_stringn(v->id, idlen)) < 0 ||
+	    set_text(details, "rule", v->rule, PD_FIELD_MAX) < 0 ||
+	    set_text(details, "service", v->service, PD_FIELD_MAX) < 0 ||
+	    set_text(details, "state", v->state, PD_FIELD_MAX) < 0 ||
+	    json_object_set_new(details, "labels", labels_object(v)) < 0)
+		goto fail;
+	if (json_object_set_new(payload, "custom_details", details) < 0) {
+		details = NULL;
+		goto fail;
+	}
+	details = NULL;
+	if (json_object_set_new(ev, "payload", payload) < 0) {
+		payload = NULL;
+		goto fail;
+	}
+	payload = NULL;
+	if (!(links = json_array()))
+		goto fail;
+	if (href_usable(v->ack_url))
+		json_array_append_new(links, link_obj(v->ack_url, "Incident in rollbackd"));
+	if (href_usable(v->generator_url))
+		json_array_append_new(links, link_obj(v->generator_url, "Prometheus"));
+	if (json_array_size(links) == 0)
+		json_decref(links);
+	else if (json_object_set_new(ev, "links", links) < 0) /* steals links */
+		goto fail;
+	return ev;
+fail:
+	json_decref(details);
+	json_decref(payload);
+	json_decref(ev);
+	return NULL;
+}
+
+/* Write {"routing_key": key, <rest of the event>} onto out. change: a
+ * Change Event instead of event action a. */
+static int build(const struct pd_view *v, enum pd_action a, bool change, const unsigned char *key,
 		 size_t key_len, struct buf *out)
 {
 	static const char head[] = "{\"routing_key\":";
@@ -320,7 +370,7 @@ static int build(const struct pd_view *v, enum pd_action a, const unsigned char 
 	for (size_t i = 0; i < key_len; i++)
 		if (key[i] <= 0x20 || key[i] >= 0x7f)
 			return -1;
-	ev = event_body(v, a);
+	ev = change ? change_body(v) : event_body(v, a);
 	if (!ev)
 		return -1;
 	rest = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -351,10 +401,17 @@ int pd_event(const struct pd_view *v, enum pd_action a, const struct secret *rou
 {
 	if (!routing_key || !secret_is_set(routing_key))
 		return -1;
-	return build(v, a, routing_key->data, routing_key->len, out);
+	return build(v, a, false, routing_key->data, routing_key->len, out);
 }
 
 int pd_event_redacted(const struct pd_view *v, enum pd_action a, struct buf *out)
 {
-	return build(v, a, (const unsigned char *)PD_REDACTED, sizeof(PD_REDACTED) - 1, out);
+	return build(v, a, false, (const unsigned char *)PD_REDACTED, sizeof(PD_REDACTED) - 1, out);
+}
+
+int pd_change_event(const struct pd_view *v, const struct secret *routing_key, struct buf *out)
+{
+	if (!routing_key || !secret_is_set(routing_key))
+		return -1;
+	return build(v, PD_TRIGGER, true, routing_key->data, routing_key->len, out);
 }

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/channel.h"
 #include "rollbackd/duration.h"
 #include "rollbackd/template.h"
 #include "rollbackd/text.h"
@@ -784,7 +785,6 @@ static const char *const value_keys[] = {"from", "above", "below", NULL};
 static const char *const verify_keys[] = {"within", NULL};
 static const char *const modes[] = {"auto", "notify", "approve", NULL};
 static const char *const on_failures[] = {"stop", "continue", NULL};
-static const char *const notifiers[] = {"slack", "pagerduty", NULL};
 
 static int get_bound(struct fctx *f, json_t *obj, const char *path, const char *key, double *out)
 {
@@ -899,16 +899,21 @@ static void check_group_label(struct fctx *f, const char *path, const char *s)
 
 static void check_notifier(struct fctx *f, const char *path, const char *s)
 {
-	char v[SHOW_MAX];
+	/* The registered channels decide (channel.h): a new one is known here too. */
+	const char *const *notifiers = channel_rule_names();
+	char v[SHOW_MAX], known[256] = "";
 	if (in_list(s, notifiers))
 		return;
 	const char *best = text_suggest(s, notifiers);
-	if (best)
+	if (best) {
 		perr(f, path, "unknown notifier \"%s\" (did you mean '%s'?)", text_shows(s, v, sizeof(v)),
 		     best);
-	else
-		perr(f, path, "unknown notifier \"%s\" (expected \"slack\" or \"pagerduty\")",
-		     text_shows(s, v, sizeof(v)));
+		return;
+	}
+	for (size_t i = 0, at = 0; notifiers[i] && at < sizeof(known); i++)
+		at += (size_t)snprintf(known + at, sizeof(known) - at, "%s\"%s\"",
+				       i == 0 ? "" : notifiers[i + 1] ? ", " : " or ", notifiers[i]);
+	perr(f, path, "unknown notifier \"%s\" (expected %s)", text_shows(s, v, sizeof(v)), known);
 }
 
 /* Parse rules[i] into r (zeroed by the caller); errors are reported and

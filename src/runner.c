@@ -85,7 +85,7 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, "resolved while the actions ran", NULL);
 	} else if (ok) {
-		rec_notify(e, inc, NOTIFY_UPDATE, "the rollback actions succeeded", NULL);
+		rec_notify(e, inc, NOTIFY_ROLLED_BACK, "the rollback actions succeeded", NULL);
 		engine_arm_verify(e, inc);
 	} else {
 		rec_notify(e, inc, NOTIFY_TRIGGER, "a rollback action failed", NULL);

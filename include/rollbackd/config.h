@@ -66,6 +66,18 @@ struct config {
 		char *slack_api_url;
 		struct secret pagerduty_routing_key;
 		char *pagerduty_url;
+		char *pagerduty_change_url; /* Change Events for every rollback that runs; "" = none */
+		size_t max_queued; /* notices queued or waiting, per channel */
+		struct email_config {
+			char *smtp_url;	      /* smtp:// or smtps://; NULL = no email */
+			char *from;	      /* envelope and From: address */
+			char **to;	      /* recipients, n_to >= 1 when smtp_url is set */
+			size_t n_to;
+			char *username;	      /* NULL = no auth */
+			struct secret password;
+			bool starttls;	      /* smtp://: require STARTTLS (default true) */
+			char *ca_file;	      /* CA bundle for the server's certificate, NULL = system */
+		} email;
 	} notify;
 };
 

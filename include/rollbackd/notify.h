@@ -1,5 +1,8 @@
 /*
- * notify: the outbox that tells Slack and PagerDuty (SPEC §9).
+ * notify: the outbox that tells Slack, PagerDuty and the other channels
+ * (SPEC §9). Each channel is one file behind include/rollbackd/channel.h;
+ * the outbox knows them only through that interface and keeps one bounded
+ * queue per channel (a dead Slack never makes PagerDuty notices drop).
  *
  * The engine calls notify_incident when an incident changes state; that
  * journals a notify_intent (the notice itself, never a secret) and queues
@@ -11,7 +14,11 @@
  * (Retry-After honoured) until delivered, also across restarts (replay
  * rebuilds the outbox from intents without a sent/failed record); any
  * other 4xx journals notify_failed and counts notifications_total
- * {channel,result="failed"}. A slow or dead Slack never delays intake.
+ * {channel,result="failed"}. A notice that finds its channel's queue full
+ * is journaled as notify_failed with the reason and counted as
+ * result="dropped". Delivery errors are logged at most once per channel
+ * per log interval, the line saying how many were suppressed since the
+ * last one. A slow or dead Slack never delays intake.
  */
 #ifndef ROLLBACKD_NOTIFY_H
 #define ROLLBACKD_NOTIFY_H
@@ -30,11 +37,12 @@ struct journal_line;
 struct notify;
 
 enum notify_kind {
-	NOTIFY_TRIGGER,	 /* acting, held, awaiting approval, failed: PD trigger + Slack */
-	NOTIFY_UPDATE,	 /* another state change (rolled_back, dry_run, ...): Slack only */
-	NOTIFY_ACK,	 /* acknowledged: PD acknowledge + Slack */
-	NOTIFY_RESOLVE,	 /* resolved: PD resolve + Slack */
-	NOTIFY_ESCALATE, /* ineffective: PD trigger at critical + Slack "did not fix it" */
+	NOTIFY_TRIGGER,	    /* acting, held, awaiting approval, failed: PD trigger + Slack */
+	NOTIFY_UPDATE,	    /* another state change (dry_run, pause, ...): Slack only */
+	NOTIFY_ACK,	    /* acknowledged: PD acknowledge + Slack */
+	NOTIFY_RESOLVE,	    /* resolved: PD resolve + Slack */
+	NOTIFY_ESCALATE,    /* ineffective: PD trigger at critical + Slack "did not fix it" */
+	NOTIFY_ROLLED_BACK, /* the rollback actions succeeded: PD trigger (update) + Slack */
 };
 
 struct notify_action {
@@ -48,7 +56,8 @@ struct notify_action {
 /* A notice: everything Slack and PagerDuty need, copied by notify_incident. */
 struct notify_event {
 	enum notify_kind kind;
-	bool slack, pagerduty; /* the rule's "notify" list */
+	const char *const *channels; /* the rule's "notify" list: channel names */
+	size_t n_channels;
 	const char *incident, *rule, *service, *state;
 	int episode;	       /* the incident's episode: links are signed for it */
 	const char *value;     /* "0.052" or NULL */
@@ -57,7 +66,11 @@ struct notify_event {
 	const char *reason;    /* the decision's reason */
 	struct timestamp alert_started;
 	const char *generator_url, *external_url; /* "" or NULL when unknown */
-	const struct label *labels;		  /* the triggering alert's labels */
+	const char *target;			  /* the incident's target, or NULL: then the
+						     group labels name it */
+	const struct label *group;		  /* the incident's group_by labels */
+	size_t n_group;
+	const struct label *labels; /* the triggering alert's labels */
 	size_t n_labels;
 	const struct notify_action *actions;
 	size_t n_actions;
@@ -74,12 +87,14 @@ struct notify_options {
 	int64_t retry_base_ms;	   /* first delay between delivery rounds (1 s) */
 	int64_t retry_max_ms;	   /* cap of that delay (5 min) */
 	int64_t slack_interval_ms; /* least time between two Slack posts (1 s) */
+	int64_t log_interval_ms;   /* one delivery-error line per channel per (10 s) */
+	size_t queue_max;	   /* notices queued or waiting per channel (notify.max_queued) */
 };
 
-/* NULL on OOM. With neither Slack nor PagerDuty configured it still works
- * and simply has nothing to send (notify_incident is a no-op). Slack uses
- * the bot API when bot_token and channel are set (even with a webhook too),
- * else the webhook. Registers
+/* NULL on OOM. With no channel configured it still works and simply has
+ * nothing to send (notify_incident is a no-op). Slack uses the bot API
+ * when bot_token and channel are set (even with a webhook too), else the
+ * webhook. Registers
  * the metrics notifications_total{channel,result} and notify_pending: make
  * one per process. Notices given before notify_start are kept (and
  * journaled by notify_start) but not sent before it. */
@@ -104,8 +119,9 @@ void notify_start(struct notify *n, struct journal *j);
 
 /* Queue a notice (any thread, also under the caller's lock; never blocks,
  * never does I/O beyond the journal's in-memory append). One outbox entry
- * per channel that is configured and asked for (PagerDuty gets nothing for
- * NOTIFY_UPDATE), each journaled as a notify_intent. Everything ev points
+ * per channel that ev->channels names, is configured and takes the notice
+ * (PagerDuty gets nothing for NOTIFY_UPDATE), each journaled as a
+ * notify_intent (or as notify_failed when its channel's queue is full). Everything ev points
  * to is copied (bounded: labels, action outputs' tails, texts). */
 void notify_incident(struct notify *n, const struct notify_event *ev);
 

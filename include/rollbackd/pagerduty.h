@@ -41,6 +41,7 @@ struct pd_view {
 	const char *decision; /* outcome, e.g. "acting", "held" */
 	const char *ack_url, *generator_url;
 	const char *source; /* "rollbackd" when NULL */
+	const char *timestamp; /* change events: RFC 3339, left out when NULL */
 };
 
 /*
@@ -67,6 +68,15 @@ int pd_event(const struct pd_view *v, enum pd_action a, const struct secret *rou
 
 /* The same event with "routing_key": "<redacted>", for the journal and logs. */
 int pd_event_redacted(const struct pd_view *v, enum pd_action a, struct buf *out);
+
+/* Append a Change Event body for the rollback of incident v to out (POST
+ * it to change_url): {"routing_key", "payload": {"summary": "Rollback:
+ * <rule> on <service>: <state> - <summary_extra>", "timestamp", "source",
+ * "custom_details": {"incident", "rule", "service", "state", "labels"}},
+ * "links": [{"href": ack_url, "text": "Incident in rollbackd"},
+ * {"href": generator_url, "text": "Prometheus"}]}, bounded and repaired
+ * like pd_event. Returns 0, or -1 with out unchanged. */
+int pd_change_event(const struct pd_view *v, const struct secret *routing_key, struct buf *out);
 
 /* Map an alert's severity label (case-insensitive) to PagerDuty's:
  * critical/crit/page/p1/fatal/emergency → "critical";

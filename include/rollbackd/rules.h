@@ -83,7 +83,7 @@ struct rule {
 	int dry_run;                 /* -1 inherit global, 0 off, 1 on */
 	char *target;                /* template naming what is rolled back (SPEC §6);
 					NULL = the group labels, "name=value" sorted, ","-joined */
-	char **notify;               /* "slack", "pagerduty" */
+	char **notify;               /* channel names (channel.h): "slack", ... */
 	size_t n_notify;
 };
 

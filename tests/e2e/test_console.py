@@ -598,9 +598,9 @@ class ApproveLinkTest(unittest.TestCase):
         try:
             inc = fire(srv, "PaymentsDown", "payments")
             exp = int(time.time()) + 600
-            sig = hmac.new(LINKS_KEY.encode(), ("approve:%s:%d" % (inc, exp)).encode(),
+            sig = hmac.new(LINKS_KEY.encode(), ("approve:%s:1:%d" % (inc, exp)).encode(),
                            hashlib.sha256).hexdigest()
-            q = "action=approve&exp=%d&sig=%s" % (exp, sig)
+            q = "action=approve&ep=1&exp=%d&sig=%s" % (exp, sig)
             r = srv.request("GET", "/v1/ack/%s?%s" % (inc, q))
             self.assertEqual(r.status, 200)
             self.assertIn("Type the target, <code>service=payments</code>, to approve", r.text)

@@ -144,16 +144,21 @@ class DeliveryTest(NotifyTestCase):
         srv = self.start()
         r = srv.post_alerts(make_payload(n=1, service="checkout"))
         inc = r.json()["decisions"][0]["incident"]
-        self.rec.wait("/v2/enqueue", 1)
+        # acting, then the rollback succeeded: the alert is updated (issue 12)
+        self.rec.wait("/v2/enqueue", 2)
         q, _, _ = link_query("ack", inc)
         body = (q + "&by=alice").encode()
         self.assertEqual(srv.request("POST", "/v1/ack/" + inc, body=body,
                                      content_type="application/x-www-form-urlencoded").status, 200)
-        self.rec.wait("/v2/enqueue", 2)
-        srv.post_alerts(make_payload(n=1, service="checkout", status="resolved"))
         self.rec.wait("/v2/enqueue", 3)
+        srv.post_alerts(make_payload(n=1, service="checkout", status="resolved"))
+        self.rec.wait("/v2/enqueue", 4)
         ev = self.pd_events()
-        self.assertEqual([e["event_action"] for e in ev], ["trigger", "acknowledge", "resolve"])
+        self.assertEqual([e["event_action"] for e in ev],
+                         ["trigger", "trigger", "acknowledge", "resolve"])
+        self.assertEqual([e["payload"]["custom_details"]["state"] for e in ev[:2]],
+                         ["acting", "rolled_back"])
+        self.assertIn("rolled back - the rollback actions succeeded", ev[1]["payload"]["summary"])
         self.assertEqual({e["dedup_key"] for e in ev}, {inc})
         self.assertEqual(ev[0]["routing_key"], PD_KEY)
         self.assertLessEqual(len(ev[0]["payload"]["summary"]), 1024)
@@ -164,7 +169,7 @@ class DeliveryTest(NotifyTestCase):
         blob = json.dumps(msgs)
         self.assertIn(inc, blob)
         self.assertIn("https://rollbackd.example.com/v1/ack/" + inc, blob)
-        self.wait_sent("pagerduty", 3)
+        self.wait_sent("pagerduty", 4)
         srv.stop()
         recs = self.journal()
         text = "\n".join(json.dumps(r) for r in recs)
@@ -178,7 +183,7 @@ class DeliveryTest(NotifyTestCase):
     def test_retry_after_and_500s(self):
         self.rec.plan["/v2/enqueue"] = [(429, {"Retry-After": "2"}, 0), (500, {}, 0),
                                         (500, {}, 0), (500, {}, 0), (202, {}, 0)]
-        srv = self.start()
+        srv = self.start(mode="notify")  # one notice: nothing runs, nothing to update
         srv.post_alerts(make_payload(n=1, service="retry"))
         got = self.rec.wait("/v2/enqueue", 5, timeout=40)
         self.assertGreaterEqual(got[1]["t"] - got[0]["t"], 2.0, "Retry-After: 2 not honoured")
@@ -193,7 +198,7 @@ class DeliveryTest(NotifyTestCase):
 
     def test_outage_spanning_a_restart_is_delivered_after(self):
         self.rec.plan["/v2/enqueue"] = [(503, {}, 0)]
-        srv = self.start()
+        srv = self.start(mode="notify")  # one notice: nothing runs, nothing to update
         r = srv.post_alerts(make_payload(n=1, service="outage"))
         inc = r.json()["decisions"][0]["incident"]
         self.rec.wait("/v2/enqueue", 1)
@@ -251,7 +256,7 @@ class VerifyWithinTest(NotifyTestCase):
         deadline = time.monotonic() + 10 * SCALE
         while time.monotonic() < deadline:
             ev = [e for e in self.pd_events() if e["event_action"] == "trigger"]
-            if len(ev) >= 2:
+            if len(ev) >= 3:  # acting, rolled_back, then the escalation
                 break
             time.sleep(0.05)
         self.assertEqual(ev[-1]["payload"]["severity"], "critical")
@@ -292,7 +297,7 @@ class SlackResponseTest(NotifyTestCase):
         self.assertEqual(r.status, 200)
         got = self.rec.wait("/actions/T1/resp", 1)
         self.assertIn("acknowledged by gina (Slack)", json.loads(got[0]["body"])["text"])
-        ack = [e for e in self.rec.wait("/v2/enqueue", 2) if
+        ack = [e for e in self.rec.wait("/v2/enqueue", 3) if
                json.loads(e["body"])["event_action"] == "acknowledge"]
         self.assertEqual(len(ack), 1)
 

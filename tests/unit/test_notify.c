@@ -12,6 +12,11 @@
  */
 #include "notify.c"
 
+/* Channels whose state the tests look into. */
+#include "channel_email.c"
+#include "channel_slack_bot.c"
+#include "rollbackd/pagerduty.h"
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -106,12 +111,42 @@ static struct notify_action actions[] = {
     {"exec", "failed", 3, 0, "rolling back checkout\nerror: no previous release\n"},
 };
 
+static const char *const both[] = {"slack", "pagerduty"};
+static const char *const only_slack[] = {"slack"};
+static const char *const only_pd[] = {"pagerduty"};
+
+/* The rule's notify list. */
+static void set_channels(struct notify_event *ev, bool slack, bool pagerduty)
+{
+	ev->channels = slack && pagerduty ? both : slack ? only_slack : only_pd;
+	ev->n_channels = slack && pagerduty ? 2 : slack || pagerduty ? 1 : 0;
+}
+
+/* The bot channel's state, for its message table. */
+static struct bot *bot_of(struct notify *n)
+{
+	for (size_t i = 0; i < n->n_ch; i++)
+		if (n->ch[i].h == &channel_slack_bot)
+			return n->ch[i].ctx.priv;
+	cr_assert_fail("no bot channel");
+	return NULL;
+}
+
+#define thread_find(n, inc) bot_thread_find(bot_of(n), inc)
+#define thread_set(n, inc, ch, ts) bot_thread_set(bot_of(n), inc, ch, ts)
+
+/* The outbox of the channel that gets name's notices. */
+static struct entry_list *outbox_of(struct notify *n, const char *name)
+{
+	return &chan_for(n, name, false)->outbox;
+}
+
 static struct notify_event event(enum notify_kind k, const char *incident)
 {
 	struct notify_event ev = {
 	    .kind = k,
-	    .slack = true,
-	    .pagerduty = true,
+	    .channels = both,
+	    .n_channels = 2,
 	    .incident = incident,
 	    .rule = "checkout-error-rate",
 	    .service = "checkout",
@@ -276,7 +311,7 @@ Test(notify_pure, notice_round_trip)
 	/* The messages, built from the notice as at send time. */
 	n = make(NULL);
 	struct slack_incident_view v;
-	slack_view(n, &nt, links, &v);
+	notice_slack_view(n, &nt, links, &v);
 	cr_assert_not_null(v.ack_url);
 	cr_assert_not_null(v.approve_url);
 	cr_assert(strncmp(v.ack_url, "https://rb.example.com/v1/ack/" INC1 "?action=ack&ep=1&exp=",
@@ -314,7 +349,7 @@ Test(notify_pure, notice_round_trip)
 	buf_release(&links[0]);
 	buf_release(&links[1]);
 	set_str(&cfg.public_url, "");
-	slack_view(n, &nt, links, &v);
+	notice_slack_view(n, &nt, links, &v);
 	cr_assert_null(v.ack_url);
 	cr_assert_null(v.approve_url);
 
@@ -383,7 +418,7 @@ Test(notify_pure, oversized_notice_says_less)
 	ev.n_labels = PD_LABELS_MAX;
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 1, "the notice is kept, smaller");
-	struct entry *e = n->queue.head;
+	struct notify_entry *e = n->queue.head;
 	cr_assert_leq(e->notice_len, NOTICE_MAX);
 	cr_assert_null(strstr(e->notice, "\"labels\""));
 	cr_assert_not_null(strstr(e->notice, "\"actions\""));
@@ -429,10 +464,10 @@ Test(notify_pure, pagerduty_update_makes_no_entry)
 	ev.kind = NOTIFY_UPDATE;
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 2);
-	cr_assert_eq(n->queue.tail->ch, CH_SLACK);
+	cr_assert_str_eq(chan_name(n, n->queue.tail->ch), "slack");
 	/* Not asked for by the rule: nothing. */
 	ev.kind = NOTIFY_TRIGGER;
-	ev.slack = ev.pagerduty = false;
+	set_channels(&ev, false, false);
 	notify_incident(n, &ev);
 	cr_assert_eq(notify_pending(n), 2);
 	notify_free(n);
@@ -523,9 +558,10 @@ Test(notify_pure, replay_synthetic_lines)
 		       "\"pagerduty\",\"status_code\":202,\"attempts\":1,\"prev\":\"00\","
 		       "\"hash\":\"00\"}");
 	cr_assert_eq(notify_pending(n), 1);
-	cr_assert_str_eq(n->outbox.head->id, "n-0000000000000002");
-	cr_assert_eq(n->outbox.head->ch, CH_SLACK);
-	cr_assert_str_eq(n->outbox.head->notice, NOTICE, "the notice is kept as journaled");
+	cr_assert_str_eq(outbox_of(n, "slack")->head->id, "n-0000000000000002");
+	cr_assert_str_eq(chan_name(n, outbox_of(n, "slack")->head->ch), "slack");
+	cr_assert_str_eq(outbox_of(n, "slack")->head->notice, NOTICE,
+			 "the notice is kept as journaled");
 	/* A sent record for an id we never saw (a slack_response) changes nothing. */
 	replay_text(n, "{\"seq\":5,\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"notify_sent\","
 		       "\"incident\":\"\",\"id\":\"n-00000000000000ff\",\"channel\":"
@@ -586,12 +622,12 @@ Test(notify_pure, errors_are_redacted)
 	set_secret(&cfg.notify.slack_bot_token, BOT_TOKEN);
 	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
 	struct notify *n = make(NULL);
-	char out[ERROR_TEXT_MAX + 1];
-	error_text(n, "https://hooks.slack.com/actions/RESP",
-		   "url 'https://hooks.slack.com/services/" WEBHOOK_SECRET
-		   "': bad; key " ROUTING_KEY " token " BOT_TOKEN
-		   "\n resp https://hooks.slack.com/actions/RESP",
-		   out);
+	char out[CHANNEL_ERROR_MAX + 1];
+	notify_error_text(n, "https://hooks.slack.com/actions/RESP",
+			  "url 'https://hooks.slack.com/services/" WEBHOOK_SECRET
+			  "': bad; key " ROUTING_KEY " token " BOT_TOKEN
+			  "\n resp https://hooks.slack.com/actions/RESP",
+			  out);
 	cr_assert_null(strstr(out, WEBHOOK_SECRET), "%s", out);
 	cr_assert_null(strstr(out, ROUTING_KEY), "%s", out);
 	cr_assert_null(strstr(out, BOT_TOKEN), "%s", out);
@@ -602,8 +638,8 @@ Test(notify_pure, errors_are_redacted)
 	char in[400];
 	memset(in, 'a', 295);
 	snprintf(in + 295, sizeof(in) - 295, "%s", ROUTING_KEY);
-	error_text(n, NULL, in, out);
-	cr_assert_eq(strlen(out), ERROR_TEXT_MAX);
+	notify_error_text(n, NULL, in, out);
+	cr_assert_eq(strlen(out), CHANNEL_ERROR_MAX);
 	cr_assert_null(strstr(out, "R0UT"), "%s", out);
 	notify_free(n);
 }
@@ -808,7 +844,7 @@ Test(notify_http, pagerduty_trigger_ack_resolve_in_order)
 	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	ev.kind = NOTIFY_ACK;
 	ev.acknowledged_by = "alice";
@@ -849,7 +885,7 @@ Test(notify_http, retry_after_is_honoured)
 	SCRIPT({429, 2, "slow down"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 8000));
 	cr_assert_eq(n_seen, 2);
@@ -868,7 +904,7 @@ Test(notify_http, server_errors_are_retried_until_delivered_once)
 	SCRIPT({500, 0, "oops"}, {500, 0, "oops"}, {500, 0, "oops"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 8000));
 	run_for(300); /* nothing more comes */
@@ -887,7 +923,7 @@ Test(notify_http, client_error_fails_for_good)
 	SCRIPT({400, 0, "{\"status\":\"invalid event\"}"});
 	start_notify(100, 0);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	run_for(400);
@@ -910,7 +946,7 @@ static const char *const burst_ids[] = {"inc-000000000000000a", "inc-00000000000
 static void burst_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct notify_event ev = event(NOTIFY_TRIGGER, burst_ids[(intptr_t)arg]);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 }
 
@@ -955,7 +991,7 @@ Test(notify_http, slack_bot_posts_then_updates)
 	ratelimit_once = true;
 	start_notify(100, 100);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	ev.kind = NOTIFY_UPDATE;
 	notify_incident(nt_, &ev);
@@ -993,7 +1029,7 @@ Test(notify_http, slack_bot_posts_anew_when_the_message_is_gone)
 	start_notify(100, 50);
 	cr_assert_eq(thread_set(nt_, INC1, "C9", "9.9"), 0);
 	struct notify_event ev = event(NOTIFY_ACK, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	cr_assert_eq(n_seen, 2);
@@ -1012,7 +1048,7 @@ Test(notify_http, slack_bot_error_fails_for_good)
 	SCRIPT({200, 0, "{\"ok\":false,\"error\":\"channel_not_found\"}"});
 	start_notify(100, 50);
 	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
-	ev.pagerduty = false;
+	set_channels(&ev, true, false);
 	notify_incident(nt_, &ev);
 	cr_assert(run_until(drained, 5000));
 	run_for(200);
@@ -1046,7 +1082,7 @@ Test(notify_http, outbox_survives_a_restart)
 	struct notify *n = make(NULL);
 	notify_start(n, jr);
 	struct notify_event ev = event(NOTIFY_ESCALATE, INC1);
-	ev.slack = false;
+	set_channels(&ev, false, true);
 	ev.note = "the rollback did not fix it";
 	notify_incident(n, &ev);
 	notify_free(n);
@@ -1078,7 +1114,7 @@ static void *burst_thread(void *arg)
 	for (int i = 0; i < 10; i++) {
 		snprintf(id, sizeof(id), "inc-%08x%08x", (unsigned)(intptr_t)arg, (unsigned)i);
 		struct notify_event ev = event(NOTIFY_TRIGGER, id);
-		ev.slack = false;
+		set_channels(&ev, false, true);
 		notify_incident(nt_, &ev);
 	}
 	return NULL;
@@ -1119,4 +1155,223 @@ Test(notify_http, delivers_without_a_journal)
 	json_t *b = seen_json(0);
 	cr_assert_str_eq(json_string_value(json_object_get(b, "event_action")), "resolve");
 	json_decref(b);
+}
+
+/* ---- issue 12: notifications under outage ----------------------------------- */
+
+Test(notify_pure, log_gate_one_line_per_interval)
+{
+	struct notify_options o = {.cfg = &cfg, .base = base, .log_interval_ms = 200};
+	struct notify *n = notify_new(&o);
+	cr_assert_not_null(n);
+	struct chan *c = chan_for(n, "pagerduty", false);
+	char supp[24];
+	cr_assert(log_gate(n, c, supp));
+	cr_assert_str_eq(supp, "0");
+	for (int i = 0; i < 7; i++)
+		cr_assert_not(log_gate(n, c, supp), "line %d was let through", i);
+	/* Another channel has its own gate. */
+	cr_assert(log_gate(n, chan_for(n, "slack_response", false), supp));
+	usleep(250 * 1000);
+	cr_assert(log_gate(n, c, supp));
+	cr_assert_str_eq(supp, "7");
+	cr_assert_not(log_gate(n, c, supp));
+	notify_free(n);
+}
+
+static bool drained_pd_ok(void)
+{
+	return atomic_load(&chan_for(nt_, "pagerduty", false)->pending) == 0;
+}
+
+static bool metric_says(const char *series)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_eq(metrics_render(&b), 0);
+	bool found = b.data && strstr(b.data, series);
+	buf_release(&b);
+	return found;
+}
+
+static bool pd_five_sent(void)
+{
+	size_t sent = 0;
+	for (size_t i = 0; i < n_seen; i++)
+		sent += strncmp(seen[i].path, "/pd", 3) == 0;
+	return sent >= 5 && atomic_load(&chan_for(nt_, "pagerduty", false)->pending) == 0;
+}
+
+Test(notify_http, a_dead_channel_drops_only_its_own)
+{
+	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
+	set_secret(&cfg.notify.slack_webhook_url, "http://127.0.0.1:1/" WEBHOOK_SECRET);
+	struct notify_options o = {.cfg = &cfg,
+				   .base = base,
+				   .retry_base_ms = 100,
+				   .retry_max_ms = 400,
+				   .slack_interval_ms = 50,
+				   .queue_max = 2};
+	nt_ = notify_new(&o);
+	cr_assert_not_null(nt_);
+	notify_start(nt_, jr);
+	for (int i = 0; i < 5; i++) {
+		struct notify_event ev = event(NOTIFY_TRIGGER, burst_ids[i]);
+		notify_incident(nt_, &ev);
+		/* PagerDuty keeps up; Slack never does. */
+		cr_assert(run_until(drained_pd_ok, 5000));
+	}
+	cr_assert(run_until(pd_five_sent, 5000));
+	cr_assert_eq(atomic_load(&chan_for(nt_, "slack", false)->pending), 2);
+	cr_assert(metric_says("notifications_total{channel=\"slack\",result=\"dropped\"} 3\n"));
+	cr_assert(metric_says("notifications_total{channel=\"pagerduty\",result=\"dropped\"} 0\n"));
+	cr_assert(metric_says("notifications_total{channel=\"pagerduty\",result=\"sent\"} 5\n"));
+	finish();
+	cr_assert_eq(count_type("notify_sent", "pagerduty"), 5);
+	cr_assert_eq(count_type("notify_intent", "slack"), 2);
+	cr_assert_eq(count_type("notify_failed", "slack"), 3);
+	cr_assert_eq(count_type("notify_failed", "pagerduty"), 0);
+	json_t *f = find_type("notify_failed", 0);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "error")),
+			 "the slack queue is full (2 notices waiting); notice dropped");
+	cr_assert_str_eq(json_string_value(json_object_get(f, "event")), "trigger");
+	cr_assert_str_eq(json_string_value(json_object_get(f, "incident")), burst_ids[2]);
+	cr_assert_eq(json_integer_value(json_object_get(f, "attempts")), 0);
+	cr_assert_null(strstr(slurp_journal(), WEBHOOK_SECRET));
+}
+
+Test(notify_http, pagerduty_is_updated_when_the_rollback_succeeds)
+{
+	set_secret(&cfg.notify.pagerduty_routing_key, ROUTING_KEY);
+	start_notify(100, 0);
+	struct notify_event ev = event(NOTIFY_TRIGGER, INC1);
+	set_channels(&ev, false, true);
+	ev.state = "acting";
+	notify_incident(nt_, &ev);
+	ev.kind = NOTIFY_ROLLED_BACK;
+	ev.state = "rolled_back";
+	ev.reason = "the rollback actions succeeded";
+	notify_incident(nt_, &ev);
+	cr_assert(run_until(drained, 5000));
+	cr_assert_eq(n_seen, 2);
+	json_t *b = seen_json(1);
+	cr_assert_str_eq(json_string_value(json_object_get(b, "event_action")), "trigger");
+	cr_assert_str_eq(json_string_value(json_object_get(b, "dedup_key")), INC1);
+	json_t *p = json_object_get(b, "payload");
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(p, "custom_details"), "state")),
+	    "rolled_back");
+	cr_assert_not_null(strstr(json_string_value(json_object_get(p, "summary")),
+				  "rolled back - the rollback actions succeeded"));
+	json_decref(b);
+	finish();
+	json_t *i = find_type("notify_intent", 1);
+	cr_assert_str_eq(json_string_value(json_object_get(i, "event")), "rolled_back");
+}
+
+/* ---- email ------------------------------------------------------------------ */
+
+static const char *header_of(const char *msg, const char *name)
+{
+	static char v[512];
+	char key[64];
+	snprintf(key, sizeof(key), "\r\n%s: ", name);
+	const char *p = strstr(msg, key);
+	if (!p && strncmp(msg, key + 2, strlen(key + 2)) == 0)
+		p = msg - 2;
+	if (!p)
+		return NULL;
+	p += strlen(key);
+	snprintf(v, sizeof(v), "%.*s", (int)strcspn(p, "\r"), p);
+	return v;
+}
+
+Test(notify_pure, email_message_is_threaded_multipart)
+{
+	static const char *config =
+	    "{\"notify\": {\"email\": {\"smtp_url\": \"smtp://127.0.0.1:1\","
+	    "\"from\": \"rb@example.net\", \"to\": [\"a@example.com\", "
+	    "\"b@example.org\"]}}}";
+	struct config c;
+	struct error err = {{0}};
+	cr_assert_eq(config_load_text(config, strlen(config), "t.json", &c, &err), 0, "%s",
+		     err.msg);
+	cr_assert(email_configured(&c));
+	cr_assert(c.notify.email.starttls, "STARTTLS by default");
+
+	struct buf b = BUF_INIT, m1 = BUF_INIT, m2 = BUF_INIT;
+	struct notify_event ev = event(NOTIFY_ROLLED_BACK, INC1);
+	struct notice nt;
+	char id1[EMAIL_MSGID_MAX], id2[EMAIL_MSGID_MAX];
+	cr_assert(email_wants(&ev));
+	ev.kind = NOTIFY_TRIGGER;
+	ev.state = "acting";
+	cr_assert_not(email_wants(&ev), "acting is not mailed");
+	ev.state = "action_failed";
+	cr_assert(email_wants(&ev));
+	ev.kind = NOTIFY_UPDATE;
+	cr_assert_not(email_wants(&ev));
+	ev = event(NOTIFY_ROLLED_BACK, INC1);
+	ev.rule = "rule \r\nBcc: evil@example.com";
+	cr_assert_eq(notice_write(&b, &ev, false), 0);
+	cr_assert_eq(notice_parse(b.data, b.len, &nt), 0);
+	cr_assert_eq(
+	    email_message(&c.notify.email, "n-0000000000000001", &nt, NULL, NULL, 0, &m1, id1), 0);
+	cr_assert_str_eq(id1, "<n-0000000000000001." INC1 "@example.net>");
+	cr_assert_eq(email_message(&c.notify.email, "n-0000000000000002", &nt,
+				   "https://rb/v1/ack/x", id1, 0, &m2, id2),
+		     0);
+	cr_assert_str_eq(header_of(m1.data, "Message-ID"), id1);
+	cr_assert_null(header_of(m1.data, "In-Reply-To"));
+	cr_assert_str_eq(header_of(m2.data, "In-Reply-To"), id1);
+	cr_assert_str_eq(header_of(m2.data, "References"), id1);
+	cr_assert_str_eq(header_of(m1.data, "To"), "a@example.com, b@example.org");
+	cr_assert_str_eq(header_of(m1.data, "Date"), "Thu, 01 Jan 1970 00:00:00 +0000");
+	cr_assert_null(strstr(m1.data, "\r\nBcc:"), "a header injected through the rule name");
+	cr_assert_not_null(strstr(
+	    m1.data, "Content-Type: multipart/alternative; boundary=\"=_n-0000000000000001\""));
+	cr_assert_not_null(strstr(m1.data, "Content-Type: text/plain; charset=utf-8"));
+	cr_assert_not_null(strstr(m1.data, "Content-Type: text/html; charset=utf-8"));
+	cr_assert_not_null(strstr(m1.data, "\r\n--=_n-0000000000000001--\r\n"));
+	/* No line over 998 bytes, every line ends in CRLF. */
+	for (const char *p = m2.data, *nl; *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		cr_assert_not_null(nl);
+		cr_assert_gt(nl, p);
+		cr_assert_eq(nl[-1], '\r');
+		cr_assert_leq(nl - p, 998);
+	}
+	notice_release(&nt);
+	buf_release(&b);
+	buf_release(&m1);
+	buf_release(&m2);
+	config_release(&c);
+}
+
+Test(notify_pure, email_config_errors_name_the_key)
+{
+	static const struct {
+		const char *json, *msg;
+	} cases[] = {
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"http://"
+	     "x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email.smtp_url: expected an smtp:// or smtps:// URL"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://"
+	     "x\",\"from\":\"nobody\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email.from: expected an address like rollbackd@example.com"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"from\":\"a@b.c\",\"to\":[]}}}",
+	     "t.json: notify.email.to: expected an array of 1 to 100 addresses"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://"
+	     "x\",\"from\":\"a@b.c\",\"to\":[\"d@e.f\",\"x\\r\\n@y\"]}}}",
+	     "t.json: notify.email.to[1]: expected an address like oncall@example.com"},
+	    {"{\"notify\":{\"email\":{\"smtp_url\":\"smtp://x\",\"to\":[\"d@e.f\"]}}}",
+	     "t.json: notify.email: missing key 'from'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+		struct error err = {{0}};
+		cr_assert_eq(
+		    config_load_text(cases[i].json, strlen(cases[i].json), "t.json", &c, &err), -1,
+		    "case %zu loaded", i);
+		cr_assert_str_eq(err.msg, cases[i].msg, "case %zu", i);
+	}
 }

@@ -476,3 +476,51 @@ Test(pagerduty, random_inputs_stay_json)
 			free(f[i]);
 	}
 }
+
+Test(pagerduty, change_event_shape)
+{
+	struct pd_view v = view();
+	struct buf b = BUF_INIT;
+	v.state = "acting";
+	v.source = "service=checkout";
+	v.timestamp = "2026-12-02T06:00:00Z";
+	cr_assert_eq(pd_change_event(&v, &key, &b), 0);
+	cr_assert(strncmp(b.data, "{\"routing_key\":\"" KEY "\",\"payload\":",
+			  strlen("{\"routing_key\":\"" KEY "\",\"payload\":")) == 0,
+		  "%s", b.data);
+	json_t *j = load(&b);
+	cr_assert_eq(json_object_size(j), 3);
+	json_t *p = json_object_get(j, "payload");
+	cr_assert_str_eq(str_at(p, "summary"),
+			 "Rollback: HighErrorRate on checkout: acting - error rate 0.052 above "
+			 "0.01 for 2m");
+	cr_assert_str_eq(str_at(p, "source"), "service=checkout");
+	cr_assert_str_eq(str_at(p, "timestamp"), "2026-12-02T06:00:00Z");
+	cr_assert_null(json_object_get(p, "severity"), "change events have no severity");
+	json_t *d = json_object_get(p, "custom_details");
+	cr_assert_str_eq(str_at(d, "incident"), ID);
+	cr_assert_str_eq(str_at(d, "rule"), "HighErrorRate");
+	cr_assert_str_eq(str_at(json_object_get(d, "labels"), "severity"), "page");
+	json_t *l = json_object_get(j, "links");
+	cr_assert_eq(json_array_size(l), 2);
+	cr_assert_str_eq(str_at(json_array_get(l, 0), "href"), ACK_URL);
+	cr_assert_str_eq(str_at(json_array_get(l, 0), "text"), "Incident in rollbackd");
+	cr_assert_str_eq(str_at(json_array_get(l, 1), "href"), GEN_URL);
+	json_decref(j);
+	buf_release(&b);
+
+	/* Without a source, links or timestamp: rollbackd, no links member. */
+	v.source = NULL;
+	v.timestamp = NULL;
+	v.ack_url = v.generator_url = NULL;
+	cr_assert_eq(pd_change_event(&v, &key, &b), 0);
+	j = load(&b);
+	cr_assert_str_eq(str_at(json_object_get(j, "payload"), "source"), "rollbackd");
+	cr_assert_null(json_object_get(json_object_get(j, "payload"), "timestamp"));
+	cr_assert_null(json_object_get(j, "links"));
+	json_decref(j);
+	buf_release(&b);
+	struct secret none = {0};
+	cr_assert_eq(pd_change_event(&v, &none, &b), -1);
+	cr_assert_eq(b.len, 0);
+}
