@@ -14,11 +14,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rollbackd/checkpoint.h"
 #include "rollbackd/cmd.h"
 #include "rollbackd/error.h"
 #include "rollbackd/journal.h"
@@ -913,6 +915,184 @@ int audit_verify(const char *journal)
 		printf("ok: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s\n", w.records,
 		       w.seq, w.prev);
 	return finish_stdout() < 0 ? EXIT_INVALID : EXIT_OK;
+}
+
+/* ---- verify against checkpoints ---------------------------------------------------- */
+
+struct ckpt_entry {
+	uint64_t seq;
+	size_t line; /* in the checkpoints file, from 1 */
+	char hash[JOURNAL_HASH_HEX + 1];
+};
+
+struct ckpt_set {
+	const char *path;
+	struct ckpt_entry *e;
+	size_t n, alloc;
+	size_t refused; /* lines that are no checkpoint or not signed by the key */
+	size_t failed;	/* checkpoints the journal does not match */
+	size_t printed;
+};
+
+#define CKPT_PRINT_MAX 20 /* problems printed one by one; the rest are counted */
+
+__attribute__((format(printf, 2, 3))) static void ckpt_problem(struct ckpt_set *cs,
+							       const char *fmt, ...)
+{
+	char msg[PROBLEM_MAX];
+	va_list ap;
+	if (cs->printed++ >= CKPT_PRINT_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	print_problem(msg);
+}
+
+static int ckpt_cmp(const void *a, const void *b)
+{
+	const struct ckpt_entry *x = a, *y = b;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Read every line of the checkpoints file: keep those signed by pk. -1
+ * when the file cannot be read (said why). */
+static int ckpt_load(struct ckpt_set *cs, const unsigned char *pk)
+{
+	FILE *f = fopen(cs->path, "rb");
+	char *text = NULL;
+	size_t cap = 0, lineno = 0;
+	ssize_t n;
+	int rc = 0;
+	if (!f) {
+		ckpt_problem(cs, "cannot open %s: %s", cs->path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&text, &cap, f)) >= 0) {
+		struct checkpoint c;
+		struct error err = {{0}};
+		lineno++;
+		size_t len = (size_t)n;
+		if (len && text[len - 1] == '\n')
+			len--;
+		if (checkpoint_parse(text, len, &c, &err) < 0) {
+			cs->refused++;
+			ckpt_problem(cs, "%s:%zu: not a checkpoint: %s", cs->path, lineno, err.msg);
+			continue;
+		}
+		if (checkpoint_verify(&c, pk, &err) < 0) {
+			cs->refused++;
+			ckpt_problem(cs, "%s:%zu: checkpoint seq %" PRIu64 " refused: %s", cs->path,
+				     lineno, c.seq, err.msg);
+			continue;
+		}
+		if (cs->n == cs->alloc) {
+			size_t na = cs->alloc ? cs->alloc * 2 : 64;
+			struct ckpt_entry *e = realloc(cs->e, na * sizeof(*e));
+			if (!e) {
+				ckpt_problem(cs, "out of memory");
+				rc = -1;
+				break;
+			}
+			cs->e = e;
+			cs->alloc = na;
+		}
+		struct ckpt_entry *e = &cs->e[cs->n++];
+		e->seq = c.seq;
+		e->line = lineno;
+		memcpy(e->hash, c.hash, sizeof(e->hash));
+	}
+	if (rc == 0 && ferror(f)) {
+		ckpt_problem(cs, "cannot read %s: %s", cs->path, strerror(errno));
+		rc = -1;
+	}
+	free(text);
+	fclose(f);
+	if (rc == 0 && cs->n == 0 && cs->refused == 0) {
+		ckpt_problem(cs, "%s: no checkpoint in it: nothing to check the journal against",
+			     cs->path);
+		rc = -1;
+	}
+	if (cs->n > 1)
+		qsort(cs->e, cs->n, sizeof(*cs->e), ckpt_cmp);
+	return rc;
+}
+
+int audit_verify_checkpoints(const char *journal, const char *checkpoints, const char *pubkey)
+{
+	struct ckpt_set cs = {.path = checkpoints};
+	unsigned char pk[CHECKPOINT_PK_BYTES];
+	char key_id[CHECKPOINT_KEY_ID_HEX + 1];
+	struct error err = {{0}};
+	struct walk w;
+	json_t *obj;
+	bool verified;
+	size_t next = 0;
+	int rc = EXIT_INVALID;
+
+	if (checkpoint_pubkey_load(pubkey, pk, &err) < 0) {
+		print_problem(err.msg);
+		return EXIT_INVALID;
+	}
+	checkpoint_key_id(pk, key_id);
+	if (ckpt_load(&cs, pk) < 0)
+		goto out;
+	if (walk_open(&w, journal) < 0) {
+		print_problem(w.problem);
+		goto out;
+	}
+	while (walk_next(&w, &obj, &verified) > 0 && !w.broken) {
+		json_decref(obj);
+		for (; next < cs.n && cs.e[next].seq == w.seq; next++) {
+			const struct ckpt_entry *e = &cs.e[next];
+			if (memcmp(e->hash, w.prev, JOURNAL_HASH_HEX) == 0)
+				continue;
+			cs.failed++;
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": the journal's record seq "
+				     "%" PRIu64 " has hash %s, the checkpoint signed %s (the journal "
+				     "was rewritten up to there, or is another history)",
+				     checkpoints, e->line, e->seq, w.seq, w.prev, e->hash);
+		}
+	}
+	json_decref(obj);
+	walk_close(&w);
+	if (!walk_ok(&w))
+		print_problem(w.problem);
+	for (; next < cs.n; next++) {
+		const struct ckpt_entry *e = &cs.e[next];
+		cs.failed++;
+		if (!walk_ok(&w))
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": not checked: the chain "
+				     "is not intact past seq %" PRIu64,
+				     checkpoints, e->line, e->seq, w.seq);
+		else
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": the journal ends at seq "
+				     "%" PRIu64 " (truncated: records up to seq %" PRIu64
+				     " are missing)",
+				     checkpoints, e->line, e->seq, w.seq, e->seq);
+	}
+	if (cs.printed > CKPT_PRINT_MAX)
+		fprintf(stderr, "rollbackd: audit: ... and %zu more problems\n",
+			cs.printed - CKPT_PRINT_MAX);
+	if (!walk_ok(&w) || cs.failed || cs.refused) {
+		fprintf(stderr,
+			"rollbackd: audit: %s: %zu of %zu checkpoints do not match the journal, "
+			"%zu refused\n",
+			checkpoints, cs.failed, cs.n, cs.refused);
+		goto out;
+	}
+	printf("ok: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s; %zu checkpoints "
+	       "match (key_id %s, last at seq %" PRIu64 ")\n",
+	       w.records, w.seq, w.prev, cs.n, key_id, cs.e[cs.n - 1].seq);
+	rc = finish_stdout() < 0 ? EXIT_INVALID : EXIT_OK;
+out:
+	free(cs.e);
+	return rc;
 }
 
 /* ---- show ------------------------------------------------------------------------ */

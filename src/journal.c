@@ -322,6 +322,8 @@ struct journal {
 	char prev[JOURNAL_HASH_HEX + 1];
 	/* tickets: appended > batch being written >= durable */
 	uint64_t appended, durable;
+	uint64_t durable_seq;                     /* the chain head on disk */
+	char durable_hash[JOURNAL_HASH_HEX + 1];
 	struct buf pending;   /* lines not yet handed to the writer */
 	size_t pending_records;
 	bool failed;
@@ -455,7 +457,9 @@ static void *writer_main(void *arg)
 		buf_reset(&j->pending);
 		size_t records = j->pending_records;
 		j->pending_records = 0;
-		uint64_t through = j->appended;
+		uint64_t through = j->appended, through_seq = j->seq;
+		char through_hash[JOURNAL_HASH_HEX + 1];
+		memcpy(through_hash, j->prev, sizeof(through_hash));
 		int fd = j->fd;
 		uint64_t size = j->size;
 		pthread_mutex_unlock(&j->lock);
@@ -485,6 +489,8 @@ static void *writer_main(void *arg)
 		if (!werr) {
 			j->size += batch.len;
 			j->durable = through;
+			j->durable_seq = through_seq;
+			memcpy(j->durable_hash, through_hash, sizeof(through_hash));
 			metric_add(j->records_total, (int64_t)records);
 			if (j->failed)
 				log_info("journal: writing again", NULL);
@@ -578,11 +584,20 @@ static int append_locked(struct journal *j, const char *type, const char *incide
 int journal_append(struct journal *j, const char *type, const char *incident,
 		   const char *members, size_t members_len, uint64_t *ticket)
 {
+	return journal_append_seq(j, type, incident, members, members_len, ticket, NULL);
+}
+
+int journal_append_seq(struct journal *j, const char *type, const char *incident,
+		       const char *members, size_t members_len, uint64_t *ticket, uint64_t *seq)
+{
 	pthread_mutex_lock(&j->lock);
 	int r = append_locked(j, type, incident ? incident : "", members ? members : "",
 			      members ? members_len : 0, ticket);
-	if (r == 0)
+	if (r == 0) {
 		pthread_cond_signal(&j->wake);
+		if (seq)
+			*seq = j->seq;
+	}
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
 		log_error("journal: cannot append a record", "type", type, NULL);
@@ -617,6 +632,15 @@ uint64_t journal_seq(struct journal *j)
 {
 	pthread_mutex_lock(&j->lock);
 	uint64_t s = j->seq;
+	pthread_mutex_unlock(&j->lock);
+	return s;
+}
+
+uint64_t journal_durable_head(struct journal *j, char hash_hex[JOURNAL_HASH_HEX + 1])
+{
+	pthread_mutex_lock(&j->lock);
+	uint64_t s = j->durable_seq;
+	memcpy(hash_hex, j->durable_hash, JOURNAL_HASH_HEX + 1);
 	pthread_mutex_unlock(&j->lock);
 	return s;
 }
@@ -710,8 +734,9 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 		}
 	}
 	journal_reader_free(r);
-	j->seq = seq;
+	j->seq = j->durable_seq = seq;
 	memcpy(j->prev, prev, sizeof(prev));
+	memcpy(j->durable_hash, prev, sizeof(prev));
 	return rc;
 }
 

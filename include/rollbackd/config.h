@@ -57,6 +57,13 @@ struct config {
 	} journal;
 
 	struct {
+		struct secret key;  /* Ed25519 secret key (rollbackd keygen); unset: off */
+		int64_t every_ms;   /* sign the journal head this often (and at exit) */
+		char *publish_file; /* append each signed line here; "" when unset */
+		char *publish_url;  /* POST each signed line here; "" when unset */
+	} checkpoints;
+
+	struct {
 		struct secret slack_webhook_url;
 		struct secret slack_bot_token;
 		char *slack_channel;

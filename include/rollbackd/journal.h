@@ -99,6 +99,15 @@ void journal_close(struct journal *j, int timeout_ms);
 int journal_append(struct journal *j, const char *type, const char *incident,
 		   const char *members, size_t members_len, uint64_t *ticket);
 
+/* journal_append that also writes the seq the record got (may be NULL). */
+int journal_append_seq(struct journal *j, const char *type, const char *incident,
+		       const char *members, size_t members_len, uint64_t *ticket, uint64_t *seq);
+
+/* The head of the chain on disk: the seq of the last durable record (0
+ * when there is none) and, in hash_hex, its hash (64 zeros for none). What
+ * a checkpoint signs: never a record that a crash could still take away. */
+uint64_t journal_durable_head(struct journal *j, char hash_hex[JOURNAL_HASH_HEX + 1]);
+
 /* The ticket of the last record appended so far (0 before any). */
 uint64_t journal_last_ticket(struct journal *j);
 
