@@ -16,7 +16,10 @@ static const char usage[] =
 	"usage: rollbackd <command> [options]\n"
 	"\n"
 	"commands:\n"
-	"  serve [--config FILE]            run the daemon (built-in defaults without FILE)\n"
+	"  serve [--config FILE] [--recover]\n"
+	"                                   run the daemon (built-in defaults without FILE);\n"
+	"                                   --recover moves a damaged journal part aside (kept)\n"
+	"                                   and starts paused instead of refusing to start\n"
 	"  check-config [--config FILE]     validate the configuration; exit 0 ok, 1 invalid\n"
 	"  check-rules PATH...              validate rule files or directories\n"
 	"  test-rules --rules PATH --alerts PAYLOAD.json [--now RFC3339] [--config FILE]\n"
@@ -171,10 +174,12 @@ struct options {
 	const char *secret_file;
 	const char *timestamp;
 	const char *out;
+	bool recover;
 };
 
 enum { OPT_CONFIG = 1, OPT_SECRET_FILE = 2, OPT_TIMESTAMP = 4, OPT_RULES = 8, OPT_ALERTS = 16,
-       OPT_NOW = 32, OPT_ARGS = 64 /* positional arguments allowed */, OPT_OUT = 128 };
+       OPT_NOW = 32, OPT_ARGS = 64 /* positional arguments allowed */, OPT_OUT = 128,
+       OPT_RECOVER = 256 };
 
 static int parse_options(int argc, char **argv, unsigned allowed, struct options *o)
 {
@@ -186,6 +191,7 @@ static int parse_options(int argc, char **argv, unsigned allowed, struct options
 		{"alerts", required_argument, NULL, 'a'},
 		{"now", required_argument, NULL, 'n'},
 		{"out", required_argument, NULL, 'o'},
+		{"recover", no_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	optind = 1;
@@ -194,6 +200,10 @@ static int parse_options(int argc, char **argv, unsigned allowed, struct options
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		const char **slot = NULL;
 		unsigned bit = 0;
+		if (c == 'R' && (allowed & OPT_RECOVER)) {
+			o->recover = true;
+			continue;
+		}
 		switch (c) {
 		case 'c': bit = OPT_CONFIG; slot = &o->config; break;
 		case 's': bit = OPT_SECRET_FILE; slot = &o->secret_file; break;
@@ -232,9 +242,9 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(verb, "serve") == 0) {
-		if (parse_options(argc - 1, argv + 1, OPT_CONFIG, &o))
+		if (parse_options(argc - 1, argv + 1, OPT_CONFIG | OPT_RECOVER, &o))
 			return EXIT_USAGE;
-		return cmd_serve(o.config);
+		return cmd_serve(o.config, o.recover);
 	}
 	if (strcmp(verb, "check-config") == 0) {
 		if (parse_options(argc - 1, argv + 1, OPT_CONFIG, &o))

@@ -673,6 +673,7 @@ static int open_journal(struct server *srv, struct error *err)
 		.segment_bytes = cfg->journal.segment_bytes,
 		.replay = replay_line,
 		.replay_arg = srv,
+		.recover = cfg->recover,
 	};
 	int64_t t0 = timestamp_mono_ms();
 	if (journal_open(&jo, &srv->journal, err) < 0)
@@ -692,6 +693,12 @@ static int open_journal(struct server *srv, struct error *err)
 	notify_start(srv->notify, srv->journal);
 	engine_set_notify(srv->engine, srv->notify);
 	engine_attach_journal(srv->engine, srv->journal);
+	char recovered[1200];
+	if (journal_recovered(srv->journal, recovered, sizeof(recovered))) {
+		log_error("journal recovered: starting PAUSED; read the moved file, then POST "
+			  "/v1/resume", "what", recovered, NULL);
+		engine_set_paused(srv->engine, true);
+	}
 	api_set_journal(srv->api, srv->journal);
 	api_set_notify(srv->api, srv->notify);
 	return 0;

@@ -30,6 +30,7 @@ struct config {
 	char *rules;       /* file or directory of rule files */
 	char *state_dir;
 	bool dry_run;
+	bool recover;      /* serve --recover (from the command line, never the file) */
 	char *log_level;   /* "debug" | "info" | "warn" | "error" */
 	int workers;       /* HTTP event loops (SO_REUSEPORT); >= 1 */
 
