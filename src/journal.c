@@ -460,14 +460,11 @@ static int file_check(const struct journal *j, char *why, size_t whysz)
 	struct stat fs, ps;
 	if (j->fd < 0 || fstat(j->fd, &fs) < 0)
 		return 0; /* nothing open, or cannot tell: the write will say */
-	if (fs.st_nlink == 0) {
-		snprintf(why, whysz, "%s was removed while rollbackd was running", j->path);
-		return -1;
-	}
 	if (stat(j->path, &ps) < 0) {
 		if (errno != ENOENT)
 			return 0;
-		snprintf(why, whysz, "%s was moved away while rollbackd was running", j->path);
+		snprintf(why, whysz, "%s was %s while rollbackd was running", j->path,
+			 fs.st_nlink == 0 ? "removed" : "moved away");
 		return -1;
 	}
 	if (ps.st_dev != j->dev || ps.st_ino != j->ino) {
