@@ -14,11 +14,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rollbackd/checkpoint.h"
 #include "rollbackd/cmd.h"
 #include "rollbackd/error.h"
 #include "rollbackd/journal.h"
@@ -916,6 +918,184 @@ int audit_verify(const char *journal)
 	return finish_stdout() < 0 ? EXIT_INVALID : EXIT_OK;
 }
 
+/* ---- verify against checkpoints ---------------------------------------------------- */
+
+struct ckpt_entry {
+	uint64_t seq;
+	size_t line; /* in the checkpoints file, from 1 */
+	char hash[JOURNAL_HASH_HEX + 1];
+};
+
+struct ckpt_set {
+	const char *path;
+	struct ckpt_entry *e;
+	size_t n, alloc;
+	size_t refused; /* lines that are no checkpoint or not signed by the key */
+	size_t failed;	/* checkpoints the journal does not match */
+	size_t printed;
+};
+
+#define CKPT_PRINT_MAX 20 /* problems printed one by one; the rest are counted */
+
+__attribute__((format(printf, 2, 3))) static void ckpt_problem(struct ckpt_set *cs,
+							       const char *fmt, ...)
+{
+	char msg[PROBLEM_MAX];
+	va_list ap;
+	if (cs->printed++ >= CKPT_PRINT_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	print_problem(msg);
+}
+
+static int ckpt_cmp(const void *a, const void *b)
+{
+	const struct ckpt_entry *x = a, *y = b;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Read every line of the checkpoints file: keep those signed by pk. -1
+ * when the file cannot be read (said why). */
+static int ckpt_load(struct ckpt_set *cs, const unsigned char *pk)
+{
+	FILE *f = fopen(cs->path, "rb");
+	char *text = NULL;
+	size_t cap = 0, lineno = 0;
+	ssize_t n;
+	int rc = 0;
+	if (!f) {
+		ckpt_problem(cs, "cannot open %s: %s", cs->path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&text, &cap, f)) >= 0) {
+		struct checkpoint c;
+		struct error err = {{0}};
+		lineno++;
+		size_t len = (size_t)n;
+		if (len && text[len - 1] == '\n')
+			len--;
+		if (checkpoint_parse(text, len, &c, &err) < 0) {
+			cs->refused++;
+			ckpt_problem(cs, "%s:%zu: not a checkpoint: %s", cs->path, lineno, err.msg);
+			continue;
+		}
+		if (checkpoint_verify(&c, pk, &err) < 0) {
+			cs->refused++;
+			ckpt_problem(cs, "%s:%zu: checkpoint seq %" PRIu64 " refused: %s", cs->path,
+				     lineno, c.seq, err.msg);
+			continue;
+		}
+		if (cs->n == cs->alloc) {
+			size_t na = cs->alloc ? cs->alloc * 2 : 64;
+			struct ckpt_entry *e = realloc(cs->e, na * sizeof(*e));
+			if (!e) {
+				ckpt_problem(cs, "out of memory");
+				rc = -1;
+				break;
+			}
+			cs->e = e;
+			cs->alloc = na;
+		}
+		struct ckpt_entry *e = &cs->e[cs->n++];
+		e->seq = c.seq;
+		e->line = lineno;
+		memcpy(e->hash, c.hash, sizeof(e->hash));
+	}
+	if (rc == 0 && ferror(f)) {
+		ckpt_problem(cs, "cannot read %s: %s", cs->path, strerror(errno));
+		rc = -1;
+	}
+	free(text);
+	fclose(f);
+	if (rc == 0 && cs->n == 0 && cs->refused == 0) {
+		ckpt_problem(cs, "%s: no checkpoint in it: nothing to check the journal against",
+			     cs->path);
+		rc = -1;
+	}
+	if (cs->n > 1)
+		qsort(cs->e, cs->n, sizeof(*cs->e), ckpt_cmp);
+	return rc;
+}
+
+int audit_verify_checkpoints(const char *journal, const char *checkpoints, const char *pubkey)
+{
+	struct ckpt_set cs = {.path = checkpoints};
+	unsigned char pk[CHECKPOINT_PK_BYTES];
+	char key_id[CHECKPOINT_KEY_ID_HEX + 1];
+	struct error err = {{0}};
+	struct walk w;
+	json_t *obj;
+	bool verified;
+	size_t next = 0;
+	int rc = EXIT_INVALID;
+
+	if (checkpoint_pubkey_load(pubkey, pk, &err) < 0) {
+		print_problem(err.msg);
+		return EXIT_INVALID;
+	}
+	checkpoint_key_id(pk, key_id);
+	if (ckpt_load(&cs, pk) < 0)
+		goto out;
+	if (walk_open(&w, journal) < 0) {
+		print_problem(w.problem);
+		goto out;
+	}
+	while (walk_next(&w, &obj, &verified) > 0 && !w.broken) {
+		json_decref(obj);
+		for (; next < cs.n && cs.e[next].seq == w.seq; next++) {
+			const struct ckpt_entry *e = &cs.e[next];
+			if (memcmp(e->hash, w.prev, JOURNAL_HASH_HEX) == 0)
+				continue;
+			cs.failed++;
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": the journal's record seq "
+				     "%" PRIu64 " has hash %s, the checkpoint signed %s (the journal "
+				     "was rewritten up to there, or is another history)",
+				     checkpoints, e->line, e->seq, w.seq, w.prev, e->hash);
+		}
+	}
+	json_decref(obj);
+	walk_close(&w);
+	if (!walk_ok(&w))
+		print_problem(w.problem);
+	for (; next < cs.n; next++) {
+		const struct ckpt_entry *e = &cs.e[next];
+		cs.failed++;
+		if (!walk_ok(&w))
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": not checked: the chain "
+				     "is not intact past seq %" PRIu64,
+				     checkpoints, e->line, e->seq, w.seq);
+		else
+			ckpt_problem(&cs,
+				     "%s:%zu: checkpoint seq %" PRIu64 ": the journal ends at seq "
+				     "%" PRIu64 " (truncated: records up to seq %" PRIu64
+				     " are missing)",
+				     checkpoints, e->line, e->seq, w.seq, e->seq);
+	}
+	if (cs.printed > CKPT_PRINT_MAX)
+		fprintf(stderr, "rollbackd: audit: ... and %zu more problems\n",
+			cs.printed - CKPT_PRINT_MAX);
+	if (!walk_ok(&w) || cs.failed || cs.refused) {
+		fprintf(stderr,
+			"rollbackd: audit: %s: %zu of %zu checkpoints do not match the journal, "
+			"%zu refused\n",
+			checkpoints, cs.failed, cs.n, cs.refused);
+		goto out;
+	}
+	printf("ok: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s; %zu checkpoints "
+	       "match (key_id %s, last at seq %" PRIu64 ")\n",
+	       w.records, w.seq, w.prev, cs.n, key_id, cs.e[cs.n - 1].seq);
+	rc = finish_stdout() < 0 ? EXIT_INVALID : EXIT_OK;
+out:
+	free(cs.e);
+	return rc;
+}
+
 /* ---- show ------------------------------------------------------------------------ */
 
 static int filter_setup(struct audit_filter *f, const char *incident, const char *since)
@@ -1037,6 +1217,10 @@ struct report {
 	json_int_t episodes[MAX_EPISODES];
 	size_t n_episodes;
 	bool episodes_full;
+	/* config_loaded records in force at the incident's decisions (journal
+	 * order, each once): which rule set decided */
+	json_t *configs;
+	json_t *cur_config; /* the last config_loaded read so far */
 };
 
 /* Add obj (stolen) to the report's records; -1 with rp->w.problem when
@@ -1073,11 +1257,27 @@ static int collect(struct report *rp, const char *journal)
 		audit_filter_release(&f);
 		return -1;
 	}
+	if (!(rp->configs = json_array())) {
+		audit_filter_release(&f);
+		return -1;
+	}
 	int rc = walk_open(&rp->w, journal) < 0 ? -1 : 0;
 	while (rc == 0 && walk_next(&rp->w, &obj, &verified) > 0) {
+		if (obj && verified && is_type(obj, "config_loaded")) {
+			json_decref(rp->cur_config);
+			rp->cur_config = json_incref(obj);
+		}
 		if (!obj || !audit_filter_match(&f, obj)) {
 			json_decref(obj);
 			continue;
+		}
+		size_t nc = json_array_size(rp->configs);
+		if (is_type(obj, "decision") && rp->cur_config &&
+		    (nc == 0 || json_array_get(rp->configs, nc - 1) != rp->cur_config) &&
+		    json_array_append(rp->configs, rp->cur_config) < 0) {
+			json_decref(obj);
+			rc = -1;
+			break;
 		}
 		rc = keep_record(rp, obj, verified);
 	}
@@ -1549,6 +1749,250 @@ static int render_list(struct report *rp, struct buf *md, const char *title,
 	return bad | buf_addf(md, "%s\n", any ? "" : none);
 }
 
+/* ---- report: the change record ----------------------------------------------------- */
+
+/* What the journal holds about one episode, for change management. */
+struct episode_facts {
+	json_int_t ep;
+	const json_t *opening;	/* first decision naming an alert (fingerprint) */
+	const json_t *decisive; /* first acting or dry_run decision, else the last one */
+	const json_t *approve;	/* first approve record */
+	const json_t *verdict;	/* last effective/ineffective/inconclusive state */
+	const json_t *alert;	/* the last firing notification of opening's alert */
+	const json_t *config;	/* config_loaded in force at decisive */
+	size_t started;
+	struct buf results; /* "`ok`, `error`" */
+};
+
+static bool is_verdict(const json_t *rec)
+{
+	const char *s = mstr(rec, "state");
+	return is_type(rec, "incident_state") && s &&
+	       (strcmp(s, "effective") == 0 || strcmp(s, "ineffective") == 0 ||
+		strcmp(s, "inconclusive") == 0);
+}
+
+static json_int_t rec_seq(const json_t *rec)
+{
+	json_int_t s = 0;
+	mint(rec, "seq", &s);
+	return s;
+}
+
+/* Records without an "episode" (approve, ack, some states) belong to the
+ * episode of the records before them. */
+static int episode_gather(struct report *rp, struct episode_facts *f)
+{
+	size_t i;
+	json_t *rec;
+	json_int_t cur = 0, ep;
+	const json_t *last_decision = NULL;
+	int bad = 0;
+	json_array_foreach(rp->recs, i, rec) {
+		if (mint(rec, "episode", &ep))
+			cur = ep;
+		if (cur != f->ep)
+			continue;
+		if (is_type(rec, "decision")) {
+			const char *fp = mstr(rec, "fingerprint"), *o = mstr_or(rec, "outcome", "");
+			if (!f->opening && fp && *fp)
+				f->opening = rec;
+			if (!f->decisive && (!strcmp(o, "acting") || !strcmp(o, "dry_run")))
+				f->decisive = rec;
+			last_decision = rec;
+		} else if (is_type(rec, "approve") && !f->approve) {
+			f->approve = rec;
+		} else if (is_verdict(rec)) {
+			f->verdict = rec;
+		} else if (is_type(rec, "action_started")) {
+			f->started++;
+		} else if (is_type(rec, "action_finished")) {
+			bad |= buf_adds(&f->results, f->results.len ? ", " : "") |
+			       md_codes(&f->results, mstr_or(rec, "result", "?"));
+		}
+	}
+	if (!f->decisive)
+		f->decisive = last_decision;
+	json_int_t at = f->decisive ? rec_seq(f->decisive) : 0;
+	const char *fp = f->opening ? mstr(f->opening, "fingerprint") : NULL;
+	json_array_foreach(rp->recs, i, rec) {
+		const char *st = mstr(rec, "status");
+		if (fp && is_type(rec, "notification") && st && !strcmp(st, "firing") &&
+		    mstr(rec, "fingerprint") && !strcmp(mstr(rec, "fingerprint"), fp) &&
+		    rec_seq(rec) <= at)
+			f->alert = rec;
+	}
+	json_array_foreach(rp->configs, i, rec)
+		if (rec_seq(rec) < at)
+			f->config = rec;
+	return bad;
+}
+
+static int cr_change(struct report *rp, struct buf *md, const struct episode_facts *f)
+{
+	const json_t *d = f->decisive;
+	const char *rule = d ? mstr(d, "rule") : NULL;
+	int bad = buf_adds(md, "- **Change:** rule ") |
+		  (rule && *rule ? md_codes(md, rule) : buf_adds(md, "(none recorded)"));
+	if (rp->group) {
+		bad |= buf_adds(md, ", group ") | render_group(rp, md);
+		if (!bad)
+			md->len--; /* render_group ends the line; the actions go on it */
+	}
+	if (f->started)
+		bad |= buf_addf(md, ": %zu action(s) started, results ", f->started) |
+		       (f->results.len ? buf_add(md, f->results.data, f->results.len)
+				       : buf_adds(md, "not journaled"));
+	else
+		bad |= buf_adds(md, ": no action ran");
+	return bad | buf_addc(md, '\n');
+}
+
+static int cr_digest(struct report *rp, struct buf *md, const struct episode_facts *f)
+{
+	const json_t *c = f->config;
+	json_int_t n;
+	int bad = buf_adds(md, "- **Rule file digest:** ");
+	if (!c || !mstr(c, "rules_digest"))
+		return bad | buf_adds(md, "not journaled (no config_loaded record before the "
+					  "decision)\n");
+	bad |= md_codes(md, mstr(c, "rules_digest")) | buf_adds(md, " (rules ") |
+	       md_codes(md, mstr_or(c, "rules_path", "?"));
+	if (mint(c, "rules", &n))
+		bad |= buf_addf(md, ", %" JSON_INTEGER_FORMAT " rule(s)", n);
+	bad |= buf_adds(md, json_is_true(json_object_get(c, "reload")) ? ", reloaded at "
+									: ", loaded at ") |
+	       add_when(rp, md, c) | buf_addf(md, ", seq %" JSON_INTEGER_FORMAT, rec_seq(c));
+	if (json_is_boolean(json_object_get(c, "dry_run")))
+		bad |= buf_adds(md, json_is_true(json_object_get(c, "dry_run")) ? ", dry-run on"
+										 : ", dry-run off");
+	return bad | buf_adds(md, ")\n");
+}
+
+static int cr_evidence(struct report *rp, struct buf *md, const struct episode_facts *f)
+{
+	const json_t *d = f->decisive, *val = NULL;
+	int bad = buf_adds(md, "- **Alert evidence:** ");
+	/* The value the decisive decision acted on, else the opening one's. */
+	if (d && json_is_object(json_object_get(d, "value")))
+		val = json_object_get(d, "value");
+	else if (f->opening && json_is_object(json_object_get(f->opening, "value")))
+		val = json_object_get(f->opening, "value");
+	if (val) {
+		struct buf rel = BUF_INIT;
+		const json_t *above = json_object_get(val, "above");
+		const json_t *thr = above ? above : json_object_get(val, "below");
+		char t[40];
+		bad |= add_value_relation(&rel, val);
+		if (!bad)
+			bad = audit_md_code(rel.data ? rel.data : "", rel.len, md);
+		buf_release(&rel);
+		if (thr) {
+			audit_format_number(thr, t, sizeof(t));
+			bad |= buf_adds(md, " (") | md_texts(md, mstr_or(val, "from", "value")) |
+			       buf_addf(md, ", threshold: %s %s)", above ? "above" : "below", t);
+		}
+	} else {
+		bad |= buf_adds(md, "no value threshold in the rule");
+	}
+	const json_t *labels = json_object_get(f->alert ? f->alert : f->opening, "labels");
+	if (mstr(labels, "alertname"))
+		bad |= buf_adds(md, "; alert ") | md_texts(md, mstr(labels, "alertname"));
+	if (f->opening)
+		bad |= buf_adds(md, ", fingerprint ") | md_codes(md, mstr(f->opening, "fingerprint"));
+	if (f->alert && mstr(f->alert, "startsAt"))
+		bad |= buf_adds(md, ", firing since ") | md_texts(md, mstr(f->alert, "startsAt"));
+	if (f->alert && mstr(f->alert, "generatorURL") && *mstr(f->alert, "generatorURL"))
+		bad |= buf_adds(md, ", generatorURL ") | md_codes(md, mstr(f->alert, "generatorURL"));
+	else
+		bad |= buf_adds(md, ", no generatorURL journaled");
+	return bad | buf_addc(md, '\n');
+}
+
+static int cr_decision_ref(struct report *rp, struct buf *md, const json_t *d)
+{
+	int bad = buf_adds(md, "decision ") | md_codes(md, mstr_or(d, "outcome", "?")) |
+		  buf_adds(md, " at ") | add_when(rp, md, d) |
+		  buf_addf(md, ", seq %" JSON_INTEGER_FORMAT, rec_seq(d));
+	if (mstr(d, "trigger"))
+		bad |= buf_adds(md, ", trigger ") | md_codes(md, mstr(d, "trigger"));
+	return bad;
+}
+
+static int cr_authorised(struct report *rp, struct buf *md, const struct episode_facts *f)
+{
+	const json_t *d = f->decisive, *a = f->approve;
+	const char *o = d ? mstr_or(d, "outcome", "") : "";
+	int bad = buf_adds(md, "- **Authorised by:** ");
+	if (a && !strcmp(mstr_or(a, "by", ""), "approve_timeout"))
+		bad |= buf_adds(md, "no human: the rule's `approve_timeout` ran the actions at ") |
+		       add_when(rp, md, a);
+	else if (a)
+		bad |= buf_adds(md, "approver ") | md_texts(md, mstr_or(a, "by", "?")) |
+		       (mstr(a, "via") ? buf_adds(md, " via ") | md_texts(md, mstr(a, "via")) : 0) |
+		       buf_adds(md, " at ") | add_when(rp, md, a) |
+		       buf_addf(md, ", seq %" JSON_INTEGER_FORMAT, rec_seq(a));
+	else if (!strcmp(o, "acting"))
+		bad |= buf_adds(md, "the rule ") | md_codes(md, mstr_or(d, "rule", "?")) |
+		       buf_adds(md, " in mode `auto` (acts without a human): ") |
+		       cr_decision_ref(rp, md, d);
+	else if (!strcmp(o, "dry_run"))
+		bad |= buf_adds(md, "nobody: dry-run was on, the rule decided to act and nothing "
+				    "ran (") |
+		       cr_decision_ref(rp, md, d) | buf_addc(md, ')');
+	else if (!strcmp(o, "notify_only"))
+		bad |= buf_adds(md, "nobody: the rule's mode is `notify`, it never acts (") |
+		       cr_decision_ref(rp, md, d) | buf_addc(md, ')');
+	else if (!strcmp(o, "awaiting_approval"))
+		bad |= buf_adds(md, "nobody yet: the rule waits for an approval and none is "
+				    "journaled (") |
+		       cr_decision_ref(rp, md, d) | buf_addc(md, ')');
+	else if (d)
+		bad |= buf_adds(md, "nobody: no action was decided (last ") |
+		       cr_decision_ref(rp, md, d) | buf_addc(md, ')');
+	else
+		bad |= buf_adds(md, "nobody: no decision journaled");
+	return bad | buf_addc(md, '\n');
+}
+
+static int cr_verification(struct report *rp, struct buf *md, const struct episode_facts *f)
+{
+	const json_t *v = f->verdict;
+	int bad = buf_adds(md, "- **Verification:** ");
+	if (v) {
+		bad |= md_codes(md, mstr_or(v, "state", "?"));
+		if (mstr(v, "reason") && *mstr(v, "reason"))
+			bad |= buf_adds(md, " — ") | md_texts(md, mstr(v, "reason"));
+		return bad | buf_adds(md, " (at ") | add_when(rp, md, v) |
+		       buf_addf(md, ", seq %" JSON_INTEGER_FORMAT ")\n", rec_seq(v));
+	}
+	if (f->started)
+		return bad | buf_adds(md, "none journaled (the rule has no verify.within, or it "
+					  "had not ended)\n");
+	return bad | buf_adds(md, "nothing to verify: no action ran\n");
+}
+
+static int render_change_record(struct report *rp, struct buf *md)
+{
+	int bad = buf_adds(md, "## Change record\n\nPer episode, what the journal holds for "
+			       "change management: the rule set that decided, the alert evidence, "
+			       "who or what authorised the action, and how it was verified.\n\n");
+	if (rp->n_episodes == 0)
+		return bad | buf_adds(md, "No episode recorded.\n\n");
+	for (size_t i = 0; i < rp->n_episodes && !bad; i++) {
+		struct episode_facts f = {.ep = rp->episodes[i], .results = BUF_INIT};
+		bad |= episode_gather(rp, &f);
+		bad |= buf_addf(md, "### Episode %" JSON_INTEGER_FORMAT "\n\n", f.ep) |
+		       cr_change(rp, md, &f) | cr_digest(rp, md, &f) | cr_evidence(rp, md, &f) |
+		       cr_authorised(rp, md, &f) | cr_verification(rp, md, &f) |
+		       buf_addc(md, '\n') | flush_md(md);
+		buf_release(&f.results);
+	}
+	if (rp->episodes_full)
+		bad |= buf_addf(md, "*(only the first %u episodes are shown)*\n\n", MAX_EPISODES);
+	return bad;
+}
+
 static int render_footer(struct report *rp, struct buf *md)
 {
 	size_t n = json_array_size(rp->recs);
@@ -1580,6 +2024,7 @@ static int render(struct report *rp)
 	bad |= flush_md(&md) | render_actions(rp, &md);
 	bad |= render_list(rp, &md, "Notifications", notify, "None journaled.\n");
 	bad |= render_list(rp, &md, "Acknowledgements and approvals", people, "None.\n");
+	bad |= render_change_record(rp, &md);
 	bad |= render_footer(rp, &md) | flush_md(&md);
 	buf_release(&md);
 	return bad ? -1 : 0;
@@ -1618,6 +2063,8 @@ int audit_report(const char *journal, const char *incident)
 		print_problem(rp->w.problem);
 out:
 	json_decref(rp->recs);
+	json_decref(rp->configs);
+	json_decref(rp->cur_config);
 	free(rp);
 	return rc;
 }

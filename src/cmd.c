@@ -35,13 +35,14 @@ static int load_config(const char *path, struct config *cfg)
 	return r;
 }
 
-int cmd_serve(const char *config_path)
+int cmd_serve(const char *config_path, bool recover)
 {
 	struct config cfg;
 	struct error err = {{0}};
 	enum log_level level = LOG_INFO;
 	if (load_config(config_path, &cfg) < 0)
 		return EXIT_INVALID;
+	cfg.recover = recover;
 	if (log_level_parse(cfg.log_level, &level) == 0)
 		log_set_level(level);
 	log_info("starting", "version", ROLLBACKD_VERSION, "config",

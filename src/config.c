@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "rollbackd/checkpoint.h"
 #include "rollbackd/duration.h"
 #include "rollbackd/text.h"
 
@@ -576,15 +577,47 @@ static int parse_notify(json_t *o, struct config *cfg, struct error *err)
 	return 0;
 }
 
+/* checkpoints: {"key": SECRET, "every": DURATION, "publish": {"file", "url"}} */
+static int parse_checkpoints(json_t *o, struct config *cfg, struct error *err)
+{
+	static const char *const known[] = {"key", "every", "publish", NULL};
+	static const char *const publish_known[] = {"file", "url", NULL};
+	const char *b = "checkpoints", *pb = "checkpoints.publish";
+	json_t *publish;
+	struct error kerr = {{0}};
+
+	if (check_keys(o, b, known, err) || require(o, b, "key", err) ||
+	    require(o, b, "publish", err) || opt_secret(o, b, "key", &cfg->checkpoints.key, err) ||
+	    opt_duration(o, b, "every", &cfg->checkpoints.every_ms, err) ||
+	    opt_object(o, b, "publish", &publish, err))
+		return -1;
+	if (!publish)
+		return path_error(err, b, "publish", "expected an object");
+	if (checkpoint_key_parse(cfg->checkpoints.key.data, cfg->checkpoints.key.len, NULL,
+				 &kerr) < 0)
+		return path_error(err, b, "key", "%s", kerr.msg);
+	if (check_keys(publish, pb, publish_known, err) ||
+	    opt_string(publish, pb, "file", &cfg->checkpoints.publish_file, err) ||
+	    opt_string(publish, pb, "url", &cfg->checkpoints.publish_url, err) ||
+	    check_url(pb, "url", cfg->checkpoints.publish_url, true, err))
+		return -1;
+	if (json_object_get(publish, "file") && cfg->checkpoints.publish_file[0] == '\0')
+		return path_error(err, pb, "file", "must not be empty");
+	if (!cfg->checkpoints.publish_file[0] && !cfg->checkpoints.publish_url[0])
+		return error_set(err, "%s: needs 'file' or 'url' (a checkpoint kept only in the "
+				      "journal protects nothing)", pb);
+	return 0;
+}
+
 static int parse_top(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {
 	    "listen", "public_url", "rules",   "state_dir", "dry_run", "log_level", "workers",
-	    "limits", "auth",	    "secrets", "journal",   "notify",  NULL,
+	    "limits", "auth",	    "secrets", "journal",   "notify",  "checkpoints", NULL,
 	};
 	static const char *const journal_known[] = {"segment_bytes", NULL};
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-	json_t *limits, *auth, *secrets, *journal, *notify;
+	json_t *limits, *auth, *secrets, *journal, *notify, *checkpoints;
 	json_int_t n;
 	char host[256];
 	int port;
@@ -637,7 +670,8 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 	if (opt_object(o, "", "limits", &limits, err) || opt_object(o, "", "auth", &auth, err) ||
 	    opt_object(o, "", "secrets", &secrets, err) ||
 	    opt_object(o, "", "journal", &journal, err) ||
-	    opt_object(o, "", "notify", &notify, err))
+	    opt_object(o, "", "notify", &notify, err) ||
+	    opt_object(o, "", "checkpoints", &checkpoints, err))
 		return -1;
 	if (limits && parse_limits(limits, cfg, err))
 		return -1;
@@ -654,6 +688,8 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 	}
 	if (notify && parse_notify(notify, cfg, err))
 		return -1;
+	if (checkpoints && parse_checkpoints(checkpoints, cfg, err))
+		return -1;
 	return 0;
 }
 
@@ -669,7 +705,10 @@ int config_init(struct config *cfg)
 	cfg->notify.slack_api_url = strdup("https://slack.com/api");
 	cfg->notify.pagerduty_url = strdup("https://events.pagerduty.com/v2/enqueue");
 	cfg->notify.pagerduty_change_url = strdup(""); /* Change Events are opt-in */
-	if (!cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
+	cfg->checkpoints.publish_file = strdup("");
+	cfg->checkpoints.publish_url = strdup("");
+	if (!cfg->checkpoints.publish_file || !cfg->checkpoints.publish_url ||
+	    !cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
 	    !cfg->notify.slack_channel || !cfg->notify.slack_api_url ||
 	    !cfg->notify.pagerduty_url || !cfg->notify.pagerduty_change_url) {
 		config_release(cfg);
@@ -693,6 +732,7 @@ int config_init(struct config *cfg)
 	cfg->auth.allow_untimestamped = false;
 	cfg->links_ttl_ms = 24LL * 60 * 60 * 1000;
 	cfg->journal.segment_bytes = 268435456;
+	cfg->checkpoints.every_ms = 60 * 1000;
 	return 0;
 }
 
@@ -807,6 +847,9 @@ void config_release(struct config *cfg)
 	free(cfg->notify.email.username);
 	secret_release(&cfg->notify.email.password);
 	free(cfg->notify.email.ca_file);
+	secret_release(&cfg->checkpoints.key);
+	free(cfg->checkpoints.publish_file);
+	free(cfg->checkpoints.publish_url);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

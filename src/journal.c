@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -37,6 +38,7 @@
 #define READ_CHUNK (1u << 20)
 #define MAX_PENDING (256u << 20) /* records buffered while the disk fails */
 #define RETRY_MS 1000
+#define HEALTH_CHECK_MS 250 /* an idle writer looks at its file this often */
 
 static const char zero_hash[JOURNAL_HASH_HEX + 1] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
@@ -322,9 +324,15 @@ struct journal {
 	char prev[JOURNAL_HASH_HEX + 1];
 	/* tickets: appended > batch being written >= durable */
 	uint64_t appended, durable;
+	uint64_t durable_seq;                     /* the chain head on disk */
+	char durable_hash[JOURNAL_HASH_HEX + 1];
 	struct buf pending;   /* lines not yet handed to the writer */
 	size_t pending_records;
 	bool failed;
+	bool damaged;         /* the file was removed, replaced or changed under us */
+	char *recovered;      /* what journal_open --recover moved aside; NULL: nothing */
+	dev_t dev;            /* of the open current file */
+	ino_t ino;
 	char last_error[600];
 	struct waiter *waiters;
 	bool stop;
@@ -403,6 +411,8 @@ static int open_current(struct journal *j, struct error *err)
 	if (fstat(j->fd, &st) < 0)
 		return error_set(err, "%s: %s", j->path, strerror(errno));
 	j->size = (uint64_t)st.st_size;
+	j->dev = st.st_dev;
+	j->ino = st.st_ino;
 	if (fsync_dir(j->dir) < 0)
 		return error_set(err, "%s: fsync: %s", j->dir, strerror(errno));
 	return 0;
@@ -438,16 +448,105 @@ static void maybe_rotate(struct journal *j)
 	log_info("journal: new segment", "closed", name, NULL);
 }
 
+/*
+ * Whether the file we write is still state_dir/journal.jsonl as we left it:
+ * not unlinked (rm), not renamed away, not replaced by another file, not
+ * truncated or written by anyone else. Two syscalls; run on the writer
+ * thread only (it alone changes fd and size), without the lock. 0, or -1
+ * with what happened in why.
+ */
+static int file_check(const struct journal *j, char *why, size_t whysz)
+{
+	struct stat fs, ps;
+	if (j->fd < 0 || fstat(j->fd, &fs) < 0)
+		return 0; /* nothing open, or cannot tell: the write will say */
+	if (stat(j->path, &ps) < 0) {
+		if (errno != ENOENT)
+			return 0;
+		snprintf(why, whysz, "%s was %s while rollbackd was running", j->path,
+			 fs.st_nlink == 0 ? "removed" : "moved away");
+		return -1;
+	}
+	if (ps.st_dev != j->dev || ps.st_ino != j->ino) {
+		snprintf(why, whysz, "%s was replaced by another file while rollbackd was running",
+			 j->path);
+		return -1;
+	}
+	if ((uint64_t)fs.st_size < j->size) {
+		snprintf(why, whysz,
+			 "%s was truncated to %llu bytes while rollbackd was running (it had "
+			 "written %llu)",
+			 j->path, (unsigned long long)fs.st_size, (unsigned long long)j->size);
+		return -1;
+	}
+	if ((uint64_t)fs.st_size > j->size) {
+		snprintf(why, whysz,
+			 "%s was written by something else while rollbackd was running (%llu "
+			 "bytes, rollbackd wrote %llu)",
+			 j->path, (unsigned long long)fs.st_size, (unsigned long long)j->size);
+		return -1;
+	}
+	return 0;
+}
+
+/* Under j->lock (dropped for the check itself): look at the file; once it
+ * is damaged, the journal stays unavailable for the life of the process. */
+static void health_check(struct journal *j)
+{
+	char why[400];
+	if (j->damaged)
+		return;
+	pthread_mutex_unlock(&j->lock);
+	int bad = file_check(j, why, sizeof(why));
+	pthread_mutex_lock(&j->lock);
+	if (!bad)
+		return;
+	j->damaged = true;
+	j->failed = true;
+	snprintf(j->last_error, sizeof(j->last_error),
+		 "%s; nothing more is written, no action starts and webhooks get 503 until "
+		 "rollbackd is restarted (see 'rollbackd serve --recover')",
+		 why);
+	metric_inc(j->errors_total);
+	log_error("journal: the journal file is damaged; acting stopped", "error", why, NULL);
+	settle_waiters(j, UINT64_MAX, false);
+}
+
+static void wait_ms(struct journal *j, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&j->wake, &j->lock, &ts);
+}
+
 static void *writer_main(void *arg)
 {
 	struct journal *j = arg;
 	struct buf batch = BUF_INIT;
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
-		while (j->pending.len == 0 && !j->stop)
-			pthread_cond_wait(&j->wake, &j->lock);
+		while (j->pending.len == 0 && !j->stop) {
+			wait_ms(j, HEALTH_CHECK_MS);
+			health_check(j);
+		}
 		if (j->pending.len == 0)
 			break;
+		health_check(j); /* never write into a file that is no longer the journal */
+		if (j->damaged) {
+			/* Keep what is buffered (bounded by MAX_PENDING): it was never
+			 * answered 2xx, and it is reported as unwritten at exit. */
+			settle_waiters(j, UINT64_MAX, false);
+			if (j->stop)
+				break;
+			wait_ms(j, RETRY_MS);
+			continue;
+		}
 		/* Take the whole batch; appenders start a new one meanwhile. */
 		struct buf tmp = j->pending;
 		j->pending = batch;
@@ -455,7 +554,9 @@ static void *writer_main(void *arg)
 		buf_reset(&j->pending);
 		size_t records = j->pending_records;
 		j->pending_records = 0;
-		uint64_t through = j->appended;
+		uint64_t through = j->appended, through_seq = j->seq;
+		char through_hash[JOURNAL_HASH_HEX + 1];
+		memcpy(through_hash, j->prev, sizeof(through_hash));
 		int fd = j->fd;
 		uint64_t size = j->size;
 		pthread_mutex_unlock(&j->lock);
@@ -485,6 +586,8 @@ static void *writer_main(void *arg)
 		if (!werr) {
 			j->size += batch.len;
 			j->durable = through;
+			j->durable_seq = through_seq;
+			memcpy(j->durable_hash, through_hash, sizeof(through_hash));
 			metric_add(j->records_total, (int64_t)records);
 			if (j->failed)
 				log_info("journal: writing again", NULL);
@@ -578,11 +681,20 @@ static int append_locked(struct journal *j, const char *type, const char *incide
 int journal_append(struct journal *j, const char *type, const char *incident,
 		   const char *members, size_t members_len, uint64_t *ticket)
 {
+	return journal_append_seq(j, type, incident, members, members_len, ticket, NULL);
+}
+
+int journal_append_seq(struct journal *j, const char *type, const char *incident,
+		       const char *members, size_t members_len, uint64_t *ticket, uint64_t *seq)
+{
 	pthread_mutex_lock(&j->lock);
 	int r = append_locked(j, type, incident ? incident : "", members ? members : "",
 			      members ? members_len : 0, ticket);
-	if (r == 0)
+	if (r == 0) {
 		pthread_cond_signal(&j->wake);
+		if (seq)
+			*seq = j->seq;
+	}
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
 		log_error("journal: cannot append a record", "type", type, NULL);
@@ -608,7 +720,24 @@ bool journal_durable(struct journal *j, uint64_t ticket)
 bool journal_available(struct journal *j)
 {
 	pthread_mutex_lock(&j->lock);
-	bool ok = !j->failed;
+	bool ok = !j->failed && !j->damaged;
+	pthread_mutex_unlock(&j->lock);
+	return ok;
+}
+
+bool journal_recovered(struct journal *j, char *what, size_t n)
+{
+	if (what && n)
+		snprintf(what, n, "%s", j->recovered ? j->recovered : "");
+	return j->recovered != NULL;
+}
+
+bool journal_healthy(struct journal *j, char *reason, size_t n)
+{
+	pthread_mutex_lock(&j->lock);
+	bool ok = !j->failed && !j->damaged;
+	if (reason && n)
+		snprintf(reason, n, "%s", ok ? "" : j->last_error);
 	pthread_mutex_unlock(&j->lock);
 	return ok;
 }
@@ -617,6 +746,15 @@ uint64_t journal_seq(struct journal *j)
 {
 	pthread_mutex_lock(&j->lock);
 	uint64_t s = j->seq;
+	pthread_mutex_unlock(&j->lock);
+	return s;
+}
+
+uint64_t journal_durable_head(struct journal *j, char hash_hex[JOURNAL_HASH_HEX + 1])
+{
+	pthread_mutex_lock(&j->lock);
+	uint64_t s = j->durable_seq;
+	memcpy(hash_hex, j->durable_hash, JOURNAL_HASH_HEX + 1);
 	pthread_mutex_unlock(&j->lock);
 	return s;
 }
@@ -641,7 +779,7 @@ int journal_wait(struct journal *j, uint64_t ticket, struct event_base *base,
 	pthread_mutex_lock(&j->lock);
 	if (ticket <= j->durable) {
 		waiter_schedule(w, true);
-	} else if (j->failed) {
+	} else if (j->failed || j->damaged) {
 		waiter_schedule(w, false); /* do not hold a request for a failing disk */
 	} else {
 		w->next = j->waiters;
@@ -653,8 +791,16 @@ int journal_wait(struct journal *j, uint64_t ticket, struct event_base *base,
 
 /* Verify and replay every record; find where the current file's good part
  * ends. A bad last line of the current file is a write cut short: cut it. */
+/* Where the good part of the journal ends (--recover). */
+struct damage {
+	char *segment; /* file path of the first bad record; NULL: none */
+	uint64_t offset;
+	uint64_t seq; /* the seq it should have had */
+	char what[sizeof(((struct error *)0)->msg)];
+};
+
 static int replay_all(struct journal *j, const struct journal_options *opt, uint64_t *cut_at,
-		      uint64_t *cut_bytes, struct error *err)
+		      uint64_t *cut_bytes, struct damage *dmg, struct error *err)
 {
 	struct journal_reader *r;
 	struct journal_line line;
@@ -694,11 +840,23 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 				*cut_bytes = len + (torn ? 0 : 1);
 				break;
 			}
+			if (opt->recover) {
+				if (!(dmg->segment = strdup(line.segment))) {
+					rc = error_set(err, "out of memory");
+					break;
+				}
+				dmg->offset = off;
+				dmg->seq = seq + 1;
+				snprintf(dmg->what, sizeof(dmg->what), "%s", lerr.msg);
+				break;
+			}
 			rc = error_set(err,
 				       "%s: offset %" PRIu64 ": record seq %" PRIu64
-				       " is bad (%s); run 'rollbackd audit verify' and move the "
-				       "journal aside to start",
-				       line.segment, off, seq + 1, lerr.msg);
+				       " is bad (%s); nothing was changed: 'rollbackd audit verify "
+				       "--journal %s' shows it, and 'rollbackd serve --recover' moves "
+				       "the damaged part aside (kept), starts a new segment and starts "
+				       "paused",
+				       line.segment, off, seq + 1, lerr.msg, j->dir);
 			break;
 		}
 		seq = s;
@@ -710,8 +868,144 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 		}
 	}
 	journal_reader_free(r);
-	j->seq = seq;
+	j->seq = j->durable_seq = seq;
 	memcpy(j->prev, prev, sizeof(prev));
+	memcpy(j->durable_hash, prev, sizeof(prev));
+	return rc;
+}
+
+/* Copy path[from..) to a new file to (which must not exist) and sync it. */
+static int copy_tail(const char *path, uint64_t from, const char *to, struct error *err)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC), outfd = -1, rc = -1;
+	char *chunk = malloc(READ_CHUNK);
+	if (in < 0 || !chunk) {
+		error_set(err, "%s: %s", path, in < 0 ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	outfd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (outfd < 0) {
+		error_set(err, "%s: %s", to, strerror(errno));
+		goto out;
+	}
+	for (off_t at = (off_t)from;;) {
+		ssize_t got = pread(in, chunk, READ_CHUNK, at);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			error_set(err, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		if (write_all(outfd, chunk, (size_t)got) < 0) {
+			error_set(err, "%s: %s", to, strerror(errno));
+			goto out;
+		}
+		at += got;
+	}
+	if (fsync(outfd) < 0) {
+		error_set(err, "%s: fsync: %s", to, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (outfd >= 0)
+		close(outfd);
+	free(chunk);
+	return rc;
+}
+
+/* serve --recover: move everything from the first bad record on aside, to
+ * NAME.damaged-STAMP next to each file (the bad file's good head stays), so
+ * the journal ends at the last good record; the current file starts anew.
+ * Writes into names (a JSON array of the moved names) and j->recovered. */
+static int move_damage_aside(struct journal *j, const struct damage *dmg, struct buf *names,
+			     struct error *err)
+{
+	struct segment *segs = NULL;
+	size_t n = 0, i;
+	char stamp[32], *to = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = -1;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	if (list_segments(j->dir, &segs, &n, err) < 0)
+		return -1;
+	for (i = 0; i < n && strcmp(segs[i].path, dmg->segment) != 0; i++)
+		;
+	if (i == n) {
+		error_set(err, "%s: no longer there", dmg->segment);
+		goto out;
+	}
+	if (buf_addc(names, '['))
+		goto oom;
+	for (size_t k = i; k < n; k++) {
+		struct stat st;
+		size_t tn = strlen(segs[k].path) + sizeof(".damaged-") + strlen(stamp);
+		free(to);
+		if (!(to = malloc(tn)))
+			goto oom;
+		snprintf(to, tn, "%s.damaged-%s", segs[k].path, stamp);
+		if (lstat(to, &st) == 0) {
+			error_set(err, "%s: already exists", to);
+			goto out;
+		}
+		if (k == i && dmg->offset > 0) {
+			if (copy_tail(segs[k].path, dmg->offset, to, err) < 0)
+				goto out;
+			if (truncate(segs[k].path, (off_t)dmg->offset) < 0) {
+				error_set(err, "%s: truncate: %s", segs[k].path, strerror(errno));
+				goto out;
+			}
+			int fd = open(segs[k].path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || fsync(fd) < 0) {
+				error_set(err, "%s: fsync: %s", segs[k].path, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			close(fd);
+		} else if (rename(segs[k].path, to) < 0) {
+			error_set(err, "%s: cannot move aside: %s", segs[k].path, strerror(errno));
+			goto out;
+		}
+		const char *tb = strrchr(to, '/');
+		if ((k > i && buf_addc(names, ',')) || buf_add_json_str(names, tb + 1, strlen(tb + 1)))
+			goto oom;
+	}
+	if (buf_addc(names, ']'))
+		goto oom;
+	/* The good head of the current file becomes a closed segment, so the
+	 * records after recovery start a segment of their own. */
+	if (segs[i].number == UINT64_MAX && dmg->offset > 0) {
+		char name[64];
+		snprintf(name, sizeof(name), "journal.%06" PRIu64 ".jsonl", j->next_segment);
+		free(to);
+		if (!(to = path_join(j->dir, name)))
+			goto oom;
+		if (rename(j->path, to) < 0) {
+			error_set(err, "%s: cannot close the good part: %s", j->path, strerror(errno));
+			goto out;
+		}
+		j->next_segment++;
+	}
+	if (fsync_dir(j->dir) < 0) {
+		error_set(err, "%s: fsync: %s", j->dir, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+oom:
+	error_set(err, "out of memory");
+out:
+	for (size_t k = 0; k < n; k++)
+		free(segs[k].path);
+	free(segs);
+	free(to);
 	return rc;
 }
 
@@ -739,8 +1033,16 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 		goto fail;
 	}
 	uint64_t cut_at, cut_bytes;
-	if (replay_all(j, opt, &cut_at, &cut_bytes, err) < 0)
+	struct damage dmg = {0};
+	struct buf moved = BUF_INIT;
+	if (replay_all(j, opt, &cut_at, &cut_bytes, &dmg, err) < 0)
 		goto fail;
+	if (dmg.segment && move_damage_aside(j, &dmg, &moved, err) < 0) {
+		error_prefix(err, "journal --recover: ");
+		free(dmg.segment);
+		buf_release(&moved);
+		goto fail;
+	}
 	if (cut_at != UINT64_MAX) {
 		if (truncate(j->path, (off_t)cut_at) < 0) {
 			error_set(err, "%s: cannot truncate the torn last line: %s", j->path,
@@ -749,8 +1051,47 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 		}
 		log_warn("journal: truncated a torn last line", "path", j->path, NULL);
 	}
-	if (open_current(j, err) < 0)
+	if (open_current(j, err) < 0) {
+		free(dmg.segment);
+		buf_release(&moved);
 		goto fail;
+	}
+	if (dmg.segment) {
+		/* The first record after recovery names what was moved and the
+		 * last good record, which its prev chains to. */
+		struct buf m = BUF_INIT, what = BUF_INIT;
+		const char *seg = strrchr(dmg.segment, '/');
+		seg = seg ? seg + 1 : dmg.segment;
+		int bad = buf_adds(&m, ",\"moved\":") | buf_add(&m, moved.data, moved.len) |
+			  buf_adds(&m, ",\"segment\":") | buf_add_json_str(&m, seg, strlen(seg)) |
+			  buf_addf(&m, ",\"offset\":%" PRIu64 ",\"bad_seq\":%" PRIu64, dmg.offset,
+				   dmg.seq) |
+			  buf_adds(&m, ",\"error\":") |
+			  buf_add_json_str(&m, dmg.what, strlen(dmg.what)) |
+			  buf_addf(&m, ",\"last_good_seq\":%" PRIu64 ",\"last_good_hash\":\"%s\"",
+				   j->seq, j->prev);
+		bad |= buf_addf(&what,
+				"record seq %" PRIu64 " at %s offset %" PRIu64
+				" was bad (%s); it and everything after it were moved to %s; the "
+				"chain goes on from seq %" PRIu64 " (hash %s)",
+				dmg.seq, seg, dmg.offset, dmg.what, moved.data, j->seq, j->prev);
+		if (!bad)
+			bad = append_locked(j, "journal_recovered", "", m.data, m.len, NULL);
+		if (!bad) {
+			j->recovered = what.data;
+			what.data = NULL;
+		}
+		buf_release(&m);
+		buf_release(&what);
+		free(dmg.segment);
+		buf_release(&moved);
+		if (bad) {
+			error_set(err, "out of memory");
+			goto fail;
+		}
+		log_error("journal: damaged part moved aside (--recover)", "what", j->recovered,
+			  NULL);
+	}
 	if (cut_at != UINT64_MAX) {
 		char m[160];
 		int n = snprintf(m, sizeof(m),
@@ -812,6 +1153,7 @@ void journal_close(struct journal *j, int timeout_ms)
 	if (j->fd >= 0)
 		close(j->fd);
 	buf_release(&j->pending);
+	free(j->recovered);
 	free(j->dir);
 	free(j->path);
 	pthread_cond_destroy(&j->wake);

@@ -40,6 +40,7 @@
 #include <event2/util.h>
 
 #include "rollbackd/api.h"
+#include "rollbackd/checkpoint.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/notify.h"
@@ -170,6 +171,7 @@ struct server {
 	struct engine *engine;
 	struct journal *journal;
 	struct notify *notify;
+	struct checkpointer *checkpoint; /* NULL without checkpoints */
 	struct api *api;
 	_Atomic int n_conns;     /* open connections, all workers */
 	pthread_mutex_t pause_lock;
@@ -671,6 +673,7 @@ static int open_journal(struct server *srv, struct error *err)
 		.segment_bytes = cfg->journal.segment_bytes,
 		.replay = replay_line,
 		.replay_arg = srv,
+		.recover = cfg->recover,
 	};
 	int64_t t0 = timestamp_mono_ms();
 	if (journal_open(&jo, &srv->journal, err) < 0)
@@ -690,6 +693,12 @@ static int open_journal(struct server *srv, struct error *err)
 	notify_start(srv->notify, srv->journal);
 	engine_set_notify(srv->engine, srv->notify);
 	engine_attach_journal(srv->engine, srv->journal);
+	char recovered[1200];
+	if (journal_recovered(srv->journal, recovered, sizeof(recovered))) {
+		log_error("journal recovered: starting PAUSED; read the moved file, then POST "
+			  "/v1/resume", "what", recovered, NULL);
+		engine_set_paused(srv->engine, true);
+	}
 	api_set_journal(srv->api, srv->journal);
 	api_set_notify(srv->api, srv->notify);
 	return 0;
@@ -750,7 +759,8 @@ int server_run(const struct config *cfg, const char *config_path, struct error *
 		error_set(err, "out of memory");
 		goto out;
 	}
-	if (open_journal(&srv, err) < 0)
+	if (open_journal(&srv, err) < 0 ||
+	    checkpoint_start(cfg, srv.journal, &srv.checkpoint, err) < 0)
 		goto out;
 	atomic_store(&api_for_errors, srv.api);
 	char nrules[16];
@@ -808,6 +818,7 @@ out:
 	atomic_store(&api_for_errors, NULL);
 	if (srv.engine && srv.journal)
 		engine_interrupt(srv.engine);
+	checkpoint_stop(srv.checkpoint); /* the last checkpoint: after the last record */
 	notify_free(srv.notify); /* what is undelivered is in the journal for next time */
 	journal_close(srv.journal, 5000); /* the loops are over: flush what is left */
 	api_free(srv.api);

@@ -42,6 +42,18 @@
  * the seq the first bad record should have had, and what is wrong. */
 int audit_verify(const char *journal);
 
+/* Check the chain, and the journal against the signed checkpoints in the
+ * file checkpoints (one published line each, SPEC §8) with the public key
+ * in the file pubkey. Exit 1, with one line on stderr per problem naming
+ * the checkpoint (file:line and seq), when a line is no checkpoint or is
+ * not signed by the key (refused), when the journal ends before a
+ * checkpoint's seq (truncated), or when its record at that seq has another
+ * hash (rewritten, or another history); also when the chain is broken or
+ * the file holds no checkpoint. Intact: exit 0 and on stdout
+ * "ok: N records, last seq S, last hash H; K checkpoints match (key_id I,
+ * last at seq X)". */
+int audit_verify_checkpoints(const char *journal, const char *checkpoints, const char *pubkey);
+
 struct audit_show_options {
 	const char *incident; /* NULL: every record */
 	const char *since;    /* RFC 3339 text; NULL: from the start */

@@ -12,8 +12,9 @@
 
 enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
 
-/* config_path NULL = built-in defaults. */
-int cmd_serve(const char *config_path);
+/* config_path NULL = built-in defaults. recover: move a damaged journal
+ * part aside and start paused instead of refusing to start. */
+int cmd_serve(const char *config_path, bool recover);
 int cmd_check_config(const char *config_path);
 /* Validate rule files/dirs; every error printed. */
 int cmd_check_rules(const char *const *paths, size_t n);

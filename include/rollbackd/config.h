@@ -30,6 +30,7 @@ struct config {
 	char *rules;       /* file or directory of rule files */
 	char *state_dir;
 	bool dry_run;
+	bool recover;      /* serve --recover (from the command line, never the file) */
 	char *log_level;   /* "debug" | "info" | "warn" | "error" */
 	int workers;       /* HTTP event loops (SO_REUSEPORT); >= 1; "auto" = online CPUs */
 
@@ -58,6 +59,13 @@ struct config {
 	struct {
 		uint64_t segment_bytes;
 	} journal;
+
+	struct {
+		struct secret key;  /* Ed25519 secret key (rollbackd keygen); unset: off */
+		int64_t every_ms;   /* sign the journal head this often (and at exit) */
+		char *publish_file; /* append each signed line here; "" when unset */
+		char *publish_url;  /* POST each signed line here; "" when unset */
+	} checkpoints;
 
 	struct {
 		struct secret slack_webhook_url;

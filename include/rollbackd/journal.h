@@ -78,14 +78,27 @@ struct journal_options {
 	 * anything is written (replay). May be NULL. Return -1 to abort. */
 	int (*replay)(const struct journal_line *line, void *arg);
 	void *replay_arg;
+	/* serve --recover: instead of refusing a bad record, replay up to it,
+	 * move it and everything after it aside (journal_recovered says where)
+	 * and go on from the last good record. */
+	bool recover;
 };
 
 /* Open (creating state_dir's journal when absent), verify the whole chain
  * and replay it. A torn or unreadable last line of the current segment is
  * truncated away and a "journal_truncated" record says so (buffered, like
  * any append). A bad record anywhere else refuses to open, naming its seq
- * and offset. Starts the writer thread. 0, or -1 with err. */
+ * and offset and how to recover (unless opt->recover). Starts the writer
+ * thread. 0, or -1 with err. */
 int journal_open(const struct journal_options *opt, struct journal **out, struct error *err);
+
+/* True when journal_open (with recover) moved a damaged part aside; what
+ * it did, in what[0..n): the bad record, the files it was moved to
+ * (NAME.damaged-YYYYMMDDTHHMMSSZ next to each file; nothing is deleted)
+ * and the last good seq and hash. The new segment's first record,
+ * "journal_recovered", says the same (moved, segment, offset, bad_seq,
+ * error, last_good_seq, last_good_hash). The caller starts paused. */
+bool journal_recovered(struct journal *j, char *what, size_t n);
 
 /* Write everything buffered (waiting up to timeout_ms for a failing disk),
  * stop the writer and free. Waiters not yet called are called with ok=false
@@ -99,14 +112,39 @@ void journal_close(struct journal *j, int timeout_ms);
 int journal_append(struct journal *j, const char *type, const char *incident,
 		   const char *members, size_t members_len, uint64_t *ticket);
 
+/* journal_append that also writes the seq the record got (may be NULL). */
+int journal_append_seq(struct journal *j, const char *type, const char *incident,
+		       const char *members, size_t members_len, uint64_t *ticket, uint64_t *seq);
+
+/* The head of the chain on disk: the seq of the last durable record (0
+ * when there is none) and, in hash_hex, its hash (64 zeros for none). What
+ * a checkpoint signs: never a record that a crash could still take away. */
+uint64_t journal_durable_head(struct journal *j, char hash_hex[JOURNAL_HASH_HEX + 1]);
+
 /* The ticket of the last record appended so far (0 before any). */
 uint64_t journal_last_ticket(struct journal *j);
 
 /* Whether every record up to ticket is on disk. */
 bool journal_durable(struct journal *j, uint64_t ticket);
 
-/* False after a failed write or sync, until a write succeeds again. */
+/* False after a failed write or sync, until a write succeeds again; and
+ * for good once the file was found damaged (see journal_healthy). */
 bool journal_available(struct journal *j);
+
+/* Whether the journal can be written and is still the file it writes:
+ * the writer thread compares the open file with state_dir/journal.jsonl
+ * (fstat against stat: link count, device and inode, size) before each
+ * group commit and every 250 ms when idle. A file removed, moved away,
+ * replaced, truncated or written by anything else makes the journal
+ * unavailable for the rest of the process: nothing more is written (what
+ * is appended stays buffered and is reported unwritten at exit), every
+ * waiter gets ok=false, so intake answers 503 and no action starts (its
+ * action_started never becomes durable). False with the reason (the same
+ * text as journal_last_error) in reason[0..n) when not healthy. Callers:
+ * /readyz and intake consult journal_available + journal_last_error (the
+ * same state); anything that must not act without a journal waits for its
+ * record through journal_wait, as the engine does. */
+bool journal_healthy(struct journal *j, char *reason, size_t n);
 
 /* Run cb(ok, arg) on base's loop once ticket is durable (ok) or its write
  * failed (!ok: answer 503). When it already is durable, cb runs from the

@@ -372,7 +372,7 @@ class ReportTest(AuditTestCase):
         heads = [l for l in md.splitlines() if l.startswith("## ")]
         self.assertEqual(heads, ["## Summary", "## Timeline", "## Alert values", "## Decisions",
                                  "## Actions", "## Notifications",
-                                 "## Acknowledgements and approvals"])
+                                 "## Acknowledgements and approvals", "## Change record"])
         self.assertTrue(md.endswith(
             "\nJournal: 15 records for this incident, chain verified (seq 3..19)\n"), md[-200:])
 
@@ -450,6 +450,95 @@ class ReportTest(AuditTestCase):
         a = self.section(md, "Acknowledgements and approvals")
         self.assertIn("- `+3m00s` 2026-11-21T10:03:00.000Z — acknowledged by alice via link\n",
                       a)
+
+    def test_change_record(self):
+        # What an auditor samples, from the records that carry it: the
+        # rules digest from config_loaded, the value and threshold from the
+        # decision, generatorURL from the notification, the rule and its
+        # mode from the acting decision, the verdict from incident_state.
+        self.journal()
+        c = self.section(self.out(self.report()), "Change record")
+        self.assertEqual(c, (
+            "\nPer episode, what the journal holds for change management: the rule set that "
+            "decided, the alert evidence, who or what authorised the action, and how it was "
+            "verified.\n\n"
+            "### Episode 1\n\n"
+            "- **Change:** rule `checkout-error-rate`, group `{service=\"checkout\"}`: 2 "
+            "action(s) started, results `ok`, `ok`\n"
+            "- **Rule file digest:** `%s` (rules `rules/`, 3 rule(s), loaded at `-1m59s` "
+            "2026-11-21T09:58:00.100Z, seq 2, dry-run off)\n"
+            "- **Alert evidence:** `0.061 > 0.01` (annotations.value, threshold: above 0.01); "
+            "alert RollbackErrorRate, fingerprint `3c5b6a1d2e4f7a8b`, firing since "
+            "2026-11-21T10:00:00.000Z, generatorURL "
+            "`http://prometheus.example:9090/graph?g0.expr=x`\n"
+            "- **Authorised by:** the rule `checkout-error-rate` in mode `auto` (acts without a "
+            "human): decision `acting` at `+1m00s` 2026-11-21T10:01:00.000Z, seq 7, trigger "
+            "`firing_for`\n"
+            "- **Verification:** `effective` — resolved within 10m of the rollback (at "
+            "`+5m00s` 2026-11-21T10:05:00.002Z, seq 19)\n\n"
+            "---\n\nJournal: 15 records for this incident, chain verified (seq 3..19)\n")
+            % ("ab" * 32))
+
+    def test_change_record_approved_and_held(self):
+        fp = "fp-pay-1"
+        labels = {"alertname": "PayErrors", "service": "pay"}
+        inc = {"incident": "inc-pay", "rule": "pay-errors"}
+        value = {"from": "labels.ratio", "value": 0.2, "above": 0.1}
+        ts = mj.ts
+        records = [
+            {"ts": ts("09:00:00"), "type": "config_loaded", "rules_path": "rules/", "rules": 3,
+             "rules_digest": "cd" * 32, "dry_run": False, "reload": False},
+            {"ts": ts("09:30:00"), "type": "config_loaded", "rules_path": "rules/", "rules": 4,
+             "rules_digest": "ef" * 32, "dry_run": False, "reload": True},
+            mj.notification(ts("10:00:10"), "firing", fingerprint=fp, labels=labels),
+            dict(inc, ts=ts("10:00:10", 1), type="decision", fingerprint=fp,
+                 outcome="awaiting_approval", reason="mode approve", episode=1,
+                 state="awaiting_approval", group={"service": "pay"}, labels=labels,
+                 value=value),
+            dict(inc, ts=ts("10:02:00"), type="approve", by="carol", via="slack"),
+            dict(inc, ts=ts("10:02:00", 1), type="decision", fingerprint="", outcome="acting",
+                 reason="approved by carol: running the actions", episode=1, state="acting",
+                 group={"service": "pay"}, trigger="approved"),
+            dict(inc, ts=ts("10:02:01"), type="action_started", episode=1, index=0,
+                 action="exec", argv=["undo"]),
+            dict(inc, ts=ts("10:02:02"), type="action_finished", episode=1, index=0,
+                 action="exec", result="error", exit_code=3, duration_ms=1000, output=""),
+            {"ts": ts("10:03:00"), "type": "config_loaded", "rules_path": "other/",
+             "rules": 1, "rules_digest": "99" * 32, "dry_run": True, "reload": True},
+            mj.notification(ts("10:20:00"), "firing", fingerprint=fp, labels=labels,
+                            starts=ts("10:19:00")),
+            dict(inc, ts=ts("10:20:00", 1), type="decision", fingerprint=fp, outcome="held",
+                 reason="target in cooldown", episode=2, state="held",
+                 group={"service": "pay"}, labels=labels, value=dict(value, value=0.3)),
+        ]
+        self.journal(records)
+        p = self.report("inc-pay")
+        self.assertEqual(p.returncode, 0, p)
+        c = self.section(self.out(p), "Change record")
+        self.assertIn(
+            "### Episode 1\n\n"
+            "- **Change:** rule `pay-errors`, group `{service=\"pay\"}`: 1 action(s) started, "
+            "results `error`\n"
+            "- **Rule file digest:** `%s` (rules `rules/`, 4 rule(s), reloaded at `-30m00s` "
+            "2026-11-21T09:30:00.000Z, seq 2, dry-run off)\n"
+            "- **Alert evidence:** `0.2 > 0.1` (labels.ratio, threshold: above 0.1); alert "
+            "PayErrors, fingerprint `fp-pay-1`, firing since 2026-11-21T10:00:00.000Z, "
+            "generatorURL `http://prometheus.example:9090/graph?g0.expr=x`\n"
+            "- **Authorised by:** approver carol via slack at `+2m00s` "
+            "2026-11-21T10:02:00.000Z, seq 5\n"
+            "- **Verification:** none journaled (the rule has no verify.within, or it had not "
+            "ended)\n\n" % ("ef" * 32), c)
+        self.assertIn(
+            "### Episode 2\n\n"
+            "- **Change:** rule `pay-errors`, group `{service=\"pay\"}`: no action ran\n"
+            "- **Rule file digest:** `%s` (rules `other/`, 1 rule(s), reloaded at `+3m00s` "
+            "2026-11-21T10:03:00.000Z, seq 9, dry-run on)\n"
+            "- **Alert evidence:** `0.3 > 0.1` (labels.ratio, threshold: above 0.1); alert "
+            "PayErrors, fingerprint `fp-pay-1`, firing since 2026-11-21T10:19:00.000Z, "
+            "generatorURL `http://prometheus.example:9090/graph?g0.expr=x`\n"
+            "- **Authorised by:** nobody: no action was decided (last decision `held` at "
+            "`+20m00s` 2026-11-21T10:20:00.001Z, seq 11)\n"
+            "- **Verification:** nothing to verify: no action ran\n\n" % ("99" * 32), c)
 
     def test_unknown_incident(self):
         self.journal()

@@ -650,11 +650,13 @@ Test(journal, complete_bad_last_line_refuses)
 	struct journal *j = NULL;
 	struct error err = {{0}};
 	cr_assert_eq(journal_open(&o, &j, &err), -1);
-	char want[512];
+	char want[1024];
 	snprintf(want, sizeof(want),
-		 "%s: offset %zu: record seq 4 is bad (too short to be a record); run "
-		 "'rollbackd audit verify' and move the journal aside to start",
-		 path_in(JOURNAL_FILE), len0);
+		 "%s: offset %zu: record seq 4 is bad (too short to be a record); nothing was "
+		 "changed: 'rollbackd audit verify --journal %s' shows it, and 'rollbackd serve "
+		 "--recover' moves the damaged part aside (kept), starts a new segment and starts "
+		 "paused",
+		 path_in(JOURNAL_FILE), len0, state_dir);
 	cr_assert_str_eq(err.msg, want);
 	/* The evidence stays as it was. */
 	size_t len1;
@@ -682,11 +684,13 @@ Test(journal, edited_middle_line_refuses)
 	struct journal *j = NULL;
 	struct error err = {{0}};
 	cr_assert_eq(journal_open(&o, &j, &err), -1);
-	char want[512];
+	char want[1024];
 	snprintf(want, sizeof(want),
 		 "%s: offset %zu: record seq 2 is bad (seq 2: hash does not match the record); "
-		 "run 'rollbackd audit verify' and move the journal aside to start",
-		 path_in(JOURNAL_FILE), off2);
+		 "nothing was changed: 'rollbackd audit verify --journal %s' shows it, and "
+		 "'rollbackd serve --recover' moves the damaged part aside (kept), starts a new "
+		 "segment and starts paused",
+		 path_in(JOURNAL_FILE), off2, state_dir);
 	cr_assert_str_eq(err.msg, want);
 	free(data);
 }
