@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "rollbackd/changes.h"
 #include "rollbackd/httpc.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/json.h"
@@ -40,7 +41,7 @@
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
-	"awaiting_approval", "resolved", "no_match",
+	"awaiting_approval", "resolved", "no_match", "no_recent_change",
 };
 
 const char *outcome_name(enum outcome o)
@@ -168,6 +169,7 @@ struct engine {
 	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
 	struct json_tok *rtoks;       /* replay's token array */
 	size_t rtoks_cap;
+	struct changes *changes;      /* POST /v1/changes, replayed (changes.h) */
 };
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg);
@@ -188,7 +190,8 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	e->acted_ms = calloc((size_t)(opt->cfg->limits.max_rollbacks_per_hour + 1), sizeof(int64_t));
 	e->decision_children = calloc((rules->n_rules + 1) * OUTCOME_COUNT,
 				      sizeof(*e->decision_children));
-	if (!e->acted_ms || !e->decision_children)
+	e->changes = changes_new();
+	if (!e->acted_ms || !e->decision_children || !e->changes)
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, kick_cb, e);
@@ -313,6 +316,7 @@ void engine_free(struct engine *e)
 	free(e->seen.slots);
 	free(e->rtoks);
 	free(e->index);
+	changes_free(e->changes);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -865,6 +869,30 @@ static void verify_cb(evutil_socket_t fd, short what, void *arg)
 
 static void enqueue_run(struct engine *e, struct incident *inc);
 
+/* The target a rollback of inc changes (SPEC §6): for now always the
+ * default, the group labels (changes_default_target). */
+static int incident_target(const struct incident *inc, struct buf *out)
+{
+	return changes_default_target(inc->group.items, inc->group.n, out);
+}
+
+/* when.changed_within: a change to the target in the window before the
+ * episode's startsAt. False with the reason written when there was none. */
+static bool changed_recently(struct engine *e, const struct incident *inc, const struct rule *r,
+			     char *reason, size_t rsz)
+{
+	struct buf t = BUF_INIT;
+	struct timestamp from = inc->episode_start;
+	from.sec -= r->changed_within_ms / 1000;
+	bool ok = incident_target(inc, &t) == 0 &&
+		  changes_within(e->changes, t.data, from, inc->episode_start, NULL);
+	if (!ok)
+		snprintf(reason, rsz, "no change to '%s' recorded in the %llds before startsAt",
+			 t.data ? t.data : "", (long long)(r->changed_within_ms / 1000));
+	buf_release(&t);
+	return ok;
+}
+
 /* Decide an incident whose episode has not been decided yet. Sets the state
  * and writes the reason. Never runs anything itself: acting enqueues. */
 static enum outcome decide(struct engine *e, struct incident *inc, const struct rule *r,
@@ -876,6 +904,10 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		inc->state = INC_HELD;
 		snprintf(reason, rsz, "mode notify: rollbackd never acts on this rule");
 		return OUTCOME_NOTIFY_ONLY;
+	}
+	if (r->changed_within_ms > 0 && !changed_recently(e, inc, r, reason, rsz)) {
+		inc->state = INC_HELD;
+		return OUTCOME_NO_RECENT_CHANGE;
 	}
 	if (paused_now(e)) {
 		inc->state = INC_HELD;
@@ -1277,8 +1309,18 @@ static const struct secret *lookup_secret(void *arg, const char *name)
 
 static void template_ctx_for(const struct incident *inc, struct secret_ctx *sc,
 			     struct template_ctx *ctx, struct label_set *labels,
-			     struct label_set *annotations)
+			     struct label_set *annotations, struct change *chg)
 {
+	struct buf t = BUF_INIT;
+	bool known = incident_target(inc, &t) == 0 &&
+		     changes_latest(inc->engine->changes, t.data, chg);
+	if (!known) {
+		memset(chg, 0, sizeof(*chg));
+		snprintf(chg->target, sizeof(chg->target), "%s", t.data ? t.data : "");
+	}
+	buf_release(&t);
+	ctx->change = known ? chg : NULL;
+	ctx->change_target = chg->target;
 	labels->items = inc->trigger_labels.items;
 	labels->n = inc->trigger_labels.n;
 	annotations->items = inc->trigger_annotations.items;
@@ -1433,7 +1475,8 @@ static int plan_actions_json(struct engine *e, const struct rule *r, const struc
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
 	struct label_set labels, annotations;
-	template_ctx_for(inc, &sc, &ctx, &labels, &annotations);
+	struct change chg;
+	template_ctx_for(inc, &sc, &ctx, &labels, &annotations, &chg);
 	json_t *actions = json_array();
 	if (!actions)
 		return -1;
@@ -1604,7 +1647,7 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 /* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
 static char **exec_env(struct engine *e, const struct incident *inc)
 {
-	size_t n = 6 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
+	size_t n = 9 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
 	char **env = calloc(n + 1, sizeof(*env));
 	if (!env)
 		return NULL;
@@ -1622,6 +1665,16 @@ static char **exec_env(struct engine *e, const struct incident *inc)
 	ADD_ENV("ROLLBACKD_INCIDENT=%s", inc->id);
 	ADD_ENV("ROLLBACKD_RULE=%s", inc->rule_name);
 	ADD_ENV("ROLLBACKD_DRY_RUN=%s", "0");
+	struct change *chg = calloc(1, sizeof(*chg));
+	buf_reset(&b);
+	if (chg && incident_target(inc, &b) == 0 && changes_latest(e->changes, b.data, chg)) {
+		/* only when known, so a script can fall back without a template error */
+		ADD_ENV("ROLLBACKD_CHANGE_REVISION=%s", chg->revision);
+		if (chg->previous_revision[0])
+			ADD_ENV("ROLLBACKD_CHANGE_PREVIOUS_REVISION=%s", chg->previous_revision);
+		ADD_ENV("ROLLBACKD_CHANGE_SOURCE=%s", chg->source);
+	}
+	free(chg);
 	for (int pass = 0; pass < 2; pass++) {
 		const struct owned_labels *set = pass ? &inc->trigger_annotations : &inc->trigger_labels;
 		for (size_t i = 0; i < set->n; i++) {
@@ -1680,8 +1733,9 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
 	struct label_set labels, annotations;
+	struct change chg;
 	struct error err = {{0}};
-	template_ctx_for(inc, &sc, &ctx, &labels, &annotations);
+	template_ctx_for(inc, &sc, &ctx, &labels, &annotations, &chg);
 	rec->type = at->type;
 	rec->started = timestamp_now();
 	rec->exit_code = -1;
@@ -2173,8 +2227,11 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 int engine_replay(const struct journal_line *line, void *arg)
 {
 	struct engine *e = arg;
+	int rc = changes_replay_record(e->changes, line->text, line->len);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
 	pthread_mutex_lock(&e->lock);
-	int rc = replay_fast(e, line->text, line->len);
+	rc = replay_fast(e, line->text, line->len);
 	if (rc == 0)
 		rc = replay_parsed(e, line);
 	pthread_mutex_unlock(&e->lock);
@@ -2475,6 +2532,11 @@ int engine_reload(struct engine *e, const struct config *cfg, const struct rules
 	e->rules = rules;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
+}
+
+struct changes *engine_changes(struct engine *e)
+{
+	return e->changes;
 }
 
 int engine_interrupt(struct engine *e)

@@ -108,7 +108,7 @@ static struct template_ctx ctx(void)
 	ls.n = sizeof(labels) / sizeof(labels[0]);
 	as.items = annotations;
 	as.n = sizeof(annotations) / sizeof(annotations[0]);
-	struct template_ctx c = {&ls, &as, "inc-42", "checkout-error-rate", lookup, &lookups};
+	struct template_ctx c = {&ls, &as, "inc-42", "checkout-error-rate", lookup, &lookups, NULL, NULL};
 	return c;
 }
 
