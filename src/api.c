@@ -349,8 +349,10 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		.authorization = evhttp_find_header(in, "Authorization"),
 		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
 		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-		.grafana_signature = evhttp_find_header(in, "X-Grafana-Alerting-Signature"),
-		.grafana_timestamp = evhttp_find_header(in, "X-Grafana-Alerting-Timestamp"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
 		.body = body,
 		.body_len = len,
 		.now = (int64_t)time(NULL),
@@ -359,10 +361,12 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 	const char *scheme = NULL;
 	enum auth_result ar = auth_verify(&cfg->auth, &ai, &scheme);
 	if (ar != AUTH_OK) {
+		char why[256];
+		auth_failure_message(ar, scheme, &cfg->auth, why, sizeof(why));
 		count_webhook(api, WH_UNAUTHORIZED);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"rollbackd\"");
-		api_send_error(req, 401, "unauthorized", auth_result_message(ar));
+		api_send_error(req, 401, "unauthorized", why);
 		return;
 	}
 
@@ -435,8 +439,10 @@ static bool changes_allowed(struct api *api, struct evhttp_request *req, const u
 	struct auth_input ai = {
 		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
 		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-		.grafana_signature = evhttp_find_header(in, "X-Grafana-Alerting-Signature"),
-		.grafana_timestamp = evhttp_find_header(in, "X-Grafana-Alerting-Timestamp"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
 		.body = body,
 		.body_len = len,
 		.now = (int64_t)time(NULL),
@@ -449,19 +455,31 @@ static bool changes_allowed(struct api *api, struct evhttp_request *req, const u
 		.n_hmac_secrets = cfg->auth.n_hmac_secrets,
 		.max_skew_ms = cfg->auth.max_skew_ms,
 		.allow_untimestamped = cfg->auth.allow_untimestamped,
+		.grafana_signature_header = cfg->auth.grafana_signature_header,
+		.grafana_timestamp_header = cfg->auth.grafana_timestamp_header,
 	};
 	bool token_on = secret_is_set(&cfg->api_token);
 	bool hmac_on = !auth_config_is_open(&hmac_only);
 	bool signed_req = ai.rollbackd_signature || ai.hub_signature_256 || ai.grafana_signature;
 	enum auth_result r;
+	const char *scheme = NULL, *sig_scheme = NULL;
 	if (!token_on && !hmac_on) {
 		r = ai.from_loopback ? AUTH_OK : AUTH_MISSING;
 	} else {
 		enum auth_result rs = AUTH_MISSING, rt = AUTH_MISSING;
-		if (signed_req)
-			rs = hmac_on ? auth_verify(&hmac_only, &ai, NULL) : AUTH_INVALID;
-		if (authz)
+		if (signed_req && hmac_on) {
+			rs = auth_verify(&hmac_only, &ai, &sig_scheme);
+		} else if (signed_req) {
+			rs = AUTH_DISABLED;
+			sig_scheme = ai.rollbackd_signature ? "hmac"
+				     : ai.grafana_signature ? "grafana"
+							    : "github";
+		}
+		if (authz && token_on)
 			rt = auth_check_bearer(&cfg->api_token, authz);
+		else if (authz)
+			rt = AUTH_DISABLED;
+		scheme = signed_req && rs != AUTH_OK ? sig_scheme : "bearer";
 		/* a presented but wrong credential fails the request */
 		if ((signed_req && rs != AUTH_OK) || (authz && rt != AUTH_OK))
 			r = signed_req && rs != AUTH_OK ? rs : rt;
@@ -470,9 +488,15 @@ static bool changes_allowed(struct api *api, struct evhttp_request *req, const u
 	}
 	if (r == AUTH_OK)
 		return true;
+	char why[256];
+	if (r == AUTH_DISABLED && scheme && strcmp(scheme, "bearer") == 0)
+		snprintf(why, sizeof(why),
+			 "the api token scheme is disabled: auth.api.token is not configured");
+	else
+		auth_failure_message(r, scheme, &hmac_only, why, sizeof(why));
 	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 			  "Bearer realm=\"rollbackd\"");
-	api_send_error(req, 401, "unauthorized", auth_result_message(r));
+	api_send_error(req, 401, "unauthorized", why);
 	return false;
 }
 
