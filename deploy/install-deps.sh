@@ -7,7 +7,8 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libevent-dev libjansson-dev libcurl4-openssl-dev
-libsodium-dev libcriterion-dev python3 python3-yaml clang prometheus-alertmanager prometheus curl"
+libsodium-dev libcriterion-dev python3 python3-yaml clang prometheus-alertmanager prometheus curl
+haproxy socat"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS wrk webhook hyperfine valgrind"
 fi
