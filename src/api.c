@@ -541,12 +541,24 @@ static void handle_changes(struct api *api, struct evhttp_request *req)
 	struct change *c = calloc(1, sizeof(*c));
 	struct buf m = BUF_INIT, reply = BUF_INIT;
 	bool json_error = false;
+	enum change_format fmt;
 	if (!c) {
 		api_send_error(req, 500, "internal", "out of memory");
 		return;
 	}
-	if (changes_parse((const char *)body, len, timestamp_now(), c, &json_error, &err) < 0) {
+	if (changes_parse((const char *)body, len, timestamp_now(), c, &fmt, &json_error, &err) <
+	    0) {
 		api_send_error(req, 400, json_error ? "malformed_json" : "invalid_change", err.msg);
+		goto out;
+	}
+	if (fmt == CHANGE_FORMAT_IGNORED) {
+		/* Flux sends every event to a Provider; only new revisions are
+		 * changes, and a 4xx would only make it log errors. */
+		if (buf_adds(&reply, "{\"status\":\"ignored\",\"reason\":") ||
+		    buf_add_json_str(&reply, err.msg, strlen(err.msg)) || buf_adds(&reply, "}\n"))
+			api_send_error(req, 500, "internal", "out of memory");
+		else
+			send_json(req, 202, "Accepted", reply.data, reply.len);
 		goto out;
 	}
 	if (api->journal && !journal_available(api->journal)) {
@@ -556,6 +568,19 @@ static void handle_changes(struct api *api, struct evhttp_request *req)
 	/* A resent change (same target, revision, previous, source and time)
 	 * is answered again but kept and journaled once. */
 	bool repeat = changes_has(store, c);
+	if (fmt == CHANGE_FORMAT_FLUX) {
+		/* Flux reports the same revision at every reconcile: a change is a
+		 * new revision, and the one before it is the previous revision. */
+		struct change *latest = calloc(1, sizeof(*latest));
+		if (latest && changes_latest(store, c->target, latest)) {
+			if (strcmp(latest->revision, c->revision) == 0)
+				repeat = true;
+			else
+				snprintf(c->previous_revision, sizeof(c->previous_revision), "%s",
+					 latest->revision);
+		}
+		free(latest);
+	}
 	if (!repeat && api->journal &&
 	    (changes_record_members(c, &m) < 0 ||
 	     journal_append(api->journal, "change", "", m.data, m.len, NULL) < 0)) {

@@ -168,11 +168,77 @@ static int validate(json_t *root, struct timestamp now, struct change *c, struct
 	return 0;
 }
 
+/* A Flux event: {"involvedObject":{"kind","namespace","name",...},
+ * "severity","timestamp","message","reason","metadata":{"revision",...},
+ * "reportingController",...}. 0, 1 ignored (err says why), -1 invalid. */
+static int validate_flux(json_t *root, struct timestamp now, struct change *c, struct error *err)
+{
+	json_t *obj = json_object_get(root, "involvedObject");
+	json_t *name = json_object_get(obj, "name");
+	json_t *meta = json_object_get(root, "metadata");
+	json_t *sev = json_object_get(root, "severity");
+	json_t *ts = json_object_get(root, "timestamp");
+	if (!json_is_object(obj))
+		return error_set(err, "involvedObject: expected an object, got %s", jtype(obj));
+	if (!json_is_string(name) || json_string_length(name) == 0)
+		return error_set(err, "involvedObject.name: expected a non-empty string");
+	if (meta && !json_is_object(meta))
+		return error_set(err, "metadata: expected an object, got %s", jtype(meta));
+	if (sev && !json_is_string(sev))
+		return error_set(err, "severity: expected a string, got %s", jtype(sev));
+	if (sev && strcmp(json_string_value(sev), "info") != 0) {
+		error_set(err, "a Flux event of severity '%s' is not a change",
+			  json_string_value(sev));
+		return 1;
+	}
+	json_t *rev = json_object_get(meta, "revision");
+	if (!rev) {
+		error_set(err, "a Flux event without metadata.revision is not a change");
+		return 1;
+	}
+	json_t *fake = json_object();
+	if (!fake)
+		return error_set(err, "out of memory");
+	json_t *target = json_object_get(meta, "target");
+	int rc = 0;
+	if (target) {
+		json_object_set(fake, "target", target);
+	} else {
+		char t[CHANGE_TARGET_MAX + 2];
+		snprintf(t, sizeof(t), "service=%s", json_string_value(name));
+		json_object_set_new(fake, "target", json_string(t));
+	}
+	json_object_set(fake, "revision", rev);
+	if (get_revision(fake, "target", true, c->target, sizeof(c->target), err) < 0 ||
+	    get_revision(fake, "revision", true, c->revision, sizeof(c->revision), err) < 0) {
+		/* name the field as Flux sent it */
+		struct error e2;
+		error_set(&e2, "metadata.%s", err->msg);
+		*err = e2;
+		rc = -1;
+	}
+	json_decref(fake);
+	if (rc < 0)
+		return -1;
+	snprintf(c->source, sizeof(c->source), "flux");
+	c->at = now;
+	if (ts) {
+		if (!json_is_string(ts) ||
+		    timestamp_parse(json_string_value(ts), json_string_length(ts), &c->at) < 0)
+			return error_set(err, "timestamp: expected an RFC 3339 time");
+		if (timestamp_diff_ms(c->at, now) > CHANGE_MAX_FUTURE_MS)
+			return error_set(err, "timestamp: more than %ds in the future",
+					 CHANGE_MAX_FUTURE_MS / 1000);
+	}
+	return 0;
+}
+
 int changes_parse(const char *body, size_t len, struct timestamp now, struct change *out,
-		  bool *json_error, struct error *err)
+		  enum change_format *fmt, bool *json_error, struct error *err)
 {
 	json_error_t je;
 	*json_error = false;
+	*fmt = CHANGE_FORMAT_ROLLBACKD;
 	json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		*json_error = true;
@@ -181,9 +247,17 @@ int changes_parse(const char *body, size_t len, struct timestamp now, struct cha
 	}
 	struct change *c = calloc(1, sizeof(*c));
 	int rc = -1;
-	if (!c)
+	if (!c) {
 		error_set(err, "out of memory");
-	else if (validate(root, now, c, err) == 0) {
+	} else if (json_is_object(root) && json_object_get(root, "involvedObject")) {
+		int v = validate_flux(root, now, c, err);
+		if (v >= 0) {
+			*fmt = v ? CHANGE_FORMAT_IGNORED : CHANGE_FORMAT_FLUX;
+			if (v == 0)
+				*out = *c;
+			rc = 0;
+		}
+	} else if (validate(root, now, c, err) == 0) {
 		*out = *c;
 		rc = 0;
 	}

@@ -45,12 +45,24 @@ struct change {
 	struct timestamp at;
 };
 
-/* Parse and validate a POST /v1/changes body (len bytes). `at` defaults to
- * now. 0 on success; -1 with err naming the field ("revision: expected a
- * non-empty string, got a number") and *json_error true when the body is
- * not JSON at all (err then says where). out is written only on success. */
+enum change_format {
+	CHANGE_FORMAT_ROLLBACKD, /* SPEC §11's body */
+	CHANGE_FORMAT_FLUX,      /* a Flux notification-controller event (Provider
+				    type generic): involvedObject, metadata.revision */
+	CHANGE_FORMAT_IGNORED,   /* a Flux event that is not a new revision (an
+				    error, no revision): err says why */
+};
+
+/* Parse and validate a POST /v1/changes body (len bytes): SPEC §11's
+ * fields, or a Flux event (target = metadata.target, set with the Alert's
+ * spec.eventMetadata, else "service=<involvedObject.name>"; revision =
+ * metadata.revision; source "flux"; at = timestamp). `at` defaults to now.
+ * 0 on success with *fmt saying which; -1 with err naming the field
+ * ("revision: expected a non-empty string, got a number") and *json_error
+ * true when the body is not JSON at all (err then says where). out is
+ * written only on success (and not for CHANGE_FORMAT_IGNORED). */
 int changes_parse(const char *body, size_t len, struct timestamp now, struct change *out,
-		  bool *json_error, struct error *err);
+		  enum change_format *fmt, bool *json_error, struct error *err);
 
 /* The members of the journal's "change" record for c (",\"target\":..."),
  * appended to out. 0 or -1 on OOM. */

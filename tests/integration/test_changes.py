@@ -163,6 +163,57 @@ class ChangesEndpointTest(ServerTestCase):
         self.assertEqual(r.json()["revision"], "7")
 
 
+class FluxEventsTest(ServerTestCase):
+    """A Flux notification-controller Provider of type generic posts its
+    events as they are (fluxcd/pkg apis/event Event): only a new revision is a
+    change, and the revision before it becomes previous_revision."""
+
+    CONFIG = staticmethod(lambda s: {"auth": {"api": {"token": s.secret("api", API_TOKEN)}}})
+
+    def event(self, revision=None, severity="info", target=None):
+        ev = {"involvedObject": {"kind": "Kustomization", "namespace": "flux-system",
+                                 "name": "podinfo", "uid": "7d0cdc51",
+                                 "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                                 "resourceVersion": "56921"},
+              "severity": severity, "timestamp": rfc3339(delta_s=-5),
+              "message": "Reconciliation finished in 1.2s",
+              "reason": "ReconciliationSucceeded",
+              "reportingController": "kustomize-controller",
+              "reportingInstance": "kustomize-controller-7f5d6d7b9b-x"}
+        if revision is not None:
+            ev["metadata"] = {"revision": revision}
+            if target:
+                ev["metadata"]["target"] = target
+        r = self.server.request("POST", "/v1/changes", body=json.dumps(ev).encode(),
+                                headers={"Content-Type": "application/json",
+                                         "Authorization": "Bearer " + API_TOKEN})
+        self.responses.append(r.text)
+        self.assertEqual(r.status, 202, r)
+        return r.json()
+
+    def records(self):
+        with open(os.path.join(self.server.state_dir, "journal.jsonl")) as f:
+            return [json.loads(l) for l in f if '"type":"change"' in l]
+
+    def test_revisions_become_changes(self):
+        self.assertEqual(self.event("main@sha1:aaa")["status"], "recorded")
+        self.assertEqual(self.event("main@sha1:aaa")["status"], "repeat")
+        self.assertEqual(self.event("main@sha1:bbb")["status"], "recorded")
+        recs = [(r["target"], r["revision"], r.get("previous_revision"), r["source"])
+                for r in self.records()]
+        self.assertEqual(recs, [("service=podinfo", "main@sha1:aaa", None, "flux"),
+                                ("service=podinfo", "main@sha1:bbb", "main@sha1:aaa", "flux")])
+        self.assertEqual(self.event("v9", target="service=web")["target"], "service=web")
+
+    def test_other_events_are_ignored(self):
+        self.assertEqual(self.event("main@sha1:ccc", severity="error"),
+                         {"status": "ignored",
+                          "reason": "a Flux event of severity 'error' is not a change"})
+        self.assertEqual(self.event(None),
+                         {"status": "ignored",
+                          "reason": "a Flux event without metadata.revision is not a change"})
+
+
 class OpenChangesTest(ServerTestCase):
     """No api token and no HMAC: loopback peers only, like intake."""
 

@@ -30,16 +30,17 @@ Test(changes, parse_defaults_and_errors)
 	struct change c;
 	struct error err = {{0}};
 	bool je;
+	enum change_format fmt;
 	const char *ok = "{\"target\":\"service=a\",\"revision\":\"2\"}";
-	cr_assert_eq(changes_parse(ok, strlen(ok), at(1000), &c, &je, &err), 0, "%s", err.msg);
+	cr_assert_eq(changes_parse(ok, strlen(ok), at(1000), &c, &fmt, &je, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(c.source, "unknown");
 	cr_assert_str_eq(c.previous_revision, "");
 	cr_assert_eq(c.at.sec, 1000);
 	const char *bad = "{\"target\":\"service=a\"}";
-	cr_assert_eq(changes_parse(bad, strlen(bad), at(1000), &c, &je, &err), -1);
+	cr_assert_eq(changes_parse(bad, strlen(bad), at(1000), &c, &fmt, &je, &err), -1);
 	cr_assert_not(je);
 	cr_assert_str_eq(err.msg, "revision: missing (a non-empty string is required)");
-	cr_assert_eq(changes_parse("{", 1, at(1000), &c, &je, &err), -1);
+	cr_assert_eq(changes_parse("{", 1, at(1000), &c, &fmt, &je, &err), -1);
 	cr_assert(je);
 }
 
@@ -116,4 +117,41 @@ Test(changes, replay_record)
 	cr_assert_str_eq(out.previous_revision, "41");
 	cr_assert_str_eq(out.source, "argocd");
 	changes_free(s);
+}
+
+Test(changes, flux_events)
+{
+	struct change c;
+	struct error err = {{0}};
+	bool je;
+	enum change_format fmt;
+	const char *ev = "{\"involvedObject\":{\"kind\":\"Kustomization\",\"namespace\":"
+			 "\"flux-system\",\"name\":\"podinfo\"},\"severity\":\"info\","
+			 "\"timestamp\":\"2026-01-01T00:00:00Z\",\"message\":\"Reconciliation "
+			 "finished\",\"reason\":\"ReconciliationSucceeded\",\"metadata\":"
+			 "{\"revision\":\"main@sha1:abc\"},\"reportingController\":"
+			 "\"kustomize-controller\"}";
+	cr_assert_eq(changes_parse(ev, strlen(ev), at(1767225600), &c, &fmt, &je, &err), 0, "%s",
+		     err.msg);
+	cr_assert_eq(fmt, CHANGE_FORMAT_FLUX);
+	cr_assert_str_eq(c.target, "service=podinfo");
+	cr_assert_str_eq(c.revision, "main@sha1:abc");
+	cr_assert_str_eq(c.source, "flux");
+	cr_assert_eq(c.at.sec, 1767225600);
+	const char *tg = "{\"involvedObject\":{\"name\":\"podinfo\"},\"severity\":\"info\","
+			 "\"metadata\":{\"revision\":\"v2\",\"target\":\"service=web\"}}";
+	cr_assert_eq(changes_parse(tg, strlen(tg), at(1000), &c, &fmt, &je, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(c.target, "service=web");
+	const char *bad = "{\"involvedObject\":{\"name\":\"podinfo\"},\"severity\":\"error\","
+			  "\"metadata\":{\"revision\":\"v2\"}}";
+	cr_assert_eq(changes_parse(bad, strlen(bad), at(1000), &c, &fmt, &je, &err), 0);
+	cr_assert_eq(fmt, CHANGE_FORMAT_IGNORED);
+	cr_assert_str_eq(err.msg, "a Flux event of severity 'error' is not a change");
+	const char *norev = "{\"involvedObject\":{\"name\":\"podinfo\"},\"severity\":\"info\"}";
+	cr_assert_eq(changes_parse(norev, strlen(norev), at(1000), &c, &fmt, &je, &err), 0);
+	cr_assert_eq(fmt, CHANGE_FORMAT_IGNORED);
+	cr_assert_str_eq(err.msg, "a Flux event without metadata.revision is not a change");
+	const char *numrev = "{\"involvedObject\":{\"name\":\"p\"},\"metadata\":{\"revision\":true}}";
+	cr_assert_eq(changes_parse(numrev, strlen(numrev), at(1000), &c, &fmt, &je, &err), -1);
+	cr_assert_str_eq(err.msg, "metadata.revision: expected a non-empty string, got a boolean");
 }
