@@ -8,7 +8,8 @@
 # count those lines).
 #
 # It keeps a little deployment state in kubectl.state/ next to itself (or in
-# $FAKE_KUBECTL_STATE), one file per namespace and deployment, so that
+# $FAKE_KUBECTL_STATE, or $TMPDIR/fake-kubectl.state when its own directory
+# is read-only), one file per namespace and deployment, so that
 # rollback.sh's history / undo --to-revision / annotate calls behave like a
 # cluster's:
 #   <ns>_<name>.revisions   revision numbers, ascending (default "1 2")
@@ -22,7 +23,11 @@ log="$here/kubectl.log"
 now=$(date +%s.%N)
 printf '%s\t%s\t%s\n' "$now" "${ROLLBACKD_INCIDENT:-}" "$*" >>"$log" 2>/dev/null || true
 state=${FAKE_KUBECTL_STATE:-$here/kubectl.state}
-mkdir -p "$state" 2>/dev/null || state=
+if ! mkdir -p "$state" 2>/dev/null || [ ! -w "$state" ]; then
+	# a read-only mount (docker/compose.yml): keep the state in /tmp
+	state=${TMPDIR:-/tmp}/fake-kubectl.state
+	mkdir -p "$state" 2>/dev/null || state=
+fi
 
 ns=default
 if [ "${1:-}" = "-n" ]; then
