@@ -18,6 +18,7 @@ import unittest
 import harness
 from harness import ServerTestCase, Server, SCALE, rfc3339, rollbackd_signature
 from test_engine import EngineCase, alert
+from test_notify import NotifyTestCase, SLACK_URL_PATH
 
 API_TOKEN = "api-S3CR3T-changes-token"
 HMAC_KEY = "hmac-S3CR3T-changes-key"
@@ -383,3 +384,21 @@ class CheckRulesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NoRecentChangeNotifiedTest(NotifyTestCase):
+    def test_slack_and_pagerduty_are_told(self):
+        srv = self.start(when={"changed_within": "10m"})
+        r = srv.post_alerts(harness.make_payload(n=1, service="checkout"))
+        d = r.json()["decisions"][0]
+        self.assertEqual(d["outcome"], "no_recent_change", d)
+        reason = "no change to 'service=checkout' recorded in the 600s before startsAt"
+        self.assertEqual(d["reason"], reason)
+        ev = [json.loads(x["body"]) for x in self.rec.wait("/v2/enqueue", 1)]
+        self.assertEqual(ev[0]["event_action"], "trigger")
+        self.assertEqual(ev[0]["dedup_key"], d["incident"])
+        msgs = [json.loads(x["body"]) for x in self.rec.wait(SLACK_URL_PATH, 1)]
+        self.assertIn(reason, json.dumps(msgs))
+        inc = srv.request("GET", "/v1/incidents/" + d["incident"]).json()
+        self.assertEqual((inc["state"], inc["actions"]), ("held", []))
+        self.assertEqual(srv.stop(), 0)
