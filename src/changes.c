@@ -24,14 +24,20 @@
 static const char *jtype(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
 	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
+	case JSON_REAL:
+		return "a number";
 	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "a value";
 }
@@ -62,7 +68,8 @@ static int get_revision(json_t *root, const char *key, bool required, char *dst,
 	}
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0)
-			return error_set(err, "%s: expected a non-negative integer or a string", key);
+			return error_set(err, "%s: expected a non-negative integer or a string",
+					 key);
 		snprintf(dst, cap, "%lld", (long long)json_integer_value(v));
 		return 0;
 	}
@@ -112,13 +119,14 @@ static bool valid_source(const char *s)
 
 static int validate(json_t *root, struct timestamp now, struct change *c, struct error *err)
 {
-	static const char *const known[] = {"target", "revision", "previous_revision", "at",
-					    "source", "url",      "author",            NULL};
+	static const char *const known[] = {
+	    "target", "revision", "previous_revision", "at", "source", "url", "author", NULL};
 	const char *k;
 	json_t *v;
 	if (!json_is_object(root))
 		return error_set(err, "body: expected a JSON object, got %s", jtype(root));
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		bool ok = false;
 		for (size_t i = 0; known[i] && !ok; i++)
 			ok = strcmp(k, known[i]) == 0;
@@ -127,8 +135,8 @@ static int validate(json_t *root, struct timestamp now, struct change *c, struct
 			const char *hint = text_suggest(k, known);
 			text_shows(k, shown, sizeof(shown));
 			if (hint)
-				return error_set(err, "%s: unknown field (did you mean '%s'?)", shown,
-						 hint);
+				return error_set(err, "%s: unknown field (did you mean '%s'?)",
+						 shown, hint);
 			return error_set(err, "%s: unknown field", shown);
 		}
 	}
@@ -156,7 +164,8 @@ static int validate(json_t *root, struct timestamp now, struct change *c, struct
 			return error_set(err, "at: expected an RFC 3339 time, got %s", jtype(v));
 		if (timestamp_parse(json_string_value(v), json_string_length(v), &c->at) < 0) {
 			char shown[80];
-			text_show(json_string_value(v), json_string_length(v), shown, sizeof(shown));
+			text_show(json_string_value(v), json_string_length(v), shown,
+				  sizeof(shown));
 			return error_set(err, "at: not an RFC 3339 time: '%s'", shown);
 		}
 		if (timestamp_diff_ms(c->at, now) > CHANGE_MAX_FUTURE_MS)
@@ -308,7 +317,8 @@ int changes_default_target(const struct label *group, size_t n, struct buf *out)
 	int bad = 0;
 	for (size_t i = 0; i < n; i++)
 		bad |= buf_adds(out, i ? "," : "") | buf_adds(out, sorted[i]->name) |
-		       buf_addc(out, '=') | buf_add(out, sorted[i]->value, strlen(sorted[i]->value));
+		       buf_addc(out, '=') |
+		       buf_add(out, sorted[i]->value, strlen(sorted[i]->value));
 	free(sorted);
 	return bad ? -1 : 0;
 }
@@ -327,7 +337,7 @@ struct target_changes {
 	uint64_t hash;
 	struct kept kept[CHANGES_PER_TARGET]; /* oldest first, by at */
 	size_t n;
-	uint64_t touched; /* store clock when a change was last added */
+	uint64_t touched;	     /* store clock when a change was last added */
 	struct target_changes *next; /* hash chain */
 };
 

@@ -39,17 +39,17 @@ struct change {
 	char target[CHANGE_TARGET_MAX + 1];
 	char revision[CHANGE_REVISION_MAX + 1];
 	char previous_revision[CHANGE_REVISION_MAX + 1]; /* "" when not given */
-	char source[CHANGE_SOURCE_MAX + 1];              /* "unknown" when not given */
-	char url[CHANGE_URL_MAX + 1];                    /* "" when not given */
-	char author[CHANGE_AUTHOR_MAX + 1];              /* "" when not given */
+	char source[CHANGE_SOURCE_MAX + 1];		 /* "unknown" when not given */
+	char url[CHANGE_URL_MAX + 1];			 /* "" when not given */
+	char author[CHANGE_AUTHOR_MAX + 1];		 /* "" when not given */
 	struct timestamp at;
 };
 
 enum change_format {
 	CHANGE_FORMAT_ROLLBACKD, /* SPEC §11's body */
-	CHANGE_FORMAT_FLUX,      /* a Flux notification-controller event (Provider
+	CHANGE_FORMAT_FLUX,	 /* a Flux notification-controller event (Provider
 				    type generic): involvedObject, metadata.revision */
-	CHANGE_FORMAT_IGNORED,   /* a Flux event that is not a new revision (an
+	CHANGE_FORMAT_IGNORED,	 /* a Flux event that is not a new revision (an
 				    error, no revision): err says why */
 };
 

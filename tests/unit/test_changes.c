@@ -32,7 +32,8 @@ Test(changes, parse_defaults_and_errors)
 	bool je;
 	enum change_format fmt;
 	const char *ok = "{\"target\":\"service=a\",\"revision\":\"2\"}";
-	cr_assert_eq(changes_parse(ok, strlen(ok), at(1000), &c, &fmt, &je, &err), 0, "%s", err.msg);
+	cr_assert_eq(changes_parse(ok, strlen(ok), at(1000), &c, &fmt, &je, &err), 0, "%s",
+		     err.msg);
 	cr_assert_str_eq(c.source, "unknown");
 	cr_assert_str_eq(c.previous_revision, "");
 	cr_assert_eq(c.at.sec, 1000);
@@ -140,7 +141,8 @@ Test(changes, flux_events)
 	cr_assert_eq(c.at.sec, 1767225600);
 	const char *tg = "{\"involvedObject\":{\"name\":\"podinfo\"},\"severity\":\"info\","
 			 "\"metadata\":{\"revision\":\"v2\",\"target\":\"service=web\"}}";
-	cr_assert_eq(changes_parse(tg, strlen(tg), at(1000), &c, &fmt, &je, &err), 0, "%s", err.msg);
+	cr_assert_eq(changes_parse(tg, strlen(tg), at(1000), &c, &fmt, &je, &err), 0, "%s",
+		     err.msg);
 	cr_assert_str_eq(c.target, "service=web");
 	const char *bad = "{\"involvedObject\":{\"name\":\"podinfo\"},\"severity\":\"error\","
 			  "\"metadata\":{\"revision\":\"v2\"}}";
@@ -151,7 +153,8 @@ Test(changes, flux_events)
 	cr_assert_eq(changes_parse(norev, strlen(norev), at(1000), &c, &fmt, &je, &err), 0);
 	cr_assert_eq(fmt, CHANGE_FORMAT_IGNORED);
 	cr_assert_str_eq(err.msg, "a Flux event without metadata.revision is not a change");
-	const char *numrev = "{\"involvedObject\":{\"name\":\"p\"},\"metadata\":{\"revision\":true}}";
+	const char *numrev =
+	    "{\"involvedObject\":{\"name\":\"p\"},\"metadata\":{\"revision\":true}}";
 	cr_assert_eq(changes_parse(numrev, strlen(numrev), at(1000), &c, &fmt, &je, &err), -1);
 	cr_assert_str_eq(err.msg, "metadata.revision: expected a non-empty string, got a boolean");
 }
