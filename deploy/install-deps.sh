@@ -8,7 +8,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libevent-dev libjansson-dev libcurl4-openssl-dev
 libsodium-dev libcriterion-dev python3 python3-yaml clang clang-format prometheus-alertmanager prometheus curl
-chromium chromium-driver python3-selenium python3-aiosmtpd openssl"
+chromium chromium-driver python3-selenium python3-aiosmtpd openssl haproxy socat"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS wrk webhook hyperfine valgrind"
 fi

@@ -22,10 +22,29 @@ static const struct secret *lookup_secret(void *arg, const char *name)
 	return config_secret(sc->cfg, name);
 }
 
+int incident_target_name(const struct incident *inc, struct buf *out)
+{
+	if (inc->target) {
+		buf_reset(out);
+		return buf_adds(out, inc->target);
+	}
+	return changes_default_target(inc->group.items, inc->group.n, out);
+}
+
 void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
 			     struct template_ctx *ctx, struct label_set *labels,
-			     struct label_set *annotations)
+			     struct label_set *annotations, struct change *chg)
 {
+	struct buf t = BUF_INIT;
+	bool known = incident_target_name(inc, &t) == 0 &&
+		     changes_latest(inc->engine->changes, t.data, chg);
+	if (!known) {
+		memset(chg, 0, sizeof(*chg));
+		snprintf(chg->target, sizeof(chg->target), "%s", t.data ? t.data : "");
+	}
+	buf_release(&t);
+	ctx->change = known ? chg : NULL;
+	ctx->change_target = chg->target;
 	labels->items = inc->trigger_labels.items;
 	labels->n = inc->trigger_labels.n;
 	annotations->items = inc->trigger_annotations.items;
@@ -180,7 +199,8 @@ int actions_plan_json(struct engine *e, const struct rule *r, const struct incid
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
 	struct label_set labels, annotations;
-	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations);
+	struct change chg;
+	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations, &chg);
 	json_t *actions = json_array();
 	if (!actions)
 		return -1;

@@ -1,5 +1,6 @@
 /*
- * alert: parse an Alertmanager webhook (payload version "4") into structs.
+ * alert: parse an Alertmanager webhook (payload version "4") or a Grafana
+ * alerting webhook (version "1" with Grafana's own fields) into structs.
  *
  * Pure: bytes in, a struct webhook or an error naming the field out. The body
  * is tokenized by json.c into a token array (on the stack for ordinary
@@ -12,6 +13,7 @@
 #include "rollbackd/json.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +102,7 @@ struct parser {
 	const struct json_doc *doc;
 	const struct alert_limits *lim;
 	struct error *err;
+	bool grafana; /* the payload is Grafana's: read its per-alert fields */
 };
 
 /* Append to dst[*at..cap) without overflowing; always NUL-terminates. */
@@ -481,6 +484,61 @@ static enum alert_parse_result get_label_set(struct parser *p, size_t obj, struc
 	return ALERT_PARSE_OK;
 }
 
+/* Grafana's "values": {"B": 44.2, "C": 1}, kept as the numbers' text. */
+static enum alert_parse_result get_values(struct parser *p, size_t obj, struct where *w,
+					  struct label_set *out)
+{
+	const struct json_doc *doc = p->doc;
+	out->items = NULL;
+	out->n = 0;
+	size_t v = field(p, obj, w, false);
+	if (!v)
+		return ALERT_PARSE_OK;
+	if (tok(p, v)->kind != JSON_KIND_OBJECT)
+		return fail_type(p, w, "an object", v);
+	size_t n = tok(p, v)->size;
+	if (n > p->lim->max_labels) {
+		char text[96];
+		snprintf(text, sizeof(text), "%zu entries exceed the limit of %zu", n,
+			 p->lim->max_labels);
+		return fail(p, w, text);
+	}
+	if (n == 0)
+		return ALERT_PARSE_OK;
+	struct label *items = arena_array(&p->arena, n, sizeof(*items), _Alignof(struct label));
+	if (!items)
+		return nomem(p);
+	size_t i = 0;
+	for (size_t k = json_obj_first(doc, v); k < json_obj_end(doc, v);
+	     k = json_obj_nextkey(doc, k)) {
+		const struct json_tok *key = tok(p, k), *val = tok(p, k + 1);
+		char *name = str_dup(p, k);
+		if (!name)
+			return nomem(p);
+		if (memchr(name, '\0', key->size)) {
+			w->key = name;
+			w->key_len = key->size;
+			return fail(p, w, "name contains a NUL byte");
+		}
+		if (val->kind != JSON_KIND_NUMBER) {
+			w->key = name;
+			w->key_len = key->size;
+			return fail_type(p, w, "a number", k + 1);
+		}
+		size_t len = val->end - val->start;
+		char *num = arena_alloc(&p->arena, len + 1, 1);
+		if (!num)
+			return nomem(p);
+		memcpy(num, doc->text + val->start, len);
+		num[len] = '\0';
+		items[i++] = (struct label){name, num, len};
+	}
+	qsort(items, i, sizeof(*items), label_cmp);
+	out->items = items;
+	out->n = i;
+	return ALERT_PARSE_OK;
+}
+
 /* ---- the payload ------------------------------------------------------ */
 
 static enum alert_parse_result parse_alert(struct parser *p, size_t v, size_t idx, struct alert *a)
@@ -511,6 +569,30 @@ static enum alert_parse_result parse_alert(struct parser *p, size_t v, size_t id
 	w.field = "fingerprint";
 	if ((rc = get_string(p, v, &w, false, NULL, &a->fingerprint, NULL)))
 		return rc;
+	if (p->grafana) {
+		static const struct {
+			const char *name;
+			size_t off;
+		} urls[] = {
+			{"silenceURL", offsetof(struct alert, silence_url)},
+			{"dashboardURL", offsetof(struct alert, dashboard_url)},
+			{"panelURL", offsetof(struct alert, panel_url)},
+			{"imageURL", offsetof(struct alert, image_url)},
+			{"valueString", offsetof(struct alert, value_string)},
+		};
+		for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+			w.field = urls[i].name;
+			if ((rc = get_string(p, v, &w, false, "",
+					     (const char **)((char *)a + urls[i].off), NULL)))
+				return rc;
+		}
+		w.field = "values";
+		if ((rc = get_values(p, v, &w, &a->values)))
+			return rc;
+	} else {
+		a->silence_url = a->dashboard_url = a->panel_url = a->image_url = "";
+		a->value_string = "";
+	}
 	if (!a->fingerprint) {
 		char *fp = arena_alloc(&p->arena, 17, 1);
 		if (!fp)
@@ -519,6 +601,30 @@ static enum alert_parse_result parse_alert(struct parser *p, size_t v, size_t id
 		a->fingerprint = fp;
 	}
 	return ALERT_PARSE_OK;
+}
+
+/* Grafana's webhook: an integer orgId and at least one of its top-level
+ * state / title / message strings, or a silenceURL on its first alert. */
+static bool is_grafana(const struct parser *p, size_t root)
+{
+	size_t org = json_obj_get(p->doc, root, "orgId");
+	if (!org || tok(p, org)->kind != JSON_KIND_NUMBER || !(tok(p, org)->flags & JSON_TOK_INT))
+		return false;
+	static const char *const own[] = {"state", "title", "message"};
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		size_t v = json_obj_get(p->doc, root, own[i]);
+		if (v && tok(p, v)->kind == JSON_KIND_STRING)
+			return true;
+	}
+	size_t alerts = json_obj_get(p->doc, root, "alerts");
+	if (alerts && tok(p, alerts)->kind == JSON_KIND_ARRAY && tok(p, alerts)->size > 0) {
+		size_t first = json_arr_first(p->doc, alerts);
+		size_t su = tok(p, first)->kind == JSON_KIND_OBJECT
+				    ? json_obj_get(p->doc, first, "silenceURL")
+				    : 0;
+		return su && tok(p, su)->kind == JSON_KIND_STRING;
+	}
+	return false;
 }
 
 static enum alert_parse_result parse_webhook(struct parser *p, size_t root, struct webhook *wh)
@@ -533,8 +639,25 @@ static enum alert_parse_result parse_webhook(struct parser *p, size_t root, stru
 	w.field = "version";
 	if ((rc = get_string(p, root, &w, true, NULL, &wh->version, &version_len)))
 		return rc;
-	if (version_len != 1 || wh->version[0] != '4')
+	wh->sender = WEBHOOK_ALERTMANAGER;
+	wh->state = wh->title = wh->message = "";
+	if (version_len == 1 && wh->version[0] == '1' && is_grafana(p, root)) {
+		/* Grafana-managed alerting: its own fields say so, not "1" alone */
+		wh->sender = WEBHOOK_GRAFANA;
+		p->grafana = true;
+		wh->org_id = json_int_value(p->doc, tok(p, json_obj_get(p->doc, root, "orgId")));
+		w.field = "state";
+		if ((rc = get_string(p, root, &w, false, "", &wh->state, NULL)))
+			return rc;
+		w.field = "title";
+		if ((rc = get_string(p, root, &w, false, "", &wh->title, NULL)))
+			return rc;
+		w.field = "message";
+		if ((rc = get_string(p, root, &w, false, "", &wh->message, NULL)))
+			return rc;
+	} else if (version_len != 1 || wh->version[0] != '4') {
 		return fail_value(p, &w, "expected \"4\", got ", wh->version, version_len);
+	}
 	w.field = "status";
 	if ((rc = get_status(p, root, &w, &wh->status)))
 		return rc;
@@ -641,7 +764,7 @@ enum alert_parse_result alert_parse_webhook(const char *body, size_t len,
 					    struct error *err)
 {
 	static const struct alert_limits default_limits = ALERT_LIMITS_DEFAULT;
-	struct parser p = {NULL, NULL, lim ? lim : &default_limits, err};
+	struct parser p = {NULL, NULL, lim ? lim : &default_limits, err, false};
 	enum alert_parse_result rc;
 	struct json_tok stack_toks[STACK_TOKENS];
 	struct json_tok *toks = stack_toks, *heap = NULL;

@@ -26,6 +26,7 @@
 #include "rollbackd/alert.h"
 #include "rollbackd/auth.h"
 #include "rollbackd/buf.h"
+#include "rollbackd/changes.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/links.h"
@@ -68,6 +69,7 @@ struct api {
 	struct metric_child *request_duration;
 	struct metric_child *webhooks_replayed;
 	struct replay_guard *guard; /* answers to signed requests, for replays */
+	struct metric_family *changes_total; /* {source} */
 };
 
 /* A signed request's replay key and how long its answer is kept. */
@@ -81,6 +83,7 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 	static const char *const result_label[] = {"result", NULL};
 	static const char *const status_label[] = {"status", NULL};
 	static const char *const version_label[] = {"version", NULL};
+	static const char *const source_label[] = {"source", NULL};
 	static const double duration_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 						 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 	struct api *api = calloc(1, sizeof(*api));
@@ -106,7 +109,10 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 		duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
 	struct metric_family *build = metrics_register(
 		METRIC_GAUGE, "build_info", "Build information.", version_label, NULL, 0);
-	if (!webhooks || !alerts || !duration || !build)
+	api->changes_total = metrics_register(METRIC_COUNTER, "changes_total",
+					      "Changes recorded through POST /v1/changes, by source.",
+					      source_label, NULL, 0);
+	if (!webhooks || !alerts || !duration || !build || !api->changes_total)
 		goto fail;
 	for (int i = 0; i < WH_RESULT_COUNT; i++) {
 		api->webhooks[i] = metrics_child(webhooks, webhook_result_names[i]);
@@ -178,6 +184,7 @@ static const char *status_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 202: return "Accepted";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
@@ -251,7 +258,8 @@ static void deferred_done(bool ok, void *arg)
 		if (d->html)
 			send_html(d->req, d->status, d->body.data, d->body.len);
 		else
-			send_json(d->req, 200, "OK", d->body.data, d->body.len);
+			send_json(d->req, d->status, status_reason(d->status), d->body.data,
+				  d->body.len);
 	} else {
 		journal_unavailable(d->api, d->req, d->is_webhook);
 	}
@@ -259,7 +267,7 @@ static void deferred_done(bool ok, void *arg)
 	free(d);
 }
 
-/* Send body (taken over; JSON 200, or an HTML page with status) once
+/* Send body (taken over; JSON or an HTML page, with status) once
  * everything journaled so far is durable. With g, the answer is kept for
  * replays of the same signed request — only once it is durable, so a
  * replay never gets a 200 that a 503 preceded. */
@@ -276,7 +284,7 @@ static void reply_durable(struct api *api, struct evhttp_request *req, struct bu
 		if (html)
 			send_html(req, status, body->data, body->len);
 		else
-			send_json(req, 200, "OK", body->data, body->len);
+			send_json(req, status, status_reason(status), body->data, body->len);
 		buf_release(body);
 		return;
 	}
@@ -387,8 +395,10 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		.authorization = evhttp_find_header(in, "Authorization"),
 		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
 		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-		.grafana_signature = evhttp_find_header(in, "X-Grafana-Alerting-Signature"),
-		.grafana_timestamp = evhttp_find_header(in, "X-Grafana-Alerting-Timestamp"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
 		.body = body,
 		.body_len = len,
 		.now = (int64_t)time(NULL),
@@ -397,10 +407,12 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 	const char *scheme = NULL;
 	enum auth_result ar = auth_verify(&cfg->auth, &ai, &scheme);
 	if (ar != AUTH_OK) {
+		char why[256];
+		auth_failure_message(ar, scheme, &cfg->auth, why, sizeof(why));
 		count_webhook(api, WH_UNAUTHORIZED);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"rollbackd\"");
-		api_send_error(req, 401, "unauthorized", auth_result_message(ar));
+		api_send_error(req, 401, "unauthorized", why);
 		return;
 	}
 
@@ -486,6 +498,195 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 	}
 	webhook_release(&wh);
 	reply_durable(api, req, &reply, true, false, 200, g);
+}
+
+/* ---- POST /v1/changes (SPEC §11) ----------------------------------------- */
+
+/* The api token (Authorization: Bearer) or an HMAC signature, as the
+ * webhook takes them; with neither configured, loopback peers only. */
+static bool changes_allowed(struct api *api, struct evhttp_request *req, const unsigned char *body,
+			    size_t len)
+{
+	const struct config *cfg = api->cfg;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *authz = evhttp_find_header(in, "Authorization");
+	struct auth_input ai = {
+		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
+		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
+		.body = body,
+		.body_len = len,
+		.now = (int64_t)time(NULL),
+		.from_loopback = peer_is_loopback(req),
+	};
+	/* Only the HMAC part of the webhook's schemes: the Alertmanager bearer
+	 * token and basic auth are for alerts, the api token is for changes. */
+	struct auth_config hmac_only = {
+		.hmac_secrets = cfg->auth.hmac_secrets,
+		.n_hmac_secrets = cfg->auth.n_hmac_secrets,
+		.max_skew_ms = cfg->auth.max_skew_ms,
+		.allow_untimestamped = cfg->auth.allow_untimestamped,
+		.grafana_signature_header = cfg->auth.grafana_signature_header,
+		.grafana_timestamp_header = cfg->auth.grafana_timestamp_header,
+	};
+	bool token_on = secret_is_set(&cfg->api_token);
+	bool hmac_on = !auth_config_is_open(&hmac_only);
+	bool signed_req = ai.rollbackd_signature || ai.hub_signature_256 || ai.grafana_signature;
+	enum auth_result r;
+	const char *scheme = NULL, *sig_scheme = NULL;
+	if (!token_on && !hmac_on) {
+		r = ai.from_loopback ? AUTH_OK : AUTH_MISSING;
+	} else {
+		enum auth_result rs = AUTH_MISSING, rt = AUTH_MISSING;
+		if (signed_req && hmac_on) {
+			rs = auth_verify(&hmac_only, &ai, &sig_scheme);
+		} else if (signed_req) {
+			rs = AUTH_DISABLED;
+			sig_scheme = ai.rollbackd_signature ? "hmac"
+				     : ai.grafana_signature ? "grafana"
+							    : "github";
+		}
+		if (authz && token_on)
+			rt = auth_check_bearer(&cfg->api_token, authz);
+		else if (authz)
+			rt = AUTH_DISABLED;
+		scheme = signed_req && rs != AUTH_OK ? sig_scheme : "bearer";
+		/* a presented but wrong credential fails the request */
+		if ((signed_req && rs != AUTH_OK) || (authz && rt != AUTH_OK))
+			r = signed_req && rs != AUTH_OK ? rs : rt;
+		else
+			r = signed_req || authz ? AUTH_OK : AUTH_MISSING;
+	}
+	if (r == AUTH_OK)
+		return true;
+	char why[256];
+	if (r == AUTH_DISABLED && scheme && strcmp(scheme, "bearer") == 0)
+		snprintf(why, sizeof(why),
+			 "the api token scheme is disabled: auth.api.token is not configured");
+	else
+		auth_failure_message(r, scheme, &hmac_only, why, sizeof(why));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"rollbackd\"");
+	api_send_error(req, 401, "unauthorized", why);
+	return false;
+}
+
+static void handle_changes(struct api *api, struct evhttp_request *req)
+{
+	const struct config *cfg = api->cfg;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evbuffer *body_buf = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(body_buf);
+	struct changes *store = engine_changes(api->engine);
+	struct error err = {{0}};
+
+	if (len > cfg->limits.max_body_bytes) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "request body exceeds limits.max_body_bytes (%zu bytes)",
+			 cfg->limits.max_body_bytes);
+		api_send_error(req, 413, "body_too_large", msg);
+		return;
+	}
+	const unsigned char *body = len ? evbuffer_pullup(body_buf, (ev_ssize_t)len) : NULL;
+	if ((len && !body) || !store) {
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	if (!changes_allowed(api, req, body, len))
+		return;
+	const char *ct = evhttp_find_header(in, "Content-Type");
+	if (!is_json_content_type(ct)) {
+		api_send_error(req, 415, "unsupported_media_type",
+			       ct ? "Content-Type must be application/json"
+				  : "Content-Type is missing; expected application/json");
+		return;
+	}
+	size_t blank = 0;
+	while (blank < len && (body[blank] == ' ' || body[blank] == '\t' || body[blank] == '\n' ||
+			       body[blank] == '\r'))
+		blank++;
+	if (blank == len) {
+		api_send_error(req, 400, "empty_body", "request body is empty");
+		return;
+	}
+	struct change *c = calloc(1, sizeof(*c));
+	struct buf m = BUF_INIT, reply = BUF_INIT;
+	bool json_error = false;
+	enum change_format fmt;
+	if (!c) {
+		api_send_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	if (changes_parse((const char *)body, len, timestamp_now(), c, &fmt, &json_error, &err) <
+	    0) {
+		api_send_error(req, 400, json_error ? "malformed_json" : "invalid_change", err.msg);
+		goto out;
+	}
+	if (fmt == CHANGE_FORMAT_IGNORED) {
+		/* Flux sends every event to a Provider; only new revisions are
+		 * changes, and a 4xx would only make it log errors. */
+		if (buf_adds(&reply, "{\"status\":\"ignored\",\"reason\":") ||
+		    buf_add_json_str(&reply, err.msg, strlen(err.msg)) || buf_adds(&reply, "}\n"))
+			api_send_error(req, 500, "internal", "out of memory");
+		else
+			send_json(req, 202, "Accepted", reply.data, reply.len);
+		goto out;
+	}
+	if (api->journal && !journal_available(api->journal)) {
+		journal_unavailable(api, req, false);
+		goto out;
+	}
+	/* A resent change (same target, revision, previous, source and time)
+	 * is answered again but kept and journaled once. */
+	bool repeat = changes_has(store, c);
+	if (fmt == CHANGE_FORMAT_FLUX) {
+		/* Flux reports the same revision at every reconcile: a change is a
+		 * new revision, and the one before it is the previous revision. */
+		struct change *latest = calloc(1, sizeof(*latest));
+		if (latest && changes_latest(store, c->target, latest)) {
+			if (strcmp(latest->revision, c->revision) == 0)
+				repeat = true;
+			else
+				snprintf(c->previous_revision, sizeof(c->previous_revision), "%s",
+					 latest->revision);
+		}
+		free(latest);
+	}
+	if (!repeat && api->journal &&
+	    (changes_record_members(c, &m) < 0 ||
+	     journal_append(api->journal, "change", "", m.data, m.len, NULL) < 0)) {
+		api_send_error(req, 500, "internal", "cannot journal the change");
+		goto out;
+	}
+	if (!repeat && changes_add(store, c) < 0) {
+		api_send_error(req, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (!repeat)
+		metric_inc(metrics_child(api->changes_total, c->source));
+	char at[TIMESTAMP_STRLEN];
+	timestamp_format(c->at, at, sizeof(at));
+	log_info("change", "target", c->target, "revision", c->revision, "source", c->source,
+		 "repeat", repeat ? "true" : "false", NULL);
+	if (buf_adds(&reply, repeat ? "{\"status\":\"repeat\"" : "{\"status\":\"recorded\"") ||
+	    buf_adds(&reply, ",\"target\":") ||
+	    buf_add_json_str(&reply, c->target, strlen(c->target)) ||
+	    buf_adds(&reply, ",\"revision\":") ||
+	    buf_add_json_str(&reply, c->revision, strlen(c->revision)) ||
+	    buf_adds(&reply, ",\"at\":") || buf_add_json_str(&reply, at, strlen(at)) ||
+	    buf_adds(&reply, "}\n")) {
+		api_send_error(req, 500, "internal", "out of memory");
+		goto out;
+	}
+	reply_durable(api, req, &reply, false, false, 202, NULL);
+	reply = (struct buf)BUF_INIT; /* reply_durable took it over */
+out:
+	buf_release(&m);
+	buf_release(&reply);
+	free(c);
 }
 
 /* The operator API (incidents, pause, resume) takes the api token; without
@@ -902,6 +1103,7 @@ struct route {
 
 static const struct route routes[] = {
 	{"/v1/alerts", EVHTTP_REQ_POST, "POST", handle_alerts},
+	{"/v1/changes", EVHTTP_REQ_POST, "POST", handle_changes},
 	{"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics},
 	{"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
 	{"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},

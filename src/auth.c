@@ -32,6 +32,7 @@ enum verdict {
 	V_OK,
 	V_STALE,
 	V_INVALID,
+	V_DISABLED, /* the scheme is not configured or not enabled */
 	V_MALFORMED,
 };
 
@@ -195,7 +196,7 @@ static enum verdict verify_rollbackd(const struct auth_config *ac, const struct 
 	if (too_long(h) || auth_parse_signature(h, strlen(h), &sig) < 0)
 		return V_MALFORMED;
 	if (!hmac_configured(ac))
-		return V_INVALID;
+		return V_DISABLED;
 	/* The MAC covers the canonical decimal of t (what auth_sign writes),
 	 * the same value the skew check uses: leading zeros in the header
 	 * change neither. */
@@ -223,7 +224,7 @@ static enum verdict verify_github(const struct auth_config *ac, const struct aut
 	    auth_hex_decode(h + sizeof(pfx) - 1, len - (sizeof(pfx) - 1), mac[0], MAC_LEN) < 0)
 		return V_MALFORMED;
 	if (!ac->allow_untimestamped || !hmac_configured(ac))
-		return V_INVALID;
+		return V_DISABLED;
 	if (!any_mac_matches(ac, NULL, 0, in->body, in->body_len,
 			     (const unsigned char(*)[MAC_LEN])mac, 1))
 		return V_INVALID;
@@ -249,10 +250,10 @@ static enum verdict verify_grafana(const struct auth_config *ac, const struct au
 		prefix[tlen] = ':';
 		prefix_len = tlen + 1;
 	} else if (!ac->allow_untimestamped) {
-		return V_INVALID;
+		return V_DISABLED;
 	}
 	if (!hmac_configured(ac))
-		return V_INVALID;
+		return V_DISABLED;
 	bool match = any_mac_matches(ac, prefix, prefix_len, in->body, in->body_len,
 				     (const unsigned char(*)[MAC_LEN])mac, 1);
 	bool stale = ts && is_stale(t, in->now, ac->max_skew_ms);
@@ -276,7 +277,9 @@ static bool secret_equal(const void *p, size_t n, const unsigned char *want, siz
 static enum verdict verify_bearer(const struct auth_config *ac, const char *token)
 {
 	size_t n = strlen(token);
-	if (!secret_is_set(&ac->bearer_token) || n == 0)
+	if (!secret_is_set(&ac->bearer_token))
+		return V_DISABLED;
+	if (n == 0)
 		return V_INVALID;
 	return secret_equal(token, n, ac->bearer_token.data, ac->bearer_token.len) ? V_OK
 										   : V_INVALID;
@@ -291,7 +294,9 @@ static enum verdict verify_basic(const struct auth_config *ac, const char *b64)
 	enum verdict v = V_INVALID;
 	size_t b64_len = strlen(b64);
 
-	if (!ac->basic_username || !secret_is_set(&ac->basic_password) || b64_len == 0)
+	if (!ac->basic_username || !secret_is_set(&ac->basic_password))
+		return V_DISABLED;
+	if (b64_len == 0)
 		return V_INVALID;
 	if (sodium_base642bin(plain, sizeof(plain), b64, b64_len, NULL, &plain_len, &b64_end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
@@ -350,6 +355,8 @@ void auth_config_release(struct auth_config *ac)
 	secret_release(&ac->bearer_token);
 	free(ac->basic_username);
 	secret_release(&ac->basic_password);
+	free(ac->grafana_signature_header);
+	free(ac->grafana_timestamp_header);
 	memset(ac, 0, sizeof(*ac));
 }
 
@@ -357,7 +364,7 @@ enum auth_result auth_verify(const struct auth_config *ac, const struct auth_inp
 			     const char **scheme)
 {
 	enum verdict worst = V_ABSENT, v;
-	const char *passed = NULL, *name;
+	const char *passed = NULL, *name, *disabled = NULL;
 
 	if (auth_config_is_open(ac)) {
 		if (!in->from_loopback)
@@ -386,6 +393,8 @@ enum auth_result auth_verify(const struct auth_config *ac, const struct auth_inp
 		v = sigs[i].verify(ac, in);
 		if (v == V_OK && !passed)
 			passed = sigs[i].name;
+		if (v == V_DISABLED && !disabled)
+			disabled = sigs[i].name;
 		if (v > worst)
 			worst = v;
 	}
@@ -394,6 +403,8 @@ enum auth_result auth_verify(const struct auth_config *ac, const struct auth_inp
 		v = verify_authorization(ac, in->authorization, &name);
 		if (v == V_OK && !passed)
 			passed = name;
+		if (v == V_DISABLED && !disabled)
+			disabled = name;
 		if (v > worst)
 			worst = v;
 	}
@@ -409,10 +420,54 @@ enum auth_result auth_verify(const struct auth_config *ac, const struct auth_inp
 		return AUTH_STALE;
 	case V_INVALID:
 		return AUTH_INVALID;
+	case V_DISABLED:
+		if (scheme)
+			*scheme = disabled;
+		return AUTH_DISABLED;
 	case V_MALFORMED:
 		return AUTH_MALFORMED;
 	}
 	return AUTH_INVALID;
+}
+
+const char *auth_grafana_signature_header(const struct auth_config *ac)
+{
+	return ac && ac->grafana_signature_header ? ac->grafana_signature_header
+						  : AUTH_GRAFANA_SIGNATURE_HEADER;
+}
+
+const char *auth_grafana_timestamp_header(const struct auth_config *ac)
+{
+	return ac && ac->grafana_timestamp_header ? ac->grafana_timestamp_header
+						  : AUTH_GRAFANA_TIMESTAMP_HEADER;
+}
+
+void auth_failure_message(enum auth_result r, const char *scheme, const struct auth_config *ac,
+			  char *out, size_t outsz)
+{
+	const char *s = scheme ? scheme : "";
+	bool hmac_on = ac && hmac_configured(ac);
+	if (r != AUTH_DISABLED) {
+		snprintf(out, outsz, "%s", auth_result_message(r));
+	} else if (strcmp(s, "bearer") == 0) {
+		snprintf(out, outsz,
+			 "the bearer scheme is disabled: auth.bearer.token is not configured");
+	} else if (strcmp(s, "basic") == 0) {
+		snprintf(out, outsz, "the basic scheme is disabled: auth.basic is not configured");
+	} else if (!hmac_on) {
+		snprintf(out, outsz,
+			 "the %s scheme is disabled: auth.hmac.secrets is not configured",
+			 s[0] ? s : "hmac");
+	} else if (strcmp(s, "github") == 0) {
+		snprintf(out, outsz,
+			 "the github scheme (X-Hub-Signature-256) is disabled: it has no replay "
+			 "protection; set auth.hmac.allow_untimestamped to accept it");
+	} else {
+		snprintf(out, outsz,
+			 "the untimestamped grafana scheme is disabled: send %s (Grafana's "
+			 "timestamp header) or set auth.hmac.allow_untimestamped",
+			 auth_grafana_timestamp_header(ac));
+	}
 }
 
 const char *auth_result_message(enum auth_result r)
@@ -428,6 +483,8 @@ const char *auth_result_message(enum auth_result r)
 		return "signature timestamp outside the allowed window";
 	case AUTH_MALFORMED:
 		return "malformed signature header";
+	case AUTH_DISABLED:
+		return "the presented credential's scheme is disabled";
 	}
 	return "invalid credentials";
 }

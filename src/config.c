@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -327,9 +328,57 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	return 0;
 }
 
+/* An HTTP header name (RFC 9110 token), at most 64 bytes. */
+static bool valid_header_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+			return false;
+	return true;
+}
+
+/* auth.hmac.grafana_headers: the names Grafana's contact point was told to
+ * put its signature and timestamp in. */
+static int parse_grafana_headers(json_t *o, struct auth_config *ac, struct error *err)
+{
+	static const char *const known[] = {"signature", "timestamp", NULL};
+	const char *b = "auth.hmac.grafana_headers";
+	char *sig = NULL, *ts = NULL;
+	if (check_keys(o, b, known, err) || opt_string(o, b, "signature", &sig, err) ||
+	    opt_string(o, b, "timestamp", &ts, err))
+		goto fail;
+	if (sig && !valid_header_name(sig)) {
+		path_error(err, b, "signature", "expected an HTTP header name");
+		goto fail;
+	}
+	if (ts && !valid_header_name(ts)) {
+		path_error(err, b, "timestamp", "expected an HTTP header name");
+		goto fail;
+	}
+	if (sig && ts && strcasecmp(sig, ts) == 0) {
+		path_error(err, b, "timestamp", "must differ from the signature header");
+		goto fail;
+	}
+	free(ac->grafana_signature_header);
+	free(ac->grafana_timestamp_header);
+	ac->grafana_signature_header = sig;
+	ac->grafana_timestamp_header = ts;
+	return 0;
+fail:
+	free(sig);
+	free(ts);
+	return -1;
+}
+
 static int parse_hmac(json_t *o, struct auth_config *ac, struct error *err)
 {
-	static const char *const known[] = {"secrets", "max_skew", "allow_untimestamped", NULL};
+	static const char *const known[] = {"secrets", "max_skew", "allow_untimestamped",
+					    "grafana_headers", NULL};
+	json_t *gh = NULL;
 	const char *b = "auth.hmac";
 	json_t *arr;
 	struct secret *keys = NULL;
@@ -356,7 +405,9 @@ static int parse_hmac(json_t *o, struct auth_config *ac, struct error *err)
 			goto out;
 	}
 	if (opt_duration(o, b, "max_skew", &ac->max_skew_ms, err) ||
-	    opt_bool(o, b, "allow_untimestamped", &ac->allow_untimestamped, err))
+	    opt_bool(o, b, "allow_untimestamped", &ac->allow_untimestamped, err) ||
+	    opt_object(o, b, "grafana_headers", &gh, err) ||
+	    (gh && parse_grafana_headers(gh, ac, err)))
 		goto out;
 
 	for (size_t i = 0; i < ac->n_hmac_secrets; i++)

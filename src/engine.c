@@ -50,7 +50,8 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		e->store = store_journal_new(&so);
 		e->own_store = true;
 	}
-	if (!e->store || !e->decision_children)
+	e->changes = changes_new();
+	if (!e->store || !e->decision_children || !e->changes)
 		goto fail;
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, runner_kick_cb, e);
@@ -104,6 +105,7 @@ void engine_free(struct engine *e)
 		store_free(e->store);
 	free(e->decision_children);
 	seen_map_release(&e->seen);
+	changes_free(e->changes);
 	free(e->rtoks);
 	free(e->index);
 	pthread_mutex_destroy(&e->lock);
@@ -256,6 +258,23 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 	return o;
 }
 
+/* when.changed_within: a change to the target in the window before the
+ * episode's startsAt. False with the reason written when there was none. */
+static bool changed_recently(struct engine *e, const struct incident *inc, const struct rule *r,
+			     char *reason, size_t rsz)
+{
+	struct buf t = BUF_INIT;
+	struct timestamp from = inc->episode_start;
+	from.sec -= r->changed_within_ms / 1000;
+	bool ok = incident_target_name(inc, &t) == 0 &&
+		  changes_within(e->changes, t.data, from, inc->episode_start, NULL);
+	if (!ok)
+		snprintf(reason, rsz, "no change to '%s' recorded in the %llds before startsAt",
+			 t.data ? t.data : "", (long long)(r->changed_within_ms / 1000));
+	buf_release(&t);
+	return ok;
+}
+
 /* Decide an incident whose episode has not been decided yet. Sets the state
  * and writes the reason. Never runs anything itself: acting enqueues. */
 static enum outcome decide(struct engine *e, struct incident *inc, const struct rule *r,
@@ -280,6 +299,13 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		.max_per_hour = e->cfg->limits.max_rollbacks_per_hour,
 		.n_actions = r->n_actions,
 	};
+	if (r->mode != RULE_MODE_NOTIFY && r->changed_within_ms > 0 &&
+	    !changed_recently(e, inc, r, reason, rsz)) {
+		/* rolling back a version that did not just change is the wrong fix */
+		inc->decided = true;
+		inc->state = INC_HELD;
+		return OUTCOME_NO_RECENT_CHANGE;
+	}
 	enum policy_state st;
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
@@ -754,4 +780,9 @@ void engine_set_notify(struct engine *e, struct notify *n)
 	pthread_mutex_lock(&e->lock);
 	e->notify = n;
 	pthread_mutex_unlock(&e->lock);
+}
+
+struct changes *engine_changes(struct engine *e)
+{
+	return e->changes;
 }

@@ -40,6 +40,7 @@
 #include "policy.h"
 #include "rollbackd/alert.h"
 #include "rollbackd/buf.h"
+#include "rollbackd/changes.h"
 #include "rollbackd/config.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/error.h"
@@ -181,6 +182,7 @@ struct engine {
 	struct blast_window blast;    /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
+	struct changes *changes;      /* POST /v1/changes, replayed (changes.h) */
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -326,7 +328,10 @@ struct secret_ctx {
  * the caller's storage). */
 void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
 			  struct template_ctx *ctx, struct label_set *labels,
-			  struct label_set *annotations);
+			  struct label_set *annotations, struct change *chg);
+/* The target of inc's episode (SPEC §6) into out: its named target, or the
+ * default from its group labels. 0 or -1 on OOM. */
+int incident_target_name(const struct incident *inc, struct buf *out);
 /* The fully expanded form of one action, as test-rules prints it and as the
  * runner uses it. A new reference, or NULL with err. */
 json_t *actions_expand(const struct action_tpl *at, const struct template_ctx *ctx,

@@ -395,6 +395,9 @@ int engine_replay_record(const struct store_record *rec, void *arg)
 	/* the store first: pause, target claims and its outbox are its own */
 	if (store_observe(e->store, rec) < 0)
 		return -1;
+	int ch = changes_replay_record(e->changes, rec->text, rec->len);
+	if (ch != 0) /* a change record: the change store's */
+		return ch < 0 ? -1 : 0;
 	pthread_mutex_lock(&e->lock);
 	int rc = replay_fast(e, rec->text, rec->len);
 	if (rc == 0)

@@ -780,7 +780,7 @@ static void parse_action(struct fctx *f, json_t *ja, const char *path, struct ac
 static const char *const rule_keys[] = {
     "name",    "description", "matchers", "when",   "group_by", "mode",	  "approve_timeout",
     "actions", "on_failure",  "cooldown", "verify", "dry_run",	"notify", "target", NULL};
-static const char *const when_keys[] = {"firing_for", "value", NULL};
+static const char *const when_keys[] = {"firing_for", "value", "changed_within", NULL};
 static const char *const value_keys[] = {"from", "above", "below", NULL};
 static const char *const verify_keys[] = {"within", NULL};
 static const char *const modes[] = {"auto", "notify", "approve", NULL};
@@ -811,6 +811,7 @@ static void parse_when(struct fctx *f, json_t *jr, const char *path, struct rule
 	path_key(p, path, "when");
 	check_keys(f, when, p, when_keys);
 	get_duration(f, when, p, "firing_for", false, &r->firing_for_ms);
+	get_duration(f, when, p, "changed_within", true, &r->changed_within_ms);
 	if (get_object(f, when, p, "value", &value) <= 0)
 		return;
 	path_key(q, p, "value");

@@ -169,7 +169,7 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 /* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
 static char **runner_exec_env(struct engine *e, const struct incident *inc)
 {
-	size_t n = 6 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
+	size_t n = 9 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
 	char **env = calloc(n + 1, sizeof(*env));
 	if (!env)
 		return NULL;
@@ -187,6 +187,16 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 	ADD_ENV("ROLLBACKD_INCIDENT=%s", inc->id);
 	ADD_ENV("ROLLBACKD_RULE=%s", inc->rule_name);
 	ADD_ENV("ROLLBACKD_DRY_RUN=%s", "0");
+	struct change *chg = calloc(1, sizeof(*chg));
+	buf_reset(&b);
+	if (chg && incident_target_name(inc, &b) == 0 && changes_latest(e->changes, b.data, chg)) {
+		/* only when known, so a script can fall back without a template error */
+		ADD_ENV("ROLLBACKD_CHANGE_REVISION=%s", chg->revision);
+		if (chg->previous_revision[0])
+			ADD_ENV("ROLLBACKD_CHANGE_PREVIOUS_REVISION=%s", chg->previous_revision);
+		ADD_ENV("ROLLBACKD_CHANGE_SOURCE=%s", chg->source);
+	}
+	free(chg);
 	for (int pass = 0; pass < 2; pass++) {
 		const struct owned_labels *set = pass ? &inc->trigger_annotations : &inc->trigger_labels;
 		for (size_t i = 0; i < set->n; i++) {
@@ -246,7 +256,8 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	struct template_ctx ctx;
 	struct label_set labels, annotations;
 	struct error err = {{0}};
-	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations);
+	struct change chg;
+	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations, &chg);
 	rec->type = at->type;
 	rec->started = timestamp_now();
 	rec->exit_code = -1;

@@ -18,7 +18,14 @@
 #define NAME_MAX_LEN 256 /* longest key a reference may name */
 #define SHOW_MAX 80	 /* longest reference quoted back in a message */
 
-enum tpl_root { ROOT_LABELS, ROOT_ANNOTATIONS, ROOT_SECRET, ROOT_INCIDENT_ID, ROOT_RULE_NAME };
+enum tpl_root {
+	ROOT_LABELS,
+	ROOT_ANNOTATIONS,
+	ROOT_SECRET,
+	ROOT_INCIDENT_ID,
+	ROOT_RULE_NAME,
+	ROOT_CHANGE, /* key: revision | previous_revision | source */
+};
 
 struct tpl_ref {
 	enum tpl_root root;
@@ -95,6 +102,8 @@ static int parse_ref(const char *tpl, const char *open, struct tpl_ref *ref, str
 		ref->root = ROOT_INCIDENT_ID;
 	else if (span_eq(root, rl, "rule"))
 		ref->root = ROOT_RULE_NAME;
+	else if (span_eq(root, rl, "change"))
+		ref->root = ROOT_CHANGE;
 	else
 		return error_set(err, "unknown template root '%s' in '%s'",
 				 text_show(root, rl, what, sizeof(what)), shown);
@@ -120,6 +129,12 @@ static int parse_ref(const char *tpl, const char *open, struct tpl_ref *ref, str
 		ref->key[0] = '\0';
 		return 0;
 	}
+	if (ref->root == ROOT_CHANGE && !span_eq(key, kl, "revision") &&
+	    !span_eq(key, kl, "previous_revision") && !span_eq(key, kl, "source"))
+		return error_set(err,
+				 "unknown field '%s' in '%s' (only 'change.revision', "
+				 "'change.previous_revision' or 'change.source')",
+				 text_show(key, kl, what, sizeof(what)), shown);
 	if (kl > NAME_MAX_LEN)
 		return error_set(err, "name too long in '%s'", shown);
 	memcpy(ref->key, key, kl);
@@ -272,6 +287,22 @@ int template_expand(const char *tpl, const struct template_ctx *ctx, enum templa
 			if (!ctx->rule_name)
 				return error_set(err, "template '%s': no rule name here", shown);
 			val = ctx->rule_name;
+			len = strlen(val);
+			break;
+		case ROOT_CHANGE:
+			if (!ctx->change)
+				return error_set(err,
+						 "template '%s': no change to '%s' is known "
+						 "(POST /v1/changes)",
+						 shown, ctx->change_target ? ctx->change_target : "");
+			val = strcmp(ref.key, "revision") == 0	 ? ctx->change->revision
+			      : strcmp(ref.key, "source") == 0 ? ctx->change->source
+							       : ctx->change->previous_revision;
+			if (!*val)
+				return error_set(err,
+						 "template '%s': the latest change to '%s' "
+						 "(revision '%s') has no previous_revision",
+						 shown, ctx->change->target, ctx->change->revision);
 			len = strlen(val);
 			break;
 		}

@@ -1,5 +1,9 @@
 /*
- * alert: the Alertmanager webhook payload (version "4") as C structs.
+ * alert: the Alertmanager webhook payload (version "4") as C structs, and
+ * Grafana-managed alerting's webhook (version "1": Alertmanager's fields plus
+ * orgId, state, title, message and per alert silenceURL, dashboardURL,
+ * panelURL, imageURL, values, valueString), told apart by Grafana's own
+ * fields rather than by the version string alone.
  *
  * A pure parser over the raw body. Every string of a parsed webhook lives in
  * the webhook's own arena and stays valid until webhook_release(). Errors
@@ -38,10 +42,27 @@ struct alert {
 	struct timestamp ends_at;     /* Go zero time while firing */
 	const char *generator_url;    /* "" when absent */
 	const char *fingerprint;      /* as sent; computed from labels if absent */
+	/* Grafana only ("" when absent or from Alertmanager): links for people */
+	const char *silence_url;
+	const char *dashboard_url;
+	const char *panel_url;
+	const char *image_url;
+	const char *value_string;     /* Grafana 9's "[ metric='' labels={} value=… ]" */
+	struct label_set values;      /* Grafana's values: name -> the number as sent */
+};
+
+enum webhook_sender {
+	WEBHOOK_ALERTMANAGER, /* version "4" */
+	WEBHOOK_GRAFANA,      /* version "1" with orgId and state/title/message */
 };
 
 struct webhook {
-	const char *version;  /* always "4" after a successful parse */
+	const char *version;  /* "4" (Alertmanager) or "1" (Grafana) */
+	enum webhook_sender sender;
+	int64_t org_id;       /* Grafana's orgId; 0 from Alertmanager */
+	const char *state;    /* Grafana: "alerting", "ok", ...; "" otherwise */
+	const char *title;    /* Grafana: "[FIRING:2] ..."; "" otherwise */
+	const char *message;  /* Grafana: its rendered text; "" otherwise */
 	const char *group_key;
 	int64_t truncated_alerts;
 	enum alert_status status;
@@ -66,7 +87,7 @@ enum alert_parse_result {
 	ALERT_PARSE_OK = 0,
 	ALERT_PARSE_EMPTY,   /* empty body (or only whitespace) */
 	ALERT_PARSE_JSON,    /* not JSON: message has line and column */
-	ALERT_PARSE_INVALID, /* JSON, but not a v4 webhook: message has path */
+	ALERT_PARSE_INVALID, /* JSON, but not a v4 (or Grafana) webhook: message has path */
 	ALERT_PARSE_NOMEM,
 };
 

@@ -24,7 +24,17 @@ struct auth_config {
 	struct secret bearer_token;  /* unset = bearer not configured */
 	char *basic_username;        /* NULL = basic not configured */
 	struct secret basic_password;
+	char *grafana_signature_header; /* auth.hmac.grafana_headers.signature; NULL = default */
+	char *grafana_timestamp_header; /* auth.hmac.grafana_headers.timestamp; NULL = default */
 };
+
+#define AUTH_GRAFANA_SIGNATURE_HEADER "X-Grafana-Alerting-Signature"
+#define AUTH_GRAFANA_TIMESTAMP_HEADER "X-Grafana-Alerting-Timestamp"
+
+/* The header names Grafana's signature and timestamp arrive in (Grafana
+ * lets the user name them; auth.hmac.grafana_headers). Never NULL. */
+const char *auth_grafana_signature_header(const struct auth_config *ac);
+const char *auth_grafana_timestamp_header(const struct auth_config *ac);
 
 /* True when no scheme is configured: only loopback peers may post then. */
 bool auth_config_is_open(const struct auth_config *ac);
@@ -37,6 +47,8 @@ enum auth_result {
 	AUTH_INVALID,   /* a presented credential did not verify */
 	AUTH_STALE,     /* signature timestamp outside max_skew */
 	AUTH_MALFORMED, /* a signature header that cannot be parsed */
+	AUTH_DISABLED,  /* a credential of a scheme that is not configured or
+			   not enabled: *scheme of auth_verify names it */
 };
 
 /* The request as auth sees it: header values (NULL when absent) and the raw
@@ -54,7 +66,11 @@ struct auth_input {
 };
 
 /* Verify. On AUTH_OK *scheme (if non-NULL) names the scheme that passed
- * ("hmac", "github", "grafana", "bearer", "basic", "loopback"). */
+ * ("hmac", "github", "grafana", "bearer", "basic", "loopback"); on
+ * AUTH_DISABLED the disabled scheme whose header was presented ("hmac",
+ * "github", "grafana" for an untimestamped Grafana signature or one with no
+ * HMAC secret, "bearer", "basic"). A malformed header outranks a disabled
+ * scheme, which outranks a wrong or stale credential. */
 enum auth_result auth_verify(const struct auth_config *ac,
 			     const struct auth_input *in, const char **scheme);
 
@@ -64,6 +80,12 @@ enum auth_result auth_check_bearer(const struct secret *token, const char *autho
 
 /* A short, secret-free sentence for an auth failure, for the 401 body. */
 const char *auth_result_message(enum auth_result r);
+
+/* The 401 sentence for r; for AUTH_DISABLED it says which scheme is
+ * disabled and which config key turns it on (scheme as auth_verify gave
+ * it). Written into out (NUL-terminated, truncated to outsz). */
+void auth_failure_message(enum auth_result r, const char *scheme, const struct auth_config *ac,
+			  char *out, size_t outsz);
 
 #define AUTH_MAX_V1 8 /* most v1= values accepted in one header */
 

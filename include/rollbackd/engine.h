@@ -37,6 +37,7 @@ enum outcome {
 	OUTCOME_RESOLVED,
 	OUTCOME_NO_MATCH,
 	OUTCOME_COALESCED, /* another incident holds the target (SPEC §7) */
+	OUTCOME_NO_RECENT_CHANGE, /* when.changed_within: the target did not just change */
 	OUTCOME_COUNT
 };
 
@@ -133,6 +134,12 @@ int engine_replay_record(const struct store_record *rec, void *arg);
  * started but never finished become "unknown" (journaled, never re-run);
  * actions decided but not started run; firing_for timers are re-armed. */
 int engine_attach_journal(struct engine *e, struct journal *j);
+
+/* The store of changes (POST /v1/changes, SPEC §11) the engine decides
+ * when.changed_within and {{change.*}} with; owned by the engine, which
+ * replays it from the journal. Thread-safe (changes.h). */
+struct changes;
+struct changes *engine_changes(struct engine *e);
 
 /* Actions running right now (for shutdown and /readyz). */
 int engine_running_actions(struct engine *e);

@@ -69,6 +69,7 @@ struct rule {
 	struct matcher *matchers;
 	size_t n_matchers;
 	int64_t firing_for_ms;       /* 0 = none */
+	int64_t changed_within_ms;   /* when.changed_within; 0 = no such condition */
 	bool has_value;
 	struct rule_value value;
 	char **group_by;             /* NULL = every label (fingerprint) */

@@ -1,5 +1,6 @@
 /*
  * template: {{labels.X}}, {{annotations.X}}, {{incident.id}}, {{rule.name}},
+ * {{change.revision}}, {{change.previous_revision}}, {{change.source}},
  * {{secret.NAME}} in action argv, URLs, headers and JSON bodies (SPEC §6).
  *
  * Pure. A template never reaches a shell: in argv it becomes exactly one
@@ -14,6 +15,7 @@
 
 #include "rollbackd/alert.h"
 #include "rollbackd/buf.h"
+#include "rollbackd/changes.h"
 #include "rollbackd/error.h"
 #include "rollbackd/secret.h"
 
@@ -26,6 +28,8 @@ struct template_ctx {
 	const char *rule_name;
 	const struct secret *(*secret_lookup)(void *arg, const char *name);
 	void *secret_arg;
+	const struct change *change; /* the target's latest change; NULL: none known */
+	const char *change_target;   /* the target, for messages (may be NULL) */
 };
 
 enum template_escape {
@@ -39,8 +43,9 @@ enum template_escape {
 };
 
 /* Check syntax and roots without expanding: "{{" ... "}}" balanced, root one
- * of labels/annotations/incident/rule/secret with a non-empty key (incident
- * only .id, rule only .name). 0 or -1 with err naming the reference. */
+ * of labels/annotations/incident/rule/secret/change with a non-empty key
+ * (incident only .id, rule only .name, change only .revision,
+ * .previous_revision, .source). 0 or -1 with err naming the reference. */
 int template_validate(const char *tpl, struct error *err);
 
 /* Expand tpl into out with the given escaping. -1 with err (e.g. "template

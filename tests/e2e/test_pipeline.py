@@ -573,7 +573,8 @@ class PipelineE2E(unittest.TestCase):
         with open(self.kubectl_log) as f:
             rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
         return [(float(t), inc, args) for t, inc, args in rows
-                if args.endswith("deployment/" + service) and " rollout %s " % verb in " " + args + " "]
+                if (" deployment/%s " % service) in " " + args + " "
+                and " rollout %s " % verb in " " + args + " "]
 
     def log_lines(self, **match):
         return [l for l in list(self.srv.logs)

@@ -701,3 +701,85 @@ Test(alert, null_error_and_reuse)
 	cr_assert_str_eq(err.msg, "");
 	webhook_release(&wh);
 }
+
+/* Grafana's documented webhook payloads (tests/data/grafana_webhook*.json,
+ * from Grafana's webhook-notifier docs: the current one with "values", and
+ * Grafana 9's with "valueString"). */
+Test(alert, grafana_documented_payload)
+{
+	size_t len;
+	char *body = read_data("grafana_webhook.json", &len);
+	struct webhook wh;
+	struct error err = {{0}};
+	cr_assert_eq(parse_with(body, NULL, &wh, &err), ALERT_PARSE_OK, "%s", err.msg);
+	cr_assert_eq(wh.sender, WEBHOOK_GRAFANA);
+	cr_assert_str_eq(wh.version, "1");
+	cr_assert_eq(wh.org_id, 1);
+	cr_assert_str_eq(wh.state, "alerting");
+	cr_assert_str_eq(wh.title, "[FIRING:2]  (blue)");
+	cr_assert(strncmp(wh.message, "**Firing**\n\nLabels:\n - alertname = T2\n", 37) == 0);
+	cr_assert_str_eq(wh.group_key, "{}:{}");
+	cr_assert_str_eq(wh.external_url, "https://play.grafana.org/");
+	cr_assert_eq(wh.n_alerts, 2);
+	const struct alert *a = &wh.alerts[0];
+	assert_label(&a->labels, "alertname", "High memory usage");
+	cr_assert_str_eq(a->fingerprint, "c6eadffa33fcdf37");
+	cr_assert_str_eq(a->generator_url, "https://play.grafana.org/alerting/1afz29v7z/edit");
+	cr_assert_str_eq(a->silence_url,
+			 "https://play.grafana.org/alerting/silence/new?alertmanager=grafana&"
+			 "matchers=alertname%3DT2%2Cteam%3Dblue%2Czone%3Dus-1");
+	cr_assert_str_eq(a->dashboard_url, "");
+	cr_assert_str_eq(a->panel_url, "");
+	cr_assert_str_eq(a->image_url, "");
+	cr_assert_str_eq(a->value_string, "");
+	cr_assert_eq(a->values.n, 2);
+	assert_label(&a->values, "B", "44.23943737541908");
+	assert_label(&a->values, "C", "1");
+	assert_ts(a->starts_at, "2021-10-12T07:51:03.157076Z");
+	cr_assert(timestamp_is_zero(a->ends_at));
+	webhook_release(&wh);
+	free(body);
+
+	body = read_data("grafana_webhook_v9.json", &len);
+	cr_assert_eq(parse_with(body, NULL, &wh, &err), ALERT_PARSE_OK, "%s", err.msg);
+	cr_assert_eq(wh.sender, WEBHOOK_GRAFANA);
+	cr_assert_str_eq(wh.alerts[1].value_string,
+			 "[ metric='' labels={} value=47043.702386305304 ]");
+	cr_assert_eq(wh.alerts[1].values.n, 0);
+	webhook_release(&wh);
+	free(body);
+}
+
+Test(alert, grafana_detected_by_its_fields_not_the_version)
+{
+	struct webhook wh;
+	struct error err = {{0}};
+	/* "1" alone is not Grafana */
+	const char *v1 = "{\"version\":\"1\",\"status\":\"firing\",\"receiver\":\"r\","
+			 "\"groupKey\":\"k\",\"alerts\":[]}";
+	cr_assert_eq(parse_with(v1, NULL, &wh, &err), ALERT_PARSE_INVALID);
+	cr_assert_str_eq(err.msg, "version: expected \"4\", got \"1\"");
+	/* orgId must be an integer */
+	const char *badorg = "{\"version\":\"1\",\"orgId\":\"1\",\"state\":\"alerting\","
+			     "\"status\":\"firing\",\"receiver\":\"r\",\"groupKey\":\"k\","
+			     "\"alerts\":[]}";
+	cr_assert_eq(parse_with(badorg, NULL, &wh, &err), ALERT_PARSE_INVALID);
+	cr_assert_str_eq(err.msg, "version: expected \"4\", got \"1\"");
+	/* orgId plus a silenceURL on the first alert is enough */
+	const char *su = "{\"version\":\"1\",\"orgId\":3,\"status\":\"firing\",\"receiver\":\"r\","
+			 "\"groupKey\":\"k\",\"alerts\":[{\"status\":\"firing\",\"labels\":"
+			 "{\"a\":\"b\"},\"startsAt\":\"2026-01-01T00:00:00Z\",\"silenceURL\":"
+			 "\"https://g/s\",\"values\":{\"A\":\"x\"}}]}";
+	cr_assert_eq(parse_with(su, NULL, &wh, &err), ALERT_PARSE_INVALID);
+	cr_assert_str_eq(err.msg, "alerts[0].values.A: expected a number, got a string");
+	/* an Alertmanager v4 payload keeps "" for Grafana's fields */
+	const char *am = "{\"version\":\"4\",\"status\":\"firing\",\"receiver\":\"r\","
+			 "\"groupKey\":\"k\",\"alerts\":[{\"status\":\"firing\",\"labels\":"
+			 "{\"a\":\"b\"},\"startsAt\":\"2026-01-01T00:00:00Z\",\"silenceURL\":"
+			 "\"https://g/s\"}]}";
+	cr_assert_eq(parse_with(am, NULL, &wh, &err), ALERT_PARSE_OK, "%s", err.msg);
+	cr_assert_eq(wh.sender, WEBHOOK_ALERTMANAGER);
+	cr_assert_str_eq(wh.alerts[0].silence_url, "");
+	cr_assert_str_eq(wh.state, "");
+	webhook_release(&wh);
+}

@@ -142,8 +142,8 @@ Test(auth, github_off_unless_allow_untimestamped)
 	struct auth_input in = input("Hello, World!");
 	in.hub_signature_256 =
 	    "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
-	cr_assert_str_eq(scheme, "unset");
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "github");
 	auth_config_release(&ac);
 }
 
@@ -492,7 +492,8 @@ Test(auth, grafana_without_timestamp)
 	cfg_hmac(&ac, keys);
 	struct auth_input in = input(BODY);
 	in.grafana_signature = GRAF_HEX;
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "grafana");
 	ac.allow_untimestamped = true;
 	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_OK);
 	cr_assert_str_eq(scheme, "grafana");
@@ -622,7 +623,8 @@ Test(auth, basic)
 	}
 	/* Bearer with the password is not basic. */
 	in.authorization = "Bearer pa:ss";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "bearer");
 	auth_config_release(&ac);
 }
 
@@ -665,8 +667,8 @@ Test(auth, right_bearer_wrong_hmac)
 	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_MALFORMED);
 	in.rollbackd_signature = NULL;
 	in.hub_signature_256 = "sha256=" RB_HEX;
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
-	cr_assert_str_eq(scheme, "unset");
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "github");
 	free(h);
 	auth_config_release(&ac);
 }
@@ -698,19 +700,23 @@ Test(auth, unconfigured_scheme_presented)
 	cfg_bearer(&ac, "tok");
 	struct auth_input in = input(BODY);
 	in.rollbackd_signature = "t=1700000000,v1=" RB_HEX;
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "hmac");
 	in.authorization = "Bearer tok";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "hmac");
 	in.rollbackd_signature = NULL;
 	in.grafana_signature = GRAF_TS_HEX;
 	in.grafana_timestamp = "1700000000";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "grafana");
 	in.grafana_signature = NULL;
 	in.grafana_timestamp = NULL;
 	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_OK);
 	/* ... basic is not configured. */
 	in.authorization = "Basic YWxlcnRtYW5hZ2VyOnBhOnNz";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "basic");
 	/* ... an unknown Authorization scheme. */
 	in.authorization = "Digest username=\"x\"";
 	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
@@ -721,9 +727,11 @@ Test(auth, unconfigured_scheme_presented)
 	cfg_hmac(&ac, keys);
 	in = input(BODY);
 	in.authorization = "Bearer tok";
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "bearer");
 	in.rollbackd_signature = "t=1700000000,v1=" RB_HEX;
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "bearer");
 	in.authorization = NULL;
 	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_OK);
 	auth_config_release(&ac);
@@ -787,7 +795,8 @@ Test(auth, configured_is_not_open)
 	ac.basic_username = strdup("u");
 	cr_assert_not(auth_config_is_open(&ac));
 	in.authorization = "Basic dTo="; /* "u:" */
-	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_INVALID);
+	cr_assert_eq(verify(&ac, &in, &scheme), AUTH_DISABLED);
+	cr_assert_str_eq(scheme, "basic");
 	auth_config_release(&ac);
 }
 
@@ -984,4 +993,34 @@ Test(auth, hex_decode)
 		cr_assert_eq(auth_hex_decode(in, 2, out, 1), want, "byte %d", c);
 	}
 	cr_assert_eq(auth_hex_decode("", 0, out, 0), 0);
+}
+
+Test(auth, failure_messages_name_the_disabled_scheme)
+{
+	char m[256];
+	struct auth_config ac = {0};
+	auth_failure_message(AUTH_DISABLED, "bearer", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the bearer scheme is disabled: auth.bearer.token is not configured");
+	auth_failure_message(AUTH_DISABLED, "basic", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the basic scheme is disabled: auth.basic is not configured");
+	auth_failure_message(AUTH_DISABLED, "grafana", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the grafana scheme is disabled: auth.hmac.secrets is not configured");
+	const char *keys[] = {KEY, NULL};
+	cfg_hmac(&ac, keys);
+	auth_failure_message(AUTH_DISABLED, "github", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the github scheme (X-Hub-Signature-256) is disabled: it has no "
+			    "replay protection; set auth.hmac.allow_untimestamped to accept it");
+	auth_failure_message(AUTH_DISABLED, "grafana", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the untimestamped grafana scheme is disabled: send "
+			    "X-Grafana-Alerting-Timestamp (Grafana's timestamp header) or set "
+			    "auth.hmac.allow_untimestamped");
+	cr_assert_str_eq(auth_grafana_signature_header(&ac), "X-Grafana-Alerting-Signature");
+	ac.grafana_timestamp_header = strdup("X-Ts");
+	auth_failure_message(AUTH_DISABLED, "grafana", &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "the untimestamped grafana scheme is disabled: send X-Ts (Grafana's "
+			    "timestamp header) or set auth.hmac.allow_untimestamped");
+	cr_assert_str_eq(auth_grafana_timestamp_header(&ac), "X-Ts");
+	auth_failure_message(AUTH_INVALID, NULL, &ac, m, sizeof(m));
+	cr_assert_str_eq(m, "invalid credentials");
+	auth_config_release(&ac);
 }

@@ -931,3 +931,40 @@ Test(config, workers_auto_and_safety_limits)
 	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.target: unknown key"), "%s",
 			   err.msg);
 }
+
+Test(config, hmac_grafana_headers)
+{
+	char json[512];
+	const char *key = tmp_file("k");
+	struct config cfg;
+	fmt(json, sizeof(json),
+	    "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}],\"grafana_headers\":"
+	    "{\"signature\":\"X-Sig\",\"timestamp\":\"X-Sig-Time\"}}}}",
+	    key);
+	expect_ok(json, &cfg);
+	cr_assert_str_eq(auth_grafana_signature_header(&cfg.auth), "X-Sig");
+	cr_assert_str_eq(auth_grafana_timestamp_header(&cfg.auth), "X-Sig-Time");
+	config_release(&cfg);
+	fmt(json, sizeof(json), "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}]}}}", key);
+	expect_ok(json, &cfg);
+	cr_assert_str_eq(auth_grafana_signature_header(&cfg.auth), "X-Grafana-Alerting-Signature");
+	cr_assert_str_eq(auth_grafana_timestamp_header(&cfg.auth), "X-Grafana-Alerting-Timestamp");
+	config_release(&cfg);
+	fmt(json, sizeof(json),
+	    "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}],\"grafana_headers\":"
+	    "{\"signature\":\"X Sig\"}}}}",
+	    key);
+	expect_error(json, "auth.hmac.grafana_headers.signature: expected an HTTP header name");
+	fmt(json, sizeof(json),
+	    "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}],\"grafana_headers\":"
+	    "{\"signature\":\"X-A\",\"timestamp\":\"x-a\"}}}}",
+	    key);
+	expect_error(json, "auth.hmac.grafana_headers.timestamp: must differ from the signature "
+			   "header");
+	fmt(json, sizeof(json),
+	    "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}],\"grafana_headers\":"
+	    "{\"signatur\":\"X-A\"}}}}",
+	    key);
+	expect_error(json, "auth.hmac.grafana_headers.signatur: unknown key (did you mean "
+			   "'signature'?)");
+}

@@ -108,7 +108,7 @@ static struct template_ctx ctx(void)
 	ls.n = sizeof(labels) / sizeof(labels[0]);
 	as.items = annotations;
 	as.n = sizeof(annotations) / sizeof(annotations[0]);
-	struct template_ctx c = {&ls, &as, "inc-42", "checkout-error-rate", lookup, &lookups};
+	struct template_ctx c = {&ls, &as, "inc-42", "checkout-error-rate", lookup, &lookups, NULL, NULL};
 	return c;
 }
 
@@ -292,4 +292,36 @@ Test(template, appends_to_existing_content)
 	cr_assert_str_eq(json_string_value(json_object_get(j, "service")), labels[2].value);
 	json_decref(j);
 	buf_release(&out);
+}
+
+Test(template, change_references)
+{
+	valid("{{change.revision}}");
+	valid("{{ change.previous_revision }}");
+	valid("{{change.source}}");
+	invalid("{{change.url}}", "unknown field 'url' in '{{change.url}}' (only 'change.revision', "
+				  "'change.previous_revision' or 'change.source')");
+	struct label_set ls = {0}, as = {0};
+	struct change chg;
+	memset(&chg, 0, sizeof(chg));
+	strcpy(chg.target, "service=a");
+	strcpy(chg.revision, "42");
+	strcpy(chg.source, "argocd");
+	struct template_ctx c = {&ls, &as, "inc-1", "r", NULL, NULL, NULL, "service=a"};
+	struct buf b = BUF_INIT;
+	struct error err = {{0}};
+	cr_assert_eq(template_expand("{{change.revision}}", &c, TEMPLATE_RAW, &b, &err), -1);
+	cr_assert_str_eq(err.msg, "template '{{change.revision}}': no change to 'service=a' is "
+				  "known (POST /v1/changes)");
+	c.change = &chg;
+	buf_reset(&b);
+	cr_assert_eq(template_expand("--to-revision={{change.revision}} {{change.source}}", &c,
+				     TEMPLATE_RAW, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(b.data, "--to-revision=42 argocd");
+	buf_reset(&b);
+	cr_assert_eq(template_expand("{{change.previous_revision}}", &c, TEMPLATE_RAW, &b, &err),
+		     -1);
+	cr_assert_str_eq(err.msg, "template '{{change.previous_revision}}': the latest change to "
+				  "'service=a' (revision '42') has no previous_revision");
+	buf_release(&b);
 }
