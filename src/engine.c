@@ -56,6 +56,8 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		if (!e->kick)
 			goto fail;
 	}
+	if (timers_init(e) < 0)
+		goto fail;
 	e->decisions_total = metrics_register(METRIC_COUNTER, "decisions_total",
 					      "Decisions by rule and outcome.", dlabels, NULL, 0);
 	e->actions_total = metrics_register(METRIC_COUNTER, "actions_total",
@@ -93,6 +95,7 @@ void engine_free(struct engine *e)
 	}
 	if (e->kick)
 		event_free(e->kick);
+	timers_release(e);
 	free(e->queue);
 	if (e->own_store)
 		store_free(e->store);
@@ -125,19 +128,6 @@ void engine_count_decision(struct engine *e, const struct rule *r, enum outcome 
 	metric_inc(*slot);
 }
 
-static void verify_cb(evutil_socket_t fd, short what, void *arg);
-
-void engine_arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
-		   int64_t ms)
-{
-	if (!e->base)
-		return;
-	if (!*ev && !(*ev = evtimer_new(e->base, cb, arg)))
-		return;
-	struct timeval tv = timestamp_tv(ms);
-	evtimer_add(*ev, &tv);
-}
-
 /* After a decision that changed the incident: tell people; an approval
  * that may time out starts its clock. */
 static void after_decision(struct engine *e, struct incident *inc, const struct rule *r,
@@ -145,7 +135,7 @@ static void after_decision(struct engine *e, struct incident *inc, const struct 
 {
 	rec_notify(e, inc, NOTIFY_TRIGGER, reason, NULL);
 	if (o == OUTCOME_AWAITING_APPROVAL && r->approve_timeout_ms > 0)
-		engine_arm_ms(e, &inc->approve_timer, engine_approve_timeout_cb, inc, r->approve_timeout_ms);
+		timers_arm(e, inc, STORE_TIMER_APPROVE, r->approve_timeout_ms);
 }
 
 /* verify.within: the rollback should make the alert resolve in time. */
@@ -153,26 +143,24 @@ void engine_arm_verify(struct engine *e, struct incident *inc)
 {
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && r->verify_within_ms > 0)
-		engine_arm_ms(e, &inc->verify_timer, verify_cb, inc, r->verify_within_ms);
+		timers_arm(e, inc, STORE_TIMER_VERIFY, r->verify_within_ms);
 }
 
 /* The episode resolves: a rollback still being verified was effective. */
 static void settle_verify(struct engine *e, struct incident *inc, bool resolved)
 {
-	if (!inc->verify_timer || !evtimer_pending(inc->verify_timer, NULL))
+	if (!timers_armed(inc, STORE_TIMER_VERIFY))
 		return;
-	evtimer_del(inc->verify_timer);
+	timers_cancel(e, inc, STORE_TIMER_VERIFY);
 	if (resolved && inc->state == INC_ROLLED_BACK) {
 		inc->state = INC_EFFECTIVE;
 		rec_state(e, inc, "resolved within verify.within after the rollback");
 	}
 }
 
-static void verify_cb(evutil_socket_t fd, short what, void *arg)
+/* verify.within ended. */
+static void verify_elapsed(struct engine *e, struct incident *inc)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
-	pthread_mutex_lock(&e->lock);
 	if (inc->state == INC_ROLLED_BACK && inc->n_firing > 0) {
 		const struct rule *r = engine_find_rule(e, inc->rule_name);
 		char note[160];
@@ -184,7 +172,6 @@ static void verify_cb(evutil_socket_t fd, short what, void *arg)
 		rec_notify(e, inc, NOTIFY_ESCALATE, note, note);
 		log_warn("rollback ineffective", "incident", inc->id, "rule", inc->rule_name, NULL);
 	}
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* Decide an incident whose episode has not been decided yet. Sets the state
@@ -224,8 +211,6 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	return o;
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
-
 /* Publish the number of incidents not resolved (kept in e->n_open at the
  * transitions into and out of INC_RESOLVED, not recounted per request). */
 void engine_open_count(struct engine *e)
@@ -262,13 +247,7 @@ static int emit(struct engine *e, struct decision_out *d, const char *fp, const 
 void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timestamp at,
 		      struct timestamp now)
 {
-	if (!e->base)
-		return;
-	if (!inc->timer && !(inc->timer = evtimer_new(e->base, timer_cb, inc)))
-		return;
-	int64_t ms = ts_ms(at) - ts_ms(now);
-	struct timeval tv = timestamp_tv(ms);
-	evtimer_add(inc->timer, &tv);
+	timers_arm(e, inc, STORE_TIMER_FIRING_FOR, ts_ms(at) - ts_ms(now));
 }
 
 /* One firing alert against one matching rule. */
@@ -387,8 +366,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 		snprintf(reason, sizeof(reason), "%zu alert(s) of the incident still firing",
 			 inc->n_firing);
 	} else {
-		if (inc->timer)
-			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
+		timers_cancel(e, inc, STORE_TIMER_FIRING_FOR); /* a pending firing_for */
 		if (!inc->running) { /* running actions finish their records first */
 			settle_verify(e, inc, true);
 			inc->state = INC_RESOLVED;
@@ -448,12 +426,9 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 }
 
 /* firing_for elapsed without a resolve: decide now. */
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void firing_for_elapsed(struct engine *e, struct incident *inc)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
 	char reason[512];
-	pthread_mutex_lock(&e->lock);
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
@@ -463,8 +438,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, "trigger", "firing_for elapsed", NULL);
 	}
-	engine_open_count(e);
-	pthread_mutex_unlock(&e->lock);
 }
 
 void engine_set_paused(struct engine *e, bool paused)
@@ -493,8 +466,7 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	free(inc->approved_by);
 	inc->approved_by = strdup(by);
 	inc->approved_at = timestamp_now();
-	if (inc->approve_timer)
-		evtimer_del(inc->approve_timer);
+	timers_cancel(e, inc, STORE_TIMER_APPROVE);
 	inc->state = INC_ACTING;
 	inc->has_acted = true;
 	inc->last_acted = inc->approved_at;
@@ -508,15 +480,23 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	runner_enqueue_run(e, inc);
 }
 
-void engine_approve_timeout_cb(evutil_socket_t fd, short what, void *arg)
+void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer_kind kind)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
-	pthread_mutex_lock(&e->lock);
-	if (inc->state == INC_AWAITING_APPROVAL)
-		approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
+	switch (kind) {
+	case STORE_TIMER_FIRING_FOR:
+		firing_for_elapsed(e, inc);
+		break;
+	case STORE_TIMER_APPROVE:
+		if (inc->state == INC_AWAITING_APPROVAL)
+			approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
+		break;
+	case STORE_TIMER_VERIFY:
+		verify_elapsed(e, inc);
+		break;
+	case STORE_TIMER_KINDS:
+		break;
+	}
 	engine_open_count(e);
-	pthread_mutex_unlock(&e->lock);
 }
 
 static void fill_prev(const char *who, struct timestamp at, struct engine_use *prev)

@@ -90,14 +90,9 @@ void incident_clear_firing(struct incident *inc)
 
 void incident_free(struct incident *inc)
 {
-	if (inc->timer)
-		event_free(inc->timer);
+	timers_free_incident(inc);
 	if (inc->retry)
 		event_free(inc->retry);
-	if (inc->approve_timer)
-		event_free(inc->approve_timer);
-	if (inc->verify_timer)
-		event_free(inc->verify_timer);
 	free(inc->approved_by);
 	free(inc->generator_url);
 	free(inc->external_url);

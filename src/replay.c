@@ -394,7 +394,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 		/* Timers do not survive a restart: give them a full window from now
 		 * (later rather than earlier). */
 		if (inc->state == INC_AWAITING_APPROVAL && rr && rr->approve_timeout_ms > 0)
-			engine_arm_ms(e, &inc->approve_timer, engine_approve_timeout_cb, inc, rr->approve_timeout_ms);
+			timers_arm(e, inc, STORE_TIMER_APPROVE, rr->approve_timeout_ms);
 		if (inc->state == INC_ROLLED_BACK)
 			engine_arm_verify(e, inc);
 		if (inc->state != INC_ACTING)
