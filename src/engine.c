@@ -36,6 +36,10 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	if (!e)
 		return NULL;
 	pthread_mutex_init(&e->lock, NULL);
+	list_init(&e->incidents);
+	hmap_init(&e->by_id);
+	list_init(&e->queue);
+	hmap_init(&e->seen.entries);
 	e->cfg = opt->cfg;
 	e->rules = rules;
 	e->base = opt->base;
@@ -87,22 +91,15 @@ void engine_free(struct engine *e)
 		return;
 	if (e->http)
 		httpc_free(e->http);
-	struct incident *inc = e->incidents;
-	while (inc) {
-		struct incident *next = inc->next;
-		incident_free(inc);
-		inc = next;
-	}
+	incident_free_all(e);
 	if (e->kick)
 		event_free(e->kick);
 	timers_release(e);
-	free(e->queue);
 	if (e->own_store)
 		store_free(e->store);
 	free(e->decision_children);
 	seen_map_release(&e->seen);
 	free(e->rtoks);
-	free(e->index);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -577,7 +574,8 @@ int engine_interrupt(struct engine *e)
 				  "(shutdown grace period over); it is not run again";
 	int n = 0;
 	pthread_mutex_lock(&e->lock);
-	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+	struct incident *inc;
+	LIST_FOR_EACH (inc, link, &e->incidents) {
 		for (size_t i = 0; i < inc->n_actions; i++) {
 			struct action_record *a = &inc->actions[i];
 			if (!a->begun || a->done)

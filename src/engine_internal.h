@@ -57,6 +57,7 @@
 #include "rollbackd/config.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/error.h"
+#include "rollbackd/hmap.h"
 #include "rollbackd/list.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
@@ -142,22 +143,22 @@ struct incident {
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
-	bool queued;
+	struct list_node queued;      /* in e->queue while waiting for an action slot */
 	bool running;                 /* actions queued or in progress */
-	struct incident *next;        /* creation order list */
+	struct list_node link;        /* in e->incidents (newest first) */
+	struct hmap_node by_id;       /* in e->by_id */
 	struct engine *engine;
 };
 
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
  * the alert's content, so an exact repeat is only counted. */
 struct seen_entry {
-	uint64_t key; /* 0 = empty */
+	struct hmap_node node; /* hash: incident_fp_key of the fingerprint */
 	unsigned char digest[16];
 };
 
 struct seen_map {
-	struct seen_entry *slots;
-	size_t cap, n;
+	struct hmap entries;   /* of struct seen_entry */
 };
 
 struct engine {
@@ -166,13 +167,12 @@ struct engine {
 	const struct ruleset *rules;
 	struct event_base *base;
 	bool plan_only;
-	struct incident *incidents;   /* newest first */
+	struct list_node incidents;   /* struct incident.link, newest first */
 	size_t n_incidents;
-	struct incident **index;      /* by id, index_cap slots (a power of two) */
-	size_t index_cap;
+	struct hmap by_id;            /* struct incident.by_id, hash of the id */
 	size_t n_open;                /* incidents not in INC_RESOLVED */
-	struct incident **queue;      /* waiting for an action slot */
-	size_t n_queue, alloc_queue;
+	struct list_node queue;       /* struct incident.queued: waiting for an action slot */
+	size_t n_queue;
 	int running;
 	struct event *kick;           /* activated to start queued work */
 	struct event *timer_kick;     /* activated to apply e->timer_ops */
@@ -225,6 +225,10 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 			      const struct label *group, size_t n, struct timestamp now);
 /* Link and index inc (replay builds its own). 0 or -1 on OOM. */
 int incident_link(struct engine *e, struct incident *inc);
+/* A zeroed incident's list nodes, before anything else touches it. */
+void incident_init_links(struct incident *inc);
+/* Unlink and free every incident (engine_free). */
+void incident_free_all(struct engine *e);
 struct incident *incident_find(struct engine *e, const char *id);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);

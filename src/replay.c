@@ -90,6 +90,7 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc = calloc(1, sizeof(*inc));
 	if (!inc)
 		return NULL;
+	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
 	inc->engine = e;
 	inc->state = INC_RESOLVED;
@@ -378,7 +379,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	if (j && e->own_store)
 		store_journal_attach(e->store, j);
 	e->n_open = 0;
-	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+	struct incident *inc;
+	LIST_FOR_EACH (inc, link, &e->incidents) {
 		if (inc->state != INC_RESOLVED)
 			e->n_open++;
 		if (inc->state == INC_PENDING) {
