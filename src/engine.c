@@ -37,6 +37,10 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	if (!e)
 		return NULL;
 	pthread_mutex_init(&e->lock, NULL);
+	list_init(&e->incidents);
+	hmap_init(&e->by_id);
+	list_init(&e->queue);
+	hmap_init(&e->seen.entries);
 	e->cfg = opt->cfg;
 	e->rules = rules;
 	e->base = opt->base;
@@ -58,6 +62,8 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		if (!e->kick)
 			goto fail;
 	}
+	if (timers_init(e) < 0)
+		goto fail;
 	e->decisions_total = metrics_register(METRIC_COUNTER, "decisions_total",
 					      "Decisions by rule and outcome.", dlabels, NULL, 0);
 	e->actions_total = metrics_register(METRIC_COUNTER, "actions_total",
@@ -92,22 +98,16 @@ void engine_free(struct engine *e)
 		return;
 	if (e->http)
 		httpc_free(e->http);
-	struct incident *inc = e->incidents;
-	while (inc) {
-		struct incident *next = inc->next;
-		incident_free(inc);
-		inc = next;
-	}
+	incident_free_all(e);
 	if (e->kick)
 		event_free(e->kick);
-	free(e->queue);
+	timers_release(e);
 	if (e->own_store)
 		store_free(e->store);
 	free(e->decision_children);
 	seen_map_release(&e->seen);
 	changes_free(e->changes);
 	free(e->rtoks);
-	free(e->index);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -133,19 +133,6 @@ void engine_count_decision(struct engine *e, const struct rule *r, enum outcome 
 	metric_inc(*slot);
 }
 
-static void verify_cb(evutil_socket_t fd, short what, void *arg);
-
-void engine_arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
-		   int64_t ms)
-{
-	if (!e->base)
-		return;
-	if (!*ev && !(*ev = evtimer_new(e->base, cb, arg)))
-		return;
-	struct timeval tv = timestamp_tv(ms);
-	evtimer_add(*ev, &tv);
-}
-
 /* After a decision that changed the incident: tell people; an approval
  * that may time out starts its clock. */
 static void after_decision(struct engine *e, struct incident *inc, const struct rule *r,
@@ -153,7 +140,7 @@ static void after_decision(struct engine *e, struct incident *inc, const struct 
 {
 	rec_notify(e, inc, NOTIFY_TRIGGER, reason, NULL);
 	if (o == OUTCOME_AWAITING_APPROVAL && r->approve_timeout_ms > 0)
-		engine_arm_ms(e, &inc->approve_timer, engine_approve_timeout_cb, inc, r->approve_timeout_ms);
+		timers_arm(e, inc, STORE_TIMER_APPROVE, r->approve_timeout_ms);
 }
 
 /* verify.within: the rollback should make the alert resolve in time. */
@@ -161,15 +148,15 @@ void engine_arm_verify(struct engine *e, struct incident *inc)
 {
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && r->verify_within_ms > 0)
-		engine_arm_ms(e, &inc->verify_timer, verify_cb, inc, r->verify_within_ms);
+		timers_arm(e, inc, STORE_TIMER_VERIFY, r->verify_within_ms);
 }
 
 /* The episode resolves: a rollback still being verified was effective. */
 static void settle_verify(struct engine *e, struct incident *inc, bool resolved)
 {
-	if (!inc->verify_timer || !evtimer_pending(inc->verify_timer, NULL))
+	if (!timers_armed(inc, STORE_TIMER_VERIFY))
 		return;
-	evtimer_del(inc->verify_timer);
+	timers_cancel(e, inc, STORE_TIMER_VERIFY);
 	if (resolved && inc->state == INC_ROLLED_BACK) {
 		inc->state = INC_EFFECTIVE;
 		rec_state(e, inc, "resolved within verify.within after the rollback");
@@ -180,7 +167,8 @@ void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
 			       const char *note)
 {
 	char msg[512];
-	for (struct incident *c = e->incidents; c; c = c->next) {
+	struct incident *c;
+	LIST_FOR_EACH (c, link, &e->incidents) {
 		if (c->state != INC_COALESCED || strcmp(c->coalesced_into, holder->id) != 0)
 			continue;
 		snprintf(msg, sizeof(msg), "coalesced into %s, which did not fix it: %s", holder->id,
@@ -190,11 +178,9 @@ void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
 	}
 }
 
-static void verify_cb(evutil_socket_t fd, short what, void *arg)
+/* verify.within ended. */
+static void verify_elapsed(struct engine *e, struct incident *inc)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
-	pthread_mutex_lock(&e->lock);
 	if (inc->state == INC_ROLLED_BACK && inc->n_firing > 0) {
 		const struct rule *r = engine_find_rule(e, inc->rule_name);
 		char note[160];
@@ -207,7 +193,6 @@ static void verify_cb(evutil_socket_t fd, short what, void *arg)
 		engine_escalate_coalesced(e, inc, note);
 		log_warn("rollback ineffective", "incident", inc->id, "rule", inc->rule_name, NULL);
 	}
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* One remediation per target (SPEC §7), for an episode that policy would
@@ -322,8 +307,6 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	return o;
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
-
 /* Publish the number of incidents not resolved (kept in e->n_open at the
  * transitions into and out of INC_RESOLVED, not recounted per request). */
 void engine_open_count(struct engine *e)
@@ -362,13 +345,7 @@ static int emit(struct engine *e, struct decision_out *d, const char *fp, const 
 void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timestamp at,
 		      struct timestamp now)
 {
-	if (!e->base)
-		return;
-	if (!inc->timer && !(inc->timer = evtimer_new(e->base, timer_cb, inc)))
-		return;
-	int64_t ms = ts_ms(at) - ts_ms(now);
-	struct timeval tv = timestamp_tv(ms);
-	evtimer_add(inc->timer, &tv);
+	timers_arm(e, inc, STORE_TIMER_FIRING_FOR, ts_ms(at) - ts_ms(now));
 }
 
 /* Name the target of the episode that alert a opens (SPEC §6). A name
@@ -531,8 +508,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 			 "%lld alert(s) were truncated by Alertmanager; the incident stays open",
 			 (long long)d->truncated);
 	} else {
-		if (inc->timer)
-			evtimer_del(inc->timer); /* a pending firing_for is cancelled */
+		timers_cancel(e, inc, STORE_TIMER_FIRING_FOR); /* a pending firing_for */
 		if (!inc->running) { /* running actions finish their records first */
 			settle_verify(e, inc, true);
 			inc->state = INC_RESOLVED;
@@ -593,12 +569,9 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 }
 
 /* firing_for elapsed without a resolve: decide now. */
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void firing_for_elapsed(struct engine *e, struct incident *inc)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
 	char reason[512];
-	pthread_mutex_lock(&e->lock);
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && inc->state == INC_PENDING && !inc->decided) {
 		enum outcome o = decide(e, inc, r, timestamp_now(), reason, sizeof(reason));
@@ -608,8 +581,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("decision", "rule", r->name, "incident", inc->id, "outcome",
 			 outcome_name(o), "reason", reason, "trigger", "firing_for elapsed", NULL);
 	}
-	engine_open_count(e);
-	pthread_mutex_unlock(&e->lock);
 }
 
 void engine_set_paused(struct engine *e, bool paused)
@@ -638,8 +609,7 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	free(inc->approved_by);
 	inc->approved_by = strdup(by);
 	inc->approved_at = timestamp_now();
-	if (inc->approve_timer)
-		evtimer_del(inc->approve_timer);
+	timers_cancel(e, inc, STORE_TIMER_APPROVE);
 	inc->state = INC_ACTING;
 	inc->has_acted = true;
 	inc->last_acted = inc->approved_at;
@@ -658,15 +628,23 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	runner_enqueue_run(e, inc);
 }
 
-void engine_approve_timeout_cb(evutil_socket_t fd, short what, void *arg)
+void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer_kind kind)
 {
-	struct incident *inc = arg;
-	struct engine *e = inc->engine;
-	pthread_mutex_lock(&e->lock);
-	if (inc->state == INC_AWAITING_APPROVAL)
-		approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
+	switch (kind) {
+	case STORE_TIMER_FIRING_FOR:
+		firing_for_elapsed(e, inc);
+		break;
+	case STORE_TIMER_APPROVE:
+		if (inc->state == INC_AWAITING_APPROVAL)
+			approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
+		break;
+	case STORE_TIMER_VERIFY:
+		verify_elapsed(e, inc);
+		break;
+	case STORE_TIMER_KINDS:
+		break;
+	}
 	engine_open_count(e);
-	pthread_mutex_unlock(&e->lock);
 }
 
 static void fill_prev(const char *who, struct timestamp at, struct engine_use *prev)
@@ -755,7 +733,8 @@ int engine_interrupt(struct engine *e)
 				  "(shutdown grace period over); it is not run again";
 	int n = 0;
 	pthread_mutex_lock(&e->lock);
-	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+	struct incident *inc;
+	LIST_FOR_EACH (inc, link, &e->incidents) {
 		for (size_t i = 0; i < inc->n_actions; i++) {
 			struct action_record *a = &inc->actions[i];
 			if (!a->begun || a->done)

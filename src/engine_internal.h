@@ -16,15 +16,29 @@
  *   views.c           the JSON views of incidents
  * Nothing here is part of the public API (include/rollbackd/engine.h).
  *
- * Lock rules: struct engine's lock guards every field of the engine and of
- * every incident. Every function declared here runs with e->lock held
- * unless its comment says otherwise; the callbacks (libevent timers, proc,
- * httpc, journal waits) take it themselves. Never under the lock: a
- * blocking syscall other than the PAUSED stat, spawn, fsync, DNS, or
- * waiting on another thread (proc_spawn and httpc_send only queue work on
- * the loop; notify only queues). No other lock is taken while it is held,
- * except the journal's and notify's own internal locks, which never call
- * back into the engine.
+ * Lock rules:
+ * - e->lock guards every field of the engine and of every incident. Every
+ *   function declared here runs with e->lock held unless its comment says
+ *   otherwise; the callbacks (timers, the kicks, proc, httpc, store
+ *   durability) run on the engine's loop and take it themselves.
+ * - Threads: engine_process, engine_ack/approve and the views run on any
+ *   thread (HTTP workers). Everything that touches a libevent event of the
+ *   engine runs on the engine's loop (e->base): no other thread ever adds,
+ *   deletes or re-arms one, because libevent 2.1's event_del from another
+ *   thread waits for the event's running callback, which may be waiting
+ *   for e->lock. Other threads hand work to the loop: the timers through
+ *   e->timer_ops + event_active(e->timer_kick) (timers.c), actions through
+ *   e->queue + event_active(e->kick) (runner.c). event_active only queues.
+ * - Every timer callback re-checks, under e->lock, that it is still the
+ *   armed generation for the current episode (timers.c); a stale one does
+ *   nothing.
+ * - Never under e->lock: a blocking syscall other than the PAUSED stat,
+ *   spawn, fsync, DNS, or waiting on another thread (proc_spawn and
+ *   httpc_send only register work on the loop; notify and the store only
+ *   queue or buffer).
+ * - Lock order: e->lock -> the store's lock -> the journal's lock; notify's
+ *   queue lock is taken inside e->lock too. None of them calls back into
+ *   the engine while held.
  */
 #ifndef ROLLBACKD_ENGINE_INTERNAL_H
 #define ROLLBACKD_ENGINE_INTERNAL_H
@@ -44,6 +58,8 @@
 #include "rollbackd/config.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/error.h"
+#include "rollbackd/hmap.h"
+#include "rollbackd/list.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/store.h"
@@ -89,6 +105,21 @@ struct action_record {
 	char *output;       /* captured output / response body / error text */
 };
 
+/* One of an incident's timers (firing_for, approve_timeout, verify.within;
+ * timers.c). Every field is under e->lock; ev is only ever added, deleted
+ * or freed on the engine's loop (or after it ended). */
+struct inc_timer {
+	struct event *ev;             /* made by the loop on first arm */
+	struct incident *inc;         /* NULL until first armed */
+	enum store_timer_kind kind;
+	uint64_t gen;                 /* bumped by every arm and cancel */
+	uint64_t armed_gen;           /* the generation the loop armed ev with */
+	int episode;                  /* the episode it was armed for */
+	bool armed;                   /* armed and neither fired nor cancelled */
+	int64_t due_mono_ms;          /* when (timestamp_mono_ms) */
+	struct list_node op;          /* in e->timer_ops while the loop must apply it */
+};
+
 struct incident {
 	char id[INCIDENT_ID_LEN + 1];
 	char *rule_name;
@@ -108,15 +139,14 @@ struct incident {
 	char *generator_url, *external_url; /* of the triggering alert */
 	uint64_t *firing;             /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
-	struct event *timer;          /* firing_for */
-	struct event *retry;          /* action_started waits for a failing journal */
-	struct event *approve_timer;  /* approve_timeout */
-	struct event *verify_timer;   /* verify.within */
+	struct inc_timer timers[STORE_TIMER_KINDS]; /* by enum store_timer_kind */
+	struct event *retry;          /* action_started waits for a failing journal
+				       * (armed on the loop only) */
 	json_t *ready;                /* the expanded action waiting for its record */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
-	bool queued;
+	struct list_node queued;      /* in e->queue while waiting for an action slot */
 	bool running;                 /* actions queued or in progress */
 	char *target;                 /* what this episode rolls back (SPEC §6); NULL: not yet */
 	char *target_err;             /* why the target could not be named (held) */
@@ -125,7 +155,8 @@ struct incident {
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
 	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
-	struct incident *next;        /* creation order list */
+	struct list_node link;        /* in e->incidents (newest first) */
+	struct hmap_node by_id;       /* in e->by_id */
 	struct engine *engine;
 };
 
@@ -142,13 +173,12 @@ struct episode_key {
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
  * the alert's content, so an exact repeat is only counted. */
 struct seen_entry {
-	uint64_t key; /* 0 = empty */
+	struct hmap_node node; /* hash: incident_fp_key of the fingerprint */
 	unsigned char digest[16];
 };
 
 struct seen_map {
-	struct seen_entry *slots;
-	size_t cap, n;
+	struct hmap entries;   /* of struct seen_entry */
 };
 
 struct engine {
@@ -157,15 +187,16 @@ struct engine {
 	const struct ruleset *rules;
 	struct event_base *base;
 	bool plan_only;
-	struct incident *incidents;   /* newest first */
+	struct list_node incidents;   /* struct incident.link, newest first */
 	size_t n_incidents;
-	struct incident **index;      /* by id, index_cap slots (a power of two) */
-	size_t index_cap;
+	struct hmap by_id;            /* struct incident.by_id, hash of the id */
 	size_t n_open;                /* incidents not in INC_RESOLVED */
-	struct incident **queue;      /* waiting for an action slot */
-	size_t n_queue, alloc_queue;
+	struct list_node queue;       /* struct incident.queued: waiting for an action slot */
+	size_t n_queue;
 	int running;
 	struct event *kick;           /* activated to start queued work */
+	struct event *timer_kick;     /* activated to apply e->timer_ops */
+	struct list_node timer_ops;   /* struct inc_timer.op: arms/cancels for the loop */
 	struct httpc *http;
 	struct metric_family *decisions_total;
 	struct metric_child **decision_children; /* (n_rules + 1) x OUTCOME_COUNT */
@@ -218,6 +249,10 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 			      const struct label *group, size_t n, struct timestamp now);
 /* Link and index inc (replay builds its own). 0 or -1 on OOM. */
 int incident_link(struct engine *e, struct incident *inc);
+/* A zeroed incident's list nodes, before anything else touches it. */
+void incident_init_links(struct incident *inc);
+/* Unlink and free every incident (engine_free). */
+void incident_free_all(struct engine *e);
 struct incident *incident_find(struct engine *e, const char *id);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);
@@ -360,14 +395,27 @@ void engine_open_count(struct engine *e);
 /* Arm inc's firing_for timer for at (relative to now). */
 void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timestamp at,
 			   struct timestamp now);
-/* Arm *ev (created on first use) to fire cb(arg) in ms. No-op without a base. */
-void engine_arm_ms(struct engine *e, struct event **ev, event_callback_fn cb, void *arg,
-		   int64_t ms);
+/* Arm verify.within after a rollback (when the rule has one). */
 void engine_arm_verify(struct engine *e, struct incident *inc);
 /* The incidents coalesced into holder (still coalesced) are escalated with
  * it: journaled and notified, never rolled back. */
 void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
 			       const char *note);
-void engine_approve_timeout_cb(evutil_socket_t fd, short what, void *arg);
+/* A timer of inc's current episode elapsed (called by timers.c). */
+void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer_kind kind);
+
+/* ---- timers.c: timers handed to the engine's loop ----------------------- */
+
+/* e->timer_kick and e->timer_ops (any base; none without one). 0 or -1. */
+int timers_init(struct engine *e);
+void timers_release(struct engine *e);
+/* Free inc's timer events (engine_free, after the loops). */
+void timers_free_incident(struct incident *inc);
+/* (Re)arm inc's timer kind to fire in ms for its current episode; from any
+ * thread, under e->lock. No-op without a base. Mirrored in the store. */
+void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind kind, int64_t ms);
+/* Cancel it, if armed: a callback already on its way does nothing. */
+void timers_cancel(struct engine *e, struct incident *inc, enum store_timer_kind kind);
+bool timers_armed(const struct incident *inc, enum store_timer_kind kind);
 
 #endif

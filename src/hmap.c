@@ -107,7 +107,7 @@ struct hmap_node *hmap_next(const struct hmap *m, const struct hmap_node *node)
 uint64_t hmap_hash_bytes(const void *p, size_t n)
 {
 	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 14695981039346656037ULL;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ s[i]) * 1099511628211ULL;
 	return h;
@@ -115,7 +115,7 @@ uint64_t hmap_hash_bytes(const void *p, size_t n)
 
 uint64_t hmap_hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 14695981039346656037ULL;
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;

@@ -90,14 +90,9 @@ void incident_clear_firing(struct incident *inc)
 
 void incident_free(struct incident *inc)
 {
-	if (inc->timer)
-		event_free(inc->timer);
+	timers_free_incident(inc);
 	if (inc->retry)
 		event_free(inc->retry);
-	if (inc->approve_timer)
-		event_free(inc->approve_timer);
-	if (inc->verify_timer)
-		event_free(inc->verify_timer);
 	free(inc->approved_by);
 	free(inc->generator_url);
 	free(inc->external_url);
@@ -189,59 +184,41 @@ void incident_id_for(const struct rule *r, const struct label *group, size_t n,
 	sodium_bin2hex(out + 4, INCIDENT_ID_LEN + 1 - 4, h, sizeof(h));
 }
 
-/* The index over incidents: open addressing on the id's hash (the id
- * already is a hash, so its hex digits are the slot). */
-static size_t id_slot(const char *id, size_t cap)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return (size_t)(h & (cap - 1));
-}
-
 struct incident *incident_find(struct engine *e, const char *id)
 {
-	if (!e->index_cap)
-		return NULL;
-	for (size_t i = id_slot(id, e->index_cap);; i = (i + 1) & (e->index_cap - 1)) {
-		struct incident *inc = e->index[i];
-		if (!inc || strcmp(inc->id, id) == 0)
+	struct incident *inc;
+	HMAP_FOR_EACH_WITH_HASH (inc, by_id, hmap_hash_str(id), &e->by_id)
+		if (strcmp(inc->id, id) == 0)
 			return inc;
-	}
+	return NULL;
 }
 
-static int incident_index_add(struct engine *e, struct incident *inc)
+void incident_init_links(struct incident *inc)
 {
-	if ((e->n_incidents + 1) * 2 > e->index_cap) {
-		size_t cap = e->index_cap ? e->index_cap * 2 : 256;
-		struct incident **idx = calloc(cap, sizeof(*idx));
-		if (!idx)
-			return -1;
-		for (struct incident *x = e->incidents; x; x = x->next) {
-			size_t i = id_slot(x->id, cap);
-			while (idx[i])
-				i = (i + 1) & (cap - 1);
-			idx[i] = x;
-		}
-		free(e->index);
-		e->index = idx;
-		e->index_cap = cap;
-	}
-	size_t i = id_slot(inc->id, e->index_cap);
-	while (e->index[i])
-		i = (i + 1) & (e->index_cap - 1);
-	e->index[i] = inc;
-	return 0;
+	list_init(&inc->link);
+	list_init(&inc->queued);
 }
 
 int incident_link(struct engine *e, struct incident *inc)
 {
-	if (incident_index_add(e, inc) < 0)
+	if (hmap_insert(&e->by_id, &inc->by_id, hmap_hash_str(inc->id)) < 0)
 		return -1;
-	inc->next = e->incidents;
-	e->incidents = inc;
+	list_push_front(&e->incidents, &inc->link);
 	e->n_incidents++;
 	return 0;
+}
+
+void incident_free_all(struct engine *e)
+{
+	struct incident *inc;
+	struct list_node *tmp;
+	LIST_FOR_EACH_SAFE (inc, tmp, link, &e->incidents) {
+		list_remove(&inc->link);
+		hmap_remove(&e->by_id, &inc->by_id);
+		incident_free(inc);
+	}
+	hmap_release(&e->by_id);
+	e->n_incidents = 0;
 }
 
 /* The group labels of alert a for rule r: group_by names (a missing label
@@ -308,41 +285,24 @@ uint64_t incident_fp_key(const char *fp)
 	return k ? k : 1;
 }
 
-static int seen_map_grow(struct seen_map *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 1024;
-	struct seen_entry *slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -1;
-	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->slots[i].key)
-			continue;
-		size_t j = m->slots[i].key & (cap - 1);
-		while (slots[j].key)
-			j = (j + 1) & (cap - 1);
-		slots[j] = m->slots[i];
-	}
-	free(m->slots);
-	m->slots = slots;
-	m->cap = cap;
-	return 0;
-}
-
 /* Record digest for key. 1 when it is new or differs, 0 when it is an exact
  * repeat, -1 on OOM. */
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
 {
-	if ((m->n + 1) * 2 > m->cap && seen_map_grow(m) < 0)
-		return -1;
-	size_t j = key & (m->cap - 1);
-	while (m->slots[j].key && m->slots[j].key != key)
-		j = (j + 1) & (m->cap - 1);
-	if (m->slots[j].key == key && memcmp(m->slots[j].digest, digest, 16) == 0)
+	struct seen_entry *x;
+	HMAP_FOR_EACH_WITH_HASH (x, node, key, &m->entries)
+		break; /* the key is the fingerprint's hash: one entry per key */
+	if (x && memcmp(x->digest, digest, 16) == 0)
 		return 0;
-	if (!m->slots[j].key)
-		m->n++;
-	m->slots[j].key = key;
-	memcpy(m->slots[j].digest, digest, 16);
+	if (!x) {
+		if (!(x = malloc(sizeof(*x))))
+			return -1;
+		if (hmap_insert(&m->entries, &x->node, key) < 0) {
+			free(x);
+			return -1;
+		}
+	}
+	memcpy(x->digest, digest, 16);
 	return 1;
 }
 
@@ -360,6 +320,7 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 	struct incident *inc = calloc(1, sizeof(*inc));
 	if (!inc)
 		return NULL;
+	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
 	inc->engine = e;
 	inc->rule_name = strdup(r->name);
@@ -393,7 +354,11 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 
 void seen_map_release(struct seen_map *m)
 {
-	free(m->slots);
-	m->slots = NULL;
-	m->cap = m->n = 0;
+	struct hmap_node *n, *next;
+	for (n = hmap_first(&m->entries); n; n = next) {
+		next = hmap_next(&m->entries, n);
+		hmap_remove(&m->entries, n);
+		free(CONTAINER_OF(n, struct seen_entry, node));
+	}
+	hmap_release(&m->entries);
 }

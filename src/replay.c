@@ -90,6 +90,7 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc = calloc(1, sizeof(*inc));
 	if (!inc)
 		return NULL;
+	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
 	inc->engine = e;
 	inc->state = INC_RESOLVED;
@@ -425,7 +426,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	if (j && e->own_store)
 		store_journal_attach(e->store, j);
 	e->n_open = 0;
-	for (struct incident *inc = e->incidents; inc; inc = inc->next) {
+	struct incident *inc;
+	LIST_FOR_EACH (inc, link, &e->incidents) {
 		struct store_target_claim tc;
 		if (inc->target && store_target_claim(e->store, inc->target, &tc) == 0 &&
 		    strcmp(tc.holder, inc->id) == 0)
@@ -445,7 +447,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 		/* Timers do not survive a restart: give them a full window from now
 		 * (later rather than earlier). */
 		if (inc->state == INC_AWAITING_APPROVAL && rr && rr->approve_timeout_ms > 0)
-			engine_arm_ms(e, &inc->approve_timer, engine_approve_timeout_cb, inc, rr->approve_timeout_ms);
+			timers_arm(e, inc, STORE_TIMER_APPROVE, rr->approve_timeout_ms);
 		if (inc->state == INC_ROLLED_BACK)
 			engine_arm_verify(e, inc);
 		if (inc->state != INC_ACTING)

@@ -28,7 +28,7 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg);
 
 void runner_enqueue_run(struct engine *e, struct incident *inc)
 {
-	if (!e->base || inc->queued)
+	if (!e->base || list_linked(&inc->queued))
 		return;
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	incident_clear_actions(inc);
@@ -40,21 +40,11 @@ void runner_enqueue_run(struct engine *e, struct incident *inc)
 /* Queue inc's actions from inc->next_action on. */
 void runner_enqueue_resume(struct engine *e, struct incident *inc)
 {
-	if (!e->base || inc->queued)
+	if (!e->base || list_linked(&inc->queued))
 		return;
-	if (e->n_queue == e->alloc_queue) {
-		size_t n = e->alloc_queue ? e->alloc_queue * 2 : 8;
-		struct incident **q = realloc(e->queue, n * sizeof(*q));
-		if (!q) {
-			inc->state = INC_ACTION_FAILED;
-			return;
-		}
-		e->queue = q;
-		e->alloc_queue = n;
-	}
-	inc->queued = true;
 	inc->running = true;
-	e->queue[e->n_queue++] = inc;
+	list_push_back(&e->queue, &inc->queued);
+	e->n_queue++;
 	event_active(e->kick, EV_READ, 0);
 }
 
@@ -64,10 +54,9 @@ void runner_kick_cb(evutil_socket_t fd, short what, void *arg)
 	struct engine *e = arg;
 	pthread_mutex_lock(&e->lock);
 	while (e->n_queue > 0 && e->running < e->cfg->limits.max_concurrent_actions) {
-		struct incident *inc = e->queue[0];
-		memmove(e->queue, e->queue + 1, (e->n_queue - 1) * sizeof(*e->queue));
+		struct incident *inc =
+			CONTAINER_OF(list_pop_front(&e->queue), struct incident, queued);
 		e->n_queue--;
-		inc->queued = false;
 		e->running++;
 		run_next_action(e, inc);
 	}

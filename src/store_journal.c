@@ -14,7 +14,10 @@
  *
  * Must never: call back into its caller while holding its lock, block in
  * an operation other than replay and free, or keep a record's text past
- * the call. Lock rules: one mutex (s->lock) guards every field; it is
+ * the call. (About 800 lines: every operation of store.h in one place, so
+ * that the PostgreSQL store can be written against one reference; split it
+ * by operation group when the two show what they share.) Lock rules: one
+ * mutex (s->lock) guards every field; it is
  * taken inside the caller's locks (the engine calls with e->lock held)
  * and the journal's lock is taken inside it (append under s->lock keeps
  * epochs in record order). journal_wait and event_base_once only queue.

@@ -68,8 +68,10 @@ int engine_incidents_json(struct engine *e, struct buf *out)
 {
 	json_t *arr = json_array();
 	pthread_mutex_lock(&e->lock);
-	for (const struct incident *inc = e->incidents; inc && arr; inc = inc->next)
-		json_array_append_new(arr, views_incident(inc, false));
+	const struct incident *inc;
+	LIST_FOR_EACH (inc, link, &e->incidents)
+		if (arr)
+			json_array_append_new(arr, views_incident(inc, false));
 	pthread_mutex_unlock(&e->lock);
 	return views_dump(arr, out);
 }

@@ -339,7 +339,9 @@ class FiringForRace(TimerRaceCase):
             recs = journal[inc]
             decisions = [(r["outcome"], r.get("trigger"), r["state"]) for r in recs
                          if r["type"] == "decision"]
-            kinds = [r["type"] for r in recs]
+            # the incident's own records (the store's target_claimed /
+            # target_released records are about its target, checked apart)
+            kinds = [r["type"] for r in recs if not r["type"].startswith("target_")]
             if decisions == [("pending", None, "pending"), ("resolved", None, "resolved")]:
                 # resolved before the timer: nothing decided after, nothing ran
                 first["resolve"] += 1
@@ -412,7 +414,9 @@ class ApproveTimeoutRace(TimerRaceCase):
         def approve(client, inc, due):
             sent[inc][2] = (time.time() - due) * 1000
             q, _, _ = link_query("approve", inc)
-            body = (q + "&by=" + urllib.parse.quote("race")).encode()
+            # the approver types the target (issue 16): service=<svc>
+            body = (q + "&by=" + urllib.parse.quote("race") + "&target=" +
+                    urllib.parse.quote("service=" + sent[inc][0])).encode()
             status, data = client.request("POST", "/v1/ack/" + inc, body,
                                           "application/x-www-form-urlencoded")
             self.assertIn(status, (200, 409), data[:300])  # which one is the race's outcome:
