@@ -41,6 +41,8 @@ struct config {
 		int max_concurrent_actions;
 		int max_rollbacks_per_hour;
 		size_t max_alerts;      /* alerts per notification */
+		int max_connections_per_peer; /* open connections from one address */
+		int64_t header_timeout_ms;    /* to read a request's head */
 	} limits;
 
 	struct auth_config auth;        /* schemes for POST /v1/alerts */
