@@ -237,6 +237,7 @@ struct worker {
 	struct event *listen_ev;         /* activated to pause/resume the listener */
 	struct event *wake_ev;           /* activated when waiting requests may go */
 	struct event *accept_retry_ev;   /* ends a pause after accept() failed */
+	struct event *pressure_ev;       /* at the limit: makes room for probes */
 	int64_t accept_backoff_ms;       /* the next such pause */
 	bool accept_paused;              /* accept() failed; retry_ev pending */
 	int64_t drain_left_ms;           /* how much longer a stop may wait */
@@ -633,10 +634,15 @@ static void on_listen_toggle(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	if (w->stopping || !w->listener)
 		return;
-	if (over_limit(w->srv) || w->accept_paused)
+	bool full = over_limit(w->srv);
+	if (full || w->accept_paused)
 		evconnlistener_disable(w->listener);
 	else
 		evconnlistener_enable(w->listener);
+	if (full && !evtimer_pending(w->pressure_ev, NULL)) {
+		struct timeval tv = timestamp_tv(RESERVE_IDLE_MS);
+		evtimer_add(w->pressure_ev, &tv);
+	}
 }
 
 /* Tell every worker when the open connections cross the limit. Between two
@@ -696,6 +702,22 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- the gate ------------------------------------------------------------- */
+
+static void evict_idle_reserve(struct worker *w);
+
+/* At the limit with the listener off: reserve connections that sent no
+ * request make room, so that a probe waiting in the backlog gets in. */
+static void on_pressure(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	if (w->stopping || !over_limit(w->srv))
+		return;
+	evict_idle_reserve(w);
+	if (over_limit(w->srv)) {
+		struct timeval tv = timestamp_tv(RESERVE_IDLE_MS);
+		evtimer_add(w->pressure_ev, &tv);
+	}
+}
 
 static void conn_close(struct conn_ref *c, struct log_limit *ll, const char *msg,
 		       const char *limit)
@@ -786,6 +808,27 @@ static void evict_slow_head(struct worker *w, bool reserve, const struct conn_re
 			   "connections at the limit; closing a slow or idle one to make room",
 			   "limits.max_connections");
 		return;
+	}
+}
+
+static bool reserve_idle(const struct conn_ref *c, int64_t now)
+{
+	int64_t since = c->in_request ? c->request_started_ms : c->accepted_ms;
+	return c->evcon && c->reserve && c->state == GATE_HEAD && !c->awaiting_reply &&
+	       now - since >= RESERVE_IDLE_MS;
+}
+
+static void evict_idle_reserve(struct worker *w)
+{
+	int64_t now = timestamp_mono_ms();
+	struct conn_ref *c = w->conns;
+	while (c) {
+		struct conn_ref *next = c->next;
+		if (reserve_idle(c, now))
+			conn_close(c, &ll_evict,
+				   "connections at the limit; closing an idle one to make room",
+				   "limits.max_connections");
+		c = next;
 	}
 }
 
@@ -1250,6 +1293,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	if (w->listener)
 		evconnlistener_disable(w->listener);
 	evtimer_del(w->accept_retry_ev);
+	evtimer_del(w->pressure_ev);
 	struct conn_ref *c = w->conns;
 	while (c) {
 		struct conn_ref *next = c->next;
@@ -1327,7 +1371,8 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	w->listen_ev = event_new(w->base, -1, 0, on_listen_toggle, w);
 	w->wake_ev = event_new(w->base, -1, 0, on_wake, w);
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
-	if (!w->stop_ev || !w->drain_ev || !w->sweep_ev || !w->listen_ev || !w->wake_ev ||
+	w->pressure_ev = evtimer_new(w->base, on_pressure, w);
+	if (!w->pressure_ev || !w->stop_ev || !w->drain_ev || !w->sweep_ev || !w->listen_ev || !w->wake_ev ||
 	    !w->accept_retry_ev ||
 	    conn_table_init(&w->table, (size_t)(cfg->limits.max_connections + w->srv->reserve) +
 						64) < 0)
@@ -1342,8 +1387,8 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 
 static void worker_release(struct worker *w)
 {
-	struct event *evs[] = {w->stop_ev, w->drain_ev, w->sweep_ev, w->listen_ev, w->wake_ev,
-			       w->accept_retry_ev};
+	struct event *evs[] = {w->stop_ev,	   w->drain_ev,	      w->sweep_ev,   w->listen_ev,
+			       w->wake_ev,	   w->accept_retry_ev, w->pressure_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
