@@ -315,6 +315,8 @@ int daemon_run(const struct config *cfg, const char *config_path, struct error *
 	}
 	if (open_journal(&d, err) < 0)
 		goto out;
+	server_addr(d.server, addr, sizeof(addr));
+	api_set_listen_addr(d.api, addr);
 	server_set_api(d.server, d.api);
 	char nrules[16];
 	snprintf(nrules, sizeof(nrules), "%zu", d.rules.n_rules);

@@ -261,6 +261,7 @@ struct server {
 	_Atomic int n_conns;     /* open connections, all workers */
 	_Atomic int n_served;    /* of them, not reserve */
 	_Atomic int n_waiting;   /* reserve connections with a request waiting */
+	_Atomic int n_reserve;   /* reserve connections */
 	pthread_mutex_t pause_lock;
 	bool listeners_paused;   /* under pause_lock */
 	pthread_mutex_t peer_lock;
@@ -838,13 +839,14 @@ static void gate_wait(struct conn_ref *ref)
 {
 	if (!ref->reserve)
 		return;
-	if (claim_slot(ref->w->srv)) {
-		ref->reserve = false;
-		return;
+	struct server *srv = ref->w->srv;
+	if (!claim_slot(srv)) {
+		evict_slow_head(ref->w, false, ref);
+		if (!claim_slot(srv))
+			return;
 	}
-	evict_slow_head(ref->w, false, ref);
-	if (claim_slot(ref->w->srv))
-		ref->reserve = false;
+	ref->reserve = false;
+	atomic_fetch_sub(&srv->n_reserve, 1);
 }
 
 static void gate_release_chunked(struct conn_ref *ref, bool from_read)
@@ -1025,7 +1027,7 @@ static void gate_resume(struct conn_ref *ref)
 
 static void wake_waiting(struct server *srv)
 {
-	if (atomic_load(&srv->n_waiting) <= 0)
+	if (atomic_load(&srv->n_reserve) <= 0)
 		return;
 	for (int i = 0; i < srv->n_workers; i++)
 		if (srv->workers[i].wake_ev)
@@ -1060,6 +1062,8 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 		event_free(ref->kick_ev);
 	evbuffer_free(ref->held);
 	bool served = !ref->reserve;
+	if (!served)
+		atomic_fetch_sub(&srv->n_reserve, 1);
 	free(ref);
 	atomic_fetch_sub(&srv->n_conns, 1);
 	if (served) {
@@ -1069,24 +1073,35 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	server_update_listeners(srv);
 }
 
-/* A served connection closed: waiting requests of this worker take its
- * place, oldest first. */
+/* A served connection closed: reserve connections of this worker take its
+ * place, those with a request waiting first, then the oldest. */
+static void promote(struct conn_ref *c)
+{
+	struct server *srv = c->w->srv;
+	c->reserve = false;
+	atomic_fetch_sub(&srv->n_reserve, 1);
+	if (c->waiting) {
+		c->waiting = false;
+		atomic_fetch_sub(&srv->n_waiting, 1);
+		gate_resume(c); /* may hand the request to evhttp */
+	}
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct server *srv = w->srv;
-	struct conn_ref *c = w->conns;
-	while (c && atomic_load(&srv->n_waiting) > 0) {
-		struct conn_ref *next = c->next;
-		if (c->waiting) {
-			if (!claim_slot(srv))
-				return;
-			c->waiting = false;
-			c->reserve = false;
-			atomic_fetch_sub(&srv->n_waiting, 1);
-			gate_resume(c);
+	for (int pass = 0; pass < 2; pass++) {
+		struct conn_ref *c = w->conns;
+		while (c && atomic_load(&srv->n_reserve) > 0) {
+			struct conn_ref *next = c->next;
+			if (c->reserve && c->evcon && (pass == 1 || c->waiting)) {
+				if (!claim_slot(srv))
+					return;
+				promote(c);
+			}
+			c = next;
 		}
-		c = next;
 	}
 }
 
@@ -1216,6 +1231,8 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 		return NULL;
 	}
 	ref->reserve = !claim_slot(srv);
+	if (ref->reserve)
+		atomic_fetch_add(&srv->n_reserve, 1);
 	ref->accepted_ms = timestamp_mono_ms();
 	ref->prev = w->conns_tail;
 	if (w->conns_tail)

@@ -45,20 +45,21 @@ class HeaderLimitTest(ServerTestCase):
                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                % (pad, len(body))).encode() + body
         data, end = harness.raw_exchange(self.server.port, req, timeout=10 * harness.SCALE)
-        status, _, _ = harness.parse_raw_response(data)
-        self.assertIsNotNone(status, "want a 4xx answer before the close, got %r (%s)"
-                             % (data[:200], end))
-        self.assertTrue(400 <= status < 500, data[:300])
+        self.assertHeadersTooLarge(data)
         self.assertIn(end, ("eof", "reset"), "connection must be closed after the refusal")
         self.assertStillServing()
+
+    def assertHeadersTooLarge(self, data):
+        r = harness.Response(*harness.parse_raw_response(data))
+        self.assertError(r, 431, "headers_too_large")
+        self.assertEqual(r.json()["message"],
+                         "request headers over limits.max_header_bytes (8192 bytes)")
 
     def test_many_headers_refused(self):
         lines = "".join("X-H%d: %s\r\n" % (i, "v" * 40) for i in range(400))
         req = ("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % lines).encode()
         data, end = harness.raw_exchange(self.server.port, req, timeout=10 * harness.SCALE)
-        status, _, _ = harness.parse_raw_response(data)
-        self.assertIsNotNone(status, "want a 4xx answer, got %r (%s)" % (data[:200], end))
-        self.assertTrue(400 <= status < 500, data[:300])
+        self.assertHeadersTooLarge(data)
         self.assertIn(end, ("eof", "reset"))
         self.assertStillServing()
 
@@ -79,9 +80,7 @@ class RequestTimeoutTest(ServerTestCase):
             s.close()
         self.assertNotEqual(how, "open", "a stalled client must be disconnected after "
                             "request_timeout=1s; still open after %.0fs" % took)
-        status, _, _ = harness.parse_raw_response(data)
-        self.assertTrue(status is None or status == 408 or 400 <= status < 500,
-                        "answer to a stalled request: %r" % data[:200])
+        self.assertEqual(data, b"", "a stalled request is closed without an answer")
         self.assertGreater(took, 0.5, "closed before request_timeout (%.2fs)" % took)
         return took
 
