@@ -92,7 +92,7 @@ static void log_limited(struct log_limit *ll, const char *msg, const char *k1, c
 }
 
 static struct log_limit ll_libevent, ll_timeout, ll_head_timeout, ll_peer, ll_accept,
-	ll_evict;
+	ll_evict, ll_limit;
 
 /* libevent's own warnings ("[warn] ..."), as JSON and rate-limited. */
 static void on_libevent_log(int severity, const char *msg)
@@ -660,8 +660,8 @@ static void server_update_listeners(struct server *srv)
 	if (!changed)
 		return;
 	if (want_pause)
-		log_warn("connection limit reached; new connections wait", "limit",
-			 "limits.max_connections", NULL);
+		log_limited(&ll_limit, "connection limit reached; new connections wait", "limit",
+			    "limits.max_connections");
 	for (int i = 0; i < srv->n_workers; i++)
 		if (srv->workers[i].listen_ev)
 			event_active(srv->workers[i].listen_ev, EV_READ, 0);
@@ -927,7 +927,11 @@ static void gate_step(struct conn_ref *ref, bool from_read)
 		}
 		evbuffer_drain(ref->held, hc.skip);
 		ref->head_len = hc.len;
-		ref->content_length = hc.chunked ? -1 : hc.content_length < 0 ? 0 : hc.content_length;
+		/* evhttp reads no body after a HEAD: what follows is the next request. */
+		ref->content_length = hc.is_head		  ? 0
+				      : hc.chunked		  ? -1
+				      : hc.content_length < 0 ? 0
+							  : hc.content_length;
 		ref->head_method_head = hc.is_head;
 		ref->state = GATE_HELD;
 		if (ref->reserve && !hc.is_probe)
