@@ -221,6 +221,7 @@ struct peer {
 	unsigned char addr[16];
 	int family;
 	int count;
+	size_t bucket;     /* in peers[] */
 	struct peer *next; /* the bucket's chain */
 };
 
@@ -576,6 +577,7 @@ static int peer_acquire(struct server *srv, const struct sockaddr *sa, struct pe
 	if (!p && (p = calloc(1, sizeof(*p))) != NULL) {
 		memcpy(p->addr, addr, 16);
 		p->family = family;
+		p->bucket = b;
 		p->next = srv->peers[b];
 		srv->peers[b] = p;
 	}
@@ -593,24 +595,9 @@ static int peer_acquire(struct server *srv, const struct sockaddr *sa, struct pe
 
 static void peer_release(struct server *srv, struct peer *peer)
 {
-	unsigned char addr[16];
-	int family;
-	struct sockaddr_storage ss;
 	pthread_mutex_lock(&srv->peer_lock);
 	if (--peer->count == 0) {
-		/* Find its bucket again from its own address. */
-		memset(&ss, 0, sizeof(ss));
-		if (peer->family == AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-			in->sin_family = AF_INET;
-			memcpy(&in->sin_addr, peer->addr, 4);
-		} else {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-			in6->sin6_family = AF_INET6;
-			memcpy(&in6->sin6_addr, peer->addr, 16);
-		}
-		size_t b = peer_key((struct sockaddr *)&ss, addr, &family);
-		struct peer **pp = &srv->peers[b];
+		struct peer **pp = &srv->peers[peer->bucket];
 		while (*pp && *pp != peer)
 			pp = &(*pp)->next;
 		if (*pp)

@@ -44,6 +44,15 @@ def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def stopped(test, srv):
+    """Stop srv: a clean exit with only JSON log lines (sanitizer reports are not)."""
+    try:
+        test.assertEqual(srv.stop(), 0, "\n".join(srv.lines[-30:]))
+        harness.check_log_lines(srv)
+    finally:
+        srv.cleanup()
+
+
 class Crowd:
     """n sockets to port; slow=True sends a head one byte per round."""
 
@@ -86,8 +95,11 @@ class Crowd:
 class PressureTest(unittest.TestCase):
     """The default max_connections (1024), one worker, 1,100 clients."""
 
+    WORKERS = 1
+
     def setUp(self):
-        self.srv = Server(config={"workers": 1, "limits": {"max_connections_per_peer": 2000}},
+        self.srv = Server(config={"workers": self.WORKERS,
+                                  "limits": {"max_connections_per_peer": 2000}},
                           log_level="info")
         self.srv.start()
         self.crowd = None
@@ -95,7 +107,7 @@ class PressureTest(unittest.TestCase):
     def tearDown(self):
         if self.crowd:
             self.crowd.close()
-        self.srv.cleanup()
+        stopped(self, self.srv)
 
     def test_idle_connections_do_not_delay_healthz(self):
         self.crowd = Crowd(self.srv.port, 1100)
@@ -118,13 +130,19 @@ class PressureTest(unittest.TestCase):
         self.assertLess(took, 1.0 * SCALE, "a webhook took %.2fs under slowloris" % took)
 
 
+class PressureTwoWorkersTest(PressureTest):
+    """The same with two loops: each makes room among its own connections."""
+
+    WORKERS = 2
+
+
 class PerPeerTest(unittest.TestCase):
     def setUp(self):
         self.srv = Server(config={"workers": 1, "limits": {"max_connections_per_peer": 3}})
         self.srv.start()
 
     def tearDown(self):
-        self.srv.cleanup()
+        stopped(self, self.srv)
 
     def test_fourth_connection_from_one_address_is_closed(self):
         crowd = Crowd(self.srv.port, 3, source="127.0.0.2")
@@ -158,7 +176,7 @@ class HeaderTimeoutTest(unittest.TestCase):
         self.srv.start()
 
     def tearDown(self):
-        self.srv.cleanup()
+        stopped(self, self.srv)
 
     def test_slow_head_cut_at_header_timeout_slow_body_at_request_timeout(self):
         head = socket.create_connection(("127.0.0.1", self.srv.port))
@@ -241,7 +259,7 @@ class EmfileTest(unittest.TestCase):
         self.srv.start()
 
     def tearDown(self):
-        self.srv.cleanup()
+        stopped(self, self.srv)
 
     def test_emfile_pauses_accept_without_spinning(self):
         pid = self.srv.proc.pid
