@@ -8,7 +8,7 @@ body over limits.max_body_bytes 413 at once (sent slowly, chunked, or after
 api token the operator API checks Host, Origin and the content type.
 """
 
-import json
+import re
 import socket
 import time
 
@@ -200,6 +200,16 @@ class HttpDetailsTest(ServerTestCase):
             b"Authorization: Bearer " + BEARER.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
             b"Connection: close\r\n\r\n", chunks, b"0\r\n\r\n"]))
         self.assertAccepted(r, 2)
+
+    def test_pipelined_requests_each_checked_and_answered_in_order(self):
+        data = raw(self.server.port, [
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Content-Type: application/json\r\n\r\n{}"
+            b"GET /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"])
+        self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200", b"401", b"400"])
+        self.assertTrue(data.endswith(b'{"error":"bad_request","message":"conflicting '
+                                      b'Content-Length headers"}\n'), data[-200:])
 
     def test_content_length_and_transfer_encoding(self):
         r = response(raw(self.server.port, self.alerts(b"Transfer-Encoding: chunked\r\n")))
