@@ -1,20 +1,21 @@
 /*
- * Unit tests for the gate's pure checks (server.c: head_parse,
- * chunked_scan) and for what a reload may change (daemon_reload_check).
+ * Unit tests for the HTTP gate's pure checks: httphead_parse and
+ * httphead_chunked.
  */
 #include <criterion/criterion.h>
 
 #include <string.h>
 
-#include "server.c"
-#include "rollbackd/daemon.h"
+#include <event2/buffer.h>
+
+#include "rollbackd/httphead.h"
 
 static int parse(const char *head, struct head_check *hc)
 {
-	return head_parse(head, strlen(head), 256, 1000, hc);
+	return httphead_parse(head, strlen(head), 256, 1000, hc);
 }
 
-Test(server, head_incomplete_then_complete)
+Test(httphead, head_incomplete_then_complete)
 {
 	struct head_check hc;
 	cr_assert_eq(parse("GET /healthz HTTP/1.1\r\nHost: x\r\n", &hc), 0);
@@ -30,7 +31,7 @@ Test(server, head_incomplete_then_complete)
 	cr_assert(!hc.is_probe);
 }
 
-Test(server, head_refusals)
+Test(httphead, head_refusals)
 {
 	static const struct {
 		const char *head;
@@ -63,31 +64,31 @@ Test(server, head_refusals)
 	}
 }
 
-Test(server, head_nul_and_size)
+Test(httphead, head_nul_and_size)
 {
 	struct head_check hc;
 	static const char auth[] = "GET / HTTP/1.1\r\nAuthorization: Bearer a\0b\r\n\r\n";
-	cr_assert_eq(head_parse(auth, sizeof(auth) - 1, 256, 1000, &hc), 1);
+	cr_assert_eq(httphead_parse(auth, sizeof(auth) - 1, 256, 1000, &hc), 1);
 	cr_assert_eq(hc.status, 401);
 	cr_assert_str_eq(hc.hdr, "WWW-Authenticate");
 	static const char other[] = "GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n";
-	cr_assert_eq(head_parse(other, sizeof(other) - 1, 256, 1000, &hc), 1);
+	cr_assert_eq(httphead_parse(other, sizeof(other) - 1, 256, 1000, &hc), 1);
 	cr_assert_eq(hc.status, 400);
 	cr_assert_str_eq(hc.msg, "header 'X-A' holds a NUL or CR byte");
 	char big[400];
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
-	cr_assert_eq(head_parse(big, sizeof(big), 256, 1000, &hc), 1, "unfinished and too big");
+	cr_assert_eq(httphead_parse(big, sizeof(big), 256, 1000, &hc), 1, "unfinished and too big");
 	cr_assert_eq(hc.status, 431);
 	cr_assert_str_eq(hc.msg, "request headers over limits.max_header_bytes (256 bytes)");
 }
 
-Test(server, chunked)
+Test(httphead, chunked)
 {
 	size_t used = 0, size = 0;
 	static const char body[] = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
 	struct evbuffer *out = evbuffer_new();
-	cr_assert_eq(chunked_scan((const unsigned char *)body, sizeof(body) - 1, 1000, out, &used,
+	cr_assert_eq(httphead_chunked((const unsigned char *)body, sizeof(body) - 1, 1000, out, &used,
 				  &size),
 		     CHUNKED_DONE);
 	cr_assert_eq(size, 11);
@@ -96,36 +97,13 @@ Test(server, chunked)
 	cr_assert_eq(memcmp(evbuffer_pullup(out, -1), "hello world", 11), 0);
 	evbuffer_free(out);
 	for (size_t n = 0; n < sizeof(body) - 1 - 4; n++)
-		cr_assert_eq(chunked_scan((const unsigned char *)body, n, 1000, NULL, &used, &size),
+		cr_assert_eq(httphead_chunked((const unsigned char *)body, n, 1000, NULL, &used, &size),
 			     CHUNKED_MORE, "prefix of %zu bytes", n);
-	cr_assert_eq(chunked_scan((const unsigned char *)"3e9\r\nab", 7, 1000, NULL, &used, &size),
+	cr_assert_eq(httphead_chunked((const unsigned char *)"3e9\r\nab", 7, 1000, NULL, &used, &size),
 		     CHUNKED_BIG, "a chunk size over the limit is refused before its data");
-	cr_assert_eq(chunked_scan((const unsigned char *)"zz\r\n", 4, 1000, NULL, &used, &size),
+	cr_assert_eq(httphead_chunked((const unsigned char *)"zz\r\n", 4, 1000, NULL, &used, &size),
 		     CHUNKED_BAD);
-	cr_assert_eq(chunked_scan((const unsigned char *)"2\r\nabX", 6, 1000, NULL, &used, &size),
+	cr_assert_eq(httphead_chunked((const unsigned char *)"2\r\nabX", 6, 1000, NULL, &used, &size),
 		     CHUNKED_BAD, "data not followed by CRLF");
 }
 
-Test(server, reload_check_names_the_key)
-{
-	struct config a, b;
-	struct error err = {{0}};
-	cr_assert_eq(config_init(&a), 0);
-	cr_assert_eq(config_init(&b), 0);
-	cr_assert_eq(daemon_reload_check(&a, &b, true, &err), 0);
-	b.limits.header_timeout_ms = 1;
-	cr_assert_eq(daemon_reload_check(&a, &b, true, &err), -1);
-	cr_assert_str_eq(err.msg, "limits.header_timeout cannot change without a restart");
-	b.limits.header_timeout_ms = a.limits.header_timeout_ms;
-	secret_from_bytes("https://hooks.example/x", 23, &b.notify.slack_webhook_url);
-	cr_assert_eq(daemon_reload_check(&a, &b, true, &err), -1);
-	cr_assert_str_eq(err.msg, "notify.slack.webhook_url cannot change without a restart");
-	secret_release(&b.notify.slack_webhook_url);
-	secret_from_bytes("links-secret-0123456789", 23, &b.links_secret);
-	cr_assert_eq(daemon_reload_check(&a, &b, true, &err), 0, "auth.links changes live");
-	cr_assert_eq(daemon_reload_check(&a, &b, false, &err), -1);
-	cr_assert_str_eq(err.msg, "the new configuration has no authentication and rollbackd "
-				  "listens on a non-loopback address");
-	config_release(&a);
-	config_release(&b);
-}
