@@ -70,6 +70,7 @@ struct api {
 	struct metric_child *webhooks_replayed;
 	struct replay_guard *guard; /* answers to signed requests, for replays */
 	struct metric_family *changes_total; /* {source} */
+	char listen_addr[128]; /* "127.0.0.1:9097": the Host of an open operator API */
 };
 
 /* A signed request's replay key and how long its answer is kept. */
@@ -164,6 +165,11 @@ void api_set_notify(struct api *api, struct notify *n)
 	api->notify = n;
 }
 
+void api_set_listen_addr(struct api *api, const char *addr)
+{
+	snprintf(api->listen_addr, sizeof(api->listen_addr), "%s", addr);
+}
+
 void api_set_ready(struct api *api, bool ready)
 {
 	atomic_store(&api->ready, ready);
@@ -187,10 +193,13 @@ static const char *status_reason(int status)
 	case 202: return "Accepted";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	default: return "Error";
@@ -339,6 +348,24 @@ static bool is_json_content_type(const char *ct)
 	return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
+#define AUTHZ_MAX 8
+
+/* The Authorization headers of req in order, up to AUTHZ_MAX of them in
+ * out; returns how many there are (which may be more). */
+static size_t authorization_headers(struct evhttp_request *req, const char *out[AUTHZ_MAX])
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	size_t n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "Authorization") != 0)
+			continue;
+		if (n < AUTHZ_MAX)
+			out[n] = kv->value;
+		n++;
+	}
+	return n;
+}
+
 static void count_webhook(struct api *api, enum webhook_result r)
 {
 	metric_inc(api->webhooks[r]);
@@ -405,7 +432,14 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		.from_loopback = peer_is_loopback(req),
 	};
 	const char *scheme = NULL;
-	enum auth_result ar = auth_verify(&cfg->auth, &ai, &scheme);
+	const char *authz[AUTHZ_MAX];
+	size_t n_authz = authorization_headers(req, authz);
+	enum auth_result ar = n_authz > AUTHZ_MAX ? AUTH_INVALID : AUTH_OK;
+	/* Several Authorization headers: each one must verify. */
+	for (size_t i = 0; ar == AUTH_OK && i < (n_authz ? n_authz : 1); i++) {
+		ai.authorization = n_authz ? authz[i] : NULL;
+		ar = auth_verify(&cfg->auth, &ai, &scheme);
+	}
 	if (ar != AUTH_OK) {
 		char why[256];
 		auth_failure_message(ar, scheme, &cfg->auth, why, sizeof(why));
@@ -689,22 +723,94 @@ out:
 	free(c);
 }
 
-/* The operator API (incidents, pause, resume) takes the api token; without
- * one configured it is open to loopback peers only, like intake. */
-static bool operator_allowed(struct api *api, struct evhttp_request *req)
+/* "scheme://authority" of url, or "" (for public_url's origin and host). */
+static void url_origin(const char *url, char *out, size_t outsz, const char **authority)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	enum auth_result r;
-	const struct config *cfg = api->cfg;
-	if (!secret_is_set(&cfg->api_token))
-		r = peer_is_loopback(req) ? AUTH_OK : AUTH_MISSING;
-	else
-		r = auth_check_bearer(&cfg->api_token, h);
-	if (r == AUTH_OK)
+	const char *a = url ? strstr(url, "://") : NULL;
+	out[0] = '\0';
+	*authority = out;
+	if (!a)
+		return;
+	size_t n = strcspn(a + 3, "/?#");
+	snprintf(out, outsz, "%.*s", (int)(a + 3 - url + n), url);
+	*authority = out + (a + 3 - url);
+}
+
+/* Host names this rollbackd: its listen address, localhost on its port, or
+ * public_url's authority. */
+static bool host_is_ours(const struct api *api, const char *host)
+{
+	char origin[300], local[160];
+	const char *authority, *port = strrchr(api->listen_addr, ':');
+	url_origin(api->cfg->public_url, origin, sizeof(origin), &authority);
+	snprintf(local, sizeof(local), "localhost%s", port ? port : "");
+	return host && ((api->listen_addr[0] && strcasecmp(host, api->listen_addr) == 0) ||
+			strcasecmp(host, local) == 0 || (authority[0] && strcasecmp(host, authority) == 0));
+}
+
+static bool origin_is_ours(const struct api *api, const char *origin)
+{
+	char pub[300], local[200];
+	const char *authority;
+	url_origin(api->cfg->public_url, pub, sizeof(pub), &authority);
+	if (pub[0] && strcasecmp(origin, pub) == 0)
 		return true;
-	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-			  "Bearer realm=\"rollbackd\"");
-	api_send_error(req, 401, "unauthorized", auth_result_message(r));
+	if (strncasecmp(origin, "http://", 7) != 0 || !host_is_ours(api, origin + 7))
+		return false;
+	snprintf(local, sizeof(local), "http://%s", origin + 7);
+	return strcasecmp(origin, local) == 0;
+}
+
+/*
+ * The operator API (incidents, pause, resume) takes the api token; without
+ * one configured it is open to loopback peers only, like intake, and then
+ * only for requests a browser on the host cannot be tricked into sending:
+ * the Host names this rollbackd (no DNS rebinding), an Origin is our own
+ * (no cross-site request), and a state-changing call is application/json
+ * (which a cross-site form cannot send).
+ */
+static bool operator_allowed(struct api *api, struct evhttp_request *req, bool changes_state)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *authz[AUTHZ_MAX];
+	size_t n_authz = authorization_headers(req, authz);
+	enum auth_result r = AUTH_OK;
+	const struct config *cfg = api->cfg;
+	if (!secret_is_set(&cfg->api_token)) {
+		if (!peer_is_loopback(req))
+			r = AUTH_MISSING;
+	} else if (n_authz == 0 || n_authz > AUTHZ_MAX) {
+		r = n_authz ? AUTH_INVALID : AUTH_MISSING;
+	} else {
+		for (size_t i = 0; r == AUTH_OK && i < n_authz; i++)
+			r = auth_check_bearer(&cfg->api_token, authz[i]);
+	}
+	if (r != AUTH_OK) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer realm=\"rollbackd\"");
+		api_send_error(req, 401, "unauthorized", auth_result_message(r));
+		return false;
+	}
+	if (secret_is_set(&cfg->api_token))
+		return true;
+	const char *origin = evhttp_find_header(in, "Origin");
+	const char *ct = evhttp_find_header(in, "Content-Type");
+	if (!host_is_ours(api, evhttp_find_header(in, "Host"))) {
+		api_send_error(req, 403, "forbidden_host",
+			       "the Host header does not name this rollbackd (its listen address "
+			       "or public_url); without auth.api.token the operator API answers "
+			       "only requests for its own address");
+	} else if (origin && !origin_is_ours(api, origin)) {
+		api_send_error(req, 403, "cross_origin",
+			       "cross-origin request refused: Origin is not this rollbackd; set "
+			       "auth.api.token to use the operator API from elsewhere");
+	} else if (changes_state && !is_json_content_type(ct)) {
+		api_send_error(req, 415, "unsupported_media_type",
+			       ct ? "Content-Type must be application/json"
+				  : "Content-Type is missing; expected application/json");
+	} else {
+		return true;
+	}
 	return false;
 }
 
@@ -719,7 +825,7 @@ static void send_buf_json(struct evhttp_request *req, struct buf *b)
 
 static void handle_incidents(struct api *api, struct evhttp_request *req)
 {
-	if (!operator_allowed(api, req))
+	if (!operator_allowed(api, req, false))
 		return;
 	struct buf b = BUF_INIT;
 	if (engine_incidents_json(api->engine, &b) < 0)
@@ -731,7 +837,7 @@ static void handle_incidents(struct api *api, struct evhttp_request *req)
 
 static void handle_incident(struct api *api, struct evhttp_request *req)
 {
-	if (!operator_allowed(api, req))
+	if (!operator_allowed(api, req, false))
 		return;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	const char *id = path + strlen("/v1/incidents/");
@@ -748,7 +854,7 @@ static void handle_incident(struct api *api, struct evhttp_request *req)
 
 static void handle_pause(struct api *api, struct evhttp_request *req, bool pause)
 {
-	if (!operator_allowed(api, req))
+	if (!operator_allowed(api, req, true))
 		return;
 	if (api->journal && !journal_available(api->journal)) {
 		journal_unavailable(api, req, false);

@@ -22,7 +22,7 @@
 #include "rollbackd/metrics.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/secret.h"
-#include "rollbackd/server.h"
+#include "rollbackd/daemon.h"
 
 #define SIGN_MAX_BODY (64u << 20) /* what `sign` reads from stdin at most */
 
@@ -47,7 +47,7 @@ int cmd_serve(const char *config_path, bool recover)
 		log_set_level(level);
 	log_info("starting", "version", ROLLBACKD_VERSION, "config",
 		 config_path ? config_path : "(built-in defaults)", NULL);
-	int r = server_run(&cfg, config_path, &err);
+	int r = daemon_run(&cfg, config_path, &err);
 	if (r < 0)
 		log_error("cannot serve", "error", err.msg, NULL);
 	config_release(&cfg);

@@ -308,6 +308,8 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    "max_concurrent_actions",
 	    "max_rollbacks_per_hour",
 	    "max_alerts",
+	    "max_connections_per_peer",
+	    "header_timeout",
 	    NULL,
 	};
 	const char *b = "limits";
@@ -319,6 +321,9 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    opt_count(o, b, "max_concurrent_actions", &cfg->limits.max_concurrent_actions, err) ||
 	    opt_count(o, b, "max_rollbacks_per_hour", &cfg->limits.max_rollbacks_per_hour, err) ||
 	    opt_size(o, b, "max_alerts", &cfg->limits.max_alerts, err) ||
+	    opt_count(o, b, "max_connections_per_peer", &cfg->limits.max_connections_per_peer,
+		      err) ||
+	    opt_duration(o, b, "header_timeout", &cfg->limits.header_timeout_ms, err) ||
 	    opt_duration0(o, b, "target_cooldown", &cfg->limits.target_cooldown_ms, err))
 		return -1;
 	json_t *br;
@@ -770,6 +775,8 @@ int config_init(struct config *cfg)
 	cfg->limits.max_body_bytes = 1048576;
 	cfg->limits.max_header_bytes = 16384;
 	cfg->limits.max_connections = 1024;
+	cfg->limits.max_connections_per_peer = 512;
+	cfg->limits.header_timeout_ms = 5 * 1000;
 	cfg->limits.request_timeout_ms = 10 * 1000;
 	cfg->limits.max_concurrent_actions = 4;
 	cfg->limits.max_rollbacks_per_hour = 10;

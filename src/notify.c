@@ -132,7 +132,7 @@ struct chan {
 };
 
 struct notify {
-	const struct config *cfg;
+	const struct config *_Atomic cfg; /* swapped by notify_set_config */
 	struct event_base *base;
 	int64_t retry_base_ms, retry_max_ms, slack_interval_ms, log_interval_ms;
 
@@ -1140,6 +1140,11 @@ static void list_free(struct entry_list *l)
 		list_unlink(l, e);
 		entry_free(e);
 	}
+}
+
+void notify_set_config(struct notify *n, const struct config *cfg)
+{
+	atomic_store(&n->cfg, cfg);
 }
 
 void notify_free(struct notify *n)

@@ -44,6 +44,11 @@ void api_set_config(struct api *api, const struct config *cfg);
 struct notify;
 void api_set_notify(struct api *api, struct notify *n);
 
+/* The address the server listens on ("127.0.0.1:9097"): without an api
+ * token, the operator API answers only requests whose Host (and Origin)
+ * name it, localhost on its port, or public_url. Before requests arrive. */
+void api_set_listen_addr(struct api *api, const char *addr);
+
 /* Readiness as /readyz reports it. */
 void api_set_ready(struct api *api, bool ready);
 

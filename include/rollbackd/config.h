@@ -45,6 +45,8 @@ struct config {
 		int64_t target_cooldown_ms; /* after a target's actions, others wait (30m) */
 		int blast_targets;          /* 0 = off; else this many targets in... */
 		int64_t blast_window_ms;    /* ...this window need approval (10m) */
+		int max_connections_per_peer; /* open connections from one address */
+		int64_t header_timeout_ms;    /* to read a request's head */
 	} limits;
 
 	struct auth_config auth;        /* schemes for POST /v1/alerts */

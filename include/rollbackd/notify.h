@@ -131,6 +131,11 @@ void notify_incident(struct notify *n, const struct notify_event *ev);
  * journaled or logged. Any thread; both strings are copied. */
 void notify_slack_response(struct notify *n, const char *response_url, const char *body);
 
+/* SIGHUP: links are signed with cfg's public_url and auth.links from now
+ * on (the caller refuses reloads that change notify.*). cfg must outlive
+ * the notify. Any thread. */
+void notify_set_config(struct notify *n, const struct config *cfg);
+
 /* Notices not yet delivered (metrics, shutdown). Any thread. */
 size_t notify_pending(struct notify *n);
 

@@ -207,25 +207,23 @@ class PayloadErrorsTest(ServerTestCase):
 
     # ---- HTTP-level garbage
 
-    def assertLibeventRefusal(self, data, end):
-        # issue 10/12: libevent answers a request it cannot parse itself, with its
-        # own HTML page instead of rollbackd's JSON error; the status and the close
-        # are what the code does today.
-        status, headers, _ = harness.parse_raw_response(data)
-        self.assertEqual(status, 400, data[:300])
-        self.assertEqual(headers.get("connection"), "close", data[:300])
-        self.assertEqual(end, "eof", "connection must be closed after the refusal")
-
     def test_garbage_request_line(self):
         data, end = harness.raw_exchange(self.server.port, b"HELLO\r\n\r\n", timeout=5 * harness.SCALE)
-        self.assertLibeventRefusal(data, end)
+        r = harness.Response(*harness.parse_raw_response(data))
+        self.assertError(r, 400, "bad_request")
+        self.assertEqual(r.json()["message"],
+                         "malformed request line (expected 'METHOD /path HTTP/1.1')")
+        self.assertEqual(end, "eof")
         self.assertStillServing()
 
     def test_bad_content_length(self):
         data, end = harness.raw_exchange(
             self.server.port, b"POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: -5\r\n\r\n{}", timeout=5 * harness.SCALE)
-        self.assertLibeventRefusal(data, end)
+        r = harness.Response(*harness.parse_raw_response(data))
+        self.assertError(r, 400, "bad_request")
+        self.assertEqual(r.json()["message"], "invalid Content-Length")
+        self.assertEqual(end, "eof")
         self.assertStillServing()
 
     def test_client_closes_mid_body(self):

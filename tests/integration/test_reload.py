@@ -9,6 +9,7 @@ SIGTERM lets a running action finish within the grace period.
 
 import json
 import os
+import re
 import signal
 import time
 import unittest
@@ -102,6 +103,20 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(line["error"], "listen cannot change without a restart")
         self.assertEqual(self.srv.request("GET", "/healthz").status, 200)
 
+    def test_keys_read_only_at_start_are_refused_by_name(self):
+        for key, value, name in [("limits", {"max_body_bytes": 4096}, "limits.max_body_bytes"),
+                                 ("log_level", "warn", "log_level"),
+                                 ("notify", {"pagerduty": {"routing_key": self.srv.secret(
+                                     "pd", "pd-key-0123456789abcdef")}},
+                                  "notify.pagerduty.routing_key")]:
+            cfg = dict(self.srv.config)
+            cfg[key] = value
+            with open(self.srv.config_path, "w") as f:
+                json.dump(cfg, f)
+            line = self.hup_and_wait("reload refused; the running configuration stays")
+            self.assertEqual(line["error"], "%s cannot change without a restart" % name)
+        self.assertEqual(self.srv.request("GET", "/healthz").status, 200)
+
     def test_sigterm_lets_the_running_action_finish(self):
         r = self.srv.post_alerts(make_payload(n=1, service="d"))
         self.assertEqual(r.json()["decisions"][0]["outcome"], "acting")
@@ -111,6 +126,69 @@ class ReloadTest(unittest.TestCase):
         recs = verify_chain(read_journal(self.srv.state_dir))
         fin = [x for x in recs if x["type"] == "action_finished"]
         self.assertEqual([x["result"] for x in fin], ["ok"])
+
+
+class LinkSecretReloadTest(unittest.TestCase):
+    """SIGHUP with a new auth.links secret: the links rollbackd sends in Slack
+    from then on verify (notify signs with the secret the API checks)."""
+
+    OLD_KEY = "links-0LD-secret-before-reload"
+    NEW_KEY = "links-N3W-secret-after-reload"
+
+    def setUp(self):
+        from test_notify import SLACK_URL_PATH, Recorder
+        self.slack_path = SLACK_URL_PATH
+        self.rec = Recorder()
+        rec = self.rec
+        self.srv = Server(config=lambda s: {
+            "dry_run": False,
+            "public_url": "https://rollbackd.example.com",
+            "auth": {"links": {"secret": s.secret("links", self.OLD_KEY), "ttl": "1h"}},
+            "notify": {"slack": {"webhook_url": s.secret(
+                "slack", "http://127.0.0.1:%d%s" % (rec.port, SLACK_URL_PATH))}},
+        })
+        with open(os.path.join(self.srv.rules_dir, "rules.json"), "w") as f:
+            json.dump({"rules": [dict(rule("links", "RollbackErrorRate", ["/bin/true"]),
+                                      notify=["slack"])]}, f)
+        self.srv.start()
+
+    def tearDown(self):
+        self.srv.cleanup()
+        self.rec.close()
+
+    def slack_link(self, inc, n):
+        """The ack link for inc in the n-th Slack message, as a local path."""
+        msgs = self.rec.wait(self.slack_path, n)
+        found = re.findall(r"https://rollbackd\.example\.com(/v1/ack/%s\?[^\"\s>|]+)" % inc,
+                           json.dumps([json.loads(m["body"]) for m in msgs]))
+        self.assertTrue(found, "no ack link for %s in Slack messages" % inc)
+        return found[-1].replace("\\u0026", "&")
+
+    def test_links_sent_after_the_reload_verify(self):
+        r = self.srv.post_alerts(make_payload(n=1, service="before"))
+        before = r.json()["decisions"][0]["incident"]
+        old_link = self.slack_link(before, 1)
+        self.assertEqual(self.srv.request("GET", old_link).status, 200)
+
+        self.srv.secret("links", self.NEW_KEY)
+        mark = self.srv.log_mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(self.srv.wait_log(lambda l: l.get("msg") == "reloaded",
+                                               start=mark, timeout=10 * SCALE))
+
+        r = self.srv.post_alerts(make_payload(n=1, service="after"))
+        after = r.json()["decisions"][0]["incident"]
+        link = self.slack_link(after, 2)
+        page = self.srv.request("GET", link)
+        self.assertEqual(page.status, 200, page.text)
+        self.assertIn('<button type="submit">Acknowledge</button>', page.text)
+        path, query = link.split("?", 1)
+        done = self.srv.request("POST", path, body=(query + "&by=alice").encode(),
+                                content_type="application/x-www-form-urlencoded")
+        self.assertEqual(done.status, 200, done.text)
+        self.assertIn("acknowledged by alice", done.text)
+        # A link signed with the old secret no longer verifies.
+        self.assertEqual(self.srv.request("GET", old_link).status, 401)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ static void assert_defaults(const struct config *cfg)
 	cr_assert_eq(cfg->limits.max_header_bytes, 16384);
 	cr_assert_eq(cfg->limits.max_connections, 1024);
 	cr_assert_eq(cfg->limits.request_timeout_ms, 10000);
+	cr_assert_eq(cfg->limits.max_connections_per_peer, 512);
+	cr_assert_eq(cfg->limits.header_timeout_ms, 5000);
 	cr_assert_eq(cfg->limits.max_concurrent_actions, 4);
 	cr_assert_eq(cfg->limits.max_rollbacks_per_hour, 10);
 	cr_assert_eq(cfg->limits.max_alerts, 10000);
@@ -201,6 +203,7 @@ Test(config, full)
 	    "  \"workers\": 4,\n"
 	    "  \"limits\": {\"max_body_bytes\": 2097152, \"max_header_bytes\": 8192,\n"
 	    "     \"max_connections\": 512, \"request_timeout\": \"1m30s\",\n"
+	    "     \"max_connections_per_peer\": 32, \"header_timeout\": \"2s\",\n"
 	    "     \"max_concurrent_actions\": 2, \"max_rollbacks_per_hour\": 3,\n"
 	    "     \"max_alerts\": 500},\n"
 	    "  \"auth\": {\n"
@@ -240,6 +243,8 @@ Test(config, full)
 	cr_assert_eq(cfg.limits.max_header_bytes, 8192);
 	cr_assert_eq(cfg.limits.max_connections, 512);
 	cr_assert_eq(cfg.limits.request_timeout_ms, 90000);
+	cr_assert_eq(cfg.limits.max_connections_per_peer, 32);
+	cr_assert_eq(cfg.limits.header_timeout_ms, 2000);
 	cr_assert_eq(cfg.limits.max_concurrent_actions, 2);
 	cr_assert_eq(cfg.limits.max_rollbacks_per_hour, 3);
 	cr_assert_eq(cfg.limits.max_alerts, 500);
@@ -439,6 +444,10 @@ Test(config, wrong_types)
 		     "limits.max_body_bytes: expected a positive integer");
 	expect_error("{\"limits\": {\"max_body_bytes\": 1048576.0}}",
 		     "limits.max_body_bytes: expected a positive integer");
+	expect_error("{\"limits\": {\"max_connections_per_peer\": 0}}",
+		     "limits.max_connections_per_peer: expected a positive integer");
+	expect_error("{\"limits\": {\"header_timeout\": 5}}",
+		     "limits.header_timeout: expected a duration string such as \"5m\"");
 	expect_error("{\"limits\": {\"request_timeout\": 10}}",
 		     "limits.request_timeout: expected a duration string such as \"5m\"");
 	expect_error("{\"auth\": {\"hmac\": {\"secrets\": [{\"env\": \"HOME\"}],"
