@@ -568,6 +568,21 @@ static int sum_ack(const json_t *rec, struct buf *out)
 	return bad;
 }
 
+/* A target claim of the store (SPEC §7): who holds what, until when. */
+static int sum_target(const json_t *rec, struct buf *out)
+{
+	json_int_t epoch = json_integer_value(json_object_get(rec, "epoch"));
+	if (is_type(rec, "target_released"))
+		return buf_addf(out, "target %s released (epoch %" JSON_INTEGER_FORMAT ")",
+				mstr_or(rec, "target", "?"), epoch);
+	json_int_t until = json_integer_value(json_object_get(rec, "held_until_ms"));
+	char when[TIMESTAMP_STRLEN];
+	struct timestamp t = {until / 1000, (int32_t)((until % 1000) * 1000000)};
+	timestamp_format(t, when, sizeof(when));
+	return buf_addf(out, "target %s held until %s (epoch %" JSON_INTEGER_FORMAT ")",
+			mstr_or(rec, "target", "?"), when, epoch);
+}
+
 /* Unknown types: their own members, as compact JSON. */
 static int sum_other(const json_t *rec, struct buf *out)
 {
@@ -607,6 +622,8 @@ static const struct summarizer summarizers[] = {
     {"notify_failed", sum_notify},
     {"ack", sum_ack},
     {"approve", sum_ack},
+    {"target_claimed", sum_target},
+    {"target_released", sum_target},
 };
 
 int audit_summary(const json_t *rec, struct buf *out)

@@ -705,6 +705,15 @@ int checkpoint_start(const struct config *cfg, struct journal *j, struct checkpo
 {
 	static const char *const labels[] = {"result", NULL};
 	*out = NULL;
+	/* Exported (without samples) even when checkpoints are off, so that a
+	 * dashboard can tell "off" from "not scraped". */
+	struct metric_family *f = metrics_register(
+		METRIC_COUNTER, "checkpoints_total",
+		"Journal checkpoints signed, published (per destination), failed to publish "
+		"(per attempt) and dropped from a full queue.",
+		labels, NULL, 0);
+	if (!f)
+		return error_set(err, "checkpoints: out of memory");
 	if (!secret_is_set(&cfg->checkpoints.key))
 		return 0;
 	struct checkpointer *c = calloc(1, sizeof(*c));
@@ -720,12 +729,7 @@ int checkpoint_start(const struct config *cfg, struct journal *j, struct checkpo
 		goto fail;
 	}
 	checkpoint_key_id(c->sk + crypto_sign_SEEDBYTES, c->key_id);
-	struct metric_family *f = metrics_register(
-		METRIC_COUNTER, "checkpoints_total",
-		"Journal checkpoints signed, published (per destination), failed to publish "
-		"(per attempt) and dropped from a full queue.",
-		labels, NULL, 0);
-	if (!f || !(c->m_signed = metrics_child(f, "signed")) ||
+	if (!(c->m_signed = metrics_child(f, "signed")) ||
 	    !(c->m_published = metrics_child(f, "published")) ||
 	    !(c->m_failed = metrics_child(f, "publish_failed")) ||
 	    !(c->m_dropped = metrics_child(f, "dropped"))) {

@@ -638,7 +638,8 @@ static int parse_checkpoints(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {"key", "every", "publish", NULL};
 	static const char *const publish_known[] = {"file", "url", NULL};
-	const char *b = "checkpoints", *pb = "checkpoints.publish";
+	const char *b = "checkpoints";
+	const char *pb = "checkpoints.publish";
 	json_t *publish;
 	struct error kerr = {{0}};
 

@@ -182,13 +182,15 @@ class FirstRun(unittest.TestCase):
     def test_4_audit_show_is_the_timeline(self):
         lines = self.out(3, "./build/rollbackd audit show --journal var/journal.jsonl").splitlines()
         inc = self.incident_id()
-        self.assertEqual(len(lines), 4, lines)
+        self.assertEqual(len(lines), 5, lines)
         want = [r"  #1  started  -  rollbackd \S+ started \(pid %d\)$" % self.proc.pid,
                 r"  #2  config_loaded  -  loaded 3 rule\(s\) from rules/ \(digest [0-9a-f]{12}\), "
                 r"dry-run$",
                 r"  #3  notification  -  RollbackServiceDown firing \{service=\"checkout\", "
                 r"severity=\"critical\"\} \(fingerprint %s\)$" % harness.am_fingerprint(ALERT_LABELS),
-                r"  #4  decision  %s  RollbackServiceDown: dry_run — dry-run: would run 1 "
+                r"  #4  target_claimed  %s  target service=checkout held until "
+                r"\d{4}-\d\d-\d\dT[0-9:.]+Z \(epoch 1\)$" % inc,
+                r"  #5  decision  %s  RollbackServiceDown: dry_run — dry-run: would run 1 "
                 r"action\(s\) \(value 0 < 0\.5\)$" % inc]
         for line, w in zip(lines, want):
             self.assertRegex(line, r"^\d{4}-\d\d-\d\dT[0-9:.]+Z" + w)
