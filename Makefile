@@ -58,7 +58,7 @@ run: build-daemon
 # CI (.ci/run). gcc and clang, Debug and Release, each warning-free with
 # -Werror; the full suite on gcc RelWithDebInfo and under ASan+UBSan; the unit
 # and integration suites on clang Release; the integration suite under TSan
-# with 4 workers; clang-format on the changed lines. README.md says how long.
+# with 4 workers; clang-format (.ci/check-format). README.md says how long.
 test: test-format test-compile test-release test-asan test-clang test-tsan
 
 test-release: build
