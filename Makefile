@@ -7,6 +7,8 @@ TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?=
 CMAKE_OPTS ?= -DROLLBACKD_WERROR=ON
+# no "Entering directory" lines from the makefiles cmake --build runs
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-daemon build-asan build-tsan run test test-release test-asan \
 	test-tsan test-clang test-compile test-format fuzz bench clean
