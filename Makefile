@@ -7,6 +7,8 @@ TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?=
 CMAKE_OPTS ?= -DROLLBACKD_WERROR=ON
+# no "Entering directory" lines from the makefiles cmake --build runs
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-daemon build-asan build-tsan run test test-release test-asan \
 	test-tsan test-clang test-compile test-format fuzz bench clean
@@ -58,7 +60,7 @@ run: build-daemon
 # CI (.ci/run). gcc and clang, Debug and Release, each warning-free with
 # -Werror; the full suite on gcc RelWithDebInfo and under ASan+UBSan; the unit
 # and integration suites on clang Release; the integration suite under TSan
-# with 4 workers; clang-format on the changed lines. README.md says how long.
+# with 4 workers; clang-format (.ci/check-format). README.md says how long.
 test: test-format test-compile test-release test-asan test-clang test-tsan
 
 test-release: build
