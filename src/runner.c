@@ -106,11 +106,14 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 	rec->finished = timestamp_now();
 	rec->done = true;
 	rec->result = result;
-	rec->output = malloc(output_len + 1);
-	if (rec->output) {
-		memcpy(rec->output, output, output_len);
-		rec->output[output_len] = '\0';
-	}
+	/* Redacted where it is captured: the journal, notices, the API and the
+	 * log only ever see this. Output at the cap was cut: a secret's head
+	 * at its end goes too. */
+	struct buf clean = BUF_INIT;
+	if (actions_redact_text(e->cfg, output, output_len, output_len >= MAX_OUTPUT, &clean) < 0)
+		buf_release(&clean);
+	else
+		rec->output = buf_detach(&clean, NULL);
 	double secs = (double)timestamp_diff_ms(rec->finished, rec->started) / 1000.0;
 	metric_observe(e->action_duration, secs);
 	metric_inc(metrics_child(e->actions_total, inc->rule_name,
@@ -264,14 +267,17 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	uint64_t ticket = 0;
 	{
 		struct buf m = BUF_INIT;
-		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		/* Redacted once, where expanded: x runs, shown is journaled. */
+		json_t *shown = actions_redact_json(e->cfg, x);
+		char *desc = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(shown);
 		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
 			  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode,
 				   inc->next_action) ||
 			  rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
 			  buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
 				  strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
-			  rec_append_redacted(e, "action_started", inc->id, &m, &ticket) < 0;
+			  rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
 		free(desc);
 		buf_release(&m);
 		/* Without a durable action_started nothing runs: a crash would
