@@ -16,7 +16,7 @@
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
-	"awaiting_approval", "resolved", "no_match", "coalesced",
+	"awaiting_approval", "resolved", "no_match", "coalesced", "invalid",
 };
 
 const char *outcome_name(enum outcome o)

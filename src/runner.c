@@ -169,6 +169,21 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* The first label or annotation of inc whose value holds a NUL: it cannot
+ * be passed (an environment value, a C string, would end there). */
+static const char *runner_nul_field(const struct incident *inc, const char **set)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct owned_labels *l = pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		for (size_t i = 0; i < l->n; i++)
+			if (memchr(l->items[i].value, '\0', l->items[i].value_len)) {
+				*set = pass ? "annotation" : "label";
+				return l->items[i].name;
+			}
+	}
+	return NULL;
+}
+
 /* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
 static char **runner_exec_env(struct engine *e, const struct incident *inc)
 {
@@ -200,8 +215,8 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 				buf_addc(&b, (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ? u : '_');
 			}
 			buf_addc(&b, '=');
-			/* environment values end at NUL; a value with NUL is cut there */
-			buf_add(&b, set->items[i].value, strlen(set->items[i].value));
+			/* a value with a NUL never gets here (runner_nul_field) */
+			buf_add(&b, set->items[i].value, set->items[i].value_len);
 			if (b.data && (env[k] = strdup(b.data)) != NULL)
 				k++;
 		}
@@ -254,7 +269,11 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	rec->started = timestamp_now();
 	rec->exit_code = -1;
 
-	json_t *x = actions_expand(at, &ctx, &err);
+	const char *set = NULL, *nul = at->type == ACTION_EXEC ? runner_nul_field(inc, &set) : NULL;
+	if (nul)
+		error_set(&err, "the %s '%s' contains a NUL byte: it cannot be passed in the "
+				"environment; the action did not run", set, nul);
+	json_t *x = nul ? NULL : actions_expand(at, &ctx, &err);
 	if (!x) {
 		log_warn("action not run", "incident", inc->id, "error", err.msg, NULL);
 		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));

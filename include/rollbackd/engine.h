@@ -37,6 +37,7 @@ enum outcome {
 	OUTCOME_RESOLVED,
 	OUTCOME_NO_MATCH,
 	OUTCOME_COALESCED, /* another incident holds the target (SPEC §7) */
+	OUTCOME_INVALID,   /* a well-formed but unusable alert (issue 12) */
 	OUTCOME_COUNT
 };
 
