@@ -194,7 +194,7 @@ class SecretsTest(unittest.TestCase):
         self.assertTrue(any("&lt;redacted:tok&gt;" in b for b in bodies), bodies)
         for b in bodies:
             self.assertClean(b.replace(PD_KEY, ""), "a notice body")  # PD needs its key
-        self.srv.stop()
+        self.assertEqual(self.srv.stop(), 0, self.srv.stderr_text()[-2000:])
         journal = b"\n".join(read_journal(self.srv.state_dir)).decode()
         self.assertClean(journal, "the journal")
         self.assertClean(self.srv.stderr_text(), "the log")
