@@ -208,6 +208,28 @@ static int load_secret(json_t *v, const char *block, const char *key, struct sec
 	return 0;
 }
 
+/* A key that authenticates (HMAC, links, api, bearer) must be guessable by
+ * no one: at least SECRET_MIN_KEY_BYTES, and not only whitespace. */
+#define SECRET_MIN_KEY_BYTES 16
+
+static int check_key_strength(const struct secret *s, const char *block, const char *key,
+			      struct error *err)
+{
+	if (!secret_is_set(s))
+		return 0;
+	bool blank = true;
+	for (size_t i = 0; i < s->len && blank; i++) {
+		unsigned char c = s->data[i];
+		blank = c == ' ' || (c >= '\t' && c <= '\r'); /* \t \n \v \f \r */
+	}
+	if (blank)
+		return path_error(err, block, key, "must not be all whitespace");
+	if (s->len < SECRET_MIN_KEY_BYTES)
+		return path_error(err, block, key, "must be at least %d bytes",
+				  SECRET_MIN_KEY_BYTES);
+	return 0;
+}
+
 static int opt_secret(json_t *obj, const char *block, const char *key, struct secret *dst,
 		      struct error *err)
 {
@@ -414,6 +436,12 @@ static int parse_hmac(json_t *o, struct auth_config *ac, struct error *err)
 	    opt_object(o, b, "grafana_headers", &gh, err) ||
 	    (gh && parse_grafana_headers(gh, ac, err)))
 		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "secrets[%zu]", i);
+		if (check_key_strength(&keys[i], b, key, err))
+			goto out;
+	}
 
 	for (size_t i = 0; i < ac->n_hmac_secrets; i++)
 		secret_release(&ac->hmac_secrets[i]);
@@ -471,16 +499,19 @@ static int parse_auth(json_t *o, struct config *cfg, struct error *err)
 	if (hmac && parse_hmac(hmac, &cfg->auth, err))
 		return -1;
 	if (bearer &&
-	    parse_secret_block(bearer, "auth.bearer", "token", &cfg->auth.bearer_token, err))
+	    (parse_secret_block(bearer, "auth.bearer", "token", &cfg->auth.bearer_token, err) ||
+	     check_key_strength(&cfg->auth.bearer_token, "auth.bearer", "token", err)))
 		return -1;
 	if (basic && parse_basic(basic, &cfg->auth, err))
 		return -1;
-	if (api && parse_secret_block(api, "auth.api", "token", &cfg->api_token, err))
+	if (api && (parse_secret_block(api, "auth.api", "token", &cfg->api_token, err) ||
+		    check_key_strength(&cfg->api_token, "auth.api", "token", err)))
 		return -1;
 	if (links) {
 		if (check_keys(links, "auth.links", links_known, err) ||
 		    require(links, "auth.links", "secret", err) ||
 		    opt_secret(links, "auth.links", "secret", &cfg->links_secret, err) ||
+		    check_key_strength(&cfg->links_secret, "auth.links", "secret", err) ||
 		    opt_duration(links, "auth.links", "ttl", &cfg->links_ttl_ms, err))
 			return -1;
 	}

@@ -544,6 +544,14 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 		const struct alert *a = &wh->alerts[i];
 		bool matched = false;
 		d.alert_new = rec_note_alert(e, wh, i, &notes) > 0;
+		char bad[512];
+		if (policy_alert_invalid(a, i, now, bad, sizeof(bad))) {
+			/* Only this alert: a 4xx would drop the whole group. */
+			if (d.alert_new)
+				rec_decision(e, NULL, NULL, a, OUTCOME_INVALID, bad, NULL, NULL);
+			rc = emit(e, &d, a->fingerprint, NULL, NULL, OUTCOME_INVALID, bad);
+			continue;
+		}
 		for (size_t j = 0; j < e->rules->n_rules && rc == 0; j++) {
 			const struct rule *r = &e->rules->rules[j];
 			if (!rule_matches(r, a))

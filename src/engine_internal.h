@@ -318,10 +318,10 @@ int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
 /* Append a record of type with members m (leading comma) to the store
  * (a memory-only store accepts and drops it). 0 or -1. */
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
-/* The same with every configured secret redacted; *ticket (may be NULL)
- * is the record's ticket. */
-int rec_append_redacted(struct engine *e, const char *type, const char *incident,
-			const struct buf *m, uint64_t *ticket);
+/* The same; *ticket (may be NULL) is the record's ticket. What it gets is
+ * redacted already (actions_redact_*). */
+int rec_append_ticket(struct engine *e, const char *type, const char *incident,
+		      const struct buf *m, uint64_t *ticket);
 /* The decision record. trigger: the alert decided on (NULL: the one that
  * opened the episode, when trigger_kind says a timer or an approval). */
 /* a: the alert at hand (NULL for a timer or an approval): its fingerprint
@@ -371,9 +371,19 @@ int incident_target_name(const struct incident *inc, struct buf *out);
  * runner uses it. A new reference, or NULL with err. */
 json_t *actions_expand(const struct action_tpl *at, const struct template_ctx *ctx,
 		       struct error *err);
-/* s with every configured secret's value replaced by <redacted:NAME>: a
- * new string (caller frees), NULL on OOM. Lock-free (cfg is read only). */
+/* Redaction: every secret cfg holds (config "secrets", the auth and notify
+ * secrets), raw, JSON-escaped, percent- and form-encoded, is replaced by
+ * <redacted:NAME>. Done once, where values are expanded (the shown and
+ * journaled form of an action) and where output is captured. Lock-free
+ * (cfg is read only). */
+/* Append s[0..len) redacted to out; cut: s was cut, a secret's head at its
+ * end goes too. 0 or -1 on OOM. */
+int actions_redact_text(const struct config *cfg, const char *s, size_t len, bool cut,
+			struct buf *out);
+/* s redacted: a new string (caller frees), NULL on OOM. */
 char *actions_redact(const struct config *cfg, const char *s);
+/* A deep copy of x with every string (and key) redacted; NULL on OOM. */
+json_t *actions_redact_json(const struct config *cfg, const json_t *x);
 /* Append ,"actions":[...] with every action of r expanded for inc. */
 int actions_plan_json(struct engine *e, const struct rule *r, const struct incident *inc,
 		      struct buf *out);

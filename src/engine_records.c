@@ -5,9 +5,9 @@
  *
  * Must never: change an incident, wait for the disk, or send anything
  * itself (notify only queues; the journal only buffers). What is journaled
- * never holds a secret's value (rec_append_redacted). Lock rules: every
- * function runs under e->lock except rec_notes_build/release, which run
- * before it is taken.
+ * never holds a secret's value (actions.c redacts at the source: expansion
+ * and captured output). Lock rules: every function runs under e->lock
+ * except rec_notes_build/release, which run before it is taken.
  */
 #include "engine_internal.h"
 
@@ -60,17 +60,12 @@ int rec_append(struct engine *e, const char *type, const char *incident, const s
 	return store_append(e->store, type, incident, m->data ? m->data : "", m->len, NULL);
 }
 
-/* Members of a secret-bearing text with every configured secret's value
- * replaced by <redacted:NAME>: what runs may hold secrets, the journal never. */
-int rec_append_redacted(struct engine *e, const char *type, const char *incident,
-			    const struct buf *m, uint64_t *ticket)
+/* The same, telling the record's ticket (may be NULL). Secrets were
+ * redacted where they could enter: expansion and captured output. */
+int rec_append_ticket(struct engine *e, const char *type, const char *incident,
+		      const struct buf *m, uint64_t *ticket)
 {
-	char *clean = actions_redact(e->cfg, m->data ? m->data : "");
-	if (!clean)
-		return -1;
-	int rc = store_append(e->store, type, incident, clean, strlen(clean), ticket);
-	free(clean);
-	return rc;
+	return store_append(e->store, type, incident, m->data ? m->data : "", m->len, ticket);
 }
 
 /* ,"value":{"from":"annotations.value","value":0.052,"above":0.01}: the
@@ -169,7 +164,7 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 		  buf_adds(&m, ",\"output\":") | buf_add_json_str(&m, out, strlen(out));
 	if (final_state)
 		bad |= rec_member_str(&m, "incident_state", final_state);
-	if (bad || rec_append_redacted(e, "action_finished", inc->id, &m, NULL) < 0)
+	if (bad || rec_append(e, "action_finished", inc->id, &m) < 0)
 		log_error("journal: cannot record an action's end", NULL);
 	buf_release(&m);
 }

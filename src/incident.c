@@ -16,7 +16,7 @@
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
-	"awaiting_approval", "resolved", "no_match", "coalesced", "no_recent_change",
+	"awaiting_approval", "resolved", "no_match", "coalesced", "no_recent_change", "invalid",
 };
 
 const char *outcome_name(enum outcome o)

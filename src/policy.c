@@ -7,6 +7,7 @@
 #include "policy.h"
 
 #include <stdio.h>
+#include <string.h>
 
 bool policy_dry_run(int rule_dry_run, bool global_dry_run)
 {
@@ -76,4 +77,46 @@ bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
 		at->nsec -= 1000000000;
 	}
 	return true;
+}
+
+static const struct label *label_with_nul(const struct label_set *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		if (memchr(ls->items[i].value, '\0', ls->items[i].value_len))
+			return &ls->items[i];
+	return NULL;
+}
+
+bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now,
+			  char *reason, size_t rsz)
+{
+	char at[TIMESTAMP_STRLEN];
+	const struct label *l = label_with_nul(&a->labels);
+	const char *set = "labels";
+	if (!l) {
+		l = label_with_nul(&a->annotations);
+		set = "annotations";
+	}
+	if (l) {
+		snprintf(reason, rsz, "alerts[%zu] (fingerprint %s): %s.%s contains a NUL byte",
+			 index, a->fingerprint, set, l->name);
+		return true;
+	}
+	if (a->status != ALERT_FIRING)
+		return false;
+	if (timestamp_is_zero(a->starts_at)) {
+		snprintf(reason, rsz,
+			 "alerts[%zu] (fingerprint %s): startsAt is Go's zero time "
+			 "0001-01-01T00:00:00Z",
+			 index, a->fingerprint);
+		return true;
+	}
+	if (policy_ms(a->starts_at) - policy_ms(now) > POLICY_MAX_FUTURE_MS) {
+		timestamp_format(a->starts_at, at, sizeof(at));
+		snprintf(reason, rsz,
+			 "alerts[%zu] (fingerprint %s): startsAt %s is more than 1h in the future",
+			 index, a->fingerprint, at);
+		return true;
+	}
+	return false;
 }

@@ -63,6 +63,18 @@ bool policy_in_cooldown(int64_t cooldown_ms, bool has_acted, struct timestamp la
 bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
 			    struct timestamp now, struct timestamp *at);
 
+/* How far ahead of now an alert's startsAt may be (clock skew between
+ * Prometheus and us); further is an unusable alert. */
+#define POLICY_MAX_FUTURE_MS POLICY_HOUR_MS
+
+/* An alert well-formed but unusable: a NUL inside a label or annotation
+ * value (what runs would see the value cut there), or, firing, a startsAt
+ * of Go's zero time or more than POLICY_MAX_FUTURE_MS after now. Returns
+ * true with the reason, naming the alert (index and fingerprint) and the
+ * field; decided `invalid`, while the notification's other alerts go on. */
+bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now,
+			  char *reason, size_t rsz);
+
 static inline int64_t policy_ms(struct timestamp t)
 {
 	return t.sec * 1000 + t.nsec / 1000000;

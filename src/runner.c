@@ -95,11 +95,14 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 	rec->finished = timestamp_now();
 	rec->done = true;
 	rec->result = result;
-	rec->output = malloc(output_len + 1);
-	if (rec->output) {
-		memcpy(rec->output, output, output_len);
-		rec->output[output_len] = '\0';
-	}
+	/* Redacted where it is captured: the journal, notices, the API and the
+	 * log only ever see this. Output at the cap was cut: a secret's head
+	 * at its end goes too. */
+	struct buf clean = BUF_INIT;
+	if (actions_redact_text(e->cfg, output, output_len, output_len >= MAX_OUTPUT, &clean) < 0)
+		buf_release(&clean);
+	else
+		rec->output = buf_detach(&clean, NULL);
 	double secs = (double)timestamp_diff_ms(rec->finished, rec->started) / 1000.0;
 	metric_observe(e->action_duration, secs);
 	metric_inc(metrics_child(e->actions_total, inc->rule_name,
@@ -155,6 +158,21 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* The first label or annotation of inc whose value holds a NUL: it cannot
+ * be passed (an environment value, a C string, would end there). */
+static const char *runner_nul_field(const struct incident *inc, const char **set)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct owned_labels *l = pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		for (size_t i = 0; i < l->n; i++)
+			if (memchr(l->items[i].value, '\0', l->items[i].value_len)) {
+				*set = pass ? "annotation" : "label";
+				return l->items[i].name;
+			}
+	}
+	return NULL;
+}
+
 /* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
 static char **runner_exec_env(struct engine *e, const struct incident *inc)
 {
@@ -196,8 +214,8 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 				buf_addc(&b, (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ? u : '_');
 			}
 			buf_addc(&b, '=');
-			/* environment values end at NUL; a value with NUL is cut there */
-			buf_add(&b, set->items[i].value, strlen(set->items[i].value));
+			/* a value with a NUL never gets here (runner_nul_field) */
+			buf_add(&b, set->items[i].value, set->items[i].value_len);
 			if (b.data && (env[k] = strdup(b.data)) != NULL)
 				k++;
 		}
@@ -251,7 +269,11 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	rec->started = timestamp_now();
 	rec->exit_code = -1;
 
-	json_t *x = actions_expand(at, &ctx, &err);
+	const char *set = NULL, *nul = at->type == ACTION_EXEC ? runner_nul_field(inc, &set) : NULL;
+	if (nul)
+		error_set(&err, "the %s '%s' contains a NUL byte: it cannot be passed in the "
+				"environment; the action did not run", set, nul);
+	json_t *x = nul ? NULL : actions_expand(at, &ctx, &err);
 	if (!x) {
 		log_warn("action not run", "incident", inc->id, "error", err.msg, NULL);
 		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
@@ -264,14 +286,17 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	uint64_t ticket = 0;
 	{
 		struct buf m = BUF_INIT;
-		char *desc = json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		/* Redacted once, where expanded: x runs, shown is journaled. */
+		json_t *shown = actions_redact_json(e->cfg, x);
+		char *desc = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(shown);
 		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
 			  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode,
 				   inc->next_action) ||
 			  rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
 			  buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
 				  strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
-			  rec_append_redacted(e, "action_started", inc->id, &m, &ticket) < 0;
+			  rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
 		free(desc);
 		buf_release(&m);
 		/* Without a durable action_started nothing runs: a crash would

@@ -255,6 +255,10 @@ int template_expand(const char *tpl, const struct template_ctx *ctx, enum templa
 						 shown, ref.key);
 			val = l->value;
 			len = l->value_len;
+			if (memchr(val, '\0', len))
+				return error_set(err,
+						 "template '%s': the label '%s' contains a NUL byte",
+						 shown, ref.key);
 			break;
 		case ROOT_ANNOTATIONS:
 			l = label_set_get(ctx->annotations, ref.key);
@@ -264,6 +268,11 @@ int template_expand(const char *tpl, const struct template_ctx *ctx, enum templa
 						 shown, ref.key);
 			val = l->value;
 			len = l->value_len;
+			if (memchr(val, '\0', len))
+				return error_set(err,
+						 "template '%s': the annotation '%s' contains a NUL "
+						 "byte",
+						 shown, ref.key);
 			break;
 		case ROOT_SECRET:
 			sec = ctx->secret_lookup ? ctx->secret_lookup(ctx->secret_arg, ref.key)

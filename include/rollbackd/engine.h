@@ -38,6 +38,7 @@ enum outcome {
 	OUTCOME_NO_MATCH,
 	OUTCOME_COALESCED, /* another incident holds the target (SPEC §7) */
 	OUTCOME_NO_RECENT_CHANGE, /* when.changed_within: the target did not just change */
+	OUTCOME_INVALID,   /* a well-formed but unusable alert (issue 12) */
 	OUTCOME_COUNT
 };
 

@@ -60,15 +60,16 @@ class PayloadErrorsTest(ServerTestCase):
                          "byte 0xff near '\"check'" % body.index(b"\xff"))
 
     def test_nul_in_string(self):
-        body = json.dumps(make_payload(1)).replace("checkout", "check\\u0000out", 1).encode()
-        # issue 12: a NUL inside a label value must be journaled and decided `invalid`
-        # (naming the alert and the field) while the other alerts go on; today the
-        # alert is accepted with the value carried with its length and decided like any
-        # other (no rule in this class: no_match).
+        p = make_payload(1)
+        fp = p["alerts"][0]["fingerprint"]
+        body = json.dumps(p).replace("checkout", "check\\u0000out", 1).encode()
+        # issue 12: a NUL inside a label value is accepted (a 4xx would drop the
+        # whole group), journaled and decided `invalid`, naming the alert and the field.
         r = self.post(body)
         obj = self.assertAccepted(r, 1)
         self.assertEqual([(d["outcome"], d["reason"]) for d in obj["decisions"]],
-                         [("no_match", "no rule matches the alert's labels")], obj)
+                         [("invalid", "alerts[0] (fingerprint %s): labels.service contains "
+                           "a NUL byte" % fp)], obj)
         self.assertStillServing()
 
     def test_deep_nesting(self):

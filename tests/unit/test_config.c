@@ -178,17 +178,17 @@ Test(config, dry_run)
 
 Test(config, full)
 {
-	const char *hmac1 = tmp_file("hmac-one\n");
-	const char *hmac2 = tmp_file("hmac-two");
-	const char *bearer = tmp_file("bearer-tok\r\n");
+	const char *hmac1 = tmp_file("hmac-one-key-for-tests\n");
+	const char *hmac2 = tmp_file("hmac-two-key-for-tests");
+	const char *bearer = tmp_file("bearer-tok-for-tests\r\n");
 	const char *pass = tmp_file("basic-pw\n");
-	const char *links = tmp_file("links-key\n");
+	const char *links = tmp_file("links-key-for-tests\n");
 	const char *signing = tmp_file("slack-signing\n");
 	const char *flags = tmp_file("flags-tok\n");
 	const char *webhook = tmp_file("https://hooks.slack.com/services/T/B/X\n");
 	const char *bot = tmp_file("xoxb-bot\n");
 	const char *pd = tmp_file("pd-routing\n");
-	cr_assert_eq(setenv("ROLLBACKD_TEST_API_TOKEN", "api-tok", 1), 0);
+	cr_assert_eq(setenv("ROLLBACKD_TEST_API_TOKEN", "api-tok-for-tests", 1), 0);
 	cr_assert_eq(setenv("ROLLBACKD_TEST_DEPLOY", "deploy-tok\n", 1), 0);
 
 	char json[4096];
@@ -249,16 +249,16 @@ Test(config, full)
 	cr_assert_eq(cfg.limits.max_rollbacks_per_hour, 3);
 	cr_assert_eq(cfg.limits.max_alerts, 500);
 	cr_assert_eq(cfg.auth.n_hmac_secrets, 2);
-	assert_secret(&cfg.auth.hmac_secrets[0], "hmac-one");
-	assert_secret(&cfg.auth.hmac_secrets[1], "hmac-two");
+	assert_secret(&cfg.auth.hmac_secrets[0], "hmac-one-key-for-tests");
+	assert_secret(&cfg.auth.hmac_secrets[1], "hmac-two-key-for-tests");
 	cr_assert_eq(cfg.auth.max_skew_ms, 120000);
 	cr_assert(cfg.auth.allow_untimestamped);
-	assert_secret(&cfg.auth.bearer_token, "bearer-tok");
+	assert_secret(&cfg.auth.bearer_token, "bearer-tok-for-tests");
 	cr_assert_str_eq(cfg.auth.basic_username, "alertmanager");
 	assert_secret(&cfg.auth.basic_password, "basic-pw");
 	cr_assert(!auth_config_is_open(&cfg.auth));
-	assert_secret(&cfg.api_token, "api-tok");
-	assert_secret(&cfg.links_secret, "links-key");
+	assert_secret(&cfg.api_token, "api-tok-for-tests");
+	assert_secret(&cfg.links_secret, "links-key-for-tests");
 	cr_assert_eq(cfg.links_ttl_ms, 12LL * 3600 * 1000);
 	assert_secret(&cfg.slack_signing, "slack-signing");
 	cr_assert_eq(cfg.n_secrets, 2);
@@ -291,7 +291,7 @@ Test(config, optional_blocks_may_be_partial)
 	char json[512];
 	struct config cfg;
 	/* slack with only a webhook; hmac keeps its default skew */
-	const char *key = tmp_file("k\n");
+	const char *key = tmp_file("k-0123456789abcdef\n");
 	fmt(json, sizeof(json),
 	    "{\"notify\": {\"slack\": {\"webhook_url\": {\"file\": \"%s\"}}},"
 	    " \"auth\": {\"hmac\": {\"secrets\": [{\"file\": \"%s\"}]}}}",
@@ -512,7 +512,7 @@ Test(config, ranges)
 
 Test(config, bad_durations)
 {
-	const char *key = tmp_file("k\n");
+	const char *key = tmp_file("k-0123456789abcdef\n");
 	char json[512];
 	fmt(json, sizeof(json),
 	    "{\"auth\": {\"hmac\": {\"secrets\": [{\"file\": \"%s\"}], \"max_skew\": \"5 "
@@ -654,10 +654,10 @@ Test(config, missing_secret_file)
 Test(config, env_secret)
 {
 	struct config cfg;
-	cr_assert_eq(setenv("ROLLBACKD_TEST_TOKEN", "from-env", 1), 0);
+	cr_assert_eq(setenv("ROLLBACKD_TEST_TOKEN", "from-env-token-for-tests", 1), 0);
 	expect_ok("{\"auth\": {\"bearer\": {\"token\": {\"env\": \"ROLLBACKD_TEST_TOKEN\"}}}}",
 		  &cfg);
-	assert_secret(&cfg.auth.bearer_token, "from-env");
+	assert_secret(&cfg.auth.bearer_token, "from-env-token-for-tests");
 	config_release(&cfg);
 
 	cr_assert_eq(unsetenv("ROLLBACKD_TEST_UNSET"), 0);
@@ -670,7 +670,7 @@ Test(config, env_secret)
 
 Test(config, hmac_secrets)
 {
-	const char *key = tmp_file("k\n");
+	const char *key = tmp_file("k-0123456789abcdef\n");
 	char json[512];
 	expect_error("{\"auth\": {\"hmac\": {\"max_skew\": \"1m\"}}}",
 		     "auth.hmac: missing key 'secrets'");
@@ -734,11 +734,48 @@ Test(config, secret_names)
 	config_release(&cfg);
 }
 
+/* Keys that authenticate are at least 16 bytes and not only whitespace;
+ * the message names the key and never the value. */
+Test(config, weak_keys_refused)
+{
+	const char *shorter = tmp_file("0123456789abcde\n"); /* 15 bytes */
+	const char *exact = tmp_file("0123456789abcdef\n");  /* 16 bytes */
+	const char *blank = tmp_file("                    \n");
+	const char *tabs = tmp_file(" \t \t \t \t \t \t \t \t \t\n");
+	char json[512];
+	struct config cfg;
+	fmt(json, sizeof(json), "{\"auth\": {\"links\": {\"secret\": {\"file\": \"%s\"}}}}", shorter);
+	expect_error(json, "auth.links.secret: must be at least 16 bytes");
+	fmt(json, sizeof(json), "{\"auth\": {\"bearer\": {\"token\": {\"file\": \"%s\"}}}}", shorter);
+	expect_error(json, "auth.bearer.token: must be at least 16 bytes");
+	fmt(json, sizeof(json), "{\"auth\": {\"api\": {\"token\": {\"file\": \"%s\"}}}}", blank);
+	expect_error(json, "auth.api.token: must not be all whitespace");
+	fmt(json, sizeof(json),
+	    "{\"auth\": {\"hmac\": {\"secrets\": [{\"file\": \"%s\"}, {\"file\": \"%s\"}]}}}",
+	    exact, tabs);
+	expect_error(json, "auth.hmac.secrets[1]: must not be all whitespace");
+	fmt(json, sizeof(json),
+	    "{\"auth\": {\"hmac\": {\"secrets\": [{\"file\": \"%s\"}, {\"file\": \"%s\"}]}}}",
+	    exact, shorter);
+	expect_error(json, "auth.hmac.secrets[1]: must be at least 16 bytes");
+	/* 16 bytes pass everywhere; template secrets and Slack's have no minimum */
+	fmt(json, sizeof(json),
+	    "{\"auth\": {\"links\": {\"secret\": {\"file\": \"%s\"}},"
+	    " \"bearer\": {\"token\": {\"file\": \"%s\"}},"
+	    " \"api\": {\"token\": {\"file\": \"%s\"}},"
+	    " \"hmac\": {\"secrets\": [{\"file\": \"%s\"}]},"
+	    " \"slack_signing\": {\"secret\": {\"file\": \"%s\"}}},"
+	    " \"secrets\": {\"t\": {\"file\": \"%s\"}}}",
+	    exact, exact, exact, exact, shorter, shorter);
+	expect_ok(json, &cfg);
+	config_release(&cfg);
+}
+
 /* No error path may quote a loaded secret or an inline one. */
 Test(config, no_secret_in_messages)
 {
-	const char *path = tmp_file("s3cr3t-VALUE-42\n");
-	cr_assert_eq(setenv("ROLLBACKD_TEST_SECRET", "s3cr3t-VALUE-42", 1), 0);
+	const char *path = tmp_file("s3cr3t-VALUE-4242\n");
+	cr_assert_eq(setenv("ROLLBACKD_TEST_SECRET", "s3cr3t-VALUE-4242", 1), 0);
 	const char *const tail[] = {
 	    /* errors after secrets were loaded */
 	    "\"limits\": {\"max_body_byte\": 1}",
@@ -746,9 +783,9 @@ Test(config, no_secret_in_messages)
 	    /* the secret is not a URL: say so without quoting it */
 	    "\"notify\": {\"slack\": {\"webhook_url\": {\"env\": \"ROLLBACKD_TEST_SECRET\"}}}",
 	    /* inline secrets are not echoed */
-	    "\"secrets\": {\"x\": \"s3cr3t-VALUE-42\"}",
-	    "\"secrets\": {\"x\": {\"value\": \"s3cr3t-VALUE-42\"}}",
-	    "\"secrets\": {\"x\": {\"file\": \"/a\", \"env\": \"s3cr3t-VALUE-42\"}}",
+	    "\"secrets\": {\"x\": \"s3cr3t-VALUE-4242\"}",
+	    "\"secrets\": {\"x\": {\"value\": \"s3cr3t-VALUE-4242\"}}",
+	    "\"secrets\": {\"x\": {\"file\": \"/a\", \"env\": \"s3cr3t-VALUE-4242\"}}",
 	};
 	for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
 		char json[1024];
@@ -762,7 +799,7 @@ Test(config, no_secret_in_messages)
 		cr_assert(strstr(err.msg, "s3cr3t") == NULL, "secret leaked: %s", err.msg);
 		assert_zeroed(&cfg);
 	}
-	expect_error("{\"auth\": {\"hmac\": {\"secrets\": [\"s3cr3t-VALUE-42\"]}}}",
+	expect_error("{\"auth\": {\"hmac\": {\"secrets\": [\"s3cr3t-VALUE-4242\"]}}}",
 		     "auth.hmac.secrets[0]: " SHAPE);
 	char json[512];
 	fmt(json, sizeof(json), "{\"notify\": {\"slack\": {\"webhook_url\": {\"file\": \"%s\"}}}}",
@@ -806,12 +843,12 @@ static void redirect_secrets(json_t *v)
 		/* URLs where a URL is expected, tokens elsewhere */
 		bool url = strstr(json_string_value(file), ".url") != NULL;
 		const char *path =
-		    tmp_file(url ? "https://hooks.slack.com/services/T/B/X\n" : "example-secret\n");
+		    tmp_file(url ? "https://hooks.slack.com/services/T/B/X\n" : "example-secret-value\n");
 		json_object_set_new(v, "file", json_string(path));
 		return;
 	}
 	if (json_object_size(v) == 1 && json_is_string(env)) {
-		cr_assert_eq(setenv(json_string_value(env), "example-env-secret", 1), 0);
+		cr_assert_eq(setenv(json_string_value(env), "example-env-secret-value", 1), 0);
 		return;
 	}
 	const char *k;
@@ -848,16 +885,16 @@ Test(config, deploy_example_only_lacks_secret_files)
 
 	cr_assert_str_eq(cfg.public_url, "https://rollbackd.example.com");
 	cr_assert_eq(cfg.auth.n_hmac_secrets, 1);
-	assert_secret(&cfg.auth.hmac_secrets[0], "example-secret");
-	assert_secret(&cfg.auth.bearer_token, "example-secret");
+	assert_secret(&cfg.auth.hmac_secrets[0], "example-secret-value");
+	assert_secret(&cfg.auth.bearer_token, "example-secret-value");
 	cr_assert_str_eq(cfg.auth.basic_username, "alertmanager");
-	assert_secret(&cfg.api_token, "example-env-secret");
-	assert_secret(&cfg.links_secret, "example-secret");
-	assert_secret(&cfg.slack_signing, "example-secret");
-	assert_secret(config_secret(&cfg, "flags_token"), "example-secret");
+	assert_secret(&cfg.api_token, "example-env-secret-value");
+	assert_secret(&cfg.links_secret, "example-secret-value");
+	assert_secret(&cfg.slack_signing, "example-secret-value");
+	assert_secret(config_secret(&cfg, "flags_token"), "example-secret-value");
 	assert_secret(&cfg.notify.slack_webhook_url, "https://hooks.slack.com/services/T/B/X");
-	assert_secret(&cfg.notify.slack_bot_token, "example-secret");
-	assert_secret(&cfg.notify.pagerduty_routing_key, "example-secret");
+	assert_secret(&cfg.notify.slack_bot_token, "example-secret-value");
+	assert_secret(&cfg.notify.pagerduty_routing_key, "example-secret-value");
 	cr_assert_str_eq(cfg.notify.slack_channel, "#rollbacks");
 
 	/* every documented key is present in the example */
@@ -944,7 +981,7 @@ Test(config, workers_auto_and_safety_limits)
 Test(config, hmac_grafana_headers)
 {
 	char json[512];
-	const char *key = tmp_file("k");
+	const char *key = tmp_file("grafana-hmac-key-16+");
 	struct config cfg;
 	fmt(json, sizeof(json),
 	    "{\"auth\":{\"hmac\":{\"secrets\":[{\"file\":\"%s\"}],\"grafana_headers\":"

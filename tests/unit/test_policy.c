@@ -159,3 +159,64 @@ Test(policy, firing_for_waits_until_its_deadline)
 	cr_assert_not(policy_firing_for_wait(500, start, ts(NOW), &at));
 	cr_assert_not(policy_firing_for_wait(0, start, ts(NOW), &at));
 }
+
+/* ---- unusable alerts --------------------------------------------------- */
+
+static bool invalid_alert(struct alert *a, size_t index, char *reason)
+{
+	return policy_alert_invalid(a, index, ts(NOW), reason, 256);
+}
+
+Test(policy, usable_alert_is_not_invalid)
+{
+	struct label l[] = {{"service", "checkout", 8}};
+	struct alert a = {.status = ALERT_FIRING, .labels = {l, 1}, .annotations = {NULL, 0},
+			  .starts_at = ts("2026-11-21T09:58:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "", .fingerprint = "0123456789abcdef"};
+	char reason[256] = "";
+	cr_assert(!invalid_alert(&a, 0, reason));
+	a.starts_at = ts("2026-11-21T11:00:00Z"); /* exactly 1h ahead: clock skew */
+	cr_assert(!invalid_alert(&a, 0, reason));
+	cr_assert_str_eq(reason, "");
+}
+
+Test(policy, nul_in_a_value_is_invalid)
+{
+	struct label l[] = {{"pod", "pod\0evil", 8}, {"service", "checkout", 8}};
+	struct label an[] = {{"summary", "a\0b", 3}};
+	struct alert a = {.status = ALERT_FIRING, .labels = {l, 2}, .annotations = {NULL, 0},
+			  .starts_at = ts("2026-11-21T09:58:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "", .fingerprint = "0123456789abcdef"};
+	char reason[256];
+	cr_assert(invalid_alert(&a, 3, reason));
+	cr_assert_str_eq(reason, "alerts[3] (fingerprint 0123456789abcdef): labels.pod contains "
+				 "a NUL byte");
+	a.status = ALERT_RESOLVED; /* a resolve with it is no better */
+	cr_assert(invalid_alert(&a, 3, reason));
+	a.labels.items = l + 1;
+	a.labels.n = 1;
+	a.annotations = (struct label_set){an, 1};
+	cr_assert(invalid_alert(&a, 0, reason));
+	cr_assert_str_eq(reason, "alerts[0] (fingerprint 0123456789abcdef): annotations.summary "
+				 "contains a NUL byte");
+}
+
+Test(policy, unusable_starts_at_is_invalid_when_firing)
+{
+	struct label l[] = {{"service", "checkout", 8}};
+	struct alert a = {.status = ALERT_FIRING, .labels = {l, 1}, .annotations = {NULL, 0},
+			  .starts_at = ts("0001-01-01T00:00:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "", .fingerprint = "fp1"};
+	char reason[256];
+	cr_assert(invalid_alert(&a, 1, reason));
+	cr_assert_str_eq(reason, "alerts[1] (fingerprint fp1): startsAt is Go's zero time "
+				 "0001-01-01T00:00:00Z");
+	a.starts_at = ts("2026-11-21T11:00:00.001Z");
+	cr_assert(invalid_alert(&a, 2, reason));
+	cr_assert_str_eq(reason, "alerts[2] (fingerprint fp1): startsAt 2026-11-21T11:00:00.001Z "
+				 "is more than 1h in the future");
+	a.status = ALERT_RESOLVED; /* a resolve never acts: it goes on */
+	cr_assert(!invalid_alert(&a, 2, reason));
+	a.starts_at = ts("0001-01-01T00:00:00Z");
+	cr_assert(!invalid_alert(&a, 2, reason));
+}

@@ -325,3 +325,27 @@ Test(template, change_references)
 				  "'service=a' (revision '42') has no previous_revision");
 	buf_release(&b);
 }
+
+/* A value with a NUL inside is refused: what runs would see it cut. */
+Test(template, nul_in_value_refused)
+{
+	static struct label l[] = {{"pod", "pod\0evil", 8}};
+	static struct label a[] = {{"summary", "a\0b", 3}};
+	struct label_set ls = {l, 1}, as = {a, 1};
+	struct template_ctx c = ctx();
+	c.labels = &ls;
+	c.annotations = &as;
+	struct buf out = BUF_INIT;
+	struct error err = {{0}};
+	for (int esc = TEMPLATE_RAW; esc <= TEMPLATE_JSON; esc++) {
+		cr_assert_eq(template_expand("x-{{labels.pod}}", &c, (enum template_escape)esc,
+					     &out, &err), -1);
+		cr_assert_str_eq(err.msg,
+				 "template '{{labels.pod}}': the label 'pod' contains a NUL byte");
+		buf_reset(&out);
+	}
+	cr_assert_eq(template_expand("{{annotations.summary}}", &c, TEMPLATE_RAW, &out, &err), -1);
+	cr_assert_str_eq(err.msg, "template '{{annotations.summary}}': the annotation 'summary' "
+				  "contains a NUL byte");
+	buf_release(&out);
+}
