@@ -349,6 +349,8 @@ void notice_slack_view(const struct notify *n, const struct notice *nt, struct b
 	v->external_url = nt->external_url;
 	v->acknowledged_by = nt->acknowledged_by;
 	v->note = nt->note && nt->note[0] ? nt->note : nt->reason;
+	v->episode = nt->episode;
+	v->interactive = notify_slack_interactive(n);
 	if (notice_wants_ack_link(nt))
 		v->ack_url = notify_link(n, "ack", nt->incident, nt->episode, &links[0]);
 	if (nt->awaiting_approval && nt->kind != NOTIFY_RESOLVE)

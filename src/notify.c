@@ -337,6 +337,11 @@ const char *notify_link(const struct notify *n, const char *action, const char *
 	return out->data;
 }
 
+bool notify_slack_interactive(const struct notify *n)
+{
+	return secret_is_set(&n->cfg->slack_signing);
+}
+
 struct event_base *notify_base(const struct notify *n)
 {
 	return n->base;

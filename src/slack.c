@@ -355,21 +355,26 @@ static bool button_usable(const char *url)
 	return url_usable(url, SLACK_URL_MAX);
 }
 
-/* A link button; the caller checked button_usable(url). The value (the
- * incident id) is left out when it cannot be a value. */
-static json_t *button(const char *label, const char *action_id, const char *url, const char *value,
-		      const char *style)
+/* A button; the caller checked button_usable(url). With interactivity it
+ * carries the value "<incident id>:<episode>" and no url (the click comes
+ * back signed to /v1/slack/actions); without, the url of the confirm page
+ * and no value. */
+static json_t *button(const char *label, const char *action_id, const char *url,
+		      const struct slack_incident_view *v, const char *style)
 {
 	json_t *b = json_object();
-	size_t vlen = value ? strlen(value) : 0;
+	char value[64];
+	int vlen = snprintf(value, sizeof(value), "%s:%d", v->id, v->episode > 0 ? v->episode : 1);
 
 	if (!b || json_object_set_new(b, "type", json_string("button")) < 0 ||
 	    json_object_set_new(b, "text", plain(label, SLACK_BUTTON_TEXT_MAX)) < 0 ||
-	    json_object_set_new(b, "action_id", json_string(action_id)) < 0 ||
-	    json_object_set_new(b, "url", json_string(url)) < 0)
+	    json_object_set_new(b, "action_id", json_string(action_id)) < 0)
 		goto fail;
-	if (vlen > 0 && vlen <= SLACK_VALUE_MAX && utf8_valid(value, vlen) &&
-	    json_object_set_new(b, "value", json_stringn(value, vlen)) < 0)
+	if (!v->interactive && json_object_set_new(b, "url", json_string(url)) < 0)
+		goto fail;
+	if (v->interactive && vlen > 0 && (size_t)vlen < sizeof(value) &&
+	    (size_t)vlen <= SLACK_VALUE_MAX && utf8_valid(value, (size_t)vlen) &&
+	    json_object_set_new(b, "value", json_stringn(value, (size_t)vlen)) < 0)
 		goto fail;
 	if (style && json_object_set_new(b, "style", json_string(style)) < 0)
 		goto fail;
@@ -627,10 +632,10 @@ static int one_incident(const struct slack_incident_view *v, json_t *blocks, jso
 	if (!els)
 		goto out;
 	if (!acknowledged(v) && button_usable(v->ack_url) &&
-	    push(els, button("Acknowledge", "ack", v->ack_url, v->id, NULL)) < 0)
+	    push(els, button("Acknowledge", "ack", v->ack_url, v, NULL)) < 0)
 		goto out;
 	if (button_usable(v->approve_url) &&
-	    push(els, button("Approve", "approve", v->approve_url, v->id, "primary")) < 0)
+	    push(els, button("Approve", "approve", v->approve_url, v, "primary")) < 0)
 		goto out;
 	if (json_array_size(els) > 0) {
 		json_t *b = block("actions", "elements", els);
@@ -722,9 +727,9 @@ static json_t *compact_section(const struct slack_incident_view *v)
 	if (!sec)
 		return NULL;
 	if (approve)
-		acc = button("Approve", "approve", v->approve_url, v->id, "primary");
+		acc = button("Approve", "approve", v->approve_url, v, "primary");
 	else if (ack)
-		acc = button("Acknowledge", "ack", v->ack_url, v->id, NULL);
+		acc = button("Acknowledge", "ack", v->ack_url, v, NULL);
 	else
 		return sec;
 	if (json_object_set_new(sec, "accessory", acc) < 0) {

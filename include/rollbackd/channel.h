@@ -161,6 +161,9 @@ void notify_channel_done(struct channel_send *s, const struct httpc_result *r);
  * '?'. */
 void notify_error_text(const struct notify *n, const char *extra_secret, const char *in,
 		       char out[CHANNEL_ERROR_MAX + 1]);
+/* Whether Slack interactivity is configured (auth.slack_signing): Slack
+ * buttons then act through it instead of opening the confirm page. */
+bool notify_slack_interactive(const struct notify *n);
 /* A signed ack/approve link (public_url and links secret) for the
  * incident's episode, or NULL without them; out holds it. */
 const char *notify_link(const struct notify *n, const char *action, const char *id, int episode,

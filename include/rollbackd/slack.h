@@ -59,6 +59,11 @@ struct slack_incident_view {
 	const char *approve_url;     /* NULL unless awaiting approval */
 	const char *acknowledged_by; /* NULL until acknowledged */
 	const char *note;	     /* an extra line, e.g. "The rollback did not fix it: …" */
+	int episode;		     /* the buttons act on this episode */
+	bool interactive;	     /* Slack interactivity is on (auth.slack_signing): a
+					button acts through it (value "<id>:<episode>", no
+					url); else a button opens the confirm page (url, no
+					value). Never both: a click would do the thing twice. */
 };
 
 /*

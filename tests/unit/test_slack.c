@@ -92,8 +92,10 @@ static void assert_button(json_t *btn)
 	json_t *t = json_object_get(btn, "text");
 	cr_assert_str_eq(str_at(t, "type"), "plain_text");
 	cr_assert_leq(ulen(str_at(t, "text")), SLACK_BUTTON_TEXT_MAX);
-	cr_assert_leq(ulen(str_at(btn, "url")), SLACK_URL_MAX);
-	json_t *v = json_object_get(btn, "value");
+	json_t *u = json_object_get(btn, "url"), *v = json_object_get(btn, "value");
+	cr_assert(!u != !v, "a button either opens a page or acts through interactivity");
+	if (u)
+		cr_assert_leq(ulen(json_string_value(u)), SLACK_URL_MAX);
 	if (v)
 		cr_assert_leq(ulen(json_string_value(v)), SLACK_VALUE_MAX);
 }
@@ -238,8 +240,28 @@ Test(slack, one_incident_structure)
 	cr_assert_str_eq(block_text(ack), "Acknowledge");
 	cr_assert_str_eq(str_at(ack, "action_id"), "ack");
 	cr_assert_str_eq(str_at(ack, "url"), ACK_URL);
-	cr_assert_str_eq(str_at(ack, "value"), ID);
+	cr_assert_null(json_object_get(ack, "value"), "a link button carries no value");
 	cr_assert_null(json_object_get(ack, "style"));
+	json_decref(m);
+}
+
+Test(slack, interactive_buttons_carry_the_episode_and_no_url)
+{
+	struct slack_incident_view v = full_view();
+	v.state = "awaiting_approval";
+	v.approve_url = APPROVE_URL;
+	v.interactive = true;
+	v.episode = 3;
+	json_t *m = message(&v, 1);
+	json_t *blocks = json_object_get(m, "blocks");
+	json_t *act = json_array_get(blocks, json_array_size(blocks) - 1);
+	json_t *els = json_object_get(act, "elements");
+	cr_assert_eq(json_array_size(els), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *b = json_array_get(els, i);
+		cr_assert_str_eq(str_at(b, "value"), ID ":3");
+		cr_assert_null(json_object_get(b, "url"), "an interactive button opens no page");
+	}
 	json_decref(m);
 }
 
@@ -262,7 +284,7 @@ Test(slack, approve_button)
 	cr_assert_str_eq(str_at(ap, "action_id"), "approve");
 	cr_assert_str_eq(str_at(ap, "style"), "primary");
 	cr_assert_str_eq(str_at(ap, "url"), APPROVE_URL);
-	cr_assert_str_eq(str_at(ap, "value"), ID);
+	cr_assert_null(json_object_get(ap, "value"));
 	json_decref(m);
 }
 
@@ -588,7 +610,7 @@ static void check_burst(size_t n, size_t want_blocks, size_t want_sections, size
 		cr_assert_str_eq(block_type(s), "section");
 		json_t *btn = json_object_get(s, "accessory");
 		cr_assert_not_null(btn);
-		cr_assert_str_eq(str_at(btn, "value"), ID);
+		cr_assert_null(json_object_get(btn, "value"));
 		if (i % 2) {
 			cr_assert_str_eq(str_at(btn, "action_id"), "approve");
 			cr_assert_str_eq(str_at(btn, "url"), APPROVE_URL);
