@@ -163,12 +163,16 @@ class DeliveryTest(NotifyTestCase):
         self.assertEqual(ev[0]["routing_key"], PD_KEY)
         self.assertLessEqual(len(ev[0]["payload"]["summary"]), 1024)
         self.assertEqual(ev[0]["payload"]["severity"], "critical")
-        # Slack: a Block Kit message with the incident and an Acknowledge link.
+        # Slack: a Block Kit message with the incident and an Acknowledge button;
+        # with interactivity configured (auth.slack_signing) the button acts
+        # through it, bound to the episode, and opens no page (issue 11).
         msgs = [json.loads(r["body"]) for r in self.rec.wait(SLACK_URL_PATH, 1)]
         self.assertTrue(msgs[0]["text"])
         blob = json.dumps(msgs)
         self.assertIn(inc, blob)
-        self.assertIn("https://rollbackd.example.com/v1/ack/" + inc, blob)
+        buttons = [e for b in msgs[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        self.assertEqual([(b["action_id"], b.get("value"), b.get("url")) for b in buttons],
+                         [("ack", inc + ":1", None)])
         self.wait_sent("pagerduty", 4)
         srv.stop()
         recs = self.journal()
