@@ -27,6 +27,14 @@
 #                                           exist, so the hook matches (HMAC + label) and
 #                                           answers 200 but executes nothing (LookPath fails)
 #   ROWS="rollbackd-default rollbackd-auto webhook floor"
+#   VARY=1                                  every request a new signed request: variant i
+#                                           of the body (trailing whitespace spelling i, the
+#                                           same alerts) with its own signature, so each one
+#                                           passes rollbackd's replay guard and reaches the
+#                                           engine as an exact repeat. VARIANTS=400000 of
+#                                           them are signed before the runs. VARY=0: one
+#                                           signed request sent over and over (rollbackd's
+#                                           replay guard then answers from its cache).
 #   KEEP=1                                  keep the temp dir (configs, logs)
 set -euo pipefail
 
@@ -44,6 +52,8 @@ WEBHOOK_BIN=${WEBHOOK_BIN:-webhook}
 WRK_BIN=${WRK_BIN:-wrk}
 WEBHOOK_CMD=${WEBHOOK_CMD:-/nonexistent/rollback}
 ROWS=${ROWS:-"rollbackd-default rollbackd-auto webhook floor"}
+VARY=${VARY:-1}
+VARIANTS=${VARIANTS:-400000}
 
 die() { echo "intake.sh: $*" >&2; exit 1; }
 
@@ -238,6 +248,24 @@ stop_server() {
 	wait "$srv_pid" 2>/dev/null || true
 }
 
+# Signatures of every body variant (post_signed.lua builds the bodies), for
+# both schemes; the rollbackd scheme's timestamp is now, valid for max_skew.
+if [[ $VARY == 1 ]]; then
+	python3 - "$tmp/hmac.key" "$PAYLOAD" "$VARIANTS" "$tmp" <<'PY'
+import hashlib, hmac, sys, time
+key = open(sys.argv[1], "rb").read().rstrip(b"\n")
+base = open(sys.argv[2], "rb").read().rstrip()
+n, out = int(sys.argv[3]), sys.argv[4]
+t = int(time.time())
+pre = b"%d." % t
+with open(out + "/sigs-rollbackd", "w") as fr, open(out + "/sigs-github", "w") as fg:
+    for i in range(n):
+        b = base + b"".join(b"\n" if (i >> k) & 1 else b" " for k in range(20))
+        fr.write("t=%d,v1=%s\n" % (t, hmac.new(key, pre + b, hashlib.sha256).hexdigest()))
+        fg.write("sha256=%s\n" % hmac.new(key, b, hashlib.sha256).hexdigest())
+PY
+fi
+
 results=()
 run_row() { # name header loops
 	local name=$1 header=$2 loops=$3 value status rss0 out line hwm
@@ -246,13 +274,21 @@ run_row() { # name header loops
 	[[ $status == 200 ]] || die "$name: probe request got HTTP $status, not 200 (see $tmp)"
 	rss0=$(kib "$srv_pid" VmRSS)
 	echo "== $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $srv_url" >&2
+	local sigs=""
+	if [[ $VARY == 1 ]]; then
+		sigs=$tmp/sigs-github
+		[[ $header == X-Rollbackd-Signature ]] && sigs=$tmp/sigs-rollbackd
+	fi
 	out=$(BENCH_BODY_FILE=$PAYLOAD BENCH_SIG_HEADER=$header BENCH_SIG_VALUE=$value \
+		BENCH_SIG_FILE=$sigs BENCH_THREADS=$THREADS \
 		"$WRK_BIN" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
 		-s "$here/post_signed.lua" "$srv_url")
 	echo "$out" | sed 's/^/   /' >&2
 	hwm=$(kib "$srv_pid" VmHWM)
 	line=$(echo "$out" | grep '^BENCH_RESULT' || true)
 	[[ -n $line ]] || die "$name: no BENCH_RESULT line from wrk"
+	[[ $(field "$line" reused_variants) == 0 ]] ||
+		echo "warning: $name: $(field "$line" reused_variants) requests reused a body variant (raise VARIANTS)" >&2
 	results+=("$name|$header|$loops|$line|$rss0|$hwm")
 }
 
@@ -314,7 +350,7 @@ ratio() { # a b -> a/b with 2 decimals, or "-"
 }
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, payload $(basename "$PAYLOAD") ($(wc -c <"$PAYLOAD") bytes), $(nproc) CPUs"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, payload $(basename "$PAYLOAD") ($(wc -c <"$PAYLOAD") bytes), $(nproc) CPUs, VARY=$VARY"
 echo
 echo "| server | auth header | loops | req/s | p50 | p99 | × webhook req/s | × webhook p99 | per loop × floor | non-2xx | socket errors | RSS idle | peak RSS (VmHWM) |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
