@@ -57,13 +57,13 @@ static void on_alerts(struct evhttp_request *req, void *arg)
 	crypto_auth_hmacsha256_update(&st, c->body, len);
 	crypto_auth_hmacsha256_final(&st, mac);
 
-	const char *sig = evhttp_find_header(evhttp_request_get_input_headers(req),
-					     "X-Hub-Signature-256");
+	const char *sig =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "X-Hub-Signature-256");
 	unsigned char want[crypto_auth_hmacsha256_BYTES];
 	size_t want_len = 0;
 	if (!sig || strncmp(sig, "sha256=", 7) != 0 ||
 	    sodium_hex2bin(want, sizeof(want), sig + 7, strlen(sig + 7), NULL, &want_len, NULL) !=
-		    0 ||
+		0 ||
 	    want_len != sizeof(want) || sodium_memcmp(want, mac, sizeof(mac)) != 0) {
 		reply(req, 401, "{\"error\":\"bad signature\"}");
 		return;
