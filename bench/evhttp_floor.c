@@ -38,6 +38,19 @@ static void reply(struct evhttp_request *req, int code, const char *json)
 	evhttp_send_reply(req, code, code == 200 ? "OK" : "Unauthorized", NULL);
 }
 
+/* sig is "sha256=<64 hex>" and names mac (constant-time compare). */
+static int sig_matches(const char *sig, const unsigned char mac[crypto_auth_hmacsha256_BYTES])
+{
+	unsigned char want[crypto_auth_hmacsha256_BYTES];
+	size_t len = 0;
+	if (!sig || strncmp(sig, "sha256=", 7) != 0)
+		return 0;
+	sig += 7;
+	if (sodium_hex2bin(want, sizeof(want), sig, strlen(sig), NULL, &len, NULL) != 0)
+		return 0;
+	return len == sizeof(want) && sodium_memcmp(want, mac, sizeof(want)) == 0;
+}
+
 static void on_alerts(struct evhttp_request *req, void *arg)
 {
 	struct floor_ctx *c = arg;
@@ -59,12 +72,7 @@ static void on_alerts(struct evhttp_request *req, void *arg)
 
 	const char *sig =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "X-Hub-Signature-256");
-	unsigned char want[crypto_auth_hmacsha256_BYTES];
-	size_t want_len = 0;
-	if (!sig || strncmp(sig, "sha256=", 7) != 0 ||
-	    sodium_hex2bin(want, sizeof(want), sig + 7, strlen(sig + 7), NULL, &want_len, NULL) !=
-		0 ||
-	    want_len != sizeof(want) || sodium_memcmp(want, mac, sizeof(mac)) != 0) {
+	if (!sig_matches(sig, mac)) {
 		reply(req, 401, "{\"error\":\"bad signature\"}");
 		return;
 	}

@@ -380,8 +380,8 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 	bad |= rec_alert_members(&m, a);
 	if (wh->truncated_alerts > 0)
 		bad |= buf_addf(&m, ",\"truncated_alerts\":%lld", (long long)wh->truncated_alerts);
-	if (!bad &&
-	    m.len - mark > JOURNAL_MAX_LINE / 2) { /* keep the line readable: say it was cut */
+	/* Keep the line readable: when the alert is too long, say it was cut. */
+	if (!bad && m.len - mark > JOURNAL_MAX_LINE / 2) {
 		m.len = mark;
 		m.data[mark] = '\0';
 		bad |= rec_member_str(&m, "status", alert_status_name(a->status)) |
