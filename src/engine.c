@@ -533,7 +533,7 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 		   struct buf *out)
 {
 	struct decision_out d = {out, true, false, wh->external_url, wh->truncated_alerts};
-	struct alert_notes notes = {BUF_INIT, NULL, NULL};
+	struct alert_notes notes = {NULL};
 	int rc = 0;
 	if (buf_addc(out, '[') < 0 || rec_notes_build(wh, &notes) < 0) {
 		rec_notes_release(&notes);

@@ -340,13 +340,14 @@ void rec_use(struct engine *e, const char *type, const struct incident *inc, con
 void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 		const char *reason, const char *note);
 
-/* The notification record of each alert and the digest of its content,
- * computed before taking the lock: offs[i]..offs[i+1] in b. */
+/* The digest of each alert's content (rec_alert_digest), computed before
+ * taking the lock; the record itself is written only for a new alert. */
 struct alert_notes {
-	struct buf b;
-	size_t *offs;
 	unsigned char (*digest)[16];
 };
+/* BLAKE2b-128 of what a's notification record says (engine_records.c says
+ * how; not the digest of the record's JSON, which journals before it hold). */
+void rec_alert_digest(const struct alert *a, int64_t truncated_alerts, unsigned char out[16]);
 /* Without the lock. 0 or -1 on OOM (release anyway). */
 int rec_notes_build(const struct webhook *wh, struct alert_notes *n);
 void rec_notes_release(struct alert_notes *n);

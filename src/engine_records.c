@@ -7,7 +7,8 @@
  * itself (notify only queues; the journal only buffers). What is journaled
  * never holds a secret's value (actions.c redacts at the source: expansion
  * and captured output). Lock rules: every function runs under e->lock
- * except rec_notes_build/release, which run before it is taken.
+ * except rec_notes_build/release and rec_alert_digest, which run before it
+ * is taken.
  */
 #include "engine_internal.h"
 
@@ -248,33 +249,112 @@ void rec_state(struct engine *e, const struct incident *inc, const char *reason)
 	buf_release(&m);
 }
 
+/*
+ * The digest that tells an exact repeat: BLAKE2b-128 over the alert's own
+ * fields, each string framed by its length, so that two alerts get one digest
+ * exactly when their notification records (rec_alert_members, plus
+ * truncated_alerts) would be the same JSON. Computed from the parsed fields
+ * rather than from that JSON: a repeat costs this hash and a lookup, and the
+ * JSON is written only for an alert that is journaled.
+ *
+ * Journals written before this definition hold digests of the record JSON;
+ * a replayed one never equals a new one, so after an upgrade the first
+ * repeat of each alert is journaled once more, and exact repeats are
+ * recognised again from then on. The leading tag keeps the two definitions
+ * apart.
+ */
+struct digest_acc {
+	crypto_generichash_state st;
+	size_t len;
+	unsigned char pending[1024];
+};
+
+static void digest_flush(struct digest_acc *d)
+{
+	crypto_generichash_update(&d->st, d->pending, d->len);
+	d->len = 0;
+}
+
+static void digest_bytes(struct digest_acc *d, const void *p, size_t len)
+{
+	if (len > sizeof(d->pending) - d->len) {
+		digest_flush(d);
+		if (len > sizeof(d->pending)) {
+			crypto_generichash_update(&d->st, p, len);
+			return;
+		}
+	}
+	memcpy(d->pending + d->len, p, len);
+	d->len += len;
+}
+
+/* LEB128: unambiguous framing in one byte for most lengths. */
+static void digest_u64(struct digest_acc *d, uint64_t v)
+{
+	unsigned char out[10];
+	size_t n = 0;
+	do {
+		out[n] = (unsigned char)(v & 0x7f);
+		v >>= 7;
+		out[n++] |= v ? 0x80 : 0;
+	} while (v);
+	digest_bytes(d, out, n);
+}
+
+static void digest_str(struct digest_acc *d, const char *s, size_t len)
+{
+	digest_u64(d, len);
+	digest_bytes(d, s, len);
+}
+
+static void digest_labels(struct digest_acc *d, const struct label_set *set)
+{
+	digest_u64(d, set->n);
+	for (size_t i = 0; i < set->n; i++) {
+		digest_str(d, set->items[i].name, strlen(set->items[i].name));
+		digest_str(d, set->items[i].value, set->items[i].value_len);
+	}
+}
+
+static void digest_ts(struct digest_acc *d, struct timestamp t)
+{
+	digest_u64(d, (uint64_t)t.sec);
+	digest_u64(d, (uint64_t)(uint32_t)t.nsec);
+}
+
+void rec_alert_digest(const struct alert *a, int64_t truncated_alerts, unsigned char out[16])
+{
+	static const char tag[] = "rollbackd alert digest v2";
+	struct digest_acc d;
+	crypto_generichash_init(&d.st, NULL, 0, 16);
+	d.len = 0;
+	digest_bytes(&d, tag, sizeof(tag));
+	digest_u64(&d, (uint64_t)a->status);
+	digest_str(&d, a->fingerprint, strlen(a->fingerprint));
+	digest_ts(&d, a->starts_at);
+	digest_ts(&d, a->ends_at);
+	digest_labels(&d, &a->labels);
+	digest_labels(&d, &a->annotations);
+	digest_str(&d, a->generator_url, strlen(a->generator_url));
+	/* A notification that left alerts out is never an exact repeat of one
+	 * that did not: it is journaled, and it says so. */
+	digest_u64(&d, truncated_alerts > 0 ? (uint64_t)truncated_alerts : 0);
+	digest_flush(&d);
+	crypto_generichash_final(&d.st, out, 16);
+}
+
 int rec_notes_build(const struct webhook *wh, struct alert_notes *n)
 {
-	buf_init(&n->b, 0);
-	n->offs = calloc(wh->n_alerts + 1, sizeof(*n->offs));
 	n->digest = calloc(wh->n_alerts ? wh->n_alerts : 1, sizeof(*n->digest));
-	if (!n->offs || !n->digest)
+	if (!n->digest)
 		return -1;
-	for (size_t i = 0; i < wh->n_alerts; i++) {
-		size_t mark = n->b.len;
-		if (rec_alert_members(&n->b, &wh->alerts[i]) < 0)
-			return -1;
-		/* A notification that left alerts out is never an exact repeat of
-		 * one that did not: it is journaled, and it says so. */
-		if (wh->truncated_alerts > 0 &&
-		    buf_addf(&n->b, ",\"truncated_alerts\":%lld", (long long)wh->truncated_alerts) < 0)
-			return -1;
-		crypto_generichash(n->digest[i], 16, (const unsigned char *)n->b.data + mark,
-				   n->b.len - mark, NULL, 0);
-		n->offs[i + 1] = n->b.len;
-	}
+	for (size_t i = 0; i < wh->n_alerts; i++)
+		rec_alert_digest(&wh->alerts[i], wh->truncated_alerts, n->digest[i]);
 	return 0;
 }
 
 void rec_notes_release(struct alert_notes *n)
 {
-	buf_release(&n->b);
-	free(n->offs);
 	free(n->digest);
 }
 
@@ -289,17 +369,22 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 	struct buf m = BUF_INIT;
 	char hex[33];
 	sodium_bin2hex(hex, sizeof(hex), n->digest[i], 16);
-	size_t len = n->offs[i + 1] - n->offs[i];
 	int bad = rec_member_str(&m, "receiver", wh->receiver) |
 		  rec_member_str(&m, "group_key", wh->group_key) |
 		  rec_member_str(&m, "external_url", wh->external_url);
-	if (len > JOURNAL_MAX_LINE / 2) /* keep the line readable: say it was cut */
+	size_t mark = m.len;
+	bad |= rec_alert_members(&m, a);
+	if (wh->truncated_alerts > 0)
+		bad |= buf_addf(&m, ",\"truncated_alerts\":%lld", (long long)wh->truncated_alerts);
+	/* Keep the line readable: when the alert is too long, say it was cut. */
+	if (!bad && m.len - mark > JOURNAL_MAX_LINE / 2) {
+		m.len = mark;
+		m.data[mark] = '\0';
 		bad |= rec_member_str(&m, "status", alert_status_name(a->status)) |
 		       rec_member_str(&m, "fingerprint", a->fingerprint) |
 		       rec_member_ts(&m, "startsAt", a->starts_at) |
 		       rec_member_ts(&m, "endsAt", a->ends_at) | buf_adds(&m, ",\"truncated\":true");
-	else
-		bad |= buf_add(&m, n->b.data + n->offs[i], len);
+	}
 	bad |= rec_member_str(&m, "digest", hex);
 	if (bad || rec_append(e, "notification", "", &m) < 0)
 		log_error("journal: cannot record a notification", NULL);
