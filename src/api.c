@@ -1043,16 +1043,25 @@ static void handle_ack_get(struct api *api, struct evhttp_request *req)
 		return;
 	}
 	/* A GET changes nothing: Slack and mail clients prefetch links. */
-	struct buf b = BUF_INIT, target = BUF_INIT;
+	struct buf b = BUF_INIT, target = BUF_INIT, shown = BUF_INIT;
 	bool approve = strcmp(f.action, "approve") == 0;
-	if ((approve && incident_target(api, id, &target) < 0) ||
-	    links_page_confirm_target(&b, id, f.action, f.ep, f.exp, f.sig, summary,
+	/* An approver sees what will run (secrets redacted), the value against
+	 * its threshold and how long it has fired (issue 11). */
+	int bad = buf_adds(&shown, summary);
+	if (approve && !bad) {
+		bad = buf_adds(&shown, "; ");
+		if (!bad && engine_approve_preview(api->engine, id, &shown) < 0)
+			bad = -1;
+	}
+	if (bad || (approve && incident_target(api, id, &target) < 0) ||
+	    links_page_confirm_target(&b, id, f.action, f.ep, f.exp, f.sig, shown.data,
 				      approve ? (target.data ? target.data : "") : NULL) < 0)
 		api_send_error(req, 500, "internal", "out of memory");
 	else
 		send_html(req, 200, b.data, b.len);
 	buf_release(&b);
 	buf_release(&target);
+	buf_release(&shown);
 }
 
 /* Record an ack or approval; the answer (HTML page or Slack text) says

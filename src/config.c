@@ -803,7 +803,7 @@ int config_init(struct config *cfg)
 		return -1;
 	}
 	cfg->dry_run = true;
-	cfg->workers = 1;
+	cfg->workers = config_auto_workers(); /* "auto" (SPEC §4) */
 	cfg->limits.max_body_bytes = 1048576;
 	cfg->limits.max_header_bytes = 16384;
 	cfg->limits.max_connections = 1024;

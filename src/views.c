@@ -100,6 +100,44 @@ int engine_incident_summary(struct engine *e, const char *id, char *out, size_t 
 	return inc ? 0 : -1;
 }
 
+int engine_approve_preview(struct engine *e, const char *id, struct buf *out)
+{
+	int rc = -1;
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = incident_find(e, id);
+	const struct rule *r = inc ? engine_find_rule(e, inc->rule_name) : NULL;
+	if (!inc || !r)
+		goto out;
+	int bad = 0;
+	if (r->has_value) {
+		const struct rule_value *rv = &r->value;
+		const struct owned_labels *src =
+		    rv->from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
+		const char *v = owned_labels_get(src, rv->key);
+		bad |= buf_addf(out, "value %s", v ? v : "(none)");
+		if (rv->has_above)
+			bad |= buf_addf(out, " above %g", rv->above);
+		if (rv->has_below)
+			bad |= buf_addf(out, " below %g", rv->below);
+		bad |= buf_adds(out, "; ");
+	}
+	char since[TIMESTAMP_STRLEN];
+	timestamp_format(inc->episode_start, since, sizeof(since));
+	int64_t secs = (ts_ms(timestamp_now()) - ts_ms(inc->episode_start)) / 1000;
+	bad |= buf_addf(out, "firing since %s (%lldm%02llds); will run: ", since,
+			(long long)(secs > 0 ? secs / 60 : 0), (long long)(secs > 0 ? secs % 60 : 0));
+	struct buf plan = BUF_INIT;
+	bad |= actions_plan_json(e, r, inc, &plan); /* redacted where expanded */
+	static const char pre[] = ",\"actions\":";
+	if (!bad && plan.len >= sizeof(pre) - 1)
+		bad |= buf_add(out, plan.data + sizeof(pre) - 1, plan.len - (sizeof(pre) - 1));
+	buf_release(&plan);
+	rc = bad ? -1 : 0;
+out:
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
 int engine_running_actions(struct engine *e)
 {
 	pthread_mutex_lock(&e->lock);

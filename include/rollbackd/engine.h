@@ -102,6 +102,11 @@ int engine_approve(struct engine *e, const char *id, int episode, const char *by
 int engine_ack(struct engine *e, const char *id, int episode, const char *by, const char *via,
 	       struct engine_use *prev);
 
+/* For the approve page: "value V above T; firing since TS (NmSSs); will
+ * run: [<expanded actions, secrets redacted>]" appended to out. 0, or -1
+ * when not found (or OOM). */
+int engine_approve_preview(struct engine *e, const char *id, struct buf *out);
+
 /* "rule on service, state" for the ack page; -1 when not found. */
 int engine_incident_summary(struct engine *e, const char *id, char *out, size_t outsz);
 

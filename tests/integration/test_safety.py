@@ -278,6 +278,21 @@ class EpisodeLinksTest(EngineCase):
         self.wait_runs(inc, 1)
         self.assertEqual(self.incident(inc)["approved_by"], "dana")
 
+    def test_approve_page_shows_what_will_run(self):
+        fire = alert({"alertname": "EpApprove", "service": "eppage"}, value="0.07")
+        d = self.decide_one(fire)
+        inc = d["incident"]
+        exp = int(time.time()) + 600
+        q = "action=approve&ep=1&exp=%d&sig=%s" % (exp, link_sig("approve", inc, 1, exp))
+        r = self.server.request("GET", "/v1/ack/%s?%s" % (inc, q))
+        self.assertEqual(r.status, 200, r)
+        self.assertRegex(r.text, r"ep-approve on eppage, awaiting_approval; firing since "
+                                 r"\d{4}-\d\d-\d\dT[0-9:.]+Z \(2m0\ds\); will run: "
+                                 r"\[\{&quot;type&quot;:&quot;exec&quot;,&quot;argv&quot;:\[")
+        self.assertIn(inc, r.text)
+        self.assertIn("Type the target, <code>service=eppage</code>, to approve", r.text)
+        self.assertEqual(self.runs(inc), [], "a GET changes nothing")
+
     def test_replayed_slack_click_changes_nothing(self):
         fire = alert({"alertname": "EpApprove", "service": "epslack"})
         d = self.decide_one(fire)

@@ -106,7 +106,7 @@ static void assert_defaults(const struct config *cfg)
 	cr_assert_str_eq(cfg->state_dir, "var/");
 	cr_assert(cfg->dry_run);
 	cr_assert_str_eq(cfg->log_level, "info");
-	cr_assert_eq(cfg->workers, 1);
+	cr_assert_eq(cfg->workers, config_auto_workers()); /* "auto" */
 	cr_assert_eq(cfg->limits.max_body_bytes, 1048576);
 	cr_assert_eq(cfg->limits.max_header_bytes, 16384);
 	cr_assert_eq(cfg->limits.max_connections, 1024);
