@@ -143,6 +143,8 @@ struct incident {
 	struct event *retry;          /* action_started waits for a failing journal
 				       * (armed on the loop only) */
 	json_t *ready;                /* the expanded action waiting for its record */
+	const struct action_tpl *ready_tpl; /* its template: the rule set it was decided
+					       with (a reload keeps old sets until exit) */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;

@@ -282,6 +282,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	/* action_started is durable before anything leaves: after a crash the
 	 * journal tells what may have run, and nothing runs twice. */
 	inc->ready = x;
+	inc->ready_tpl = at;
 	rec->begun = true;
 	uint64_t ticket = 0;
 	{
@@ -362,23 +363,21 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 /* Start the action prepared in inc->ready (under e->lock, on the loop). */
 static void launch_action(struct engine *e, struct incident *inc)
 {
-	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	/* The action whose action_started is on disk runs as it was expanded,
+	 * with the template of the rule set it was decided with, even when a
+	 * SIGHUP replaced the rules meanwhile (the old set lives until exit). */
 	json_t *x = inc->ready;
+	const struct action_tpl *at = inc->ready_tpl;
 	inc->ready = NULL;
+	inc->ready_tpl = NULL;
 	struct action_record *rec = &inc->actions[inc->next_action];
 	struct error err = {{0}};
-	if (!r || !x) {
-		action_done(e, inc, rec, "error", "the rule is gone", strlen("the rule is gone"));
+	if (!at || !x) {
+		action_done(e, inc, rec, "error", "the action was not prepared",
+			    strlen("the action was not prepared"));
 		json_decref(x);
 		return;
 	}
-	if (inc->next_action >= r->n_actions) {
-		json_decref(x);
-		action_done(e, inc, rec, "error", "the reloaded rule has no such action",
-			    strlen("the reloaded rule has no such action"));
-		return;
-	}
-	const struct action_tpl *at = &r->actions[inc->next_action];
 	log_info("action started", "incident", inc->id, "rule", inc->rule_name, "type",
 		 at->type == ACTION_EXEC ? "exec" : "http", NULL);
 	if (at->type == ACTION_EXEC) {
