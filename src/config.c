@@ -306,6 +306,7 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    "max_concurrent_actions",
 	    "max_rollbacks_per_hour",
 	    "max_alerts",
+	    "max_incidents",
 	    NULL,
 	};
 	const char *b = "limits";
@@ -317,6 +318,7 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    opt_count(o, b, "max_concurrent_actions", &cfg->limits.max_concurrent_actions, err) ||
 	    opt_count(o, b, "max_rollbacks_per_hour", &cfg->limits.max_rollbacks_per_hour, err) ||
 	    opt_size(o, b, "max_alerts", &cfg->limits.max_alerts, err) ||
+	    opt_size(o, b, "max_incidents", &cfg->limits.max_incidents, err) ||
 	    opt_duration0(o, b, "target_cooldown", &cfg->limits.target_cooldown_ms, err))
 		return -1;
 	json_t *br;
@@ -620,6 +622,7 @@ int config_init(struct config *cfg)
 	cfg->limits.max_concurrent_actions = 4;
 	cfg->limits.max_rollbacks_per_hour = 10;
 	cfg->limits.max_alerts = 10000;
+	cfg->limits.max_incidents = 100000;
 	cfg->limits.target_cooldown_ms = 30 * 60 * 1000;
 	cfg->limits.blast_targets = 0; /* off unless configured */
 	cfg->limits.blast_window_ms = 10 * 60 * 1000;

@@ -52,9 +52,11 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	}
 	if (!e->store || !e->decision_children)
 		goto fail;
+	list_init(&e->resolved);
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, runner_kick_cb, e);
-		if (!e->kick)
+		e->reap = event_new(e->base, -1, 0, incident_reap_cb, e);
+		if (!e->kick || !e->reap)
 			goto fail;
 	}
 	e->decisions_total = metrics_register(METRIC_COUNTER, "decisions_total",
@@ -73,8 +75,17 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		METRIC_GAUGE, "targets_locked",
 		"Targets held by an incident: acting, awaiting approval or in target_cooldown.",
 		NULL, NULL, 0);
-	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked)
+	struct metric_family *mem = metrics_register(
+		METRIC_GAUGE, "incidents_in_memory", "Incidents kept in memory.", NULL, NULL, 0);
+	struct metric_family *over = metrics_register(
+		METRIC_COUNTER, "incidents_over_limit_total",
+		"Incidents made over limits.max_incidents (nothing could be evicted): held.", NULL,
+		NULL, 0);
+	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked ||
+	    !mem || !over)
 		goto fail;
+	e->in_memory = metrics_child(mem);
+	e->over_limit = metrics_child(over);
 	e->targets_locked = metrics_child(locked);
 	e->action_duration = metrics_child(dur);
 	e->incidents_open = metrics_child(open);
@@ -97,6 +108,10 @@ void engine_free(struct engine *e)
 		incident_free(inc);
 		inc = next;
 	}
+	incident_reap(e);
+	tomb_map_release(&e->tombs);
+	if (e->reap)
+		event_free(e->reap);
 	if (e->kick)
 		event_free(e->kick);
 	free(e->queue);
@@ -284,6 +299,15 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
 	inc->state = states[st];
+	if (inc->over_limit && o != OUTCOME_NOTIFY_ONLY) { /* incident.c: incident_link */
+		inc->over_limit = false;
+		inc->state = INC_HELD;
+		snprintf(reason, rsz,
+			 "limits.max_incidents (%zu) reached and no resolved incident is past its "
+			 "cooldown to make room: held",
+			 e->cfg->limits.max_incidents);
+		return OUTCOME_HELD;
+	}
 	if (o == OUTCOME_ACTING || o == OUTCOME_DRY_RUN || o == OUTCOME_AWAITING_APPROVAL)
 		o = decide_target(e, inc, o, now_ms, reason, rsz);
 	if (o == OUTCOME_ACTING) {
@@ -390,8 +414,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		goto out;
 	inc->last_seen = now;
 
-	uint64_t key = incident_episode_key(a->fingerprint, a->starts_at);
-	int old_episode = inc->state == INC_RESOLVED ? incident_key_episode(inc, key) : 0;
+	int old_episode =
+		inc->state == INC_RESOLVED ? incident_late_episode(inc, a->fingerprint, a->starts_at) : 0;
 	if (old_episode > 0) {
 		/* This very firing (fingerprint, startsAt) was part of an episode
 		 * that resolved: a late duplicate from an HA peer or a replayed
@@ -431,7 +455,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 			inc->decided = true;
 	}
 	if (incident_add_firing(inc, a->fingerprint) < 0 ||
-	    incident_add_key(inc, key, inc->episode) < 0)
+	    incident_add_key(inc, a->fingerprint, a->starts_at, inc->episode) < 0)
 		goto out;
 
 	enum outcome o;
@@ -519,6 +543,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	if (d->alert_new || was_firing)
 		rec_decision(e, inc, r, a, OUTCOME_RESOLVED, reason, NULL, NULL);
 	if (resolved_now) {
+		incident_resolved(e, inc);
 		targets_release(e, inc);
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, reason, NULL);

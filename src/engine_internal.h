@@ -43,6 +43,7 @@
 #include "rollbackd/config.h"
 #include "rollbackd/engine.h"
 #include "rollbackd/error.h"
+#include "rollbackd/list.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/store.h"
@@ -125,6 +126,12 @@ struct incident {
 	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct incident *next;        /* creation order list */
+	struct incident *prev;        /* (newer; NULL for the newest) */
+	struct list_node lru;         /* e->resolved: resolved, oldest first */
+	int64_t max_starts_ms;        /* latest startsAt of its firings */
+	int64_t tomb_starts_ms;       /* an evicted predecessor's max_starts_ms (0: none) */
+	int tomb_episode;             /* and its last episode */
+	bool over_limit;              /* created over limits.max_incidents: held */
 	struct engine *engine;
 };
 
@@ -134,6 +141,7 @@ struct incident {
  * new episode. */
 struct episode_key {
 	uint64_t key;
+	uint64_t fp;  /* incident_fp_key of the fingerprint (the seen map's key) */
 	int episode;
 };
 #define EPISODE_KEYS_MAX 64
@@ -147,6 +155,21 @@ struct seen_entry {
 
 struct seen_map {
 	struct seen_entry *slots;
+	size_t cap, n;
+};
+
+/* What an evicted incident leaves behind (incident.c): its last episode
+ * and the latest startsAt of its firings, so that the incident made anew
+ * goes on counting episodes and a late or replayed firing of an old
+ * episode is still a repeat. 24 bytes per id ever evicted. */
+struct tombstone {
+	uint64_t id; /* the id's 64-bit hash (its hex); 0 = empty */
+	int64_t max_starts_ms;
+	int episode;
+};
+
+struct tomb_map {
+	struct tombstone *slots;
 	size_t cap, n;
 };
 
@@ -181,6 +204,14 @@ struct engine {
 	struct blast_window blast;    /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
+	struct list_node resolved;    /* eviction candidates, oldest resolved first */
+	struct incident *graveyard;   /* evicted, freed on the loop (reap) */
+	struct event *reap;
+	struct tomb_map tombs;
+	struct metric_child *in_memory;  /* incidents_in_memory */
+	struct metric_child *over_limit; /* incidents_over_limit_total */
+	uint64_t n_over_limit;
+	uint64_t n_evicted;
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -214,8 +245,29 @@ int incident_group_labels(const struct rule *r, const struct alert *a, struct la
  * indexed; NULL on OOM. Freed by engine_free. */
 struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
 			      const struct label *group, size_t n, struct timestamp now);
-/* Link and index inc (replay builds its own). 0 or -1 on OOM. */
+/* Link and index inc (replay builds its own). At limits.max_incidents an
+ * evictable incident goes first (incident_evict_one, inc->first_seen as
+ * now); when none can, inc is linked over the limit with over_limit set
+ * (its first decision is held) and counted. A tombstone of inc's id gives
+ * it its predecessor's episode. 0 or -1 on OOM. */
 int incident_link(struct engine *e, struct incident *inc);
+/* Evict the oldest resolved incident that is past its rule's cooldown,
+ * not running and holds no target claim (SPEC §4). Looks at most at
+ * EVICT_SCAN candidates: one still cooling moves to the back. 1 evicted,
+ * 0 none. O(1) amortized. */
+#define EVICT_SCAN 16
+int incident_evict_one(struct engine *e, int64_t now_ms);
+/* inc entered INC_RESOLVED: it becomes the newest eviction candidate. */
+void incident_resolved(struct engine *e, struct incident *inc);
+/* Free what eviction left for the loop (with a base, e->reap runs it). */
+void incident_reap(struct engine *e);
+void incident_reap_cb(evutil_socket_t fd, short what, void *arg);
+void tomb_map_release(struct tomb_map *m);
+/* The episode a firing (fp, starts_at) belongs to when it is a late copy
+ * of an episode already seen (its key, or a startsAt no later than the
+ * evicted predecessor's), else 0. */
+int incident_late_episode(const struct incident *inc, const char *fp,
+			  struct timestamp starts_at);
 struct incident *incident_find(struct engine *e, const char *id);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);
@@ -239,8 +291,12 @@ void seen_map_release(struct seen_map *m);
 uint64_t incident_episode_key(const char *fp, struct timestamp starts_at);
 /* The episode key belongs to, or 0 when it is not known. */
 int incident_key_episode(const struct incident *inc, uint64_t key);
-/* Remember key for episode (the oldest key goes when full). 0 or -1 OOM. */
-int incident_add_key(struct incident *inc, uint64_t key, int episode);
+/* Remember the firing (fp, starts_at) for episode (the oldest key goes
+ * when full); max_starts_ms follows. 0 or -1 OOM. */
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
+		     int episode);
+/* Forget the seen entry of key (an evicted incident's fingerprints). */
+void seen_map_del(struct seen_map *m, uint64_t key);
 
 /* ---- targets.c: one remediation per target ----------------------------- */
 
@@ -272,6 +328,9 @@ void targets_release(struct engine *e, struct incident *inc);
 /* Publish targets_locked (counted at most every 100 ms: it walks the
  * store's targets). */
 void targets_gauge(struct engine *e, int64_t now_ms);
+/* Whether inc holds its target's claim in the store at now_ms (acting,
+ * reserved, or in target_cooldown): it may not be evicted. */
+bool targets_holding(struct engine *e, const struct incident *inc, int64_t now_ms);
 
 /* ---- engine_records.c: records and notices ----------------------------- */
 

@@ -14,6 +14,9 @@
 
 #include <sodium.h>
 
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
 	"awaiting_approval", "resolved", "no_match", "coalesced",
@@ -133,8 +136,26 @@ int incident_key_episode(const struct incident *inc, uint64_t key)
 	return 0;
 }
 
-int incident_add_key(struct incident *inc, uint64_t key, int episode)
+int incident_late_episode(const struct incident *inc, const char *fp,
+			  struct timestamp starts_at)
 {
+	int ep = incident_key_episode(inc, incident_episode_key(fp, starts_at));
+	if (ep > 0)
+		return ep;
+	/* A firing that started no later than the latest firing of an evicted
+	 * predecessor belongs to one of its episodes: a new episode's alerts
+	 * start after the last one resolved. */
+	if (inc->tomb_episode > 0 && ts_ms(starts_at) <= inc->tomb_starts_ms)
+		return inc->tomb_episode;
+	return 0;
+}
+
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
+		     int episode)
+{
+	uint64_t key = incident_episode_key(fp, starts_at), fk = incident_fp_key(fp);
+	if (ts_ms(starts_at) > inc->max_starts_ms)
+		inc->max_starts_ms = ts_ms(starts_at);
 	for (uint16_t i = 0; i < inc->n_keys; i++)
 		if (inc->keys[i].key == key) {
 			inc->keys[i].episode = episode;
@@ -151,11 +172,11 @@ int incident_add_key(struct incident *inc, uint64_t key, int episode)
 		inc->cap_keys = cap;
 	}
 	if (inc->n_keys < inc->cap_keys) {
-		inc->keys[inc->n_keys++] = (struct episode_key){key, episode};
+		inc->keys[inc->n_keys++] = (struct episode_key){key, fk, episode};
 		return 0;
 	}
 	/* full: the oldest goes (keys_head walks the ring) */
-	inc->keys[inc->keys_head] = (struct episode_key){key, episode};
+	inc->keys[inc->keys_head] = (struct episode_key){key, fk, episode};
 	inc->keys_head = (uint16_t)((inc->keys_head + 1) % inc->n_keys);
 	return 0;
 }
@@ -234,13 +255,213 @@ static int incident_index_add(struct engine *e, struct incident *inc)
 	return 0;
 }
 
+/* Backward-shift deletion: the slots after i that probed past it move up. */
+static void incident_index_del(struct engine *e, const struct incident *inc)
+{
+	size_t mask = e->index_cap - 1, i = id_slot(inc->id, e->index_cap);
+	while (e->index[i] != inc) {
+		if (!e->index[i])
+			return;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; e->index[j]; j = (j + 1) & mask) {
+		size_t home = id_slot(e->index[j]->id, e->index_cap);
+		/* j's entry may fill i when its home is not in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			e->index[i] = e->index[j];
+			i = j;
+		}
+	}
+	e->index[i] = NULL;
+}
+
+/* ---- tombstones: id -> last episode of an evicted incident -------------- */
+
+static uint64_t tomb_id(const char *id)
+{
+	unsigned char b[8];
+	uint64_t k = 0;
+	if (sodium_hex2bin(b, sizeof(b), id + 4, strlen(id + 4), NULL, NULL, NULL) == 0)
+		memcpy(&k, b, sizeof(k));
+	return k ? k : 1;
+}
+
+static struct tombstone *tomb_slot(const struct tomb_map *m, uint64_t id)
+{
+	size_t j = (size_t)(id & (m->cap - 1));
+	while (m->slots[j].id && m->slots[j].id != id)
+		j = (j + 1) & (m->cap - 1);
+	return &m->slots[j];
+}
+
+static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		struct tombstone *slots = calloc(cap, sizeof(*slots));
+		if (!slots)
+			return -1;
+		struct tomb_map nm = {slots, cap, m->n};
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slots[i].id)
+				*tomb_slot(&nm, m->slots[i].id) = m->slots[i];
+		free(m->slots);
+		*m = nm;
+	}
+	struct tombstone *t = tomb_slot(m, id);
+	if (!t->id)
+		m->n++;
+	*t = (struct tombstone){id, max_starts_ms, episode};
+	return 0;
+}
+
+static const struct tombstone *tomb_get(const struct tomb_map *m, uint64_t id)
+{
+	if (!m->cap)
+		return NULL;
+	const struct tombstone *t = tomb_slot(m, id);
+	return t->id ? t : NULL;
+}
+
+void tomb_map_release(struct tomb_map *m)
+{
+	free(m->slots);
+	m->slots = NULL;
+	m->cap = m->n = 0;
+}
+
+/* ---- eviction (SPEC §4 limits.max_incidents) ---------------------------- */
+
+static void in_memory_gauge(struct engine *e)
+{
+	if (e->in_memory)
+		metric_set(e->in_memory, (int64_t)e->n_incidents);
+}
+
+void incident_resolved(struct engine *e, struct incident *inc)
+{
+	if (list_linked(&inc->lru))
+		list_remove(&inc->lru);
+	list_push_back(&e->resolved, &inc->lru);
+}
+
+/* 1 evictable now, 0 not yet (cooling or holding its target), -1 never
+ * from this list (no longer resolved, or busy). */
+static int evictable(struct engine *e, const struct incident *inc, int64_t now_ms)
+{
+	if (inc->state != INC_RESOLVED || inc->running || inc->queued)
+		return -1;
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	if (r && inc->has_acted && now_ms - ts_ms(inc->last_acted) < r->cooldown_ms)
+		return 0;
+	if (targets_holding(e, inc, now_ms))
+		return 0;
+	return 1;
+}
+
+static void evict(struct engine *e, struct incident *inc)
+{
+	list_remove(&inc->lru);
+	incident_index_del(e, inc);
+	if (inc->prev)
+		inc->prev->next = inc->next;
+	else
+		e->incidents = inc->next;
+	if (inc->next)
+		inc->next->prev = inc->prev;
+	e->n_incidents--;
+	e->n_evicted++;
+	int64_t starts = inc->max_starts_ms > inc->tomb_starts_ms ? inc->max_starts_ms
+								  : inc->tomb_starts_ms;
+	if (inc->episode > 0 && tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts) < 0)
+		log_warn("out of memory keeping an evicted incident's episode", "incident", inc->id,
+			 NULL);
+	for (uint16_t i = 0; i < inc->n_keys; i++)
+		seen_map_del(&e->seen, inc->keys[i].fp);
+	if (e->base && e->reap) { /* its events are freed on the loop's thread */
+		inc->next = e->graveyard;
+		e->graveyard = inc;
+		event_active(e->reap, EV_READ, 0);
+	} else {
+		incident_free(inc);
+	}
+}
+
+int incident_evict_one(struct engine *e, int64_t now_ms)
+{
+	if (!e->resolved.next)
+		list_init(&e->resolved);
+	for (int scanned = 0; scanned < EVICT_SCAN && !list_empty(&e->resolved); scanned++) {
+		struct incident *inc = CONTAINER_OF(list_front(&e->resolved), struct incident, lru);
+		switch (evictable(e, inc, now_ms)) {
+		case 1:
+			evict(e, inc);
+			return 1;
+		case 0: /* still cooling: the next one may not be */
+			list_remove(&inc->lru);
+			list_push_back(&e->resolved, &inc->lru);
+			break;
+		default: /* reopened: it comes back when it resolves again */
+			list_remove(&inc->lru);
+			break;
+		}
+	}
+	return 0;
+}
+
+void incident_reap(struct engine *e)
+{
+	struct incident *inc = e->graveyard;
+	e->graveyard = NULL;
+	while (inc) {
+		struct incident *next = inc->next;
+		incident_free(inc);
+		inc = next;
+	}
+}
+
+void incident_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&e->lock);
+	struct incident *dead = e->graveyard;
+	e->graveyard = NULL;
+	pthread_mutex_unlock(&e->lock);
+	while (dead) {
+		struct incident *next = dead->next;
+		incident_free(dead);
+		dead = next;
+	}
+}
+
 int incident_link(struct engine *e, struct incident *inc)
 {
+	size_t max = e->cfg ? e->cfg->limits.max_incidents : 0;
+	if (!e->resolved.next)
+		list_init(&e->resolved);
+	list_init(&inc->lru);
+	if (max && e->n_incidents >= max && !incident_evict_one(e, ts_ms(inc->first_seen))) {
+		inc->over_limit = true;
+		e->n_over_limit++;
+		if (e->over_limit)
+			metric_inc(e->over_limit);
+	}
+	const struct tombstone *t = tomb_get(&e->tombs, tomb_id(inc->id));
+	if (t && inc->episode < t->episode) {
+		inc->episode = inc->tomb_episode = t->episode;
+		inc->tomb_starts_ms = t->max_starts_ms;
+	}
 	if (incident_index_add(e, inc) < 0)
 		return -1;
 	inc->next = e->incidents;
+	inc->prev = NULL;
+	if (e->incidents)
+		e->incidents->prev = inc;
 	e->incidents = inc;
 	e->n_incidents++;
+	in_memory_gauge(e);
 	return 0;
 }
 
@@ -344,6 +565,27 @@ int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16
 	m->slots[j].key = key;
 	memcpy(m->slots[j].digest, digest, 16);
 	return 1;
+}
+
+void seen_map_del(struct seen_map *m, uint64_t key)
+{
+	if (!m->cap)
+		return;
+	size_t mask = m->cap - 1, i = key & mask;
+	while (m->slots[i].key != key) {
+		if (!m->slots[i].key)
+			return;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+		size_t home = m->slots[j].key & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i].key = 0;
+	m->n--;
 }
 
 const char *owned_labels_get(const struct owned_labels *l, const char *name)

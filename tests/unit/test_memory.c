@@ -1,0 +1,232 @@
+/* Memory bounds of the engine (SPEC §4 limits.max_incidents): which
+ * incidents are evicted and in what order, what an incident made over the
+ * limit is decided, and what an evicted incident leaves behind (episodes
+ * go on; a late firing of an old episode stays a repeat). No event base:
+ * nothing runs. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "rollbackd/engine.h"
+#include "rollbackd/metrics.h"
+
+static struct config cfg;
+static struct ruleset rules;
+static struct engine *eng;
+
+static void setup(void)
+{
+	struct error err = {{0}};
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/engine/rules.json", getenv("ROLLBACKD_TEST_DATA"));
+	cr_assert_eq(config_init(&cfg), 0);
+	cfg.dry_run = false;
+	cfg.limits.max_incidents = 3;
+	free(cfg.state_dir);
+	cfg.state_dir = strdup("/nonexistent-rollbackd-state");
+	cr_assert_eq(rules_load(path, &rules, &err), 0, "%s", err.msg);
+	struct engine_options eo = {.cfg = &cfg, .base = NULL, .plan_only = false};
+	eng = engine_new(&eo, &rules);
+	cr_assert_not_null(eng);
+}
+
+static void teardown(void)
+{
+	engine_free(eng);
+	ruleset_release(&rules);
+	config_release(&cfg);
+	metrics_free_all();
+}
+
+TestSuite(memory, .init = setup, .fini = teardown);
+
+/* One alert; the decision's outcome, reason and incident into the out
+ * parameters (NULL: not wanted). */
+static void fire(const char *alertname, const char *service, const char *status,
+		 const char *starts, const char *now, char *outcome, char *reason, char *id)
+{
+	char body[2048];
+	snprintf(body, sizeof(body),
+		 "{\"version\":\"4\",\"groupKey\":\"g\",\"status\":\"%s\",\"receiver\":\"r\","
+		 "\"alerts\":[{\"status\":\"%s\",\"labels\":{\"alertname\":\"%s\",\"service\":\"%s\"},"
+		 "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"%s\"}]}",
+		 status, status, alertname, service, starts);
+	struct webhook wh;
+	struct error err = {{0}};
+	struct alert_limits lim = ALERT_LIMITS_DEFAULT;
+	cr_assert_eq(alert_parse_webhook(body, strlen(body), &lim, &wh, &err), ALERT_PARSE_OK,
+		     "%s", err.msg);
+	struct timestamp t;
+	cr_assert_eq(timestamp_parse(now, strlen(now), &t), 0);
+	struct buf out = BUF_INIT;
+	cr_assert_eq(engine_process(eng, &wh, t, &out), 0);
+	webhook_release(&wh);
+	json_error_t je;
+	json_t *arr = json_loads(out.data, 0, &je);
+	cr_assert_not_null(arr, "decisions are not JSON: %s", out.data);
+	json_t *d = json_array_get(arr, 0);
+	if (outcome)
+		strcpy(outcome, json_string_value(json_object_get(d, "outcome")));
+	if (reason)
+		strcpy(reason, json_string_value(json_object_get(d, "reason")));
+	if (id)
+		strcpy(id, json_string_value(json_object_get(d, "incident")));
+	json_decref(arr);
+	buf_release(&out);
+}
+
+#define T0 "2026-11-21T10:00:00Z"
+#define T1 "2026-11-21T10:01:00Z"
+#define T2 "2026-11-21T10:02:00Z"
+
+static bool in_memory(const char *id)
+{
+	pthread_mutex_lock(&eng->lock);
+	bool found = incident_find(eng, id) != NULL;
+	pthread_mutex_unlock(&eng->lock);
+	return found;
+}
+
+static size_t list_len(void)
+{
+	size_t n = 0;
+	for (struct incident *inc = eng->incidents; inc; inc = inc->next) {
+		cr_assert(inc->next == NULL || inc->next->prev == inc);
+		n++;
+	}
+	return n;
+}
+
+static int episode_of(const char *id)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_eq(engine_incident_json(eng, id, &b), 0);
+	json_error_t je;
+	json_t *j = json_loads(b.data, 0, &je);
+	int ep = (int)json_integer_value(json_object_get(j, "episode"));
+	json_decref(j);
+	buf_release(&b);
+	return ep;
+}
+
+Test(memory, oldest_resolved_goes_first)
+{
+	char a[32], b[32], c[32], d[32], e[32], o[32];
+	fire("Watch", "a", "firing", T0, T0, o, NULL, a);
+	cr_assert_str_eq(o, "notify_only");
+	fire("Watch", "b", "firing", T0, T0, NULL, NULL, b);
+	fire("Watch", "c", "firing", T0, T0, NULL, NULL, c);
+	/* resolved in the order b, a, c */
+	fire("Watch", "b", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "a", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "c", "resolved", T0, T1, NULL, NULL, NULL);
+	cr_assert_eq(eng->n_incidents, 3);
+	fire("Watch", "d", "firing", T2, T2, o, NULL, d);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert(!in_memory(b), "b resolved first: it goes first");
+	cr_assert(in_memory(a) && in_memory(c) && in_memory(d));
+	fire("Watch", "e", "firing", T2, T2, NULL, NULL, e);
+	cr_assert(!in_memory(a));
+	cr_assert(in_memory(c) && in_memory(d) && in_memory(e));
+	cr_assert_eq(eng->n_incidents, 3);
+	cr_assert_eq(list_len(), 3);
+	cr_assert_eq(eng->n_evicted, 2);
+	cr_assert_eq(eng->n_over_limit, 0);
+}
+
+Test(memory, open_and_cooling_incidents_stay_and_the_next_is_held)
+{
+	char x[32], a[32], b[32], c[32], o[32], r[512];
+	/* x acted: its rule's cooldown (30m) and its target claim keep it */
+	fire("RollbackErrorRate", "x", "firing", T0, T0, o, NULL, x);
+	cr_assert_str_eq(o, "acting");
+	fire("RollbackErrorRate", "x", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "a", "firing", T0, T0, NULL, NULL, a);
+	fire("Watch", "a", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "b", "firing", T0, T0, NULL, NULL, b);
+	/* full: x (resolved first, cooling) stays; a goes */
+	fire("Watch", "c", "firing", T2, T2, o, NULL, c);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert(in_memory(x) && !in_memory(a) && in_memory(b) && in_memory(c));
+	/* full again, nothing evictable: b and c are open, x cools down */
+	char y[32];
+	fire("RollbackErrorRate", "y", "firing", T2, T2, o, r, y);
+	cr_assert_str_eq(o, "held");
+	cr_assert_str_eq(r, "limits.max_incidents (3) reached and no resolved incident is past "
+			    "its cooldown to make room: held");
+	cr_assert(in_memory(y));
+	cr_assert_eq(eng->n_incidents, 4, "kept over the limit");
+	cr_assert_eq(eng->n_over_limit, 1);
+	/* its next episode is decided as usual */
+	fire("RollbackErrorRate", "y", "resolved", T2, T2, NULL, NULL, NULL);
+	fire("RollbackErrorRate", "y", "firing", "2026-11-21T10:03:00Z", "2026-11-21T10:03:00Z",
+	     o, r, NULL);
+	cr_assert_str_eq(o, "acting", "%s", r);
+}
+
+Test(memory, cooldown_over_makes_it_evictable)
+{
+	char x[32], o[32];
+	cfg.limits.target_cooldown_ms = 0;
+	fire("RollbackErrorRate", "x", "firing", T0, T0, o, NULL, x);
+	cr_assert_str_eq(o, "acting");
+	fire("RollbackErrorRate", "x", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "a", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "b", "firing", T0, T0, NULL, NULL, NULL);
+	/* 10:20: x still in its 30m cooldown (and holding its target) */
+	fire("Watch", "c", "firing", "2026-11-21T10:20:00Z", "2026-11-21T10:20:00Z", o, NULL,
+	     NULL);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert(in_memory(x));
+	cr_assert_eq(eng->n_over_limit, 1);
+	/* Without a loop its actions never finish: the claim (acting) is held
+	 * for a day. Past both, it goes. */
+	fire("Watch", "d", "firing", "2026-11-22T10:31:00Z", "2026-11-22T10:31:00Z", o, NULL,
+	     NULL);
+	cr_assert(!in_memory(x));
+	cr_assert_eq(eng->n_incidents, 4);
+}
+
+Test(memory, evicted_incident_keeps_counting_episodes_and_late_firings_repeat)
+{
+	char a[32], o[32], r[512], id[32];
+	fire("Watch", "a", "firing", T0, T0, NULL, NULL, a);
+	fire("Watch", "a", "resolved", T0, T1, NULL, NULL, NULL);
+	size_t seen_before = eng->seen.n;
+	fire("Watch", "b", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "c", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "d", "firing", T0, T0, NULL, NULL, NULL);
+	cr_assert(!in_memory(a));
+	cr_assert_eq(eng->seen.n, seen_before + 3 - 1, "a's fingerprint left the seen map");
+	/* the very firing of episode 1 again (an HA peer, a replayed capture) */
+	fire("Watch", "a", "firing", T0, T2, o, r, id);
+	cr_assert_str_eq(id, a);
+	cr_assert_str_eq(o, "repeat");
+	cr_assert_str_eq(r, "episode 1 already resolved: a late or replayed firing of it");
+	cr_assert_eq(episode_of(a), 1);
+	/* a new firing: episode 2, not 1 again */
+	fire("Watch", "a", "firing", T2, T2, o, r, id);
+	cr_assert_str_eq(o, "notify_only", "%s", r);
+	cr_assert_eq(episode_of(a), 2);
+}
+
+Test(memory, many_incidents_stay_indexed)
+{
+	cfg.limits.max_incidents = 50;
+	char svc[32], id[32], ids[1000][32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(svc, sizeof(svc), "s%d", i);
+		fire("Watch", svc, "firing", T0, T0, NULL, NULL, id);
+		fire("Watch", svc, "resolved", T0, T1, NULL, NULL, NULL);
+		strcpy(ids[i], id);
+	}
+	cr_assert_eq(eng->n_incidents, 50);
+	cr_assert_eq(list_len(), 50);
+	for (int i = 0; i < 1000; i++)
+		cr_assert_eq(in_memory(ids[i]), i >= 950, "incident %d", i);
+	cr_assert_eq(eng->seen.n, 50);
+	cr_assert_eq(eng->tombs.n, 950);
+}
