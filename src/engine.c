@@ -299,13 +299,16 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
 	inc->state = states[st];
-	if (inc->over_limit && o != OUTCOME_NOTIFY_ONLY) { /* incident.c: incident_link */
+	if ((inc->over_limit || inc->trigger_over) && o != OUTCOME_NOTIFY_ONLY) { /* incident.c */
+		if (inc->trigger_over)
+			incident_trigger_reason(inc, reason, rsz);
+		else
+			snprintf(reason, rsz,
+				 "limits.max_incidents (%zu) reached and no resolved incident is past "
+				 "its cooldown to make room: held",
+				 e->cfg->limits.max_incidents);
 		inc->over_limit = false;
 		inc->state = INC_HELD;
-		snprintf(reason, rsz,
-			 "limits.max_incidents (%zu) reached and no resolved incident is past its "
-			 "cooldown to make room: held",
-			 e->cfg->limits.max_incidents);
 		return OUTCOME_HELD;
 	}
 	if (o == OUTCOME_ACTING || o == OUTCOME_DRY_RUN || o == OUTCOME_AWAITING_APPROVAL)
@@ -454,7 +457,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		if (claim > 0)
 			inc->decided = true;
 	}
-	if (incident_add_firing(inc, a->fingerprint) < 0 ||
+	int counted_only = incident_add_firing(inc, a->fingerprint);
+	if (counted_only < 0 ||
 	    incident_add_key(inc, a->fingerprint, a->starts_at, inc->episode) < 0)
 		goto out;
 
@@ -480,6 +484,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 			o = decide(e, inc, r, now, reason, sizeof(reason));
 		}
 	}
+	if (counted_only > 0)
+		incident_untracked_note(inc, reason, sizeof(reason));
 	if (d->alert_new || episode_started || (o != OUTCOME_REPEAT && o != OUTCOME_PENDING))
 		rec_decision(e, inc, r, a, o, reason,
 				 o == OUTCOME_REPEAT ? NULL : a, NULL);
@@ -538,6 +544,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 			resolved_now = true;
 		}
 		snprintf(reason, sizeof(reason), "episode %d resolved", inc->episode);
+		incident_untracked_note(inc, reason, sizeof(reason));
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
 	}
 	if (d->alert_new || was_firing)

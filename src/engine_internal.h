@@ -132,6 +132,8 @@ struct incident {
 	int64_t tomb_starts_ms;       /* an evicted predecessor's max_starts_ms (0: none) */
 	int tomb_episode;             /* and its last episode */
 	bool over_limit;              /* created over limits.max_incidents: held */
+	size_t trigger_over;          /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
+	size_t n_untracked;           /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
 };
 
@@ -273,13 +275,29 @@ struct incident *incident_find(struct engine *e, const char *id);
 void incident_free(struct incident *inc);
 void incident_clear_actions(struct incident *inc);
 void incident_clear_firing(struct incident *inc);
-/* Copy the triggering alert (labels, annotations, URLs). 0 or -1 on OOM. */
+/* Copy the triggering alert (labels, annotations, URLs). Labels and
+ * annotations over TRIGGER_BYTES_MAX together (names and values) are not
+ * kept at all: trigger_over says how many bytes they were, and the
+ * episode is held rather than acting on cut values. 0 or -1 on OOM. */
+#define TRIGGER_BYTES_MAX 16384
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url);
+/* The same cap on labels replay copied into inc. */
+void incident_cap_trigger(struct incident *inc);
+/* "the alert's labels and annotations are N bytes, over the 16384 kept
+ * per incident: not acting on values that cannot be kept whole". */
+void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz);
 
 /* The alerts firing in the current episode, by fingerprint. */
 uint64_t incident_fp_key(const char *fp);
 bool incident_is_firing(const struct incident *inc, const char *fp);
+/* At most FIRING_MAX fingerprints are followed per episode; a firing
+ * beyond is only counted (n_untracked) and does not keep the episode
+ * open. 0 added or known, 1 counted, -1 OOM. */
+#define FIRING_MAX 10000
 int incident_add_firing(struct incident *inc, const char *fp);
+/* Append "; N alert(s) beyond the 10000 followed per incident are counted,
+ * not followed (they do not keep it open)" to reason when there are any. */
+void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz);
 void incident_remove_firing(struct incident *inc, const char *fp);
 
 /* Record digest for key. 1 when it is new or differs, 0 when it is an

@@ -89,6 +89,7 @@ void incident_clear_firing(struct incident *inc)
 	free(inc->firing);
 	inc->firing = NULL;
 	inc->n_firing = 0;
+	inc->n_untracked = 0;
 }
 
 void incident_free(struct incident *inc)
@@ -502,12 +503,26 @@ int incident_add_firing(struct incident *inc, const char *fp)
 {
 	if (incident_is_firing(inc, fp))
 		return 0;
+	if (inc->n_firing >= FIRING_MAX) {
+		inc->n_untracked++;
+		return 1;
+	}
 	uint64_t *p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
 	if (!p)
 		return -1;
 	inc->firing = p;
 	p[inc->n_firing++] = incident_fp_key(fp);
 	return 0;
+}
+
+void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz)
+{
+	size_t len = strlen(reason);
+	if (inc->n_untracked && len < rsz)
+		snprintf(reason + len, rsz - len,
+			 "; %zu alert(s) beyond the %d followed per incident are counted, not "
+			 "followed (they do not keep it open)",
+			 inc->n_untracked, FIRING_MAX);
 }
 
 void incident_remove_firing(struct incident *inc, const char *fp)
@@ -627,10 +642,44 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 	inc->external_url = strdup(external_url ? external_url : "");
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
+	size_t bytes = 0;
+	for (size_t i = 0; i < a->labels.n; i++)
+		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
+	for (size_t i = 0; i < a->annotations.n; i++)
+		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
+	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
+	if (inc->trigger_over)
+		return inc->generator_url && inc->external_url ? 0 : -1;
 	if (owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
 	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) < 0)
 		return -1;
 	return 0;
+}
+
+static size_t owned_bytes(const struct owned_labels *l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->n; i++)
+		n += strlen(l->items[i].name) + l->items[i].value_len;
+	return n;
+}
+
+void incident_cap_trigger(struct incident *inc)
+{
+	size_t bytes = owned_bytes(&inc->trigger_labels) + owned_bytes(&inc->trigger_annotations);
+	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
+	if (inc->trigger_over) {
+		owned_labels_release(&inc->trigger_labels);
+		owned_labels_release(&inc->trigger_annotations);
+	}
+}
+
+void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz)
+{
+	snprintf(out, outsz,
+		 "the alert's labels and annotations are %zu bytes, over the %d kept per incident: "
+		 "not acting on values that cannot be kept whole",
+		 inc->trigger_over, TRIGGER_BYTES_MAX);
 }
 
 void seen_map_release(struct seen_map *m)

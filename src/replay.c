@@ -159,6 +159,7 @@ static int replay_decision(struct rline *rl, const char *id)
 	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
 	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
 		return -1;
+	incident_cap_trigger(inc);
 	/* The claims themselves are the store's records (target_claimed,
 	 * target_released), which it replays; the engine only remembers what
 	 * its claim is for. */

@@ -230,3 +230,118 @@ Test(memory, many_incidents_stay_indexed)
 	cr_assert_eq(eng->seen.n, 50);
 	cr_assert_eq(eng->tombs.n, 950);
 }
+
+/* A webhook of the alerts JSON (an array's members) at now; the decisions. */
+static json_t *fire_raw(const char *status, const char *alerts, const char *now)
+{
+	struct buf body = BUF_INIT;
+	cr_assert_eq(buf_addf(&body,
+			      "{\"version\":\"4\",\"groupKey\":\"g\",\"status\":\"%s\","
+			      "\"receiver\":\"r\",\"alerts\":[%s]}",
+			      status, alerts),
+		     0);
+	struct webhook wh;
+	struct error err = {{0}};
+	struct alert_limits lim = ALERT_LIMITS_DEFAULT;
+	cr_assert_eq(alert_parse_webhook(body.data, body.len, &lim, &wh, &err), ALERT_PARSE_OK,
+		     "%s", err.msg);
+	struct timestamp t;
+	cr_assert_eq(timestamp_parse(now, strlen(now), &t), 0);
+	struct buf out = BUF_INIT;
+	cr_assert_eq(engine_process(eng, &wh, t, &out), 0);
+	webhook_release(&wh);
+	json_error_t je;
+	json_t *arr = json_loads(out.data, 0, &je);
+	cr_assert_not_null(arr);
+	buf_release(&out);
+	buf_release(&body);
+	return arr;
+}
+
+static const char *nth(json_t *arr, size_t i, const char *key)
+{
+	return json_string_value(json_object_get(json_array_get(arr, i), key));
+}
+
+Test(memory, labels_over_the_cap_are_not_kept_and_hold)
+{
+	struct buf a = BUF_INIT;
+	char big[17001];
+	memset(big, 'x', 17000);
+	big[17000] = '\0';
+	cr_assert_eq(buf_addf(&a,
+			      "{\"status\":\"firing\",\"labels\":{\"alertname\":"
+			      "\"RollbackErrorRate\",\"service\":\"x\"},\"annotations\":{"
+			      "\"value\":\"0.5\",\"big\":\"%s\"},\"startsAt\":\"" T0 "\"}",
+			      big),
+		     0);
+	json_t *d = fire_raw("firing", a.data, T0);
+	/* alertname 9+17, service 7+1, value 5+3, big 3+17000 */
+	cr_assert_str_eq(nth(d, 0, "outcome"), "held");
+	cr_assert_str_eq(nth(d, 0, "reason"),
+			 "the alert's labels and annotations are 17045 bytes, over the 16384 kept "
+			 "per incident: not acting on values that cannot be kept whole");
+	pthread_mutex_lock(&eng->lock);
+	struct incident *inc = incident_find(eng, nth(d, 0, "incident"));
+	cr_assert_eq(inc->trigger_labels.n, 0);
+	cr_assert_eq(inc->trigger_annotations.n, 0);
+	pthread_mutex_unlock(&eng->lock);
+	json_decref(d);
+	buf_release(&a);
+	/* at the cap exactly it acts: big of 16384 - 45 bytes */
+	struct buf b = BUF_INIT;
+	big[16384 - 45] = '\0';
+	cr_assert_eq(buf_addf(&b,
+			      "{\"status\":\"firing\",\"labels\":{\"alertname\":"
+			      "\"RollbackErrorRate\",\"service\":\"y\"},\"annotations\":{"
+			      "\"value\":\"0.5\",\"big\":\"%s\"},\"startsAt\":\"" T0 "\"}",
+			      big),
+		     0);
+	d = fire_raw("firing", b.data, T0);
+	cr_assert_str_eq(nth(d, 0, "outcome"), "acting", "%s", nth(d, 0, "reason"));
+	json_decref(d);
+	buf_release(&b);
+}
+
+static void pods(struct buf *b, const char *status, int from, int to)
+{
+	for (int i = from; i < to; i++)
+		cr_assert_eq(buf_addf(b,
+				      "%s{\"status\":\"%s\",\"labels\":{\"alertname\":"
+				      "\"RollbackErrorRate\",\"service\":\"big\",\"pod\":\"p%d\"},"
+				      "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"" T0 "\"}",
+				      i > from ? "," : "", status, i),
+			     0);
+}
+
+Test(memory, firing_set_is_bounded_and_the_rest_counted)
+{
+	struct buf b = BUF_INIT;
+	pods(&b, "firing", 0, 10000);
+	json_t *d = fire_raw("firing", b.data, T0);
+	cr_assert_str_eq(nth(d, 0, "outcome"), "acting");
+	cr_assert_str_eq(nth(d, 9999, "reason"), "episode 1 already decided: acting");
+	json_decref(d);
+	buf_release(&b);
+	pods(&b, "firing", 10000, 10002);
+	d = fire_raw("firing", b.data, T1);
+	cr_assert_str_eq(nth(d, 1, "outcome"), "repeat");
+	cr_assert_str_eq(nth(d, 1, "reason"),
+			 "episode 1 already decided: acting; 2 alert(s) beyond the 10000 followed "
+			 "per incident are counted, not followed (they do not keep it open)");
+	pthread_mutex_lock(&eng->lock);
+	struct incident *inc = incident_find(eng, nth(d, 0, "incident"));
+	cr_assert_eq(inc->n_firing, 10000);
+	cr_assert_eq(inc->n_untracked, 2);
+	pthread_mutex_unlock(&eng->lock);
+	json_decref(d);
+	buf_release(&b);
+	pods(&b, "resolved", 0, 10000);
+	d = fire_raw("resolved", b.data, T2);
+	cr_assert_str_eq(nth(d, 9998, "reason"), "1 alert(s) of the incident still firing");
+	cr_assert_str_eq(nth(d, 9999, "reason"),
+			 "episode 1 resolved; 2 alert(s) beyond the 10000 followed per incident "
+			 "are counted, not followed (they do not keep it open)");
+	json_decref(d);
+	buf_release(&b);
+}
