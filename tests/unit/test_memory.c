@@ -345,3 +345,62 @@ Test(memory, firing_set_is_bounded_and_the_rest_counted)
 	json_decref(d);
 	buf_release(&b);
 }
+
+static json_t *page(struct engine_page *p, int want_rc)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_eq(engine_incidents_page(eng, p, &b), want_rc);
+	json_t *arr = want_rc == 0 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+	buf_release(&b);
+	return arr;
+}
+
+Test(memory, incidents_page_cursor_filter_and_counts)
+{
+	cfg.limits.max_incidents = 100;
+	char ids[5][32], svc[8];
+	for (int i = 0; i < 5; i++) {
+		snprintf(svc, sizeof(svc), "s%d", i);
+		fire("Watch", svc, "firing", T0, T0, NULL, NULL, ids[i]);
+	}
+	fire("Watch", "s1", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "s3", "resolved", T0, T1, NULL, NULL, NULL);
+	struct engine_page p = {.limit = 2};
+	json_t *a = page(&p, 0);
+	cr_assert_eq(json_array_size(a), 2);
+	cr_assert_str_eq(nth(a, 0, "id"), ids[4], "newest first");
+	cr_assert_str_eq(nth(a, 1, "id"), ids[3]);
+	cr_assert_str_eq(p.next, ids[3]);
+	json_decref(a);
+	p.before = ids[3];
+	a = page(&p, 0);
+	cr_assert_str_eq(nth(a, 0, "id"), ids[2]);
+	cr_assert_str_eq(nth(a, 1, "id"), ids[1]);
+	cr_assert_str_eq(p.next, ids[1]);
+	json_decref(a);
+	p.before = ids[1];
+	a = page(&p, 0);
+	cr_assert_eq(json_array_size(a), 1);
+	cr_assert_str_eq(nth(a, 0, "id"), ids[0]);
+	cr_assert_str_eq(p.next, "", "the last page");
+	json_decref(a);
+	/* resolved only, counted */
+	p = (struct engine_page){.limit = 1, .state = "resolved", .count = true};
+	a = page(&p, 0);
+	cr_assert_str_eq(nth(a, 0, "id"), ids[3]);
+	cr_assert_str_eq(p.next, ids[3]);
+	cr_assert_eq(p.matched, 2);
+	cr_assert_eq(p.state_counts[7], 2); /* resolved */
+	cr_assert_eq(p.state_counts[4], 0);
+	cr_assert_str_eq(engine_state_name(7), "resolved");
+	json_decref(a);
+	p.skip = 1;
+	a = page(&p, 0);
+	cr_assert_str_eq(nth(a, 0, "id"), ids[1]);
+	cr_assert_str_eq(p.next, "");
+	json_decref(a);
+	p = (struct engine_page){.limit = 1, .state = "gone"};
+	page(&p, ENGINE_PAGE_BAD_STATE);
+	p = (struct engine_page){.limit = 1, .before = "inc-0000000000000000"};
+	page(&p, ENGINE_PAGE_BAD_CURSOR);
+}
