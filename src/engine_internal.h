@@ -254,9 +254,9 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
  * it its predecessor's episode. 0 or -1 on OOM. */
 int incident_link(struct engine *e, struct incident *inc);
 /* Evict the oldest resolved incident that is past its rule's cooldown,
- * not running and holds no target claim (SPEC §4). Looks at most at
- * EVICT_SCAN candidates: one still cooling moves to the back. 1 evicted,
- * 0 none. O(1) amortized. */
+ * not running and holds no target claim (SPEC §4). Entries that reopened
+ * are dropped on the way (each was pushed once); at most EVICT_SCAN still
+ * cooling are moved to the back. 1 evicted, 0 none. O(1) amortized. */
 #define EVICT_SCAN 16
 int incident_evict_one(struct engine *e, int64_t now_ms);
 /* inc entered INC_RESOLVED: it becomes the newest eviction candidate. */

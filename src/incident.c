@@ -392,7 +392,9 @@ int incident_evict_one(struct engine *e, int64_t now_ms)
 {
 	if (!e->resolved.next)
 		list_init(&e->resolved);
-	for (int scanned = 0; scanned < EVICT_SCAN && !list_empty(&e->resolved); scanned++) {
+	/* Dropping an entry that reopened is paid for by the push that put it
+	 * there; only the cooling ones moved to the back are bounded here. */
+	for (int rotated = 0; rotated < EVICT_SCAN && !list_empty(&e->resolved);) {
 		struct incident *inc = CONTAINER_OF(list_front(&e->resolved), struct incident, lru);
 		switch (evictable(e, inc, now_ms)) {
 		case 1:
@@ -401,6 +403,7 @@ int incident_evict_one(struct engine *e, int64_t now_ms)
 		case 0: /* still cooling: the next one may not be */
 			list_remove(&inc->lru);
 			list_push_back(&e->resolved, &inc->lru);
+			rotated++;
 			break;
 		default: /* reopened: it comes back when it resolves again */
 			list_remove(&inc->lru);
@@ -462,6 +465,10 @@ int incident_link(struct engine *e, struct incident *inc)
 		e->incidents->prev = inc;
 	e->incidents = inc;
 	e->n_incidents++;
+	/* No episode yet: a candidate too (one that only saw a late firing of
+	 * an evicted predecessor's episode stays so); an episode takes it out. */
+	if (inc->state == INC_RESOLVED)
+		list_push_back(&e->resolved, &inc->lru);
 	in_memory_gauge(e);
 	return 0;
 }

@@ -404,3 +404,20 @@ Test(memory, incidents_page_cursor_filter_and_counts)
 	p = (struct engine_page){.limit = 1, .before = "inc-0000000000000000"};
 	page(&p, ENGINE_PAGE_BAD_CURSOR);
 }
+
+Test(memory, reopened_candidates_do_not_hide_an_evictable_one)
+{
+	cfg.limits.max_incidents = 20;
+	char svc[8], r0[32], o[32];
+	for (int i = 0; i < 19; i++) { /* each was a candidate until its episode began */
+		snprintf(svc, sizeof(svc), "o%d", i);
+		fire("Watch", svc, "firing", T0, T0, NULL, NULL, NULL);
+	}
+	fire("Watch", "r0", "firing", T0, T0, NULL, NULL, r0);
+	fire("Watch", "r0", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "new", "firing", T2, T2, o, NULL, NULL);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert(!in_memory(r0));
+	cr_assert_eq(eng->n_incidents, 20);
+	cr_assert_eq(eng->n_over_limit, 0);
+}
