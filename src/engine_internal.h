@@ -163,7 +163,10 @@ struct seen_map {
 /* What an evicted incident leaves behind (incident.c): its last episode
  * and the latest startsAt of its firings, so that the incident made anew
  * goes on counting episodes and a late or replayed firing of an old
- * episode is still a repeat. 24 bytes per id ever evicted. */
+ * episode is still a repeat. At most limits.max_incidents are kept (the
+ * oldest goes first: an id evicted that long ago starts again at episode
+ * 1, its store claim forgotten with it); 24 bytes each, in a map at most
+ * half full, plus 8 in the ring. */
 struct tombstone {
 	uint64_t id; /* the id's 64-bit hash (its hex); 0 = empty */
 	int64_t max_starts_ms;
@@ -173,6 +176,8 @@ struct tombstone {
 struct tomb_map {
 	struct tombstone *slots;
 	size_t cap, n;
+	uint64_t *ring; /* ids, oldest at head */
+	size_t ring_cap, head;
 };
 
 struct engine {

@@ -295,23 +295,59 @@ static struct tombstone *tomb_slot(const struct tomb_map *m, uint64_t id)
 	return &m->slots[j];
 }
 
-static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms)
+static void tomb_del(struct tomb_map *m, uint64_t id)
 {
+	size_t mask = m->cap - 1, i = (size_t)(id & mask);
+	while (m->slots[i].id != id) {
+		if (!m->slots[i].id)
+			return;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; m->slots[j].id; j = (j + 1) & mask) {
+		size_t home = (size_t)(m->slots[j].id & mask);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i].id = 0;
+	m->n--;
+}
+
+/* Keep at most max (the first call's max sizes the ring). */
+static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms,
+		    size_t max)
+{
+	if (!m->ring) {
+		m->ring_cap = max ? max : 1;
+		if (!(m->ring = calloc(m->ring_cap, sizeof(*m->ring))))
+			return -1;
+	}
 	if ((m->n + 1) * 2 > m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 1024;
 		struct tombstone *slots = calloc(cap, sizeof(*slots));
 		if (!slots)
 			return -1;
-		struct tomb_map nm = {slots, cap, m->n};
+		struct tomb_map nm = {.slots = slots, .cap = cap};
 		for (size_t i = 0; i < m->cap; i++)
 			if (m->slots[i].id)
 				*tomb_slot(&nm, m->slots[i].id) = m->slots[i];
 		free(m->slots);
-		*m = nm;
+		m->slots = slots;
+		m->cap = cap;
 	}
 	struct tombstone *t = tomb_slot(m, id);
-	if (!t->id)
+	if (!t->id) { /* a new id: it takes the ring's next place */
+		size_t at = (m->head + m->n) % m->ring_cap;
+		if (m->n == m->ring_cap) { /* full: the oldest goes */
+			tomb_del(m, m->ring[m->head]);
+			at = m->head;
+			m->head = (m->head + 1) % m->ring_cap;
+			t = tomb_slot(m, id);
+		}
+		m->ring[at] = id;
 		m->n++;
+	}
 	*t = (struct tombstone){id, max_starts_ms, episode};
 	return 0;
 }
@@ -327,8 +363,8 @@ static const struct tombstone *tomb_get(const struct tomb_map *m, uint64_t id)
 void tomb_map_release(struct tomb_map *m)
 {
 	free(m->slots);
-	m->slots = NULL;
-	m->cap = m->n = 0;
+	free(m->ring);
+	memset(m, 0, sizeof(*m));
 }
 
 /* ---- eviction (SPEC §4 limits.max_incidents) ---------------------------- */
@@ -374,9 +410,12 @@ static void evict(struct engine *e, struct incident *inc)
 	e->n_evicted++;
 	int64_t starts = inc->max_starts_ms > inc->tomb_starts_ms ? inc->max_starts_ms
 								  : inc->tomb_starts_ms;
-	if (inc->episode > 0 && tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts) < 0)
+	if (inc->episode > 0 &&
+	    tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts,
+		     e->cfg->limits.max_incidents) < 0)
 		log_warn("out of memory keeping an evicted incident's episode", "incident", inc->id,
 			 NULL);
+	store_forget_episode(e->store, inc->id);
 	for (uint16_t i = 0; i < inc->n_keys; i++)
 		seen_map_del(&e->seen, inc->keys[i].fp);
 	if (e->base && e->reap) { /* its events are freed on the loop's thread */

@@ -228,7 +228,20 @@ Test(memory, many_incidents_stay_indexed)
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(in_memory(ids[i]), i >= 950, "incident %d", i);
 	cr_assert_eq(eng->seen.n, 50);
-	cr_assert_eq(eng->tombs.n, 950);
+	cr_assert_eq(eng->tombs.n, 50, "tombstones: at most max_incidents, the newest");
+	/* s949's tombstone is kept: its next firing is episode 2, and its
+	 * old firing a repeat */
+	char o[32], r[512];
+	fire("Watch", "s949", "firing", T0, T2, o, r, id);
+	cr_assert_str_eq(o, "repeat");
+	fire("Watch", "s949", "firing", T2, T2, o, r, id);
+	cr_assert_str_eq(o, "notify_only", "%s", r);
+	cr_assert_eq(episode_of(id), 2);
+	/* s0's went long ago (and its store claim with the incident): it
+	 * starts again at episode 1, and is decided */
+	fire("Watch", "s0", "firing", T2, T2, o, r, id);
+	cr_assert_str_eq(o, "notify_only", "%s", r);
+	cr_assert_eq(episode_of(id), 1);
 }
 
 /* A webhook of the alerts JSON (an array's members) at now; the decisions. */
