@@ -212,7 +212,7 @@ struct engine {
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
 	struct list_node resolved;    /* eviction candidates, oldest resolved first */
-	struct incident *graveyard;   /* evicted, freed on the loop (reap) */
+	struct incident *graveyard;   /* evicted with events: freed on the loop (reap) */
 	struct event *reap;
 	struct tomb_map tombs;
 	struct metric_child *in_memory;  /* incidents_in_memory */

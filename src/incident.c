@@ -418,7 +418,10 @@ static void evict(struct engine *e, struct incident *inc)
 	store_forget_episode(e->store, inc->id);
 	for (uint16_t i = 0; i < inc->n_keys; i++)
 		seen_map_del(&e->seen, inc->keys[i].fp);
-	if (e->base && e->reap) { /* its events are freed on the loop's thread */
+	bool has_events = inc->timer || inc->retry || inc->approve_timer || inc->verify_timer;
+	/* Nothing else points at it (not running, not queued): without events
+	 * it goes now (replay evicts many); its events are freed on the loop. */
+	if (has_events && e->base && e->reap) {
 		inc->next = e->graveyard;
 		e->graveyard = inc;
 		event_active(e->reap, EV_READ, 0);
@@ -485,11 +488,19 @@ int incident_link(struct engine *e, struct incident *inc)
 	if (!e->resolved.next)
 		list_init(&e->resolved);
 	list_init(&inc->lru);
-	if (max && e->n_incidents >= max && !incident_evict_one(e, ts_ms(inc->first_seen))) {
-		inc->over_limit = true;
-		e->n_over_limit++;
-		if (e->over_limit)
-			metric_inc(e->over_limit);
+	if (max && e->n_incidents >= max) {
+		/* Up to two go per new one, so that a lowered limit (a reload) or
+		 * an earlier overflow comes back under it. */
+		int evicted = 0;
+		while (evicted < 2 && e->n_incidents >= max &&
+		       incident_evict_one(e, ts_ms(inc->first_seen)))
+			evicted++;
+		if (!evicted) {
+			inc->over_limit = true;
+			e->n_over_limit++;
+			if (e->over_limit)
+				metric_inc(e->over_limit);
+		}
 	}
 	const struct tombstone *t = tomb_get(&e->tombs, tomb_id(inc->id));
 	if (t && inc->episode < t->episode) {

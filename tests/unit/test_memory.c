@@ -434,3 +434,23 @@ Test(memory, reopened_candidates_do_not_hide_an_evictable_one)
 	cr_assert_eq(eng->n_incidents, 20);
 	cr_assert_eq(eng->n_over_limit, 0);
 }
+
+Test(memory, a_lowered_limit_comes_back_two_per_new_incident)
+{
+	char o[32];
+	fire("Watch", "a", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "b", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "c", "firing", T0, T0, NULL, NULL, NULL);
+	fire("Watch", "a", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "b", "resolved", T0, T1, NULL, NULL, NULL);
+	fire("Watch", "c", "resolved", T0, T1, NULL, NULL, NULL);
+	cfg.limits.max_incidents = 1; /* as a reload would */
+	fire("Watch", "d", "firing", T2, T2, o, NULL, NULL);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert_eq(eng->n_incidents, 2, "a and b went");
+	fire("Watch", "d", "resolved", T2, T2, NULL, NULL, NULL);
+	fire("Watch", "e", "firing", T2, T2, o, NULL, NULL);
+	cr_assert_str_eq(o, "notify_only");
+	cr_assert_eq(eng->n_incidents, 1, "c and d went");
+	cr_assert_eq(eng->n_over_limit, 0);
+}
