@@ -6,6 +6,7 @@
         N              distinct incidents fired then resolved (default 1000000)
         MAX_INCIDENTS  limits.max_incidents (default 100000)
     BATCH=1000 (alerts per notification)  BUDGET_S=180 (stop sending after this)
+    SETTLE_S=30 (RSS again this long after the restart)
 
 Starts the daemon on a temp state dir (one notify-mode rule grouping by
 service, so every alert is its own incident; nothing runs), sends N distinct
@@ -35,6 +36,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
 MAX = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
 BATCH = int(os.environ.get("BATCH", "1000"))
 BUDGET = float(os.environ.get("BUDGET_S", "180"))
+SETTLE = float(os.environ.get("SETTLE_S", "30"))
 
 
 def free_port():
@@ -132,6 +134,8 @@ def main():
                     for f in os.listdir(cfg["state_dir"]) if f.startswith("journal"))
         p2, restart_s = start(cfg_path, port)
         again = status(p2.pid)
+        time.sleep(SETTLE)
+        settled = status(p2.pid)
         p2.send_signal(signal.SIGTERM)
         p2.wait(60)
         print("binary %s, max_incidents %d, %d alerts per notification" % (BIN, MAX, BATCH))
@@ -145,6 +149,8 @@ def main():
         print("journal %.0f MB; restart to /healthz 200: %.2f s; RSS after restart: "
               "VmRSS %.1f MiB, VmHWM %.1f MiB"
               % (jsize / 1e6, restart_s, again["VmRSS"], again["VmHWM"]))
+        print("%.0f s later (the console's journal index catches up in its own thread): "
+              "VmRSS %.1f MiB, VmHWM %.1f MiB" % (SETTLE, settled["VmRSS"], settled["VmHWM"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
