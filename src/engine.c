@@ -417,8 +417,9 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		goto out;
 	inc->last_seen = now;
 
-	int old_episode =
-		inc->state == INC_RESOLVED ? incident_late_episode(inc, a->fingerprint, a->starts_at) : 0;
+	int old_episode = inc->state == INC_RESOLVED
+				  ? incident_late_episode(inc, a->fingerprint, a->starts_at)
+				  : 0;
 	if (old_episode > 0) {
 		/* This very firing (fingerprint, startsAt) was part of an episode
 		 * that resolved: a late duplicate from an HA peer or a replayed
