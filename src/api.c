@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -823,16 +824,68 @@ static void send_buf_json(struct evhttp_request *req, struct buf *b)
 	send_json(req, 200, "OK", b->data, b->len);
 }
 
+/* An incident id as the engine makes them: "inc-" and 16 hex digits. */
+static bool incident_id_syntax(const char *s)
+{
+	return strlen(s) == 20 && strncmp(s, "inc-", 4) == 0 &&
+	       strspn(s + 4, "0123456789abcdef") == 16;
+}
+
+/* GET /v1/incidents[?limit=N&before=ID&state=S]: one page, newest first
+ * (a JSON array, as before); a Link header names the next page. */
 static void handle_incidents(struct api *api, struct evhttp_request *req)
 {
 	if (!operator_allowed(api, req, false))
 		return;
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	TAILQ_INIT(&params);
+	if (q && evhttp_parse_query_str(q, &params) < 0) {
+		api_send_error(req, 400, "invalid_parameter", "query: malformed");
+		return;
+	}
+	struct engine_page p = {.limit = 100};
+	const char *limit = evhttp_find_header(&params, "limit");
+	const char *state = evhttp_find_header(&params, "state");
+	p.before = evhttp_find_header(&params, "before");
+	p.state = state;
+	char msg[160];
+	msg[0] = '\0';
+	if (limit) {
+		size_t n = strlen(limit);
+		long v = n && n <= 4 && strspn(limit, "0123456789") == n ? strtol(limit, NULL, 10) : 0;
+		if (v < 1 || v > ENGINE_PAGE_MAX)
+			snprintf(msg, sizeof(msg), "limit: expected an integer from 1 to %d",
+				 ENGINE_PAGE_MAX);
+		p.limit = (size_t)v;
+	}
+	if (!msg[0] && p.before && !incident_id_syntax(p.before))
+		snprintf(msg, sizeof(msg),
+			 "before: expected an incident id (inc- and 16 lowercase hex digits)");
 	struct buf b = BUF_INIT;
-	if (engine_incidents_json(api->engine, &b) < 0)
+	int rc = msg[0] ? 0 : engine_incidents_page(api->engine, &p, &b);
+	if (rc == ENGINE_PAGE_BAD_CURSOR)
+		snprintf(msg, sizeof(msg),
+			 "before: no incident %s in memory (evicted, or never seen); list again "
+			 "without before",
+			 p.before);
+	else if (rc == ENGINE_PAGE_BAD_STATE)
+		snprintf(msg, sizeof(msg), "state: not an incident state (pending, acting, ...)");
+	if (msg[0]) {
+		api_send_error(req, 400, "invalid_parameter", msg);
+	} else if (rc < 0) {
 		api_send_error(req, 500, "internal", "out of memory");
-	else
+	} else {
+		if (p.next[0]) {
+			char link[256];
+			snprintf(link, sizeof(link), "</v1/incidents?before=%s&limit=%zu%s%s>; rel=\"next\"",
+				 p.next, p.limit, state ? "&state=" : "", state ? state : "");
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
+		}
 		send_buf_json(req, &b);
+	}
 	buf_release(&b);
+	evhttp_clear_headers(&params);
 }
 
 static void handle_incident(struct api *api, struct evhttp_request *req)

@@ -332,6 +332,7 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    "max_alerts",
 	    "max_connections_per_peer",
 	    "header_timeout",
+	    "max_incidents",
 	    NULL,
 	};
 	const char *b = "limits";
@@ -346,6 +347,7 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    opt_count(o, b, "max_connections_per_peer", &cfg->limits.max_connections_per_peer,
 		      err) ||
 	    opt_duration(o, b, "header_timeout", &cfg->limits.header_timeout_ms, err) ||
+	    opt_size(o, b, "max_incidents", &cfg->limits.max_incidents, err) ||
 	    opt_duration0(o, b, "target_cooldown", &cfg->limits.target_cooldown_ms, err))
 		return -1;
 	json_t *br;
@@ -813,6 +815,7 @@ int config_init(struct config *cfg)
 	cfg->limits.max_concurrent_actions = 4;
 	cfg->limits.max_rollbacks_per_hour = 10;
 	cfg->limits.max_alerts = 10000;
+	cfg->limits.max_incidents = 100000;
 	cfg->limits.target_cooldown_ms = 30 * 60 * 1000;
 	cfg->limits.blast_targets = 0; /* off unless configured */
 	cfg->limits.blast_window_ms = 10 * 60 * 1000;

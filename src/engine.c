@@ -57,9 +57,12 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	e->changes = changes_new();
 	if (!e->store || !e->decision_children || !e->changes)
 		goto fail;
+	list_init(&e->resolved);
+	list_init(&e->graveyard);
 	if (e->base) {
 		e->kick = event_new(e->base, -1, 0, runner_kick_cb, e);
-		if (!e->kick)
+		e->reap = event_new(e->base, -1, 0, incident_reap_cb, e);
+		if (!e->kick || !e->reap)
 			goto fail;
 	}
 	if (timers_init(e) < 0)
@@ -80,8 +83,17 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		METRIC_GAUGE, "targets_locked",
 		"Targets held by an incident: acting, awaiting approval or in target_cooldown.",
 		NULL, NULL, 0);
-	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked)
+	struct metric_family *mem = metrics_register(
+		METRIC_GAUGE, "incidents_in_memory", "Incidents kept in memory.", NULL, NULL, 0);
+	struct metric_family *over = metrics_register(
+		METRIC_COUNTER, "incidents_over_limit_total",
+		"Incidents made over limits.max_incidents (nothing could be evicted): held.", NULL,
+		NULL, 0);
+	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked ||
+	    !mem || !over)
 		goto fail;
+	e->in_memory = metrics_child(mem);
+	e->over_limit = metrics_child(over);
 	e->targets_locked = metrics_child(locked);
 	e->action_duration = metrics_child(dur);
 	e->incidents_open = metrics_child(open);
@@ -99,6 +111,10 @@ void engine_free(struct engine *e)
 	if (e->http)
 		httpc_free(e->http);
 	incident_free_all(e);
+	incident_reap(e);
+	tomb_map_release(&e->tombs);
+	if (e->reap)
+		event_free(e->reap);
 	if (e->kick)
 		event_free(e->kick);
 	timers_release(e);
@@ -295,6 +311,18 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
 	inc->state = states[st];
+	if ((inc->over_limit || inc->trigger_over) && o != OUTCOME_NOTIFY_ONLY) { /* incident.c */
+		if (inc->trigger_over)
+			incident_trigger_reason(inc, reason, rsz);
+		else
+			snprintf(reason, rsz,
+				 "limits.max_incidents (%zu) reached and no resolved incident is past "
+				 "its cooldown to make room: held",
+				 e->cfg->limits.max_incidents);
+		inc->over_limit = false;
+		inc->state = INC_HELD;
+		return OUTCOME_HELD;
+	}
 	if (o == OUTCOME_ACTING || o == OUTCOME_DRY_RUN || o == OUTCOME_AWAITING_APPROVAL)
 		o = decide_target(e, inc, o, now_ms, reason, rsz);
 	if (o == OUTCOME_ACTING) {
@@ -393,8 +421,9 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		goto out;
 	inc->last_seen = now;
 
-	uint64_t key = incident_episode_key(a->fingerprint, a->starts_at);
-	int old_episode = inc->state == INC_RESOLVED ? incident_key_episode(inc, key) : 0;
+	int old_episode = inc->state == INC_RESOLVED
+				  ? incident_late_episode(inc, a->fingerprint, a->starts_at)
+				  : 0;
 	if (old_episode > 0) {
 		/* This very firing (fingerprint, startsAt) was part of an episode
 		 * that resolved: a late duplicate from an HA peer or a replayed
@@ -433,8 +462,9 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		if (claim > 0)
 			inc->decided = true;
 	}
-	if (incident_add_firing(inc, a->fingerprint) < 0 ||
-	    incident_add_key(inc, key, inc->episode) < 0)
+	int counted_only = incident_add_firing(inc, a->fingerprint);
+	if (counted_only < 0 ||
+	    incident_add_key(inc, a->fingerprint, a->starts_at, inc->episode) < 0)
 		goto out;
 
 	enum outcome o;
@@ -459,6 +489,8 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 			o = decide(e, inc, r, now, reason, sizeof(reason));
 		}
 	}
+	if (counted_only > 0)
+		incident_untracked_note(inc, reason, sizeof(reason));
 	if (d->alert_new || episode_started || (o != OUTCOME_REPEAT && o != OUTCOME_PENDING))
 		rec_decision(e, inc, r, a, o, reason,
 				 o == OUTCOME_REPEAT ? NULL : a, NULL);
@@ -516,11 +548,13 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 			resolved_now = true;
 		}
 		snprintf(reason, sizeof(reason), "episode %d resolved", inc->episode);
+		incident_untracked_note(inc, reason, sizeof(reason));
 		log_info("resolved", "rule", r->name, "incident", inc->id, NULL);
 	}
 	if (d->alert_new || was_firing)
 		rec_decision(e, inc, r, a, OUTCOME_RESOLVED, reason, NULL, NULL);
 	if (resolved_now) {
+		incident_resolved(e, inc);
 		targets_release(e, inc);
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, reason, NULL);

@@ -159,6 +159,13 @@ struct incident {
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct list_node link;        /* in e->incidents (newest first) */
 	struct hmap_node by_id;       /* in e->by_id */
+	struct list_node lru;         /* e->resolved: resolved, oldest first */
+	int64_t max_starts_ms;        /* latest startsAt of its firings */
+	int64_t tomb_starts_ms;       /* an evicted predecessor's max_starts_ms (0: none) */
+	int tomb_episode;             /* and its last episode */
+	bool over_limit;              /* created over limits.max_incidents: held */
+	size_t trigger_over;          /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
+	size_t n_untracked;           /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
 };
 
@@ -168,6 +175,7 @@ struct incident {
  * new episode. */
 struct episode_key {
 	uint64_t key;
+	uint64_t fp;  /* incident_fp_key of the fingerprint (the seen map's key) */
 	int episode;
 };
 #define EPISODE_KEYS_MAX 64
@@ -181,6 +189,26 @@ struct seen_entry {
 
 struct seen_map {
 	struct hmap entries;   /* of struct seen_entry */
+};
+
+/* What an evicted incident leaves behind (incident.c): its last episode
+ * and the latest startsAt of its firings, so that the incident made anew
+ * goes on counting episodes and a late or replayed firing of an old
+ * episode is still a repeat. At most limits.max_incidents are kept (the
+ * oldest goes first: an id evicted that long ago starts again at episode
+ * 1, its store claim forgotten with it); 24 bytes each, in a map at most
+ * half full, plus 8 in the ring. */
+struct tombstone {
+	uint64_t id; /* the id's 64-bit hash (its hex); 0 = empty */
+	int64_t max_starts_ms;
+	int episode;
+};
+
+struct tomb_map {
+	struct tombstone *slots;
+	size_t cap, n;
+	uint64_t *ring; /* ids, oldest at head */
+	size_t ring_cap, head;
 };
 
 struct engine {
@@ -216,6 +244,14 @@ struct engine {
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
 	struct changes *changes;      /* POST /v1/changes, replayed (changes.h) */
+	struct list_node resolved;    /* eviction candidates, oldest resolved first */
+	struct list_node graveyard;   /* evicted with events (by link): freed on the loop (reap) */
+	struct event *reap;
+	struct tomb_map tombs;
+	struct metric_child *in_memory;  /* incidents_in_memory */
+	struct metric_child *over_limit; /* incidents_over_limit_total */
+	uint64_t n_over_limit;
+	uint64_t n_evicted;
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -249,24 +285,61 @@ int incident_group_labels(const struct rule *r, const struct alert *a, struct la
  * indexed; NULL on OOM. Freed by engine_free. */
 struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
 			      const struct label *group, size_t n, struct timestamp now);
-/* Link and index inc (replay builds its own). 0 or -1 on OOM. */
+/* Link and index inc (replay builds its own). At limits.max_incidents an
+ * evictable incident goes first (incident_evict_one, inc->first_seen as
+ * now); when none can, inc is linked over the limit with over_limit set
+ * (its first decision is held) and counted. A tombstone of inc's id gives
+ * it its predecessor's episode. 0 or -1 on OOM. */
 int incident_link(struct engine *e, struct incident *inc);
 /* A zeroed incident's list nodes, before anything else touches it. */
 void incident_init_links(struct incident *inc);
 /* Unlink and free every incident (engine_free). */
 void incident_free_all(struct engine *e);
+/* Evict the oldest resolved incident that is past its rule's cooldown,
+ * not running and holds no target claim (SPEC §4). Entries that reopened
+ * are dropped on the way (each was pushed once); at most EVICT_SCAN still
+ * cooling are moved to the back. 1 evicted, 0 none. O(1) amortized. */
+#define EVICT_SCAN 16
+int incident_evict_one(struct engine *e, int64_t now_ms);
+/* inc entered INC_RESOLVED: it becomes the newest eviction candidate. */
+void incident_resolved(struct engine *e, struct incident *inc);
+/* Free what eviction left for the loop (with a base, e->reap runs it). */
+void incident_reap(struct engine *e);
+void incident_reap_cb(evutil_socket_t fd, short what, void *arg);
+void tomb_map_release(struct tomb_map *m);
+/* The episode a firing (fp, starts_at) belongs to when it is a late copy
+ * of an episode already seen (its key, or a startsAt no later than the
+ * evicted predecessor's), else 0. */
+int incident_late_episode(const struct incident *inc, const char *fp,
+			  struct timestamp starts_at);
 struct incident *incident_find(struct engine *e, const char *id);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);
 void incident_clear_actions(struct incident *inc);
 void incident_clear_firing(struct incident *inc);
-/* Copy the triggering alert (labels, annotations, URLs). 0 or -1 on OOM. */
+/* Copy the triggering alert (labels, annotations, URLs). Labels and
+ * annotations over TRIGGER_BYTES_MAX together (names and values) are not
+ * kept at all: trigger_over says how many bytes they were, and the
+ * episode is held rather than acting on cut values. 0 or -1 on OOM. */
+#define TRIGGER_BYTES_MAX 16384
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url);
+/* The same cap on labels replay copied into inc. */
+void incident_cap_trigger(struct incident *inc);
+/* "the alert's labels and annotations are N bytes, over the 16384 kept
+ * per incident: not acting on values that cannot be kept whole". */
+void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz);
 
 /* The alerts firing in the current episode, by fingerprint. */
 uint64_t incident_fp_key(const char *fp);
 bool incident_is_firing(const struct incident *inc, const char *fp);
+/* At most FIRING_MAX fingerprints are followed per episode; a firing
+ * beyond is only counted (n_untracked) and does not keep the episode
+ * open. 0 added or known, 1 counted, -1 OOM. */
+#define FIRING_MAX 10000
 int incident_add_firing(struct incident *inc, const char *fp);
+/* Append "; N alert(s) beyond the 10000 followed per incident are counted,
+ * not followed (they do not keep it open)" to reason when there are any. */
+void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz);
 void incident_remove_firing(struct incident *inc, const char *fp);
 
 /* Record digest for key. 1 when it is new or differs, 0 when it is an
@@ -278,8 +351,12 @@ void seen_map_release(struct seen_map *m);
 uint64_t incident_episode_key(const char *fp, struct timestamp starts_at);
 /* The episode key belongs to, or 0 when it is not known. */
 int incident_key_episode(const struct incident *inc, uint64_t key);
-/* Remember key for episode (the oldest key goes when full). 0 or -1 OOM. */
-int incident_add_key(struct incident *inc, uint64_t key, int episode);
+/* Remember the firing (fp, starts_at) for episode (the oldest key goes
+ * when full); max_starts_ms follows. 0 or -1 OOM. */
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
+		     int episode);
+/* Forget the seen entry of key (an evicted incident's fingerprints). */
+void seen_map_del(struct seen_map *m, uint64_t key);
 
 /* ---- targets.c: one remediation per target ----------------------------- */
 
@@ -311,6 +388,9 @@ void targets_release(struct engine *e, struct incident *inc);
 /* Publish targets_locked (counted at most every 100 ms: it walks the
  * store's targets). */
 void targets_gauge(struct engine *e, int64_t now_ms);
+/* Whether inc holds its target's claim in the store at now_ms (acting,
+ * reserved, or in target_cooldown): it may not be evicted. */
+bool targets_holding(struct engine *e, const struct incident *inc, int64_t now_ms);
 
 /* ---- engine_records.c: records and notices ----------------------------- */
 
@@ -424,6 +504,10 @@ int timers_init(struct engine *e);
 void timers_release(struct engine *e);
 /* Free inc's timer events (engine_free, after the loops). */
 void timers_free_incident(struct incident *inc);
+/* inc is evicted: cancel its armed timers and take its slots off
+ * e->timer_ops (under e->lock). true when it still has events, which only
+ * the loop may free (incident_reap_cb). */
+bool timers_forget_incident(struct engine *e, struct incident *inc);
 /* (Re)arm inc's timer kind to fire in ms for its current episode; from any
  * thread, under e->lock. No-op without a base. Mirrored in the store. */
 void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind kind, int64_t ms);

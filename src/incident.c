@@ -14,6 +14,9 @@
 
 #include <sodium.h>
 
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
+
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
 	"awaiting_approval", "resolved", "no_match", "coalesced", "no_recent_change", "invalid",
@@ -86,6 +89,7 @@ void incident_clear_firing(struct incident *inc)
 	free(inc->firing);
 	inc->firing = NULL;
 	inc->n_firing = 0;
+	inc->n_untracked = 0;
 }
 
 void incident_free(struct incident *inc)
@@ -128,8 +132,26 @@ int incident_key_episode(const struct incident *inc, uint64_t key)
 	return 0;
 }
 
-int incident_add_key(struct incident *inc, uint64_t key, int episode)
+int incident_late_episode(const struct incident *inc, const char *fp,
+			  struct timestamp starts_at)
 {
+	int ep = incident_key_episode(inc, incident_episode_key(fp, starts_at));
+	if (ep > 0)
+		return ep;
+	/* A firing that started no later than the latest firing of an evicted
+	 * predecessor belongs to one of its episodes: a new episode's alerts
+	 * start after the last one resolved. */
+	if (inc->tomb_episode > 0 && ts_ms(starts_at) <= inc->tomb_starts_ms)
+		return inc->tomb_episode;
+	return 0;
+}
+
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
+		     int episode)
+{
+	uint64_t key = incident_episode_key(fp, starts_at), fk = incident_fp_key(fp);
+	if (ts_ms(starts_at) > inc->max_starts_ms)
+		inc->max_starts_ms = ts_ms(starts_at);
 	for (uint16_t i = 0; i < inc->n_keys; i++)
 		if (inc->keys[i].key == key) {
 			inc->keys[i].episode = episode;
@@ -146,11 +168,11 @@ int incident_add_key(struct incident *inc, uint64_t key, int episode)
 		inc->cap_keys = cap;
 	}
 	if (inc->n_keys < inc->cap_keys) {
-		inc->keys[inc->n_keys++] = (struct episode_key){key, episode};
+		inc->keys[inc->n_keys++] = (struct episode_key){key, fk, episode};
 		return 0;
 	}
 	/* full: the oldest goes (keys_head walks the ring) */
-	inc->keys[inc->keys_head] = (struct episode_key){key, episode};
+	inc->keys[inc->keys_head] = (struct episode_key){key, fk, episode};
 	inc->keys_head = (uint16_t)((inc->keys_head + 1) % inc->n_keys);
 	return 0;
 }
@@ -197,14 +219,244 @@ void incident_init_links(struct incident *inc)
 {
 	list_init(&inc->link);
 	list_init(&inc->queued);
+	list_init(&inc->lru);
+}
+
+/* ---- tombstones: id -> last episode of an evicted incident -------------- */
+
+static uint64_t tomb_id(const char *id)
+{
+	unsigned char b[8];
+	uint64_t k = 0;
+	if (sodium_hex2bin(b, sizeof(b), id + 4, strlen(id + 4), NULL, NULL, NULL) == 0)
+		memcpy(&k, b, sizeof(k));
+	return k ? k : 1;
+}
+
+static struct tombstone *tomb_slot(const struct tomb_map *m, uint64_t id)
+{
+	size_t j = (size_t)(id & (m->cap - 1));
+	while (m->slots[j].id && m->slots[j].id != id)
+		j = (j + 1) & (m->cap - 1);
+	return &m->slots[j];
+}
+
+static void tomb_del(struct tomb_map *m, uint64_t id)
+{
+	size_t mask = m->cap - 1, i = (size_t)(id & mask);
+	while (m->slots[i].id != id) {
+		if (!m->slots[i].id)
+			return;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; m->slots[j].id; j = (j + 1) & mask) {
+		size_t home = (size_t)(m->slots[j].id & mask);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i].id = 0;
+	m->n--;
+}
+
+/* Keep at most max (the first call's max sizes the ring). */
+static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms,
+		    size_t max)
+{
+	if (!m->ring) {
+		m->ring_cap = max ? max : 1;
+		if (!(m->ring = calloc(m->ring_cap, sizeof(*m->ring))))
+			return -1;
+	}
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		struct tombstone *slots = calloc(cap, sizeof(*slots));
+		if (!slots)
+			return -1;
+		struct tomb_map nm = {.slots = slots, .cap = cap};
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slots[i].id)
+				*tomb_slot(&nm, m->slots[i].id) = m->slots[i];
+		free(m->slots);
+		m->slots = slots;
+		m->cap = cap;
+	}
+	struct tombstone *t = tomb_slot(m, id);
+	if (!t->id) { /* a new id: it takes the ring's next place */
+		size_t at = (m->head + m->n) % m->ring_cap;
+		if (m->n == m->ring_cap) { /* full: the oldest goes */
+			tomb_del(m, m->ring[m->head]);
+			at = m->head;
+			m->head = (m->head + 1) % m->ring_cap;
+			t = tomb_slot(m, id);
+		}
+		m->ring[at] = id;
+		m->n++;
+	}
+	*t = (struct tombstone){id, max_starts_ms, episode};
+	return 0;
+}
+
+static const struct tombstone *tomb_get(const struct tomb_map *m, uint64_t id)
+{
+	if (!m->cap)
+		return NULL;
+	const struct tombstone *t = tomb_slot(m, id);
+	return t->id ? t : NULL;
+}
+
+void tomb_map_release(struct tomb_map *m)
+{
+	free(m->slots);
+	free(m->ring);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- eviction (SPEC §4 limits.max_incidents) ---------------------------- */
+
+static void in_memory_gauge(struct engine *e)
+{
+	if (e->in_memory)
+		metric_set(e->in_memory, (int64_t)e->n_incidents);
+}
+
+void incident_resolved(struct engine *e, struct incident *inc)
+{
+	if (list_linked(&inc->lru))
+		list_remove(&inc->lru);
+	list_push_back(&e->resolved, &inc->lru);
+}
+
+/* 1 evictable now, 0 not yet (cooling or holding its target), -1 never
+ * from this list (no longer resolved, or busy). */
+static int evictable(struct engine *e, const struct incident *inc, int64_t now_ms)
+{
+	if (inc->state != INC_RESOLVED || inc->running || list_linked(&inc->queued))
+		return -1;
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	if (r && inc->has_acted && now_ms - ts_ms(inc->last_acted) < r->cooldown_ms)
+		return 0;
+	if (targets_holding(e, inc, now_ms))
+		return 0;
+	return 1;
+}
+
+static void evict(struct engine *e, struct incident *inc)
+{
+	list_remove(&inc->lru);
+	hmap_remove(&e->by_id, &inc->by_id);
+	list_remove(&inc->link);
+	e->n_incidents--;
+	e->n_evicted++;
+	int64_t starts = inc->max_starts_ms > inc->tomb_starts_ms ? inc->max_starts_ms
+								  : inc->tomb_starts_ms;
+	if (inc->episode > 0 &&
+	    tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts,
+		     e->cfg->limits.max_incidents) < 0)
+		log_warn("out of memory keeping an evicted incident's episode", "incident", inc->id,
+			 NULL);
+	store_forget_episode(e->store, inc->id);
+	for (uint16_t i = 0; i < inc->n_keys; i++)
+		seen_map_del(&e->seen, inc->keys[i].fp);
+	/* Its timers are cancelled and taken off e->timer_ops here (under the
+	 * lock); their events, like retry, are only ever freed on the loop
+	 * (timers.c): nothing else points at it (not running, not queued), so
+	 * without events it goes now (replay evicts many). */
+	bool has_events = timers_forget_incident(e, inc) || inc->retry;
+	in_memory_gauge(e);
+	if (has_events && e->base && e->reap) {
+		list_push_back(&e->graveyard, &inc->link);
+		event_active(e->reap, EV_READ, 0);
+	} else {
+		incident_free(inc);
+	}
+}
+
+int incident_evict_one(struct engine *e, int64_t now_ms)
+{
+	/* Dropping an entry that reopened is paid for by the push that put it
+	 * there; only the cooling ones moved to the back are bounded here. */
+	for (int rotated = 0; rotated < EVICT_SCAN && !list_empty(&e->resolved);) {
+		struct incident *inc = CONTAINER_OF(list_front(&e->resolved), struct incident, lru);
+		switch (evictable(e, inc, now_ms)) {
+		case 1:
+			evict(e, inc);
+			return 1;
+		case 0: /* still cooling: the next one may not be */
+			list_remove(&inc->lru);
+			list_push_back(&e->resolved, &inc->lru);
+			rotated++;
+			break;
+		default: /* reopened: it comes back when it resolves again */
+			list_remove(&inc->lru);
+			break;
+		}
+	}
+	return 0;
+}
+
+static void reap_list(struct list_node *dead)
+{
+	struct list_node *n;
+	while ((n = list_pop_front(dead)))
+		incident_free(CONTAINER_OF(n, struct incident, link));
+}
+
+void incident_reap(struct engine *e)
+{
+	if (e->graveyard.next)
+		reap_list(&e->graveyard);
+}
+
+void incident_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	(void)fd;
+	(void)what;
+	struct list_node dead;
+	list_init(&dead);
+	pthread_mutex_lock(&e->lock);
+	struct list_node *n;
+	while ((n = list_pop_front(&e->graveyard)))
+		list_push_back(&dead, n);
+	pthread_mutex_unlock(&e->lock);
+	reap_list(&dead); /* on the loop: its events may be freed here */
 }
 
 int incident_link(struct engine *e, struct incident *inc)
 {
+	size_t max = e->cfg ? e->cfg->limits.max_incidents : 0;
+	if (!list_linked(&inc->lru))
+		list_init(&inc->lru);
+	if (max && e->n_incidents >= max) {
+		/* Up to two go per new one, so that a lowered limit (a reload) or
+		 * an earlier overflow comes back under it. */
+		int evicted = 0;
+		while (evicted < 2 && e->n_incidents >= max &&
+		       incident_evict_one(e, ts_ms(inc->first_seen)))
+			evicted++;
+		if (!evicted) {
+			inc->over_limit = true;
+			e->n_over_limit++;
+			if (e->over_limit)
+				metric_inc(e->over_limit);
+		}
+	}
+	const struct tombstone *t = tomb_get(&e->tombs, tomb_id(inc->id));
+	if (t && inc->episode < t->episode) {
+		inc->episode = inc->tomb_episode = t->episode;
+		inc->tomb_starts_ms = t->max_starts_ms;
+	}
 	if (hmap_insert(&e->by_id, &inc->by_id, hmap_hash_str(inc->id)) < 0)
 		return -1;
 	list_push_front(&e->incidents, &inc->link);
 	e->n_incidents++;
+	/* No episode yet: a candidate too (one that only saw a late firing of
+	 * an evicted predecessor's episode stays so); an episode takes it out. */
+	if (inc->state == INC_RESOLVED)
+		list_push_back(&e->resolved, &inc->lru);
+	in_memory_gauge(e);
 	return 0;
 }
 
@@ -258,12 +510,26 @@ int incident_add_firing(struct incident *inc, const char *fp)
 {
 	if (incident_is_firing(inc, fp))
 		return 0;
+	if (inc->n_firing >= FIRING_MAX) {
+		inc->n_untracked++;
+		return 1;
+	}
 	uint64_t *p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
 	if (!p)
 		return -1;
 	inc->firing = p;
 	p[inc->n_firing++] = incident_fp_key(fp);
 	return 0;
+}
+
+void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz)
+{
+	size_t len = strlen(reason);
+	if (inc->n_untracked && len < rsz)
+		snprintf(reason + len, rsz - len,
+			 "; %zu alert(s) beyond the %d followed per incident are counted, not "
+			 "followed (they do not keep it open)",
+			 inc->n_untracked, FIRING_MAX);
 }
 
 void incident_remove_firing(struct incident *inc, const char *fp)
@@ -306,6 +572,17 @@ int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16
 	return 1;
 }
 
+void seen_map_del(struct seen_map *m, uint64_t key)
+{
+	struct seen_entry *x;
+	HMAP_FOR_EACH_WITH_HASH (x, node, key, &m->entries)
+		break; /* one entry per key (seen_map_put) */
+	if (x) {
+		hmap_remove(&m->entries, &x->node);
+		free(x);
+	}
+}
+
 const char *owned_labels_get(const struct owned_labels *l, const char *name)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -346,10 +623,44 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 	inc->external_url = strdup(external_url ? external_url : "");
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
+	size_t bytes = 0;
+	for (size_t i = 0; i < a->labels.n; i++)
+		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
+	for (size_t i = 0; i < a->annotations.n; i++)
+		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
+	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
+	if (inc->trigger_over)
+		return inc->generator_url && inc->external_url ? 0 : -1;
 	if (owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
 	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) < 0)
 		return -1;
 	return 0;
+}
+
+static size_t owned_bytes(const struct owned_labels *l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->n; i++)
+		n += strlen(l->items[i].name) + l->items[i].value_len;
+	return n;
+}
+
+void incident_cap_trigger(struct incident *inc)
+{
+	size_t bytes = owned_bytes(&inc->trigger_labels) + owned_bytes(&inc->trigger_annotations);
+	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
+	if (inc->trigger_over) {
+		owned_labels_release(&inc->trigger_labels);
+		owned_labels_release(&inc->trigger_annotations);
+	}
+}
+
+void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz)
+{
+	snprintf(out, outsz,
+		 "the alert's labels and annotations are %zu bytes, over the %d kept per incident: "
+		 "not acting on values that cannot be kept whole",
+		 inc->trigger_over, TRIGGER_BYTES_MAX);
 }
 
 void seen_map_release(struct seen_map *m)

@@ -146,7 +146,7 @@ static int replay_decision(struct rline *rl, const char *id)
 	if (fp[0] && strcmp(outcome, "no_match") != 0 && strcmp(outcome, "resolved") != 0 &&
 	    rget(rl, "startsAt", starts, sizeof(starts)) &&
 	    timestamp_parse(starts, strlen(starts), &sa) == 0 &&
-	    incident_add_key(inc, incident_episode_key(fp, sa), episode) < 0)
+	    incident_add_key(inc, fp, sa, episode) < 0)
 		return -1;
 	if (strcmp(outcome, "repeat") == 0 && st == INC_RESOLVED)
 		return 0; /* a late copy of a resolved episode: nothing changed */
@@ -160,6 +160,7 @@ static int replay_decision(struct rline *rl, const char *id)
 	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
 	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
 		return -1;
+	incident_cap_trigger(inc);
 	/* The claims themselves are the store's records (target_claimed,
 	 * target_released), which it replays; the engine only remembers what
 	 * its claim is for. */
@@ -253,6 +254,7 @@ static int replay_line(struct rline *rl)
 		}
 	} else if (strcmp(type, "resolved") == 0) {
 		inc->state = INC_RESOLVED;
+		incident_resolved(e, inc);
 		incident_clear_firing(inc);
 		if (inc->hold == HOLD_RESERVED)
 			inc->hold = HOLD_NONE;
@@ -383,7 +385,7 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 			return -1;
 		if (fast_str(text, len, "startsAt", &sv, &sn) &&
 		    timestamp_parse(sv, sn, &sa) == 0 &&
-		    incident_add_key(inc, incident_episode_key(fpz, sa), inc->episode) < 0)
+		    incident_add_key(inc, fpz, sa, inc->episode) < 0)
 			return -1;
 	}
 	inc->state = (enum incident_state)state;

@@ -71,6 +71,7 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 	inc->state = resolved_meanwhile ? INC_RESOLVED : ok ? INC_ROLLED_BACK : INC_ACTION_FAILED;
 	if (resolved_meanwhile) {
 		e->n_open--;
+		incident_resolved(e, inc);
 		rec_resolved(e, inc);
 		rec_notify(e, inc, NOTIFY_RESOLVE, "resolved while the actions ran", NULL);
 	} else if (ok) {

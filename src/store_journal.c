@@ -402,6 +402,22 @@ static int sj_replay(struct store *st, store_replay_fn fn, void *arg, struct err
 
 /* ---- episodes and targets ------------------------------------------------ */
 
+static void sj_forget_episode(struct store *st, const char *incident)
+{
+	struct sj *s = sj_of(st);
+	uint64_t h = hmap_hash_str(incident);
+	pthread_mutex_lock(&s->lock);
+	struct episode_claim *c;
+	HMAP_FOR_EACH_WITH_HASH (c, node, h, &s->episodes)
+		if (strcmp(c->incident, incident) == 0)
+			break;
+	if (c) {
+		hmap_remove(&s->episodes, &c->node);
+		free(c);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int sj_claim_episode(struct store *st, const char *incident, int episode)
 {
 	struct sj *s = sj_of(st);
@@ -791,6 +807,7 @@ static const struct store_ops journal_ops = {
 	.replay = sj_replay,
 	.observe = sj_observe,
 	.claim_episode = sj_claim_episode,
+	.forget_episode = sj_forget_episode,
 	.claim_target = sj_claim_target,
 	.release_target = sj_release_target,
 	.targets_held = sj_targets_held,

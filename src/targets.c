@@ -105,3 +105,10 @@ void targets_gauge(struct engine *e, int64_t now_ms)
 	e->targets_gauge_ms = now_ms;
 	metric_set(e->targets_locked, (int64_t)store_targets_held(e->store, now_ms));
 }
+
+bool targets_holding(struct engine *e, const struct incident *inc, int64_t now_ms)
+{
+	struct store_target_claim c;
+	return holds(e, inc) && store_target_claim(e->store, inc->target, &c) == 0 &&
+	       c.held_until_ms > now_ms;
+}

@@ -87,6 +87,25 @@ void timers_free_incident(struct incident *inc)
 			event_free(inc->timers[k].ev);
 }
 
+bool timers_forget_incident(struct engine *e, struct incident *inc)
+{
+	bool events = false;
+	for (int k = 0; k < STORE_TIMER_KINDS; k++) {
+		struct inc_timer *t = &inc->timers[k];
+		if (!t->inc)
+			continue;
+		if (t->armed) {
+			t->gen++;
+			t->armed = false;
+			store_cancel_timer(e->store, inc->id, t->kind);
+		}
+		if (list_linked(&t->op)) /* the drain must not see it any more */
+			list_remove(&t->op);
+		events |= t->ev != NULL;
+	}
+	return events;
+}
+
 static struct inc_timer *slot(struct incident *inc, enum store_timer_kind kind)
 {
 	struct inc_timer *t = &inc->timers[kind];

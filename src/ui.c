@@ -1787,8 +1787,20 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 		return;
 	}
 	ui_form_field(q, qn, "done", done, sizeof(done));
-	if (!states || engine_incidents_json(c->ui->engine, &js) < 0 ||
-	    !(all = json_loadb(js.data, js.len, 0, NULL))) {
+	/* Only this page is copied out of the engine; the counts walk the rest. */
+	struct engine_page pg = {.limit = UI_PAGE_SIZE,
+				 .skip = (size_t)(page - 1) * UI_PAGE_SIZE,
+				 .state = state[0] ? state : NULL,
+				 .count = true};
+	int prc = states ? engine_incidents_page(c->ui->engine, &pg, &js) : -1;
+	if (prc == ENGINE_PAGE_BAD_STATE) { /* a state word no incident can be in */
+		pg.state = NULL;
+		pg.limit = 0;
+		buf_release(&js);
+		prc = engine_incidents_page(c->ui->engine, &pg, &js);
+		pg.matched = 0;
+	}
+	if (prc != 0 || !(all = json_loadb(js.data, js.len, 0, NULL))) {
 		json_decref(states);
 		buf_release(&js);
 		send_message(req, 500, "Internal error", "out of memory", NULL);
@@ -1797,14 +1809,11 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	buf_release(&js);
 	index_catch_up(&c->ui->ix);
 	int64_t now = timestamp_now().sec * 1000;
-	size_t i, shown = 0, matched = 0, from = (size_t)(page - 1) * UI_PAGE_SIZE;
+	size_t i, shown = 0, matched = pg.matched, from = pg.skip;
 	json_t *inc;
-	json_array_foreach(all, i, inc)
-	{
-		const char *s = mstr(inc, "state");
-		if (s)
-			json_object_set_new(states, s, json_true());
-	}
+	for (int si = 0; si < ENGINE_STATES; si++)
+		if (pg.state_counts[si])
+			json_object_set_new(states, engine_state_name(si), json_true());
 	const char *notice = done[0] ? done_notice(done) : NULL;
 	int bad = page_head(&b, "Incidents", NULL) | top_bar(&b, c->signed_in ? c->csrf : NULL);
 	if (notice)
@@ -1827,9 +1836,7 @@ static void handle_list(struct request_ctx *c, struct evhttp_request *req)
 	json_array_foreach(all, i, inc)
 	{
 		const char *id = mstr(inc, "id"), *s = mstr(inc, "state");
-		if (!id || (state[0] && (!s || strcmp(s, state) != 0)))
-			continue;
-		if (matched++ < from || shown >= UI_PAGE_SIZE)
+		if (!id)
 			continue;
 		struct buf target = BUF_INIT;
 		char age[32] = "", value[UI_VALUE_MAX];

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 
 static json_t *views_incident(const struct incident *inc, bool with_actions)
@@ -72,6 +73,64 @@ int engine_incidents_json(struct engine *e, struct buf *out)
 	LIST_FOR_EACH (inc, link, &e->incidents)
 		if (arr)
 			json_array_append_new(arr, views_incident(inc, false));
+	pthread_mutex_unlock(&e->lock);
+	return views_dump(arr, out);
+}
+
+_Static_assert(ENGINE_STATES == INC_STATE_COUNT, "engine.h ENGINE_STATES");
+_Static_assert(sizeof(((struct engine_page *)0)->next) > INCIDENT_ID_LEN, "engine_page.next");
+
+const char *engine_state_name(int i)
+{
+	return i >= 0 && i < INC_STATE_COUNT ? incident_state_names[i] : "";
+}
+
+int engine_incidents_page(struct engine *e, struct engine_page *p, struct buf *out)
+{
+	int st = -1;
+	if (p->state && (st = incident_state_parse(p->state)) < 0)
+		return ENGINE_PAGE_BAD_STATE;
+	json_t *arr = json_array();
+	if (!arr)
+		return -1;
+	size_t skipped = 0, n = 0;
+	const struct incident *last = NULL;
+	p->next[0] = '\0';
+	p->matched = 0;
+	memset(p->state_counts, 0, sizeof(p->state_counts));
+	pthread_mutex_lock(&e->lock);
+	const struct list_node *from = &e->incidents; /* newest first */
+	if (p->before) {
+		const struct incident *b = incident_find(e, p->before);
+		if (!b) {
+			pthread_mutex_unlock(&e->lock);
+			json_decref(arr);
+			return ENGINE_PAGE_BAD_CURSOR;
+		}
+		from = &b->link;
+	}
+	for (const struct list_node *l = from->next; l != &e->incidents; l = l->next) {
+		const struct incident *inc = CONTAINER_OF(l, struct incident, link);
+		if (p->count)
+			p->state_counts[inc->state]++;
+		if (st >= 0 && (int)inc->state != st)
+			continue;
+		p->matched++;
+		if (skipped < p->skip) {
+			skipped++;
+			continue;
+		}
+		if (n == p->limit) { /* one more matches: there is a next page */
+			if (last && !p->next[0])
+				memcpy(p->next, last->id, sizeof(last->id));
+			if (!p->count)
+				break;
+			continue;
+		}
+		json_array_append_new(arr, views_incident(inc, false));
+		n++;
+		last = inc;
+	}
 	pthread_mutex_unlock(&e->lock);
 	return views_dump(arr, out);
 }

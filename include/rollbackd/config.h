@@ -42,6 +42,7 @@ struct config {
 		int max_concurrent_actions;
 		int max_rollbacks_per_hour;
 		size_t max_alerts;      /* alerts per notification */
+		size_t max_incidents;   /* kept in memory; resolved ones are evicted */
 		int64_t target_cooldown_ms; /* after a target's actions, others wait (30m) */
 		int blast_targets;          /* 0 = off; else this many targets in... */
 		int64_t blast_window_ms;    /* ...this window need approval (10m) */

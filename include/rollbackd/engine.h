@@ -70,6 +70,29 @@ int engine_process(struct engine *e, const struct webhook *wh, struct timestamp 
 int engine_incidents_json(struct engine *e, struct buf *out);
 int engine_incident_json(struct engine *e, const char *id, struct buf *out);
 
+/* One page of GET /v1/incidents, newest first: the copy under the lock is
+ * bounded by limit (only counting walks further). */
+#define ENGINE_STATES 12
+#define ENGINE_PAGE_MAX 1000
+struct engine_page {
+	size_t limit;       /* 1..ENGINE_PAGE_MAX items */
+	size_t skip;        /* matching incidents skipped first (the console's pages) */
+	const char *before; /* NULL, or the incidents after this one (a cursor) */
+	const char *state;  /* NULL: every state; else a state name */
+	bool count;         /* also fill matched and state_counts (walks every incident) */
+	/* out */
+	char next[32];      /* the last one listed when more match after it, else "" */
+	size_t matched;     /* with count: incidents matching state (after before) */
+	size_t state_counts[ENGINE_STATES]; /* with count: by state (after before) */
+};
+enum { ENGINE_PAGE_BAD_CURSOR = 1, ENGINE_PAGE_BAD_STATE = 2 };
+/* Append the page (a JSON array, the list's shape) to out. 0; -1 on OOM;
+ * ENGINE_PAGE_BAD_CURSOR when before is not an incident in memory;
+ * ENGINE_PAGE_BAD_STATE when state is not a state name. */
+int engine_incidents_page(struct engine *e, struct engine_page *p, struct buf *out);
+/* The name of state i (0..ENGINE_STATES-1), as in the incident JSON. */
+const char *engine_state_name(int i);
+
 /* Kill switch (the PAUSED file in state_dir also pauses). */
 void engine_set_paused(struct engine *e, bool paused);
 bool engine_paused(struct engine *e);

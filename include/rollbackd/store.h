@@ -138,6 +138,12 @@ struct store_ops {
 	 * in memory: whoever replays the journal claims each episode it reads
 	 * again (the engine's replay does), and ignores a 1 there. */
 	int (*claim_episode)(struct store *s, const char *incident, int episode);
+	/* Optional (NULL: nothing to forget). The engine evicted incident from
+	 * memory (limits.max_incidents) and keeps its last episode itself: a
+	 * store that holds claims only in memory may drop incident's claim.
+	 * The engine never claims an episode at or below one it claimed
+	 * before for incident while it remembers it. */
+	void (*forget_episode)(struct store *s, const char *incident);
 	/* Claim target for incident until now_ms + hold_ms (SPEC §7 "One
 	 * remediation per target"). 0: granted (new, expired, released, or
 	 * already this incident's: then the hold is extended and the epoch
@@ -253,6 +259,11 @@ static inline int store_observe(struct store *s, const struct store_record *rec)
 static inline int store_claim_episode(struct store *s, const char *incident, int episode)
 {
 	return s->ops->claim_episode(s, incident, episode);
+}
+static inline void store_forget_episode(struct store *s, const char *incident)
+{
+	if (s->ops->forget_episode)
+		s->ops->forget_episode(s, incident);
 }
 static inline int store_claim_target(struct store *s, const char *target, const char *incident,
 				     int64_t now_ms, int64_t hold_ms,

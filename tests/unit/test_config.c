@@ -115,6 +115,7 @@ static void assert_defaults(const struct config *cfg)
 	cr_assert_eq(cfg->limits.header_timeout_ms, 5000);
 	cr_assert_eq(cfg->limits.max_concurrent_actions, 4);
 	cr_assert_eq(cfg->limits.max_rollbacks_per_hour, 10);
+	cr_assert_eq(cfg->limits.max_incidents, 100000);
 	cr_assert_eq(cfg->limits.max_alerts, 10000);
 	cr_assert_eq(cfg->auth.n_hmac_secrets, 0);
 	cr_assert_null(cfg->auth.hmac_secrets);
@@ -205,7 +206,7 @@ Test(config, full)
 	    "     \"max_connections\": 512, \"request_timeout\": \"1m30s\",\n"
 	    "     \"max_connections_per_peer\": 32, \"header_timeout\": \"2s\",\n"
 	    "     \"max_concurrent_actions\": 2, \"max_rollbacks_per_hour\": 3,\n"
-	    "     \"max_alerts\": 500},\n"
+	    "     \"max_alerts\": 500, \"max_incidents\": 5},\n"
 	    "  \"auth\": {\n"
 	    "    \"hmac\": {\"secrets\": [{\"file\": \"%s\"}, {\"file\": \"%s\"}],\n"
 	    "             \"max_skew\": \"2m\", \"allow_untimestamped\": true},\n"
@@ -248,6 +249,7 @@ Test(config, full)
 	cr_assert_eq(cfg.limits.max_concurrent_actions, 2);
 	cr_assert_eq(cfg.limits.max_rollbacks_per_hour, 3);
 	cr_assert_eq(cfg.limits.max_alerts, 500);
+	cr_assert_eq(cfg.limits.max_incidents, 5);
 	cr_assert_eq(cfg.auth.n_hmac_secrets, 2);
 	assert_secret(&cfg.auth.hmac_secrets[0], "hmac-one-key-for-tests");
 	assert_secret(&cfg.auth.hmac_secrets[1], "hmac-two-key-for-tests");
@@ -472,6 +474,8 @@ Test(config, ranges)
 		     "limits.max_connections: expected a positive integer");
 	expect_error("{\"limits\": {\"max_connections\": 2147483648}}",
 		     "limits.max_connections: must be at most 2147483647");
+	expect_error("{\"limits\": {\"max_incidents\": 0}}",
+		     "limits.max_incidents: expected a positive integer");
 	expect_error("{\"limits\": {\"max_body_bytes\": 0}}",
 		     "limits.max_body_bytes: expected a positive integer");
 	expect_error("{\"limits\": {\"max_header_bytes\": -16384}}",

@@ -226,6 +226,18 @@ Test(store, episode_claims_increase)
 	store_free(s);
 }
 
+Test(store, forgotten_episode_claim)
+{
+	struct store *s = memory_store();
+	cr_assert_eq(store_claim_episode(s, "inc-a", 3), 0);
+	cr_assert_eq(store_claim_episode(s, "inc-b", 1), 0);
+	store_forget_episode(s, "inc-a");
+	store_forget_episode(s, "inc-never");
+	cr_assert_eq(store_claim_episode(s, "inc-a", 1), 0, "forgotten: any episode is new");
+	cr_assert_eq(store_claim_episode(s, "inc-b", 1), 1, "the others stay");
+	store_free(s);
+}
+
 Test(store, rollbacks_counted_in_their_window)
 {
 	struct store *s = memory_store();
