@@ -80,7 +80,8 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		METRIC_GAUGE, "targets_locked",
 		"Targets held by an incident: acting, awaiting approval or in target_cooldown.",
 		NULL, NULL, 0);
-	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked)
+	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked ||
+	    verify_run_init(e) < 0)
 		goto fail;
 	e->targets_locked = metrics_child(locked);
 	e->action_duration = metrics_child(dur);

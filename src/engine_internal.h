@@ -220,7 +220,7 @@ struct engine {
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
 	struct changes *changes;      /* POST /v1/changes, replayed (changes.h) */
-	struct metric_family *verify_total; /* verify_total{rule,result}, on first use */
+	struct metric_family *verify_total; /* verify_total{rule,result} */
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -413,6 +413,8 @@ void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer
 
 /* ---- verify_run.c: verify.query against Prometheus --------------------- */
 
+/* Register verify_total (engine_new). 0 or -1 on OOM. */
+int verify_run_init(struct engine *e);
 /* The actions of inc's episode succeeded and its rule has verify.query:
  * start evaluating it now, then every interval. */
 void verify_run_begin(struct engine *e, struct incident *inc);

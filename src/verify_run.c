@@ -42,13 +42,16 @@ void verify_run_begin(struct engine *e, struct incident *inc)
 	timers_arm(e, inc, STORE_TIMER_VERIFY_SAMPLE, 0);
 }
 
-static void count(struct engine *e, const struct incident *inc, enum verify_result res)
+int verify_run_init(struct engine *e)
 {
 	static const char *const labels[] = {"rule", "result", NULL};
-	if (!e->verify_total)
-		e->verify_total = metrics_register(METRIC_COUNTER, "verify_total",
-						   "Verifications by rule and result.", labels,
-						   NULL, 0);
+	e->verify_total = metrics_register(METRIC_COUNTER, "verify_total",
+					   "Verifications by rule and result.", labels, NULL, 0);
+	return e->verify_total ? 0 : -1;
+}
+
+static void count(struct engine *e, const struct incident *inc, enum verify_result res)
+{
 	if (e->verify_total)
 		metric_inc(metrics_child(e->verify_total, inc->rule_name, verify_result_name(res)));
 }
