@@ -61,6 +61,7 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 		   const char *why)
 {
 	char note[512];
+	bool settles = inc->state == INC_ROLLED_BACK; /* else the alert resolved meanwhile */
 	inc->verify_active = false;
 	timers_cancel(e, inc, STORE_TIMER_VERIFY_SAMPLE);
 	timers_cancel(e, inc, STORE_TIMER_VERIFY);
@@ -74,7 +75,7 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 			 "Verification inconclusive, the rollback is not known to have worked: "
 			 "verify.query: %s",
 			 why);
-	if (inc->state == INC_ROLLED_BACK) {
+	if (settles) {
 		inc->state = res == VERIFY_EFFECTIVE	 ? INC_EFFECTIVE
 			     : res == VERIFY_INEFFECTIVE ? INC_INEFFECTIVE
 							 : INC_INCONCLUSIVE;
@@ -91,7 +92,9 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 		buf_release(&m);
 	}
 	if (res == VERIFY_EFFECTIVE) {
-		rec_notify(e, inc, NOTIFY_UPDATE, note, NULL);
+		/* after the resolve, people were told already: nothing re-opens it */
+		if (settles)
+			rec_notify(e, inc, NOTIFY_UPDATE, note, NULL);
 	} else {
 		rec_notify(e, inc, NOTIFY_ESCALATE, note, note);
 		engine_escalate_coalesced(e, inc, note);
