@@ -136,23 +136,29 @@ static void sample_failed(struct engine *e, struct incident *inc, const struct r
 	verify_step(&inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms);
 }
 
-/* One query on its way: the incident and the query as sent. */
+/* One query on its way: the incident (by id: it is looked up again, never
+ * kept as a pointer across the wait), its episode and the query as sent. */
 struct verify_call {
-	struct incident *inc;
+	struct engine *e;
+	char id[INCIDENT_ID_LEN + 1];
+	int episode;
 	char query[];
 };
 
 static void on_query_done(const struct httpc_result *res, void *arg)
 {
 	struct verify_call *call = arg;
-	struct incident *inc = call->inc;
-	struct engine *e = inc->engine;
+	struct engine *e = call->e;
 	pthread_mutex_lock(&e->lock);
+	struct incident *inc = incident_find(e, call->id);
+	if (!inc)
+		goto out;
 	inc->verify_inflight = false;
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	/* httpc_free at shutdown cancels what is in flight: not a sample */
 	bool cancelled = res->status == 0 && res->error && strcmp(res->error, "cancelled") == 0;
-	if (r && r->verify_query && verify_run_active(inc) && !cancelled) {
+	if (r && r->verify_query && verify_run_active(inc) && inc->episode == call->episode &&
+	    !cancelled) {
 		struct verify_cond cond = {r->verify_below, r->verify_threshold};
 		struct verify_sample s;
 		verify_sample_classify(res->status, res->error, res->body, res->body_len, &cond, &s);
@@ -167,6 +173,7 @@ static void on_query_done(const struct httpc_result *res, void *arg)
 		}
 	}
 	engine_open_count(e);
+out:
 	pthread_mutex_unlock(&e->lock);
 	free(call);
 }
@@ -222,7 +229,9 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 		sample_failed(e, inc, r, q.data, "out of memory");
 		goto out;
 	}
-	call->inc = inc;
+	call->e = e;
+	memcpy(call->id, inc->id, sizeof(call->id));
+	call->episode = inc->episode;
 	memcpy(call->query, q.data, q.len + 1);
 	int64_t timeout = r->verify_interval_ms < QUERY_TIMEOUT_MS ? r->verify_interval_ms
 								   : QUERY_TIMEOUT_MS;
