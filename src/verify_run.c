@@ -27,6 +27,7 @@
 #include "rollbackd/metrics.h"
 
 #define QUERY_TIMEOUT_MS 10000
+#define QUERY_TIMEOUT_MIN_MS 1000
 #define MAX_ANSWER (1u << 20)
 
 bool verify_run_active(const struct incident *inc)
@@ -233,8 +234,10 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 	memcpy(call->id, inc->id, sizeof(call->id));
 	call->episode = inc->episode;
 	memcpy(call->query, q.data, q.len + 1);
-	int64_t timeout = r->verify_interval_ms < QUERY_TIMEOUT_MS ? r->verify_interval_ms
-								   : QUERY_TIMEOUT_MS;
+	/* one interval, but at least 1 s (a busy host) and at most 10 s */
+	int64_t timeout = r->verify_interval_ms < QUERY_TIMEOUT_MIN_MS ? QUERY_TIMEOUT_MIN_MS
+			  : r->verify_interval_ms > QUERY_TIMEOUT_MS	? QUERY_TIMEOUT_MS
+									: r->verify_interval_ms;
 	static const char *const headers[] = {"Accept: application/json", NULL};
 	struct httpc_request req = {
 	    .method = "GET", .url = url.data, .headers = headers, .timeout_ms = timeout,
