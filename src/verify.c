@@ -140,7 +140,7 @@ out:
 }
 
 static void fail(struct verify_sample *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void fail(struct verify_sample *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -165,10 +165,10 @@ static int sample_number(const json_t *pair, double *v)
 	return isnan(*v) ? 0 : 1;
 }
 
-void verify_sample_classify(int status, const char *transport_error, const char *body,
-			    size_t len, const struct verify_cond *cond, struct verify_sample *out)
+void verify_sample_classify(int status, const char *transport_error, const char *body, size_t len,
+			    const struct verify_cond *cond, struct verify_sample *out)
 {
-		json_error_t je;
+	json_error_t je;
 	memset(out, 0, sizeof(*out));
 	if (transport_error && status == 0) {
 		fail(out, "prometheus unreachable: %s", transport_error);
@@ -229,8 +229,8 @@ void verify_sample_classify(int status, const char *transport_error, const char 
 		     type ? type : "none");
 	}
 	if (out->ok)
-		out->holds = cond->below ? out->value < cond->threshold
-					 : out->value > cond->threshold;
+		out->holds =
+		    cond->below ? out->value < cond->threshold : out->value > cond->threshold;
 	json_decref(root);
 }
 

@@ -58,8 +58,7 @@ static void count(struct engine *e, const struct incident *inc, enum verify_resu
 }
 
 /* The verification ends with res. */
-static void finish(struct engine *e, struct incident *inc, enum verify_result res,
-		   const char *why)
+static void finish(struct engine *e, struct incident *inc, enum verify_result res, const char *why)
 {
 	char note[512];
 	bool settles = inc->state == INC_ROLLED_BACK; /* else the alert resolved meanwhile */
@@ -162,7 +161,8 @@ static void on_query_done(const struct httpc_result *res, void *arg)
 	    !cancelled) {
 		struct verify_cond cond = {r->verify_below, r->verify_threshold};
 		struct verify_sample s;
-		verify_sample_classify(res->status, res->error, res->body, res->body_len, &cond, &s);
+		verify_sample_classify(res->status, res->error, res->body, res->body_len, &cond,
+				       &s);
 		journal_sample(e, inc, r, call->query, &s);
 		if (verify_step(&inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms) ==
 		    VERIFY_EFFECTIVE) {
@@ -236,12 +236,17 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 	memcpy(call->query, q.data, q.len + 1);
 	/* one interval, but at least 1 s (a busy host) and at most 10 s */
 	int64_t timeout = r->verify_interval_ms < QUERY_TIMEOUT_MIN_MS ? QUERY_TIMEOUT_MIN_MS
-			  : r->verify_interval_ms > QUERY_TIMEOUT_MS	? QUERY_TIMEOUT_MS
-									: r->verify_interval_ms;
+			  : r->verify_interval_ms > QUERY_TIMEOUT_MS   ? QUERY_TIMEOUT_MS
+								       : r->verify_interval_ms;
 	static const char *const headers[] = {"Accept: application/json", NULL};
 	struct httpc_request req = {
-	    .method = "GET", .url = url.data, .headers = headers, .timeout_ms = timeout,
-	    .retries = 0, .max_response = MAX_ANSWER, .backoff_base_ms = 500,
+	    .method = "GET",
+	    .url = url.data,
+	    .headers = headers,
+	    .timeout_ms = timeout,
+	    .retries = 0,
+	    .max_response = MAX_ANSWER,
+	    .backoff_base_ms = 500,
 	    .backoff_max_ms = 30000,
 	};
 	/* any status is an answer: verify.c reads Prometheus' error body */

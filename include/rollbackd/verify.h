@@ -22,7 +22,7 @@
 #define VERIFY_ERROR_MAX 256
 
 enum verify_result {
-	VERIFY_PENDING,      /* not decided yet: sample again */
+	VERIFY_PENDING,	     /* not decided yet: sample again */
 	VERIFY_EFFECTIVE,    /* every series held the condition for 'for' */
 	VERIFY_INEFFECTIVE,  /* the query answered, the condition did not hold long enough */
 	VERIFY_INCONCLUSIVE, /* the query kept failing, had no data or NaN until 'within' */
@@ -44,17 +44,17 @@ int verify_expand_query(const char *tpl, const struct template_ctx *ctx, struct 
 
 /* The condition: every series below (or above) threshold. */
 struct verify_cond {
-	bool below;           /* false: above */
+	bool below; /* false: above */
 	double threshold;
 };
 
 /* One evaluation. */
 struct verify_sample {
-	bool ok;              /* a vector (or scalar) with numbers in every series */
-	bool holds;           /* ok and every series meets the condition */
+	bool ok;    /* a vector (or scalar) with numbers in every series */
+	bool holds; /* ok and every series meets the condition */
 	size_t n_series;
-	double value;         /* ok: the series farthest from passing (the highest
-				 for below, the lowest for above) */
+	double value;		      /* ok: the series farthest from passing (the highest
+					 for below, the lowest for above) */
 	char error[VERIFY_ERROR_MAX]; /* !ok: why ("no data: ...", "NaN ...", ...) */
 };
 
@@ -62,15 +62,15 @@ struct verify_sample {
  * transport_error: curl's message or NULL; body/len the answer (may be
  * NULL). Never fails: anything but a success vector/scalar of numbers is a
  * sample with ok false and the reason in error. */
-void verify_sample_classify(int status, const char *transport_error, const char *body,
-			    size_t len, const struct verify_cond *cond, struct verify_sample *out);
+void verify_sample_classify(int status, const char *transport_error, const char *body, size_t len,
+			    const struct verify_cond *cond, struct verify_sample *out);
 
 /* The samples so far. */
 struct verify_progress {
 	int64_t held_since_ms; /* first sample of the current holding run; -1: none */
 	size_t n_samples;
-	size_t n_failed;       /* samples with ok false */
-	bool last_ok;          /* the last sample answered with data */
+	size_t n_failed;		   /* samples with ok false */
+	bool last_ok;			   /* the last sample answered with data */
 	char last_error[VERIFY_ERROR_MAX]; /* of the last failed sample */
 };
 

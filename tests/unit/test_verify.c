@@ -39,13 +39,13 @@ Test(verify, expand_escapes_label_values_not_the_literal_text)
 {
 	struct label l[] = {{"service", "a\"b\\c", 5}};
 	struct label_set labels = {l, 1}, ann = {NULL, 0};
-	struct template_ctx ctx = {.labels = &labels, .annotations = &ann,
-				   .incident_id = "inc-1", .rule_name = "r"};
+	struct template_ctx ctx = {
+	    .labels = &labels, .annotations = &ann, .incident_id = "inc-1", .rule_name = "r"};
 	struct buf out = BUF_INIT;
 	struct error err = {""};
-	cr_assert_eq(verify_expand_query("up{service=\"{{labels.service}}\"} > 0", &ctx, &out,
-					 &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(
+	    verify_expand_query("up{service=\"{{labels.service}}\"} > 0", &ctx, &out, &err), 0,
+	    "%s", err.msg);
 	cr_assert_str_eq(out.data, "up{service=\"a\\\"b\\\\c\"} > 0");
 	buf_reset(&out);
 	cr_assert_eq(verify_expand_query("up{job=\"{{labels.job}}\"}", &ctx, &out, &err), -1);
@@ -62,13 +62,16 @@ static struct verify_sample classify(int status, const char *terr, const char *b
 	return s;
 }
 
-#define VEC(...) "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[" __VA_ARGS__ "]}}"
+#define VEC(...)                                                                                   \
+	"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[" __VA_ARGS__ "]" \
+											       "}" \
+											       "}"
 #define SER(svc, v) "{\"metric\":{\"service\":\"" svc "\"},\"value\":[1700000000.5,\"" v "\"]}"
 
 Test(verify, classify_vector_worst_series)
 {
-	struct verify_sample s = classify(200, NULL, VEC(SER("a", "0.002") "," SER("b", "0.03")),
-					  true, 0.01);
+	struct verify_sample s =
+	    classify(200, NULL, VEC(SER("a", "0.002") "," SER("b", "0.03")), true, 0.01);
 	cr_assert(s.ok);
 	cr_assert_not(s.holds);
 	cr_assert_eq(s.n_series, 2);
@@ -91,7 +94,8 @@ Test(verify, classify_vector_worst_series)
 Test(verify, classify_scalar)
 {
 	struct verify_sample s = classify(
-	    200, NULL, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1,\"0.25\"]}}",
+	    200, NULL,
+	    "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1,\"0.25\"]}}",
 	    true, 0.5);
 	cr_assert(s.ok);
 	cr_assert(s.holds);
@@ -111,10 +115,11 @@ Test(verify, classify_failures_are_never_a_pass)
 	s = classify(0, "Couldn't connect to server", NULL, true, 0.01);
 	cr_assert_not(s.holds);
 	cr_assert_str_eq(s.error, "prometheus unreachable: Couldn't connect to server");
-	s = classify(400, NULL,
-		     "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:5: parse error: "
-		     "unexpected \\\"}\\\"\"}",
-		     true, 0.01);
+	s = classify(
+	    400, NULL,
+	    "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:5: parse error: "
+	    "unexpected \\\"}\\\"\"}",
+	    true, 0.01);
 	cr_assert_not(s.holds);
 	cr_assert_str_eq(s.error, "prometheus answered 400: 1:5: parse error: unexpected \"}\"");
 	s = classify(503, NULL, "Service Unavailable", true, 0.01);
@@ -124,8 +129,8 @@ Test(verify, classify_failures_are_never_a_pass)
 	s = classify(200, NULL,
 		     "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}",
 		     true, 0.01);
-	cr_assert_str_eq(s.error,
-			 "prometheus answered result type 'matrix' (expected a vector or a scalar)");
+	cr_assert_str_eq(
+	    s.error, "prometheus answered result type 'matrix' (expected a vector or a scalar)");
 	s = classify(200, NULL, VEC("{\"metric\":{},\"value\":[1,2]}"), true, 0.01);
 	cr_assert_str_eq(s.error, "prometheus answered a malformed series");
 }
@@ -211,7 +216,8 @@ static char *rules_error(const char *verify_json)
 		cr_assert_eq(asprintf(&msg, "ok %s %s %g for=%lld interval=%lld",
 				      r->verify_query ? r->verify_query : "-",
 				      r->verify_below ? "below" : "above", r->verify_threshold,
-				      (long long)r->verify_for_ms, (long long)r->verify_interval_ms) > 0,
+				      (long long)r->verify_for_ms,
+				      (long long)r->verify_interval_ms) > 0,
 			     1);
 		ruleset_release(&rs);
 	} else {
@@ -248,16 +254,18 @@ Test(verify, rule_keys)
 		  "rules[0].verify.interval: needs 'query'");
 	rules_say("{\"within\":\"10m\",\"query\":\"\",\"below\":1}",
 		  "rules[0].verify.query: must not be empty");
-	rules_say("{\"within\":\"10m\",\"query\":\"x{a=\\\"{{secret.t}}\\\"}\",\"below\":1}",
-		  "rules[0].verify.query: must not name a secret: the query is journaled and shown");
+	rules_say(
+	    "{\"within\":\"10m\",\"query\":\"x{a=\\\"{{secret.t}}\\\"}\",\"below\":1}",
+	    "rules[0].verify.query: must not name a secret: the query is journaled and shown");
 	rules_say("{\"within\":\"10m\",\"query\":\"x{a=\\\"{{lables.a}}\\\"}\",\"below\":1}",
 		  "rules[0].verify.query: unknown template root 'lables' in '{{lables.a}}'");
 	rules_say("{\"within\":\"10m\",\"query\":7,\"below\":1}",
 		  "rules[0].verify.query: expected a string, got a number");
 	rules_say("{\"within\":\"10m\",\"query\":\"x\",\"below\":\"1\"}",
 		  "rules[0].verify.below: expected a number, got a string");
-	rules_say("{\"within\":\"2m\",\"query\":\"x\",\"below\":1,\"for\":\"2m\"}",
-		  "rules[0].verify.for: 2m is not less than 'within' 2m: it could never be effective");
+	rules_say(
+	    "{\"within\":\"2m\",\"query\":\"x\",\"below\":1,\"for\":\"2m\"}",
+	    "rules[0].verify.for: 2m is not less than 'within' 2m: it could never be effective");
 	rules_say("{\"within\":\"1m\",\"query\":\"x\",\"below\":1,\"for\":\"10s\","
 		  "\"interval\":\"1m\"}",
 		  "rules[0].verify.interval: 1m is not less than 'within' 1m");
