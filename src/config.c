@@ -703,11 +703,13 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {
 	    "listen", "public_url", "rules",   "state_dir", "dry_run", "log_level", "workers",
-	    "limits", "auth",	    "secrets", "journal",   "notify",  "checkpoints", NULL,
+	    "limits", "auth",	    "secrets", "journal",   "notify",  "checkpoints", "prometheus",
+	    NULL,
 	};
+	static const char *const prometheus_known[] = {"url", NULL};
 	static const char *const journal_known[] = {"segment_bytes", NULL};
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-	json_t *limits, *auth, *secrets, *journal, *notify, *checkpoints;
+	json_t *limits, *auth, *secrets, *journal, *notify, *checkpoints, *prometheus;
 	json_int_t n;
 	char host[256];
 	int port;
@@ -761,8 +763,16 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 	    opt_object(o, "", "secrets", &secrets, err) ||
 	    opt_object(o, "", "journal", &journal, err) ||
 	    opt_object(o, "", "notify", &notify, err) ||
-	    opt_object(o, "", "checkpoints", &checkpoints, err))
+	    opt_object(o, "", "checkpoints", &checkpoints, err) ||
+	    opt_object(o, "", "prometheus", &prometheus, err))
 		return -1;
+	/* verify.query's Prometheus (SPEC §6): a base URL, /api/v1/query is appended */
+	if (prometheus && (check_keys(prometheus, "prometheus", prometheus_known, err) ||
+			   require(prometheus, "prometheus", "url", err) ||
+			   opt_string(prometheus, "prometheus", "url", &cfg->prometheus_url, err) ||
+			   check_url("prometheus", "url", cfg->prometheus_url, false, err)))
+		return -1;
+	strip_trailing_slashes(cfg->prometheus_url);
 	if (limits && parse_limits(limits, cfg, err))
 		return -1;
 	if (auth && parse_auth(auth, cfg, err))
@@ -797,7 +807,8 @@ int config_init(struct config *cfg)
 	cfg->notify.pagerduty_change_url = strdup(""); /* Change Events are opt-in */
 	cfg->checkpoints.publish_file = strdup("");
 	cfg->checkpoints.publish_url = strdup("");
-	if (!cfg->checkpoints.publish_file || !cfg->checkpoints.publish_url ||
+	cfg->prometheus_url = strdup(""); /* verify.query needs it */
+	if (!cfg->prometheus_url || !cfg->checkpoints.publish_file || !cfg->checkpoints.publish_url ||
 	    !cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
 	    !cfg->notify.slack_channel || !cfg->notify.slack_api_url ||
 	    !cfg->notify.pagerduty_url || !cfg->notify.pagerduty_change_url) {
@@ -943,6 +954,7 @@ void config_release(struct config *cfg)
 	secret_release(&cfg->checkpoints.key);
 	free(cfg->checkpoints.publish_file);
 	free(cfg->checkpoints.publish_url);
+	free(cfg->prometheus_url);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -90,7 +90,7 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 		"Incidents made over limits.max_incidents (nothing could be evicted): held.", NULL,
 		NULL, 0);
 	if (!e->decisions_total || !e->actions_total || !dur || !open || !paused || !locked ||
-	    !mem || !over)
+	    !mem || !over || verify_run_init(e) < 0)
 		goto fail;
 	e->in_memory = metrics_child(mem);
 	e->over_limit = metrics_child(over);
@@ -165,13 +165,15 @@ void engine_arm_verify(struct engine *e, struct incident *inc)
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (r && r->verify_within_ms > 0)
 		timers_arm(e, inc, STORE_TIMER_VERIFY, r->verify_within_ms);
+	if (r && r->verify_within_ms > 0 && r->verify_query)
+		verify_run_begin(e, inc); /* verify_run.c */
 }
 
 /* The episode resolves: a rollback still being verified was effective. */
 static void settle_verify(struct engine *e, struct incident *inc, bool resolved)
 {
-	if (!timers_armed(inc, STORE_TIMER_VERIFY))
-		return;
+	if (!timers_armed(inc, STORE_TIMER_VERIFY) || verify_run_active(inc))
+		return; /* with verify.query, only the query says effective */
 	timers_cancel(e, inc, STORE_TIMER_VERIFY);
 	if (resolved && inc->state == INC_ROLLED_BACK) {
 		inc->state = INC_EFFECTIVE;
@@ -681,7 +683,11 @@ void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer
 			approve_locked(e, inc, "approve_timeout", "timer", "approve_timeout");
 		break;
 	case STORE_TIMER_VERIFY:
-		verify_elapsed(e, inc);
+		if (!verify_run_deadline(e, inc))
+			verify_elapsed(e, inc);
+		break;
+	case STORE_TIMER_VERIFY_SAMPLE:
+		verify_run_sample(e, inc);
 		break;
 	case STORE_TIMER_KINDS:
 		break;

@@ -66,6 +66,7 @@
 #include "rollbackd/target.h"
 #include "rollbackd/template.h"
 #include "rollbackd/timestamp.h"
+#include "rollbackd/verify.h"
 
 #define INCIDENT_ID_LEN 20     /* "inc-" + 16 hex */
 #define HOURLY_WINDOW_MS POLICY_HOUR_MS
@@ -85,6 +86,7 @@ enum incident_state {
 	INC_EFFECTIVE,   /* resolved within verify.within after the rollback */
 	INC_INEFFECTIVE, /* still firing when verify.within ended */
 	INC_COALESCED,   /* another incident holds the target: coalesced_into */
+	INC_INCONCLUSIVE, /* verify.query kept failing, no data or NaN until within */
 	INC_STATE_COUNT
 };
 
@@ -155,6 +157,10 @@ struct incident {
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
 	uint64_t fence;               /* the target claim's epoch while it holds it */
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
+	struct verify_progress verify; /* verify.query's samples (verify_run.c) */
+	bool verify_active;           /* verify.query runs for verify_episode */
+	bool verify_inflight;         /* one of its queries is on its way */
+	int verify_episode;
 	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct list_node link;        /* in e->incidents (newest first) */
@@ -252,6 +258,7 @@ struct engine {
 	struct metric_child *over_limit; /* incidents_over_limit_total */
 	uint64_t n_over_limit;
 	uint64_t n_evicted;
+	struct metric_family *verify_total; /* verify_total{rule,result} */
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -496,6 +503,22 @@ void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
 			       const char *note);
 /* A timer of inc's current episode elapsed (called by timers.c). */
 void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer_kind kind);
+
+/* ---- verify_run.c: verify.query against Prometheus --------------------- */
+
+/* Register verify_total (engine_new). 0 or -1 on OOM. */
+int verify_run_init(struct engine *e);
+/* The actions of inc's episode succeeded and its rule has verify.query:
+ * start evaluating it now, then every interval. */
+void verify_run_begin(struct engine *e, struct incident *inc);
+/* True while verify.query runs for inc's current episode (an alert that
+ * resolves does not end it: only the query does). */
+bool verify_run_active(const struct incident *inc);
+/* STORE_TIMER_VERIFY_SAMPLE fired: send the query (on the loop). */
+void verify_run_sample(struct engine *e, struct incident *inc);
+/* verify.within ended: true when verify.query handled it (ineffective or
+ * inconclusive, escalated); false for a verification without a query. */
+bool verify_run_deadline(struct engine *e, struct incident *inc);
 
 /* ---- timers.c: timers handed to the engine's loop ----------------------- */
 

@@ -30,6 +30,7 @@ const char *outcome_name(enum outcome o)
 const char *const incident_state_names[INC_STATE_COUNT] = {
 	"pending", "acting", "rolled_back", "action_failed", "dry_run", "held",
 	"awaiting_approval", "resolved", "unknown", "effective", "ineffective", "coalesced",
+	"inconclusive",
 };
 
 int incident_state_parse(const char *s)

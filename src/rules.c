@@ -511,6 +511,7 @@ static void rule_release(struct rule *r)
 	free(r->name);
 	free(r->description);
 	free(r->target);
+	free(r->verify_query);
 	free(r->file);
 	for (size_t i = 0; i < r->n_matchers; i++)
 		matcher_release(&r->matchers[i]);
@@ -782,7 +783,8 @@ static const char *const rule_keys[] = {
     "actions", "on_failure",  "cooldown", "verify", "dry_run",	"notify", "target", NULL};
 static const char *const when_keys[] = {"firing_for", "value", "changed_within", NULL};
 static const char *const value_keys[] = {"from", "above", "below", NULL};
-static const char *const verify_keys[] = {"within", NULL};
+static const char *const verify_keys[] = {"within", "query", "below", "above",
+					   "for",    "interval", NULL};
 static const char *const modes[] = {"auto", "notify", "approve", NULL};
 static const char *const on_failures[] = {"stop", "continue", NULL};
 
@@ -798,6 +800,59 @@ static int get_bound(struct fctx *f, json_t *obj, const char *path, const char *
 	}
 	*out = json_number_value(v);
 	return 1;
+}
+
+/* verify.query with below/above, for, interval (SPEC §6). */
+static void parse_verify_query(struct fctx *f, json_t *v, const char *p, struct rule *r)
+{
+	static const char *const needs_query[] = {"below", "above", "for", "interval", NULL};
+	char q[PATH_LEN], a[32], b[32];
+	const char *query = NULL;
+	double bound;
+	r->verify_for_ms = 60 * 1000;
+	r->verify_interval_ms = 15 * 1000;
+	int rc = get_string(f, v, p, "query", &query);
+	if (rc == 0) {
+		for (const char *const *k = needs_query; *k; k++)
+			if (json_object_get(v, *k)) {
+				path_key(q, p, *k);
+				perr(f, q, "needs 'query'");
+			}
+		return;
+	}
+	path_key(q, p, "query");
+	if (rc > 0 && !*query)
+		perr(f, q, "must not be empty");
+	else if (rc > 0 && (strstr(query, "{{secret.") || strstr(query, "{{ secret.")))
+		perr(f, q, "must not name a secret: the query is journaled and shown");
+	else if (rc > 0 && check_template(f, q, query) == 0 && !(r->verify_query = strdup(query)))
+		perr(f, q, "out of memory");
+	int has_below = get_bound(f, v, p, "below", &bound);
+	if (has_below > 0) {
+		r->verify_below = true;
+		r->verify_threshold = bound;
+	}
+	int has_above = get_bound(f, v, p, "above", &bound);
+	if (has_above > 0)
+		r->verify_threshold = bound;
+	if (json_object_get(v, "below") && json_object_get(v, "above"))
+		perr(f, p, "takes 'below' or 'above', not both");
+	else if (!json_object_get(v, "below") && !json_object_get(v, "above"))
+		perr(f, p, "needs 'below' or 'above' with 'query'");
+	get_duration(f, v, p, "for", false, &r->verify_for_ms);
+	get_duration(f, v, p, "interval", true, &r->verify_interval_ms);
+	if (r->verify_within_ms > 0 && r->verify_for_ms >= r->verify_within_ms) {
+		duration_format(r->verify_for_ms, a, sizeof(a));
+		duration_format(r->verify_within_ms, b, sizeof(b));
+		path_key(q, p, "for");
+		perr(f, q, "%s is not less than 'within' %s: it could never be effective", a, b);
+	}
+	if (r->verify_within_ms > 0 && r->verify_interval_ms >= r->verify_within_ms) {
+		duration_format(r->verify_interval_ms, a, sizeof(a));
+		duration_format(r->verify_within_ms, b, sizeof(b));
+		path_key(q, p, "interval");
+		perr(f, q, "%s is not less than 'within' %s", a, b);
+	}
 }
 
 static void parse_when(struct fctx *f, json_t *jr, const char *path, struct rule *r)
@@ -1029,6 +1084,7 @@ static int parse_rule(struct fctx *f, json_t *jr, const char *path, struct rule 
 		rc = get_duration(f, v, p, "within", true, &r->verify_within_ms);
 		if (rc == 0)
 			perr(f, p, "needs 'within'");
+		parse_verify_query(f, v, p, r);
 	}
 
 	v = json_object_get(jr, "dry_run");

@@ -70,6 +70,8 @@ struct config {
 		char *publish_url;  /* POST each signed line here; "" when unset */
 	} checkpoints;
 
+	char *prometheus_url; /* prometheus.url, for verify.query; "" when unset */
+
 	struct {
 		struct secret slack_webhook_url;
 		struct secret slack_bot_token;

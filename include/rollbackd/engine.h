@@ -72,7 +72,7 @@ int engine_incident_json(struct engine *e, const char *id, struct buf *out);
 
 /* One page of GET /v1/incidents, newest first: the copy under the lock is
  * bounded by limit (only counting walks further). */
-#define ENGINE_STATES 12
+#define ENGINE_STATES 13
 #define ENGINE_PAGE_MAX 1000
 struct engine_page {
 	size_t limit;       /* 1..ENGINE_PAGE_MAX items */

@@ -81,6 +81,11 @@ struct rule {
 	bool on_failure_continue;    /* "on_failure": "continue" (default stop) */
 	int64_t cooldown_ms;
 	int64_t verify_within_ms;    /* 0 = no verification */
+	char *verify_query;          /* verify.query (a template); NULL: the alert resolving verifies */
+	bool verify_below;           /* verify.below (else verify.above) */
+	double verify_threshold;
+	int64_t verify_for_ms;       /* verify.for, default 1m */
+	int64_t verify_interval_ms;  /* verify.interval, default 15s */
 	int dry_run;                 /* -1 inherit global, 0 off, 1 on */
 	char *target;                /* template naming what is rolled back (SPEC §6);
 					NULL = the group labels, "name=value" sorted, ","-joined */

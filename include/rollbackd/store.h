@@ -72,6 +72,7 @@ enum store_timer_kind {
 	STORE_TIMER_FIRING_FOR,
 	STORE_TIMER_APPROVE,
 	STORE_TIMER_VERIFY,
+	STORE_TIMER_VERIFY_SAMPLE, /* verify.query's next evaluation (every interval) */
 	STORE_TIMER_KINDS
 };
 
