@@ -35,12 +35,12 @@ int incident_target_name(const struct incident *inc, struct buf *out)
 }
 
 void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
-			     struct template_ctx *ctx, struct label_set *labels,
-			     struct label_set *annotations, struct change *chg)
+			  struct template_ctx *ctx, struct label_set *labels,
+			  struct label_set *annotations, struct change *chg)
 {
 	struct buf t = BUF_INIT;
-	bool known = incident_target_name(inc, &t) == 0 &&
-		     changes_latest(inc->engine->changes, t.data, chg);
+	bool known =
+	    incident_target_name(inc, &t) == 0 && changes_latest(inc->engine->changes, t.data, chg);
 	if (!known) {
 		memset(chg, 0, sizeof(*chg));
 		snprintf(chg->target, sizeof(chg->target), "%s", t.data ? t.data : "");
@@ -63,7 +63,7 @@ void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
 /* Expand a JSON body template: every string value (and key) is a template
  * whose expansion stays a JSON string. Returns a new reference or NULL. */
 static json_t *actions_expand_json(const json_t *tpl, const struct template_ctx *ctx,
-			   struct error *err)
+				   struct error *err)
 {
 	if (json_is_string(tpl)) {
 		struct buf b = BUF_INIT;
@@ -81,7 +81,8 @@ static json_t *actions_expand_json(const json_t *tpl, const struct template_ctx 
 		json_t *arr = json_array();
 		size_t i;
 		const json_t *v;
-		json_array_foreach(tpl, i, v) {
+		json_array_foreach(tpl, i, v)
+		{
 			json_t *x = actions_expand_json(v, ctx, err);
 			if (!x || json_array_append_new(arr, x) < 0) {
 				json_decref(arr);
@@ -94,7 +95,8 @@ static json_t *actions_expand_json(const json_t *tpl, const struct template_ctx 
 		json_t *obj = json_object();
 		const char *k;
 		const json_t *v;
-		json_object_foreach((json_t *)tpl, k, v) {
+		json_object_foreach((json_t *)tpl, k, v)
+		{
 			json_t *x = actions_expand_json(v, ctx, err);
 			if (!x || json_object_set_new(obj, k, x) < 0) {
 				json_decref(obj);
@@ -109,7 +111,7 @@ static json_t *actions_expand_json(const json_t *tpl, const struct template_ctx 
 /* The fully expanded form of one action, as test-rules prints it and as the
  * runner uses it. NULL with err when a template cannot be expanded. */
 json_t *actions_expand(const struct action_tpl *at, const struct template_ctx *ctx,
-			     struct error *err)
+		       struct error *err)
 {
 	json_t *out = json_object();
 	struct buf b = BUF_INIT;
@@ -185,7 +187,7 @@ struct redactor {
 	struct redact_form *f;
 	size_t n, alloc;
 	unsigned char first[256]; /* some form starts with this byte */
-	char names[16][40];       /* names of the auth.hmac.secrets[i] */
+	char names[16][40];	  /* names of the auth.hmac.secrets[i] */
 	bool oom;
 };
 
@@ -229,15 +231,24 @@ static void redactor_add_form(struct redactor *r, const char *name, struct buf *
 	r->first[r->f[r->n - 1].bytes[0]] = 1;
 }
 
-enum { FORM_RAW, FORM_JSON_LOWER, FORM_JSON_UPPER, FORM_JSON_SLASH, FORM_PCT_UPPER,
-       FORM_PCT_LOWER, FORM_PLUS_UPPER, FORM_PLUS_LOWER, FORM_COUNT };
+enum {
+	FORM_RAW,
+	FORM_JSON_LOWER,
+	FORM_JSON_UPPER,
+	FORM_JSON_SLASH,
+	FORM_PCT_UPPER,
+	FORM_PCT_LOWER,
+	FORM_PLUS_UPPER,
+	FORM_PLUS_LOWER,
+	FORM_COUNT
+};
 
 static int redact_encode(struct buf *b, const unsigned char *v, size_t n, int form)
 {
-	const char *hex = (form == FORM_JSON_UPPER || form == FORM_PCT_UPPER ||
-			   form == FORM_PLUS_UPPER)
-				  ? "0123456789ABCDEF"
-				  : "0123456789abcdef";
+	const char *hex =
+	    (form == FORM_JSON_UPPER || form == FORM_PCT_UPPER || form == FORM_PLUS_UPPER)
+		? "0123456789ABCDEF"
+		: "0123456789abcdef";
 	int bad = 0;
 	for (size_t i = 0; i < n && !bad; i++) {
 		unsigned char c = v[i];
@@ -246,15 +257,32 @@ static int redact_encode(struct buf *b, const unsigned char *v, size_t n, int fo
 		} else if (form <= FORM_JSON_SLASH) {
 			const char *esc = NULL;
 			switch (c) {
-			case '"': esc = "\\\""; break;
-			case '\\': esc = "\\\\"; break;
-			case '\n': esc = "\\n"; break;
-			case '\r': esc = "\\r"; break;
-			case '\t': esc = "\\t"; break;
-			case '\b': esc = "\\b"; break;
-			case '\f': esc = "\\f"; break;
-			case '/': esc = form == FORM_JSON_SLASH ? "\\/" : NULL; break;
-			default: break;
+			case '"':
+				esc = "\\\"";
+				break;
+			case '\\':
+				esc = "\\\\";
+				break;
+			case '\n':
+				esc = "\\n";
+				break;
+			case '\r':
+				esc = "\\r";
+				break;
+			case '\t':
+				esc = "\\t";
+				break;
+			case '\b':
+				esc = "\\b";
+				break;
+			case '\f':
+				esc = "\\f";
+				break;
+			case '/':
+				esc = form == FORM_JSON_SLASH ? "\\/" : NULL;
+				break;
+			default:
+				break;
 			}
 			if (esc)
 				bad |= buf_adds(b, esc);
@@ -396,7 +424,8 @@ static json_t *redact_json(const struct redactor *r, const json_t *x)
 		json_t *arr = json_array();
 		size_t i;
 		const json_t *v;
-		json_array_foreach(x, i, v) {
+		json_array_foreach(x, i, v)
+		{
 			json_t *y = redact_json(r, v);
 			if (!arr || !y || json_array_append_new(arr, y) < 0) {
 				json_decref(arr);
@@ -409,7 +438,8 @@ static json_t *redact_json(const struct redactor *r, const json_t *x)
 		json_t *obj = json_object();
 		const char *k;
 		const json_t *v;
-		json_object_foreach((json_t *)x, k, v) {
+		json_object_foreach((json_t *)x, k, v)
+		{
 			struct buf kb = BUF_INIT;
 			json_t *y = redact_json(r, v);
 			int bad = !obj || !y || redactor_run(r, k, strlen(k), false, &kb) < 0 ||
@@ -437,7 +467,7 @@ json_t *actions_redact_json(const struct config *cfg, const json_t *x)
 
 /* Append ,"actions":[...] with every action of r expanded for inc. */
 int actions_plan_json(struct engine *e, const struct rule *r, const struct incident *inc,
-			     struct buf *out)
+		      struct buf *out)
 {
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;

@@ -13,8 +13,8 @@
 #include "rollbackd/json.h"
 
 #include <inttypes.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,11 +574,11 @@ static enum alert_parse_result parse_alert(struct parser *p, size_t v, size_t id
 			const char *name;
 			size_t off;
 		} urls[] = {
-			{"silenceURL", offsetof(struct alert, silence_url)},
-			{"dashboardURL", offsetof(struct alert, dashboard_url)},
-			{"panelURL", offsetof(struct alert, panel_url)},
-			{"imageURL", offsetof(struct alert, image_url)},
-			{"valueString", offsetof(struct alert, value_string)},
+		    {"silenceURL", offsetof(struct alert, silence_url)},
+		    {"dashboardURL", offsetof(struct alert, dashboard_url)},
+		    {"panelURL", offsetof(struct alert, panel_url)},
+		    {"imageURL", offsetof(struct alert, image_url)},
+		    {"valueString", offsetof(struct alert, value_string)},
 		};
 		for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 			w.field = urls[i].name;
@@ -620,8 +620,8 @@ static bool is_grafana(const struct parser *p, size_t root)
 	if (alerts && tok(p, alerts)->kind == JSON_KIND_ARRAY && tok(p, alerts)->size > 0) {
 		size_t first = json_arr_first(p->doc, alerts);
 		size_t su = tok(p, first)->kind == JSON_KIND_OBJECT
-				    ? json_obj_get(p->doc, first, "silenceURL")
-				    : 0;
+				? json_obj_get(p->doc, first, "silenceURL")
+				: 0;
 		return su && tok(p, su)->kind == JSON_KIND_STRING;
 	}
 	return false;

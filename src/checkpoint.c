@@ -70,8 +70,9 @@ int checkpoint_key_parse(const unsigned char *data, size_t len,
 	unsigned char pk[CHECKPOINT_PK_BYTES], check[CHECKPOINT_SK_BYTES];
 	int rc = -1;
 	if (!data || hex_decode((const char *)data, len, key, sizeof(key)) < 0) {
-		error_set(err, "not an Ed25519 secret key (expected %d lowercase hex digits, as "
-			       "'rollbackd keygen' writes)",
+		error_set(err,
+			  "not an Ed25519 secret key (expected %d lowercase hex digits, as "
+			  "'rollbackd keygen' writes)",
 			  CHECKPOINT_SK_BYTES * 2);
 		goto out;
 	}
@@ -125,8 +126,9 @@ void checkpoint_key_id(const unsigned char pk[CHECKPOINT_PK_BYTES],
 
 int checkpoint_message(uint64_t seq, const char *hash, const char *ts, struct buf *out)
 {
-	return buf_addf(out, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}", seq, hash,
-			ts) ? -1 : 0;
+	return buf_addf(out, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}", seq, hash, ts)
+		   ? -1
+		   : 0;
 }
 
 int checkpoint_sign(uint64_t seq, const char *hash, const char *ts,
@@ -248,8 +250,7 @@ int checkpoint_verify(const struct checkpoint *c, const unsigned char pk[CHECKPO
 				 c->key_id, id);
 	if (checkpoint_message(c->seq, c->hash, c->ts, &msg) < 0)
 		return error_set(err, "out of memory");
-	int bad = crypto_sign_verify_detached(c->sig, (const unsigned char *)msg.data, msg.len,
-					      pk);
+	int bad = crypto_sign_verify_detached(c->sig, (const unsigned char *)msg.data, msg.len, pk);
 	buf_release(&msg);
 	if (bad)
 		return error_set(err, "bad signature: the line was not signed by the --pubkey key "
@@ -374,8 +375,8 @@ struct checkpointer {
 	int64_t backoff_ms;
 	int url_failures; /* in a row */
 
-	uint64_t last_signed;  /* seq of the head last signed */
-	uint64_t last_record;  /* seq of our last checkpoint record */
+	uint64_t last_signed; /* seq of the head last signed */
+	uint64_t last_record; /* seq of our last checkpoint record */
 
 	/* stopping: 1 waiting for the journal, 2 waiting for publishing, 3 freeing */
 	int stop_phase;
@@ -495,8 +496,10 @@ static void flush_file(struct checkpointer *c)
 		struct error err = {{0}};
 		if (append_file(c, c->to_file.head, &err) < 0) {
 			metric_inc(c->m_failed);
-			log_seq("error", "checkpoint: cannot append to publish.file; retried at the "
-				"next checkpoint", c->to_file.head->seq, err.msg);
+			log_seq("error",
+				"checkpoint: cannot append to publish.file; retried at the "
+				"next checkpoint",
+				c->to_file.head->seq, err.msg);
 			return;
 		}
 		metric_inc(c->m_published);
@@ -537,8 +540,8 @@ static void on_posted(const struct httpc_result *res, void *arg)
 	if (c->backoff_ms > BACKOFF_MAX_MS)
 		c->backoff_ms = BACKOFF_MAX_MS;
 	/* Half fixed, half jitter. */
-	int64_t wait = c->backoff_ms / 2 + (int64_t)randombytes_uniform(
-						  (uint32_t)(c->backoff_ms / 2 + 1));
+	int64_t wait =
+	    c->backoff_ms / 2 + (int64_t)randombytes_uniform((uint32_t)(c->backoff_ms / 2 + 1));
 	if (c->stop_phase && timestamp_mono_ms() + wait > c->stop_deadline_ms)
 		return; /* past the deadline: what is left is reported at exit */
 	struct timeval tv = timestamp_tv(wait);
@@ -553,14 +556,14 @@ static void post_next(struct checkpointer *c)
 		return;
 	struct pending_line *p = c->to_url.head;
 	struct httpc_request req = {
-		.method = "POST",
-		.url = c->url,
-		.headers = headers,
-		.body = p->text,
-		.body_len = p->len,
-		.timeout_ms = POST_TIMEOUT_MS,
-		.retries = 0, /* retried here, with the queue's own backoff */
-		.max_response = 4096,
+	    .method = "POST",
+	    .url = c->url,
+	    .headers = headers,
+	    .body = p->text,
+	    .body_len = p->len,
+	    .timeout_ms = POST_TIMEOUT_MS,
+	    .retries = 0, /* retried here, with the queue's own backoff */
+	    .max_response = 4096,
 	};
 	c->posting = true;
 	if (httpc_send(c->http, &req, on_posted, c, &err) < 0) {
@@ -587,8 +590,8 @@ static void take_checkpoint(struct checkpointer *c)
 	if (seq == 0 || seq == c->last_signed || seq == c->last_record)
 		return;
 	timestamp_format(timestamp_now(), ts, sizeof(ts));
-	if (checkpoint_sign(seq, hash, ts, c->sk, &line, sig) < 0 ||
-	    buf_adds(&m, ",\"signed\":") || checkpoint_message(seq, hash, ts, &m) < 0 ||
+	if (checkpoint_sign(seq, hash, ts, c->sk, &line, sig) < 0 || buf_adds(&m, ",\"signed\":") ||
+	    checkpoint_message(seq, hash, ts, &m) < 0 ||
 	    buf_addf(&m, ",\"key_id\":\"%s\",\"sig\":\"%s\"", c->key_id, sig)) {
 		log_error("checkpoint: out of memory", NULL);
 		goto out;
@@ -618,9 +621,10 @@ static void take_checkpoint(struct checkpointer *c)
 					c->to_url.tail = c->to_url.head;
 				c->to_url.n--;
 				metric_inc(c->m_dropped);
-				log_seq("error", "checkpoint: publish.url queue full; oldest waiting "
-					"line dropped (it stays in the journal)", second->seq,
-					"queue full");
+				log_seq("error",
+					"checkpoint: publish.url queue full; oldest waiting "
+					"line dropped (it stays in the journal)",
+					second->seq, "queue full");
 				line_free(second);
 			}
 		}
@@ -708,10 +712,10 @@ int checkpoint_start(const struct config *cfg, struct journal *j, struct checkpo
 	/* Exported (without samples) even when checkpoints are off, so that a
 	 * dashboard can tell "off" from "not scraped". */
 	struct metric_family *f = metrics_register(
-		METRIC_COUNTER, "checkpoints_total",
-		"Journal checkpoints signed, published (per destination), failed to publish "
-		"(per attempt) and dropped from a full queue.",
-		labels, NULL, 0);
+	    METRIC_COUNTER, "checkpoints_total",
+	    "Journal checkpoints signed, published (per destination), failed to publish "
+	    "(per attempt) and dropped from a full queue.",
+	    labels, NULL, 0);
 	if (!f)
 		return error_set(err, "checkpoints: out of memory");
 	if (!secret_is_set(&cfg->checkpoints.key))
@@ -723,8 +727,8 @@ int checkpoint_start(const struct config *cfg, struct journal *j, struct checkpo
 	c->every_ms = cfg->checkpoints.every_ms;
 	c->file = cfg->checkpoints.publish_file[0] ? cfg->checkpoints.publish_file : NULL;
 	c->url = cfg->checkpoints.publish_url[0] ? cfg->checkpoints.publish_url : NULL;
-	if (checkpoint_key_parse(cfg->checkpoints.key.data, cfg->checkpoints.key.len, c->sk,
-				 err) < 0) {
+	if (checkpoint_key_parse(cfg->checkpoints.key.data, cfg->checkpoints.key.len, c->sk, err) <
+	    0) {
 		error_prefix(err, "checkpoints.key");
 		goto fail;
 	}

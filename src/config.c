@@ -351,8 +351,7 @@ static int parse_limits(json_t *o, struct config *cfg, struct error *err)
 	    opt_duration0(o, b, "target_cooldown", &cfg->limits.target_cooldown_ms, err))
 		return -1;
 	json_t *br;
-	if (opt_object(o, b, "blast_radius", &br, err) ||
-	    (br && parse_blast_radius(br, cfg, err)))
+	if (opt_object(o, b, "blast_radius", &br, err) || (br && parse_blast_radius(br, cfg, err)))
 		return -1;
 	return 0;
 }
@@ -566,7 +565,8 @@ static bool mail_address_ok(const char *s)
 	if (!at || at == s || !at[1] || strchr(at + 1, '@') || strlen(s) > 254)
 		return false;
 	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || strchr("<>()[],;:\\\"", *s))
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f ||
+		    strchr("<>()[],;:\\\"", *s))
 			return false;
 	return true;
 }
@@ -592,7 +592,8 @@ static int parse_email(json_t *o, struct config *cfg, struct error *err)
 		return path_error(err, b, "smtp_url", "expected an smtp:// or smtps:// URL");
 	for (const char *c = m->smtp_url; *c; c++)
 		if ((unsigned char)*c <= ' ' || *c == 0x7f)
-			return path_error(err, b, "smtp_url", "expected an smtp:// or smtps:// URL");
+			return path_error(err, b, "smtp_url",
+					  "expected an smtp:// or smtps:// URL");
 	if (!mail_address_ok(m->from))
 		return path_error(err, b, "from", "expected an address like rollbackd@example.com");
 	if (secret_is_set(&m->password) && !m->username)
@@ -608,7 +609,8 @@ static int parse_email(json_t *o, struct config *cfg, struct error *err)
 		char key[32];
 		snprintf(key, sizeof(key), "to[%zu]", i);
 		if (!json_is_string(v) || !mail_address_ok(json_string_value(v)))
-			return path_error(err, b, key, "expected an address like oncall@example.com");
+			return path_error(err, b, key,
+					  "expected an address like oncall@example.com");
 		if (!(m->to[m->n_to] = strdup(json_string_value(v))))
 			return path_error(err, b, key, "out of memory");
 		m->n_to++;
@@ -683,8 +685,8 @@ static int parse_checkpoints(json_t *o, struct config *cfg, struct error *err)
 		return -1;
 	if (!publish)
 		return path_error(err, b, "publish", "expected an object");
-	if (checkpoint_key_parse(cfg->checkpoints.key.data, cfg->checkpoints.key.len, NULL,
-				 &kerr) < 0)
+	if (checkpoint_key_parse(cfg->checkpoints.key.data, cfg->checkpoints.key.len, NULL, &kerr) <
+	    0)
 		return path_error(err, b, "key", "%s", kerr.msg);
 	if (check_keys(publish, pb, publish_known, err) ||
 	    opt_string(publish, pb, "file", &cfg->checkpoints.publish_file, err) ||
@@ -694,17 +696,19 @@ static int parse_checkpoints(json_t *o, struct config *cfg, struct error *err)
 	if (json_object_get(publish, "file") && cfg->checkpoints.publish_file[0] == '\0')
 		return path_error(err, pb, "file", "must not be empty");
 	if (!cfg->checkpoints.publish_file[0] && !cfg->checkpoints.publish_url[0])
-		return error_set(err, "%s: needs 'file' or 'url' (a checkpoint kept only in the "
-				      "journal protects nothing)", pb);
+		return error_set(err,
+				 "%s: needs 'file' or 'url' (a checkpoint kept only in the "
+				 "journal protects nothing)",
+				 pb);
 	return 0;
 }
 
 static int parse_top(json_t *o, struct config *cfg, struct error *err)
 {
 	static const char *const known[] = {
-	    "listen", "public_url", "rules",   "state_dir", "dry_run", "log_level", "workers",
-	    "limits", "auth",	    "secrets", "journal",   "notify",  "checkpoints", "prometheus",
-	    NULL,
+	    "listen",	 "public_url", "rules",	      "state_dir",  "dry_run",
+	    "log_level", "workers",    "limits",      "auth",	    "secrets",
+	    "journal",	 "notify",     "checkpoints", "prometheus", NULL,
 	};
 	static const char *const prometheus_known[] = {"url", NULL};
 	static const char *const journal_known[] = {"segment_bytes", NULL};
@@ -808,10 +812,11 @@ int config_init(struct config *cfg)
 	cfg->checkpoints.publish_file = strdup("");
 	cfg->checkpoints.publish_url = strdup("");
 	cfg->prometheus_url = strdup(""); /* verify.query needs it */
-	if (!cfg->prometheus_url || !cfg->checkpoints.publish_file || !cfg->checkpoints.publish_url ||
-	    !cfg->listen || !cfg->public_url || !cfg->rules || !cfg->state_dir || !cfg->log_level ||
-	    !cfg->notify.slack_channel || !cfg->notify.slack_api_url ||
-	    !cfg->notify.pagerduty_url || !cfg->notify.pagerduty_change_url) {
+	if (!cfg->prometheus_url || !cfg->checkpoints.publish_file ||
+	    !cfg->checkpoints.publish_url || !cfg->listen || !cfg->public_url || !cfg->rules ||
+	    !cfg->state_dir || !cfg->log_level || !cfg->notify.slack_channel ||
+	    !cfg->notify.slack_api_url || !cfg->notify.pagerduty_url ||
+	    !cfg->notify.pagerduty_change_url) {
 		config_release(cfg);
 		return -1;
 	}

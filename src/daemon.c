@@ -61,11 +61,12 @@ static int journal_config_loaded(struct daemon *d, const struct config *cfg,
 				 const struct ruleset *rules, bool reload)
 {
 	struct buf m = BUF_INIT;
-	int bad = buf_adds(&m, ",\"rules_path\":") |
-		  buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
-		  buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":%s",
-			   rules->n_rules, rules->digest, cfg->dry_run ? "true" : "false",
-			   reload ? "true" : "false");
+	int bad =
+	    buf_adds(&m, ",\"rules_path\":") |
+	    buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
+	    buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":%s",
+		     rules->n_rules, rules->digest, cfg->dry_run ? "true" : "false",
+		     reload ? "true" : "false");
 	if (!bad)
 		bad = journal_append(d->journal, "config_loaded", "", m.data, m.len, NULL);
 	buf_release(&m);
@@ -155,8 +156,8 @@ static void daemon_reload(struct daemon *d)
 		error_set(&err, "out of memory");
 		goto refuse;
 	}
-	if ((d->config_path ? config_load(d->config_path, &g->cfg, &err)
-			    : config_init(&g->cfg)) < 0)
+	if ((d->config_path ? config_load(d->config_path, &g->cfg, &err) : config_init(&g->cfg)) <
+	    0)
 		goto refuse;
 	have_cfg = true;
 	if (rules_load(g->cfg.rules, &g->rules, &err) < 0)
@@ -232,11 +233,11 @@ static int open_journal(struct daemon *d, struct error *err)
 {
 	const struct config *cfg = d->cfg;
 	struct journal_options jo = {
-		.state_dir = cfg->state_dir,
-		.segment_bytes = cfg->journal.segment_bytes,
-		.replay = replay_line,
-		.replay_arg = d,
-		.recover = cfg->recover,
+	    .state_dir = cfg->state_dir,
+	    .segment_bytes = cfg->journal.segment_bytes,
+	    .replay = replay_line,
+	    .replay_arg = d,
+	    .recover = cfg->recover,
 	};
 	int64_t t0 = timestamp_mono_ms();
 	if (journal_open(&jo, &d->journal, err) < 0)
@@ -259,7 +260,8 @@ static int open_journal(struct daemon *d, struct error *err)
 	char recovered[1200];
 	if (journal_recovered(d->journal, recovered, sizeof(recovered))) {
 		log_error("journal recovered: starting PAUSED; read the moved file, then POST "
-			  "/v1/resume", "what", recovered, NULL);
+			  "/v1/resume",
+			  "what", recovered, NULL);
 		engine_set_paused(d->engine, true);
 	}
 	api_set_journal(d->api, d->journal);
@@ -327,8 +329,7 @@ int daemon_run(const struct config *cfg, const char *config_path, struct error *
 		error_set(err, "out of memory");
 		goto out;
 	}
-	if (open_journal(&d, err) < 0 ||
-	    checkpoint_start(cfg, d.journal, &d.checkpoint, err) < 0)
+	if (open_journal(&d, err) < 0 || checkpoint_start(cfg, d.journal, &d.checkpoint, err) < 0)
 		goto out;
 	server_addr(d.server, addr, sizeof(addr));
 	api_set_listen_addr(d.api, addr);
@@ -344,15 +345,15 @@ int daemon_run(const struct config *cfg, const char *config_path, struct error *
 
 	server_addr(d.server, addr, sizeof(addr));
 	if (auth_config_is_open(&cfg->auth))
-		log_warn("no authentication configured: accepting unauthenticated webhooks from "
-			 "loopback only; configure auth.hmac or auth.bearer before exposing rollbackd",
-			 "addr", addr, NULL);
+		log_warn(
+		    "no authentication configured: accepting unauthenticated webhooks from "
+		    "loopback only; configure auth.hmac or auth.bearer before exposing rollbackd",
+		    "addr", addr, NULL);
 	if (cfg->dry_run)
 		log_warn("dry-run is on: rules decide but no rollback action runs", NULL);
 	char workers[16];
 	snprintf(workers, sizeof(workers), "%d", cfg->workers > 0 ? cfg->workers : 1);
-	log_info("listening", "addr", addr, "workers", workers, "version", ROLLBACKD_VERSION,
-		 NULL);
+	log_info("listening", "addr", addr, "workers", workers, "version", ROLLBACKD_VERSION, NULL);
 
 	rc = server_run(d.server, err);
 	log_info("stopped", NULL);
@@ -367,8 +368,8 @@ out:
 		event_free(d.sig_pipe);
 	if (d.engine && d.journal)
 		engine_interrupt(d.engine);
-	checkpoint_stop(d.checkpoint); /* the last checkpoint: after the last record */
-	notify_free(d.notify); /* what is undelivered is in the journal for next time */
+	checkpoint_stop(d.checkpoint);	/* the last checkpoint: after the last record */
+	notify_free(d.notify);		/* what is undelivered is in the journal for next time */
 	journal_close(d.journal, 5000); /* the loops are over: flush what is left */
 	server_set_api(d.server, NULL);
 	api_free(d.api);

@@ -68,7 +68,7 @@
 #include "rollbackd/timestamp.h"
 #include "rollbackd/verify.h"
 
-#define INCIDENT_ID_LEN 20     /* "inc-" + 16 hex */
+#define INCIDENT_ID_LEN 20 /* "inc-" + 16 hex */
 #define HOURLY_WINDOW_MS POLICY_HOUR_MS
 #define MAX_OUTPUT 65536
 #define KILL_GRACE_MS 5000
@@ -82,10 +82,10 @@ enum incident_state {
 	INC_HELD,
 	INC_AWAITING_APPROVAL,
 	INC_RESOLVED,
-	INC_UNKNOWN, /* an action was cut off by a crash: never re-run */
-	INC_EFFECTIVE,   /* resolved within verify.within after the rollback */
-	INC_INEFFECTIVE, /* still firing when verify.within ended */
-	INC_COALESCED,   /* another incident holds the target: coalesced_into */
+	INC_UNKNOWN,	  /* an action was cut off by a crash: never re-run */
+	INC_EFFECTIVE,	  /* resolved within verify.within after the rollback */
+	INC_INEFFECTIVE,  /* still firing when verify.within ended */
+	INC_COALESCED,	  /* another incident holds the target: coalesced_into */
 	INC_INCONCLUSIVE, /* verify.query kept failing, no data or NaN until within */
 	INC_STATE_COUNT
 };
@@ -99,38 +99,38 @@ struct owned_labels {
 struct action_record {
 	enum action_type type;
 	struct timestamp started, finished;
-	bool begun;         /* action_started is journaled */
+	bool begun; /* action_started is journaled */
 	bool done;
 	const char *result; /* static: "ok", "failed", "timeout", "error" */
-	int exit_code;      /* exec; -1 when killed or not run */
+	int exit_code;	    /* exec; -1 when killed or not run */
 	int status_code;    /* http; 0 when none */
-	char *output;       /* captured output / response body / error text */
+	char *output;	    /* captured output / response body / error text */
 };
 
 /* One of an incident's timers (firing_for, approve_timeout, verify.within;
  * timers.c). Every field is under e->lock; ev is only ever added, deleted
  * or freed on the engine's loop (or after it ended). */
 struct inc_timer {
-	struct event *ev;             /* made by the loop on first arm */
-	struct incident *inc;         /* NULL until first armed */
+	struct event *ev;     /* made by the loop on first arm */
+	struct incident *inc; /* NULL until first armed */
 	enum store_timer_kind kind;
-	uint64_t gen;                 /* bumped by every arm and cancel */
-	uint64_t armed_gen;           /* the generation the loop armed ev with */
-	int episode;                  /* the episode it was armed for */
-	bool armed;                   /* armed and neither fired nor cancelled */
-	int64_t due_mono_ms;          /* when (timestamp_mono_ms) */
-	struct list_node op;          /* in e->timer_ops while the loop must apply it */
+	uint64_t gen;	     /* bumped by every arm and cancel */
+	uint64_t armed_gen;  /* the generation the loop armed ev with */
+	int episode;	     /* the episode it was armed for */
+	bool armed;	     /* armed and neither fired nor cancelled */
+	int64_t due_mono_ms; /* when (timestamp_mono_ms) */
+	struct list_node op; /* in e->timer_ops while the loop must apply it */
 };
 
 struct incident {
 	char id[INCIDENT_ID_LEN + 1];
 	char *rule_name;
-	struct owned_labels group;    /* the group_by labels */
-	struct owned_labels trigger_labels;      /* the alert that decided */
+	struct owned_labels group;	    /* the group_by labels */
+	struct owned_labels trigger_labels; /* the alert that decided */
 	struct owned_labels trigger_annotations;
 	enum incident_state state;
 	int episode;
-	bool decided;                 /* this episode has been decided */
+	bool decided; /* this episode has been decided */
 	struct timestamp first_seen, last_seen, episode_start;
 	struct timestamp last_acted;
 	bool has_acted;
@@ -139,39 +139,39 @@ struct incident {
 	char *approved_by;
 	struct timestamp approved_at;
 	char *generator_url, *external_url; /* of the triggering alert */
-	uint64_t *firing;             /* fp_key of the alerts firing in this episode */
+	uint64_t *firing;		    /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
 	struct inc_timer timers[STORE_TIMER_KINDS]; /* by enum store_timer_kind */
-	struct event *retry;          /* action_started waits for a failing journal
-				       * (armed on the loop only) */
-	json_t *ready;                /* the expanded action waiting for its record */
-	const struct action_tpl *ready_tpl; /* its template: the rule set it was decided
-					       with (a reload keeps old sets until exit) */
+	struct event *retry;			    /* action_started waits for a failing journal
+						     * (armed on the loop only) */
+	json_t *ready;				    /* the expanded action waiting for its record */
+	const struct action_tpl *ready_tpl;	    /* its template: the rule set it was decided
+						       with (a reload keeps old sets until exit) */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
-	struct list_node queued;      /* in e->queue while waiting for an action slot */
-	bool running;                 /* actions queued or in progress */
-	char *target;                 /* what this episode rolls back (SPEC §6); NULL: not yet */
-	char *target_err;             /* why the target could not be named (held) */
+	struct list_node queued; /* in e->queue while waiting for an action slot */
+	bool running;		 /* actions queued or in progress */
+	char *target;		 /* what this episode rolls back (SPEC §6); NULL: not yet */
+	char *target_err;	 /* why the target could not be named (held) */
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
-	uint64_t fence;               /* the target claim's epoch while it holds it */
+	uint64_t fence;				  /* the target claim's epoch while it holds it */
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
 	struct verify_progress verify; /* verify.query's samples (verify_run.c) */
-	bool verify_active;           /* verify.query runs for verify_episode */
-	bool verify_inflight;         /* one of its queries is on its way */
+	bool verify_active;	       /* verify.query runs for verify_episode */
+	bool verify_inflight;	       /* one of its queries is on its way */
 	int verify_episode;
-	struct episode_key *keys;     /* (fingerprint, startsAt) of this and past episodes */
+	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
-	struct list_node link;        /* in e->incidents (newest first) */
-	struct hmap_node by_id;       /* in e->by_id */
-	struct list_node lru;         /* e->resolved: resolved, oldest first */
-	int64_t max_starts_ms;        /* latest startsAt of its firings */
-	int64_t tomb_starts_ms;       /* an evicted predecessor's max_starts_ms (0: none) */
-	int tomb_episode;             /* and its last episode */
-	bool over_limit;              /* created over limits.max_incidents: held */
-	size_t trigger_over;          /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
-	size_t n_untracked;           /* firings beyond FIRING_MAX this episode (counted only) */
+	struct list_node link;		      /* in e->incidents (newest first) */
+	struct hmap_node by_id;		      /* in e->by_id */
+	struct list_node lru;		      /* e->resolved: resolved, oldest first */
+	int64_t max_starts_ms;		      /* latest startsAt of its firings */
+	int64_t tomb_starts_ms;		      /* an evicted predecessor's max_starts_ms (0: none) */
+	int tomb_episode;		      /* and its last episode */
+	bool over_limit;		      /* created over limits.max_incidents: held */
+	size_t trigger_over; /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
+	size_t n_untracked;  /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
 };
 
@@ -181,7 +181,7 @@ struct incident {
  * new episode. */
 struct episode_key {
 	uint64_t key;
-	uint64_t fp;  /* incident_fp_key of the fingerprint (the seen map's key) */
+	uint64_t fp; /* incident_fp_key of the fingerprint (the seen map's key) */
 	int episode;
 };
 #define EPISODE_KEYS_MAX 64
@@ -194,7 +194,7 @@ struct seen_entry {
 };
 
 struct seen_map {
-	struct hmap entries;   /* of struct seen_entry */
+	struct hmap entries; /* of struct seen_entry */
 };
 
 /* What an evicted incident leaves behind (incident.c): its last episode
@@ -223,16 +223,16 @@ struct engine {
 	const struct ruleset *rules;
 	struct event_base *base;
 	bool plan_only;
-	struct list_node incidents;   /* struct incident.link, newest first */
+	struct list_node incidents; /* struct incident.link, newest first */
 	size_t n_incidents;
-	struct hmap by_id;            /* struct incident.by_id, hash of the id */
-	size_t n_open;                /* incidents not in INC_RESOLVED */
-	struct list_node queue;       /* struct incident.queued: waiting for an action slot */
+	struct hmap by_id;	/* struct incident.by_id, hash of the id */
+	size_t n_open;		/* incidents not in INC_RESOLVED */
+	struct list_node queue; /* struct incident.queued: waiting for an action slot */
 	size_t n_queue;
 	int running;
-	struct event *kick;           /* activated to start queued work */
-	struct event *timer_kick;     /* activated to apply e->timer_ops */
-	struct list_node timer_ops;   /* struct inc_timer.op: arms/cancels for the loop */
+	struct event *kick;	    /* activated to start queued work */
+	struct event *timer_kick;   /* activated to apply e->timer_ops */
+	struct list_node timer_ops; /* struct inc_timer.op: arms/cancels for the loop */
 	struct httpc *http;
 	struct metric_family *decisions_total;
 	struct metric_child **decision_children; /* (n_rules + 1) x OUTCOME_COUNT */
@@ -240,21 +240,21 @@ struct engine {
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
-	struct store *store;          /* records, pause, the hourly cap, claims */
-	bool own_store;               /* the journal store made by engine_new */
-	struct notify *notify;        /* NULL: nobody is told */
-	struct seen_map seen;         /* fingerprint -> digest of what was journaled */
-	struct json_tok *rtoks;       /* replay's token array */
+	struct store *store;	/* records, pause, the hourly cap, claims */
+	bool own_store;		/* the journal store made by engine_new */
+	struct notify *notify;	/* NULL: nobody is told */
+	struct seen_map seen;	/* fingerprint -> digest of what was journaled */
+	struct json_tok *rtoks; /* replay's token array */
 	size_t rtoks_cap;
-	struct blast_window blast;    /* targets rolled back recently (blast radius) */
+	struct blast_window blast; /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
-	int64_t targets_gauge_ms;     /* when targets_locked was last counted */
-	struct changes *changes;      /* POST /v1/changes, replayed (changes.h) */
-	struct list_node resolved;    /* eviction candidates, oldest resolved first */
-	struct list_node graveyard;   /* evicted with events (by link): freed on the loop (reap) */
+	int64_t targets_gauge_ms;   /* when targets_locked was last counted */
+	struct changes *changes;    /* POST /v1/changes, replayed (changes.h) */
+	struct list_node resolved;  /* eviction candidates, oldest resolved first */
+	struct list_node graveyard; /* evicted with events (by link): freed on the loop (reap) */
 	struct event *reap;
 	struct tomb_map tombs;
-	struct metric_child *in_memory;  /* incidents_in_memory */
+	struct metric_child *in_memory;	 /* incidents_in_memory */
 	struct metric_child *over_limit; /* incidents_over_limit_total */
 	uint64_t n_over_limit;
 	uint64_t n_evicted;
@@ -317,8 +317,7 @@ void tomb_map_release(struct tomb_map *m);
 /* The episode a firing (fp, starts_at) belongs to when it is a late copy
  * of an episode already seen (its key, or a startsAt no later than the
  * evicted predecessor's), else 0. */
-int incident_late_episode(const struct incident *inc, const char *fp,
-			  struct timestamp starts_at);
+int incident_late_episode(const struct incident *inc, const char *fp, struct timestamp starts_at);
 struct incident *incident_find(struct engine *e, const char *id);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);
@@ -360,8 +359,7 @@ uint64_t incident_episode_key(const char *fp, struct timestamp starts_at);
 int incident_key_episode(const struct incident *inc, uint64_t key);
 /* Remember the firing (fp, starts_at) for episode (the oldest key goes
  * when full); max_starts_ms follows. 0 or -1 OOM. */
-int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
-		     int episode);
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at, int episode);
 /* Forget the seen entry of key (an evicted incident's fingerprints). */
 void seen_map_del(struct seen_map *m, uint64_t key);
 
@@ -379,8 +377,8 @@ struct target_busy {
  * another incident acts on it, reserves it, or it is in target_cooldown
  * after one. On success inc->fence is the claim's epoch. TARGET_OOM when
  * the store failed (nothing claimed). */
-enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting,
-				int64_t now_ms, struct target_busy *busy);
+enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting, int64_t now_ms,
+				struct target_busy *busy);
 /* Why a busy target refuses: "target T is being rolled back by incident
  * I", "... is held by incident I, which has not acted yet", "... is in
  * target_cooldown after incident I until T". */
@@ -409,8 +407,8 @@ int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
 /* The same; *ticket (may be NULL) is the record's ticket. What it gets is
  * redacted already (actions_redact_*). */
-int rec_append_ticket(struct engine *e, const char *type, const char *incident,
-		      const struct buf *m, uint64_t *ticket);
+int rec_append_ticket(struct engine *e, const char *type, const char *incident, const struct buf *m,
+		      uint64_t *ticket);
 /* The decision record. trigger: the alert decided on (NULL: the one that
  * opened the episode, when trigger_kind says a timer or an approval). */
 /* a: the alert at hand (NULL for a timer or an approval): its fingerprint
@@ -426,8 +424,8 @@ void rec_state(struct engine *e, const struct incident *inc, const char *reason)
 void rec_use(struct engine *e, const char *type, const struct incident *inc, const char *by,
 	     const char *via);
 /* Tell notify about inc (it only queues). */
-void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
-		const char *reason, const char *note);
+void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, const char *reason,
+		const char *note);
 
 /* The digest of each alert's content (rec_alert_digest), computed before
  * taking the lock; the record itself is written only for a new alert. */
@@ -499,8 +497,7 @@ void engine_arm_firing_for(struct engine *e, struct incident *inc, struct timest
 void engine_arm_verify(struct engine *e, struct incident *inc);
 /* The incidents coalesced into holder (still coalesced) are escalated with
  * it: journaled and notified, never rolled back. */
-void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
-			       const char *note);
+void engine_escalate_coalesced(struct engine *e, const struct incident *holder, const char *note);
 /* A timer of inc's current episode elapsed (called by timers.c). */
 void engine_timer_fired(struct engine *e, struct incident *inc, enum store_timer_kind kind);
 

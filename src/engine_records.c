@@ -27,8 +27,8 @@ static int rec_labels_json(struct buf *b, const struct label *items, size_t n)
 	int bad = buf_addc(b, '{');
 	for (size_t i = 0; i < n; i++)
 		bad |= (i ? buf_addc(b, ',') : 0) |
-		       buf_add_json_str(b, items[i].name, strlen(items[i].name)) | buf_addc(b, ':') |
-		       buf_add_json_str(b, items[i].value, items[i].value_len);
+		       buf_add_json_str(b, items[i].name, strlen(items[i].name)) |
+		       buf_addc(b, ':') | buf_add_json_str(b, items[i].value, items[i].value_len);
 	return bad | buf_addc(b, '}');
 }
 
@@ -63,8 +63,8 @@ int rec_append(struct engine *e, const char *type, const char *incident, const s
 
 /* The same, telling the record's ticket (may be NULL). Secrets were
  * redacted where they could enter: expansion and captured output. */
-int rec_append_ticket(struct engine *e, const char *type, const char *incident,
-		      const struct buf *m, uint64_t *ticket)
+int rec_append_ticket(struct engine *e, const char *type, const char *incident, const struct buf *m,
+		      uint64_t *ticket)
 {
 	return store_append(e->store, type, incident, m->data ? m->data : "", m->len, ticket);
 }
@@ -73,7 +73,7 @@ int rec_append_ticket(struct engine *e, const char *type, const char *incident,
  * number a decision was taken on, against its threshold (null when the
  * alert did not carry a number). */
 static int rec_value_member(struct buf *m, const struct rule *r, const struct label_set *labels,
-			const struct label_set *annotations)
+			    const struct label_set *annotations)
 {
 	const struct rule_value *rv = &r->value;
 	const struct label *l = label_set_get(rv->from_annotations ? annotations : labels, rv->key);
@@ -100,8 +100,9 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 {
 	struct buf m = BUF_INIT;
 	const char *fp = a ? a->fingerprint : "";
-	int bad = rec_member_str(&m, "rule", r ? r->name : "") | rec_member_str(&m, "fingerprint", fp) |
-		  rec_member_str(&m, "outcome", outcome_name(o)) | rec_member_str(&m, "reason", reason);
+	int bad =
+	    rec_member_str(&m, "rule", r ? r->name : "") | rec_member_str(&m, "fingerprint", fp) |
+	    rec_member_str(&m, "outcome", outcome_name(o)) | rec_member_str(&m, "reason", reason);
 	/* startsAt (with the fingerprint, the episode key) before any nested
 	 * object: replay's fast path reads the first ,"startsAt": it finds. */
 	if (a)
@@ -114,7 +115,8 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 	if (inc && inc->coalesced_into[0])
 		bad |= rec_member_str(&m, "coalesced_into", inc->coalesced_into);
 	if (inc)
-		bad |= buf_adds(&m, ",\"group\":") | rec_labels_json(&m, inc->group.items, inc->group.n);
+		bad |= buf_adds(&m, ",\"group\":") |
+		       rec_labels_json(&m, inc->group.items, inc->group.n);
 	/* What it decided on: the alert at hand, or (a timer, an approval) the
 	 * alert that opened the episode. */
 	struct label_set ls = {0}, as = {0};
@@ -149,7 +151,7 @@ void rec_resolved(struct engine *e, const struct incident *inc)
 }
 
 void rec_action_finished(struct engine *e, const struct incident *inc, size_t index,
-				    const struct action_record *rec, const char *final_state)
+			 const struct action_record *rec, const char *final_state)
 {
 	struct buf m = BUF_INIT;
 	bool exec = rec->type == ACTION_EXEC;
@@ -170,32 +172,32 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 	buf_release(&m);
 }
 
-void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
-			 const char *reason, const char *note)
+void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, const char *reason,
+		const char *note)
 {
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (!e->notify || !r)
 		return;
 	struct notify_event ev = {
-		.kind = kind,
-		.channels = (const char *const *)r->notify,
-		.n_channels = r->n_notify,
-		.incident = inc->id,
-		.episode = inc->episode,
-		.rule = inc->rule_name,
-		.state = incident_state_names[inc->state],
-		.reason = reason,
-		.alert_started = inc->episode_start,
-		.generator_url = inc->generator_url,
-		.external_url = inc->external_url,
-		.target = inc->target,
-		.group = inc->group.items,
-		.n_group = inc->group.n,
-		.labels = inc->trigger_labels.items,
-		.n_labels = inc->trigger_labels.n,
-		.acknowledged_by = inc->acknowledged_by,
-		.awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
-		.note = note,
+	    .kind = kind,
+	    .channels = (const char *const *)r->notify,
+	    .n_channels = r->n_notify,
+	    .incident = inc->id,
+	    .episode = inc->episode,
+	    .rule = inc->rule_name,
+	    .state = incident_state_names[inc->state],
+	    .reason = reason,
+	    .alert_started = inc->episode_start,
+	    .generator_url = inc->generator_url,
+	    .external_url = inc->external_url,
+	    .target = inc->target,
+	    .group = inc->group.items,
+	    .n_group = inc->group.n,
+	    .labels = inc->trigger_labels.items,
+	    .n_labels = inc->trigger_labels.n,
+	    .acknowledged_by = inc->acknowledged_by,
+	    .awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
+	    .note = note,
 	};
 	if (ev.n_channels == 0)
 		return;
@@ -206,7 +208,7 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 	char value[64] = "", threshold[64] = "";
 	if (r->has_value) {
 		const struct owned_labels *src =
-			r->value.from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
+		    r->value.from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
 		const char *v = owned_labels_get(src, r->value.key);
 		if (v) {
 			snprintf(value, sizeof(value), "%s", v);
@@ -225,11 +227,11 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind,
 		if (!a->begun && !a->done)
 			continue;
 		acts[n++] = (struct notify_action){
-			.type = a->type == ACTION_EXEC ? "exec" : "http",
-			.result = a->done ? a->result : "running",
-			.exit_code = a->exit_code,
-			.status_code = a->status_code,
-			.output = a->output,
+		    .type = a->type == ACTION_EXEC ? "exec" : "http",
+		    .result = a->done ? a->result : "running",
+		    .exit_code = a->exit_code,
+		    .status_code = a->status_code,
+		    .output = a->output,
 		};
 	}
 	ev.actions = acts;
@@ -360,7 +362,7 @@ void rec_notes_release(struct alert_notes *n)
 
 /* Journal alert i of wh unless it is an exact repeat. 1 new, 0 repeat. */
 int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
-		      const struct alert_notes *n)
+		   const struct alert_notes *n)
 {
 	const struct alert *a = &wh->alerts[i];
 	int fresh = seen_map_put(&e->seen, incident_fp_key(a->fingerprint), n->digest[i]);
@@ -383,7 +385,8 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 		bad |= rec_member_str(&m, "status", alert_status_name(a->status)) |
 		       rec_member_str(&m, "fingerprint", a->fingerprint) |
 		       rec_member_ts(&m, "startsAt", a->starts_at) |
-		       rec_member_ts(&m, "endsAt", a->ends_at) | buf_adds(&m, ",\"truncated\":true");
+		       rec_member_ts(&m, "endsAt", a->ends_at) |
+		       buf_adds(&m, ",\"truncated\":true");
 	}
 	bad |= rec_member_str(&m, "digest", hex);
 	if (bad || rec_append(e, "notification", "", &m) < 0)
@@ -392,8 +395,8 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 	return 1;
 }
 
-void rec_use(struct engine *e, const char *type, const struct incident *inc,
-			const char *by, const char *via)
+void rec_use(struct engine *e, const char *type, const struct incident *inc, const char *by,
+	     const char *via)
 {
 	struct buf m = BUF_INIT;
 	if ((rec_member_str(&m, "by", by) | rec_member_str(&m, "via", via)) ||

@@ -16,7 +16,6 @@
 
 #include <event2/buffer.h>
 
-
 int httphead_refuse(struct head_check *hc, int status, const char *code, const char *fmt, ...)
 {
 	va_list ap;
@@ -63,10 +62,11 @@ static int head_header(const char *p, size_t n, size_t max_body, struct head_che
 	while (k < n && is_tchar((unsigned char)p[k]))
 		k++;
 	if (k == 0 || k == n || p[k] != ':')
-		return httphead_refuse(hc, 400, "bad_request", "%s",
-				   n && (p[0] == ' ' || p[0] == '\t')
-					   ? "malformed header: folded header lines are not accepted"
-					   : "malformed header line (expected 'Name: value')");
+		return httphead_refuse(
+		    hc, 400, "bad_request", "%s",
+		    n && (p[0] == ' ' || p[0] == '\t')
+			? "malformed header: folded header lines are not accepted"
+			: "malformed header line (expected 'Name: value')");
 	snprintf(shown, sizeof(shown), "%.*s", (int)(k < 60 ? k : 60), p);
 	const char *v = p + k + 1, *end = p + n;
 	while (v < end && (*v == ' ' || *v == '\t'))
@@ -78,39 +78,42 @@ static int head_header(const char *p, size_t n, size_t max_body, struct head_che
 		if (*c == '\0' && httphead_name_is(p, k, "Authorization")) {
 			hc->hdr = "WWW-Authenticate";
 			hc->hdr_value = "Bearer realm=\"rollbackd\"";
-			return httphead_refuse(hc, 401, "unauthorized", "%s",
-					   "invalid credentials: the Authorization header holds a "
-					   "NUL byte");
+			return httphead_refuse(
+			    hc, 401, "unauthorized", "%s",
+			    "invalid credentials: the Authorization header holds a "
+			    "NUL byte");
 		}
 		if (*c == '\0' || *c == '\r')
 			return httphead_refuse(hc, 400, "bad_request",
-					   "header '%s' holds a NUL or CR byte", shown);
+					       "header '%s' holds a NUL or CR byte", shown);
 	}
 	if (httphead_name_is(p, k, "Content-Length")) {
 		int64_t len = 0;
 		if (vn == 0 || vn > 18)
-			return httphead_refuse(hc, 400, "bad_request", "%s", "invalid Content-Length");
+			return httphead_refuse(hc, 400, "bad_request", "%s",
+					       "invalid Content-Length");
 		for (size_t i = 0; i < vn; i++) {
 			if (v[i] < '0' || v[i] > '9')
 				return httphead_refuse(hc, 400, "bad_request", "%s",
-						   "invalid Content-Length");
+						       "invalid Content-Length");
 			len = len * 10 + (v[i] - '0');
 		}
 		if (hc->content_length >= 0 && hc->content_length != len)
 			return httphead_refuse(hc, 400, "bad_request", "%s",
-					   "conflicting Content-Length headers");
+					       "conflicting Content-Length headers");
 		hc->content_length = len;
 		(void)max_body;
 	} else if (httphead_name_is(p, k, "Transfer-Encoding")) {
 		if (hc->chunked || !value_is(v, vn, "chunked"))
-			return httphead_refuse(hc, 400, "bad_request", "%s",
-					   "unsupported Transfer-Encoding (only one 'chunked' is "
-					   "accepted)");
+			return httphead_refuse(
+			    hc, 400, "bad_request", "%s",
+			    "unsupported Transfer-Encoding (only one 'chunked' is "
+			    "accepted)");
 		hc->chunked = true;
 	} else if (httphead_name_is(p, k, "Expect")) {
 		if (!value_is(v, vn, "100-continue"))
 			return httphead_refuse(hc, 417, "expectation_failed", "%s",
-					   "Expect: only 100-continue is supported");
+					       "Expect: only 100-continue is supported");
 		hc->expect_continue = true;
 	}
 	return 0;
@@ -122,7 +125,7 @@ static int head_header(const char *p, size_t n, size_t max_body, struct head_che
  * when complete).
  */
 int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
-		      struct head_check *hc)
+		   struct head_check *hc)
 {
 	char shown[32];
 	memset(hc, 0, sizeof(*hc));
@@ -145,7 +148,8 @@ int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
 	snprintf(shown, sizeof(shown), "%zu", max_header);
 	if ((!end && n - i > max_header) || (end && end - i > max_header))
 		return httphead_refuse(hc, 431, "headers_too_large",
-				   "request headers over limits.max_header_bytes (%s bytes)", shown);
+				       "request headers over limits.max_header_bytes (%s bytes)",
+				       shown);
 	if (!end)
 		return 0;
 	hc->len = end - i;
@@ -169,18 +173,20 @@ int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
 			for (const char *c = sp1 + 1; ok && c < sp2; c++)
 				ok = (unsigned char)*c > ' ' && *c != 0x7f;
 			if (!ok)
-				return httphead_refuse(hc, 400, "bad_request", "%s",
-						   "malformed request line (expected 'METHOD /path "
-						   "HTTP/1.1')");
+				return httphead_refuse(
+				    hc, 400, "bad_request", "%s",
+				    "malformed request line (expected 'METHOD /path "
+				    "HTTP/1.1')");
 			size_t mn = (size_t)(sp1 - line);
 			hc->is_head = mn == 4 && memcmp(line, "HEAD", 4) == 0;
 			if (!(mn == 3 && memcmp(line, "GET", 3) == 0) && !hc->is_head &&
 			    !(mn == 4 && memcmp(line, "POST", 4) == 0)) {
 				hc->hdr = "Allow";
 				hc->hdr_value = "GET, HEAD, POST";
-				return httphead_refuse(hc, 405, "method_not_allowed", "%s",
-						   "method not allowed; rollbackd accepts GET, HEAD "
-						   "and POST");
+				return httphead_refuse(
+				    hc, 405, "method_not_allowed", "%s",
+				    "method not allowed; rollbackd accepts GET, HEAD "
+				    "and POST");
 			}
 			hc->is_probe = is_probe_target(sp1 + 1, (size_t)(sp2 - sp1 - 1));
 			first = false;
@@ -191,16 +197,15 @@ int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
 	}
 	if (hc->chunked && hc->content_length >= 0)
 		return httphead_refuse(hc, 400, "bad_request", "%s",
-				   "both Content-Length and Transfer-Encoding");
+				       "both Content-Length and Transfer-Encoding");
 	if (hc->content_length > 0 && (uint64_t)hc->content_length > max_body) {
 		snprintf(shown, sizeof(shown), "%zu", max_body);
-		return httphead_refuse(hc, 413, "body_too_large",
-				   "request too large: body over limits.max_body_bytes (%s bytes)",
-				   shown);
+		return httphead_refuse(
+		    hc, 413, "body_too_large",
+		    "request too large: body over limits.max_body_bytes (%s bytes)", shown);
 	}
 	return 1;
 }
-
 
 /*
  * Decode the chunked body in p[0..n). DONE sets *used (bytes of the body
@@ -209,7 +214,7 @@ int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
  * body over limit, before its data arrived.
  */
 enum httphead_chunked_result httphead_chunked(const unsigned char *p, size_t n, size_t limit,
-					struct evbuffer *out, size_t *used, size_t *size)
+					      struct evbuffer *out, size_t *used, size_t *size)
 {
 	size_t i = 0, total = 0;
 	for (;;) {
@@ -219,7 +224,8 @@ enum httphead_chunked_result httphead_chunked(const unsigned char *p, size_t n, 
 		uint64_t sz = 0;
 		size_t d = i;
 		while (d < (size_t)(lf - p) && d - i < 15 &&
-		       ((p[d] >= '0' && p[d] <= '9') || ((p[d] | 0x20) >= 'a' && (p[d] | 0x20) <= 'f'))) {
+		       ((p[d] >= '0' && p[d] <= '9') ||
+			((p[d] | 0x20) >= 'a' && (p[d] | 0x20) <= 'f'))) {
 			unsigned char c = p[d] | 0x20;
 			sz = sz * 16 + (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
 			d++;
@@ -262,4 +268,3 @@ enum httphead_chunked_result httphead_chunked(const unsigned char *p, size_t n, 
 	*size = total;
 	return CHUNKED_DONE;
 }
-

@@ -18,8 +18,9 @@
 #include "rollbackd/metrics.h"
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
-	"acting", "pending", "repeat", "held", "dry_run", "notify_only",
-	"awaiting_approval", "resolved", "no_match", "coalesced", "no_recent_change", "invalid",
+    "acting",		"pending",	     "repeat",	 "held",     "dry_run",
+    "notify_only",	"awaiting_approval", "resolved", "no_match", "coalesced",
+    "no_recent_change", "invalid",
 };
 
 const char *outcome_name(enum outcome o)
@@ -28,9 +29,9 @@ const char *outcome_name(enum outcome o)
 }
 
 const char *const incident_state_names[INC_STATE_COUNT] = {
-	"pending", "acting", "rolled_back", "action_failed", "dry_run", "held",
-	"awaiting_approval", "resolved", "unknown", "effective", "ineffective", "coalesced",
-	"inconclusive",
+    "pending",		 "acting",   "rolled_back", "action_failed", "dry_run",	    "held",
+    "awaiting_approval", "resolved", "unknown",	    "effective",     "ineffective", "coalesced",
+    "inconclusive",
 };
 
 int incident_state_parse(const char *s)
@@ -133,8 +134,7 @@ int incident_key_episode(const struct incident *inc, uint64_t key)
 	return 0;
 }
 
-int incident_late_episode(const struct incident *inc, const char *fp,
-			  struct timestamp starts_at)
+int incident_late_episode(const struct incident *inc, const char *fp, struct timestamp starts_at)
 {
 	int ep = incident_key_episode(inc, incident_episode_key(fp, starts_at));
 	if (ep > 0)
@@ -147,8 +147,7 @@ int incident_late_episode(const struct incident *inc, const char *fp,
 	return 0;
 }
 
-int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at,
-		     int episode)
+int incident_add_key(struct incident *inc, const char *fp, struct timestamp starts_at, int episode)
 {
 	uint64_t key = incident_episode_key(fp, starts_at), fk = incident_fp_key(fp);
 	if (ts_ms(starts_at) > inc->max_starts_ms)
@@ -189,7 +188,7 @@ const struct rule *engine_find_rule(const struct engine *e, const char *name)
 /* Incident id: "inc-" + hex of BLAKE2b-64 over the rule name and the group
  * labels, so the same group always maps to the same incident. */
 void incident_id_for(const struct rule *r, const struct label *group, size_t n,
-			char out[INCIDENT_ID_LEN + 1])
+		     char out[INCIDENT_ID_LEN + 1])
 {
 	unsigned char h[8];
 	crypto_generichash_state st;
@@ -210,9 +209,9 @@ void incident_id_for(const struct rule *r, const struct label *group, size_t n,
 struct incident *incident_find(struct engine *e, const char *id)
 {
 	struct incident *inc;
-	HMAP_FOR_EACH_WITH_HASH (inc, by_id, hmap_hash_str(id), &e->by_id)
-		if (strcmp(inc->id, id) == 0)
-			return inc;
+	HMAP_FOR_EACH_WITH_HASH(inc, by_id, hmap_hash_str(id), &e->by_id)
+	if (strcmp(inc->id, id) == 0)
+		return inc;
 	return NULL;
 }
 
@@ -262,8 +261,7 @@ static void tomb_del(struct tomb_map *m, uint64_t id)
 }
 
 /* Keep at most max (the first call's max sizes the ring). */
-static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms,
-		    size_t max)
+static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms, size_t max)
 {
 	if (!m->ring) {
 		m->ring_cap = max ? max : 1;
@@ -350,11 +348,10 @@ static void evict(struct engine *e, struct incident *inc)
 	list_remove(&inc->link);
 	e->n_incidents--;
 	e->n_evicted++;
-	int64_t starts = inc->max_starts_ms > inc->tomb_starts_ms ? inc->max_starts_ms
-								  : inc->tomb_starts_ms;
-	if (inc->episode > 0 &&
-	    tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts,
-		     e->cfg->limits.max_incidents) < 0)
+	int64_t starts =
+	    inc->max_starts_ms > inc->tomb_starts_ms ? inc->max_starts_ms : inc->tomb_starts_ms;
+	if (inc->episode > 0 && tomb_put(&e->tombs, tomb_id(inc->id), inc->episode, starts,
+					 e->cfg->limits.max_incidents) < 0)
 		log_warn("out of memory keeping an evicted incident's episode", "incident", inc->id,
 			 NULL);
 	store_forget_episode(e->store, inc->id);
@@ -465,7 +462,8 @@ void incident_free_all(struct engine *e)
 {
 	struct incident *inc;
 	struct list_node *tmp;
-	LIST_FOR_EACH_SAFE (inc, tmp, link, &e->incidents) {
+	LIST_FOR_EACH_SAFE(inc, tmp, link, &e->incidents)
+	{
 		list_remove(&inc->link);
 		hmap_remove(&e->by_id, &inc->by_id);
 		incident_free(inc);
@@ -477,7 +475,7 @@ void incident_free_all(struct engine *e)
 /* The group labels of alert a for rule r: group_by names (a missing label
  * counts as ""), or every label when group_by is empty. */
 int incident_group_labels(const struct rule *r, const struct alert *a, struct label **out,
-			size_t *n)
+			  size_t *n)
 {
 	if (r->n_group_by == 0) {
 		*out = a->labels.items;
@@ -557,8 +555,8 @@ uint64_t incident_fp_key(const char *fp)
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
 {
 	struct seen_entry *x;
-	HMAP_FOR_EACH_WITH_HASH (x, node, key, &m->entries)
-		break; /* the key is the fingerprint's hash: one entry per key */
+	HMAP_FOR_EACH_WITH_HASH(x, node, key, &m->entries)
+	break; /* the key is the fingerprint's hash: one entry per key */
 	if (x && memcmp(x->digest, digest, 16) == 0)
 		return 0;
 	if (!x) {
@@ -576,8 +574,8 @@ int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16
 void seen_map_del(struct seen_map *m, uint64_t key)
 {
 	struct seen_entry *x;
-	HMAP_FOR_EACH_WITH_HASH (x, node, key, &m->entries)
-		break; /* one entry per key (seen_map_put) */
+	HMAP_FOR_EACH_WITH_HASH(x, node, key, &m->entries)
+	break; /* one entry per key (seen_map_put) */
 	if (x) {
 		hmap_remove(&m->entries, &x->node);
 		free(x);
@@ -593,7 +591,7 @@ const char *owned_labels_get(const struct owned_labels *l, const char *name)
 }
 
 struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
-				     const struct label *group, size_t n, struct timestamp now)
+			      const struct label *group, size_t n, struct timestamp now)
 {
 	struct incident *inc = calloc(1, sizeof(*inc));
 	if (!inc)
@@ -633,7 +631,8 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 	if (inc->trigger_over)
 		return inc->generator_url && inc->external_url ? 0 : -1;
 	if (owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
-	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) < 0)
+	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) <
+		0)
 		return -1;
 	return 0;
 }

@@ -17,8 +17,7 @@ bool policy_dry_run(int rule_dry_run, bool global_dry_run)
 bool policy_in_cooldown(int64_t cooldown_ms, bool has_acted, struct timestamp last_acted,
 			struct timestamp now)
 {
-	return cooldown_ms > 0 && has_acted &&
-	       policy_ms(now) - policy_ms(last_acted) < cooldown_ms;
+	return cooldown_ms > 0 && has_acted && policy_ms(now) - policy_ms(last_acted) < cooldown_ms;
 }
 
 enum outcome policy_decide(const struct policy_input *in, struct timestamp now,
@@ -64,8 +63,8 @@ enum outcome policy_decide(const struct policy_input *in, struct timestamp now,
 	return OUTCOME_ACTING;
 }
 
-bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
-			    struct timestamp now, struct timestamp *at)
+bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at, struct timestamp now,
+			    struct timestamp *at)
 {
 	if (firing_for_ms <= 0 || policy_ms(now) - policy_ms(starts_at) >= firing_for_ms)
 		return false;
@@ -87,8 +86,8 @@ static const struct label *label_with_nul(const struct label_set *ls)
 	return NULL;
 }
 
-bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now,
-			  char *reason, size_t rsz)
+bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now, char *reason,
+			  size_t rsz)
 {
 	char at[TIMESTAMP_STRLEN];
 	const struct label *l = label_with_nul(&a->labels);

@@ -33,14 +33,14 @@ enum policy_state {
 
 struct policy_input {
 	enum rule_mode mode;
-	bool paused;             /* API pause or PAUSED file: gathered by the caller */
-	bool dry_run;            /* the rule's, or the global one (policy_dry_run) */
-	int64_t cooldown_ms;     /* 0: none */
-	bool has_acted;          /* the incident acted before ... */
+	bool paused;		     /* API pause or PAUSED file: gathered by the caller */
+	bool dry_run;		     /* the rule's, or the global one (policy_dry_run) */
+	int64_t cooldown_ms;	     /* 0: none */
+	bool has_acted;		     /* the incident acted before ... */
 	struct timestamp last_acted; /* ... at this time */
-	size_t acted_in_window;  /* rollbacks in the last hour (store_count_rollbacks) */
-	int max_per_hour;        /* limits.max_rollbacks_per_hour */
-	size_t n_actions;        /* the rule's actions (for the reason) */
+	size_t acted_in_window;	     /* rollbacks in the last hour (store_count_rollbacks) */
+	int max_per_hour;	     /* limits.max_rollbacks_per_hour */
+	size_t n_actions;	     /* the rule's actions (for the reason) */
 };
 
 /* Decide one episode at now. Writes the state the incident takes into
@@ -60,8 +60,8 @@ bool policy_in_cooldown(int64_t cooldown_ms, bool has_acted, struct timestamp la
 
 /* firing_for: when an alert that started at starts_at may be decided.
  * Returns true (and *at) when it has not fired long enough at now. */
-bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
-			    struct timestamp now, struct timestamp *at);
+bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at, struct timestamp now,
+			    struct timestamp *at);
 
 /* How far ahead of now an alert's startsAt may be (clock skew between
  * Prometheus and us); further is an unusable alert. */
@@ -72,8 +72,8 @@ bool policy_firing_for_wait(int64_t firing_for_ms, struct timestamp starts_at,
  * of Go's zero time or more than POLICY_MAX_FUTURE_MS after now. Returns
  * true with the reason, naming the alert (index and fingerprint) and the
  * field; decided `invalid`, while the notification's other alerts go on. */
-bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now,
-			  char *reason, size_t rsz);
+bool policy_alert_invalid(const struct alert *a, size_t index, struct timestamp now, char *reason,
+			  size_t rsz);
 
 static inline int64_t policy_ms(struct timestamp t)
 {

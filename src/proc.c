@@ -101,7 +101,7 @@ struct proc {
 	int status;
 	bool timed_out;
 	enum proc_phase phase;
-	int64_t start_ms; /* timestamp_mono_ms() at spawn */
+	int64_t start_ms;    /* timestamp_mono_ms() at spawn */
 	int64_t deadline_ms; /* start_ms + timeout */
 	int64_t drain_ms;
 	int64_t reap_until_ms;

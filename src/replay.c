@@ -45,7 +45,8 @@ static const char *rget(struct rline *rl, const char *name, char *dst, size_t ds
 static int64_t rgetint(struct rline *rl, const char *name, int64_t dflt)
 {
 	size_t t = json_obj_get(&rl->doc, 0, name);
-	if (!t || rl->doc.toks[t].kind != JSON_KIND_NUMBER || !(rl->doc.toks[t].flags & JSON_TOK_INT))
+	if (!t || rl->doc.toks[t].kind != JSON_KIND_NUMBER ||
+	    !(rl->doc.toks[t].flags & JSON_TOK_INT))
 		return dflt;
 	return json_int_value(&rl->doc, &rl->doc.toks[t]);
 }
@@ -108,7 +109,8 @@ static int replay_decision(struct rline *rl, const char *id)
 	struct engine *e = rl->e;
 	char rule[512], fp[256], outcome[32], state[32], trigger[32];
 	if (!id[0] || !rget(rl, "rule", rule, sizeof(rule)) ||
-	    !rget(rl, "outcome", outcome, sizeof(outcome)) || !rget(rl, "state", state, sizeof(state)))
+	    !rget(rl, "outcome", outcome, sizeof(outcome)) ||
+	    !rget(rl, "state", state, sizeof(state)))
 		return 0; /* no incident: nothing to rebuild */
 	if (!rget(rl, "fingerprint", fp, sizeof(fp)))
 		fp[0] = '\0';
@@ -177,7 +179,8 @@ static int replay_decision(struct rline *rl, const char *id)
 			blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
-		inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
+		inc->actions =
+		    r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
 		inc->n_actions = inc->actions ? r->n_actions : 0;
 	}
 	(void)rget(rl, "trigger", trigger, sizeof(trigger));
@@ -204,7 +207,8 @@ static int replay_line(struct rline *rl)
 	if (strcmp(type, "notification") == 0) {
 		char fp[256], hex[40];
 		unsigned char d[16];
-		if (rget(rl, "fingerprint", fp, sizeof(fp)) && rget(rl, "digest", hex, sizeof(hex)) &&
+		if (rget(rl, "fingerprint", fp, sizeof(fp)) &&
+		    rget(rl, "digest", hex, sizeof(hex)) &&
 		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) == 0)
 			return seen_map_put(&e->seen, incident_fp_key(fp), d) < 0 ? -1 : 0;
 		return 0;
@@ -222,15 +226,15 @@ static int replay_line(struct rline *rl)
 			a->started = rl->ts;
 			a->type = rget(rl, "action", action, sizeof(action)) &&
 					  strcmp(action, "http") == 0
-				  ? ACTION_HTTP
-				  : ACTION_EXEC;
+				      ? ACTION_HTTP
+				      : ACTION_EXEC;
 		}
 	} else if (strcmp(type, "action_finished") == 0) {
 		struct action_record *a = replay_action(rl, inc);
 		char result[16], state[32];
 		if (a) {
-			static const char *const results[] = {"ok",      "failed",      "timeout",
-							      "error",   "unknown",     "interrupted"};
+			static const char *const results[] = {"ok",    "failed",  "timeout",
+							      "error", "unknown", "interrupted"};
 			a->done = true;
 			a->finished = rl->ts;
 			a->result = "error";
@@ -247,7 +251,8 @@ static int replay_line(struct rline *rl)
 			inc->next_action = (size_t)(a - inc->actions) + 1;
 		}
 		int st;
-		if (rget(rl, "incident_state", state, sizeof(state)) && (st = incident_state_parse(state)) >= 0) {
+		if (rget(rl, "incident_state", state, sizeof(state)) &&
+		    (st = incident_state_parse(state)) >= 0) {
 			inc->state = (enum incident_state)st;
 			if (inc->hold == HOLD_ACTING) /* the last action: the claim cools down */
 				inc->hold = HOLD_COOLING;
@@ -282,8 +287,7 @@ static int replay_line(struct rline *rl)
  * ,"name": in the text is the top-level member. Values with escapes take
  * the full parse.
  */
-static bool fast_str(const char *text, size_t len, const char *name, const char **val,
-		     size_t *vlen)
+static bool fast_str(const char *text, size_t len, const char *name, const char **val, size_t *vlen)
 {
 	char pat[40];
 	int n = snprintf(pat, sizeof(pat), ",\"%s\":\"", name);
@@ -358,7 +362,8 @@ static int replay_fast(struct engine *e, const char *text, size_t len)
 	const char *id, *st, *ep;
 	size_t idn, stn;
 	if (!fast_str(text, len, "incident", &id, &idn) || idn != INCIDENT_ID_LEN ||
-	    !fast_str(text, len, "state", &st, &stn) || !(ep = memmem(text, len, ",\"episode\":", 11)))
+	    !fast_str(text, len, "state", &st, &stn) ||
+	    !(ep = memmem(text, len, ",\"episode\":", 11)))
 		return 0;
 	memcpy(buf, id, idn);
 	buf[idn] = '\0';
@@ -429,7 +434,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 		store_journal_attach(e->store, j);
 	e->n_open = 0;
 	struct incident *inc;
-	LIST_FOR_EACH (inc, link, &e->incidents) {
+	LIST_FOR_EACH(inc, link, &e->incidents)
+	{
 		struct store_target_claim tc;
 		if (inc->target && store_target_claim(e->store, inc->target, &tc) == 0 &&
 		    strcmp(tc.holder, inc->id) == 0)
@@ -460,7 +466,7 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			if (!a->begun || a->done)
 				continue;
 			static const char msg[] =
-				"rollbackd stopped before this action finished; it is not run again";
+			    "rollbackd stopped before this action finished; it is not run again";
 			a->done = true;
 			a->result = "unknown";
 			a->finished = now;

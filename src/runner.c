@@ -55,7 +55,7 @@ void runner_kick_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&e->lock);
 	while (e->n_queue > 0 && e->running < e->cfg->limits.max_concurrent_actions) {
 		struct incident *inc =
-			CONTAINER_OF(list_pop_front(&e->queue), struct incident, queued);
+		    CONTAINER_OF(list_pop_front(&e->queue), struct incident, queued);
 		e->n_queue--;
 		e->running++;
 		run_next_action(e, inc);
@@ -116,9 +116,9 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 			all_ok = all_ok && strcmp(inc->actions[i].result, "ok") == 0;
 		all_ok = all_ok && inc->next_action >= inc->n_actions;
 		rec_action_finished(e, inc, index, rec,
-					inc->n_firing == 0 ? "resolved"
-					: all_ok	   ? "rolled_back"
-							   : "action_failed");
+				    inc->n_firing == 0 ? "resolved"
+				    : all_ok	       ? "rolled_back"
+						       : "action_failed");
 		finish_incident(e, inc, all_ok);
 		return;
 	}
@@ -164,7 +164,8 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 static const char *runner_nul_field(const struct incident *inc, const char **set)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		const struct owned_labels *l = pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		const struct owned_labels *l =
+		    pass ? &inc->trigger_annotations : &inc->trigger_labels;
 		for (size_t i = 0; i < l->n; i++)
 			if (memchr(l->items[i].value, '\0', l->items[i].value_len)) {
 				*set = pass ? "annotation" : "label";
@@ -184,11 +185,11 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 	const char *path = getenv("PATH");
 	const char *home = getenv("HOME");
 	struct buf b = BUF_INIT;
-#define ADD_ENV(...)                                                                  \
-	do {                                                                          \
-		buf_reset(&b);                                                        \
-		if (buf_addf(&b, __VA_ARGS__) == 0 && (env[k] = strdup(b.data)) != NULL) \
-			k++;                                                          \
+#define ADD_ENV(...)                                                                               \
+	do {                                                                                       \
+		buf_reset(&b);                                                                     \
+		if (buf_addf(&b, __VA_ARGS__) == 0 && (env[k] = strdup(b.data)) != NULL)           \
+			k++;                                                                       \
 	} while (0)
 	ADD_ENV("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
 	ADD_ENV("HOME=%s", home ? home : "/");
@@ -206,13 +207,15 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 	}
 	free(chg);
 	for (int pass = 0; pass < 2; pass++) {
-		const struct owned_labels *set = pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		const struct owned_labels *set =
+		    pass ? &inc->trigger_annotations : &inc->trigger_labels;
 		for (size_t i = 0; i < set->n; i++) {
 			buf_reset(&b);
 			buf_adds(&b, pass ? "ROLLBACKD_ANNOTATION_" : "ROLLBACKD_LABEL_");
 			for (const char *c = set->items[i].name; *c; c++) {
 				char u = (*c >= 'a' && *c <= 'z') ? (char)(*c - 32) : *c;
-				buf_addc(&b, (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ? u : '_');
+				buf_addc(
+				    &b, (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ? u : '_');
 			}
 			buf_addc(&b, '=');
 			/* a value with a NUL never gets here (runner_nul_field) */
@@ -242,9 +245,8 @@ static char *runner_stdin_json(const struct incident *inc)
 	for (size_t i = 0; i < inc->trigger_annotations.n; i++)
 		json_object_set_new(ann, inc->trigger_annotations.items[i].name,
 				    json_string(inc->trigger_annotations.items[i].value));
-	json_t *obj = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", inc->id, "rule",
-				inc->rule_name, "episode", inc->episode, "labels", labels,
-				"annotations", ann);
+	json_t *obj = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", inc->id, "rule", inc->rule_name,
+				"episode", inc->episode, "labels", labels, "annotations", ann);
 	char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(obj);
 	return s;
@@ -272,8 +274,10 @@ static void run_next_action(struct engine *e, struct incident *inc)
 
 	const char *set = NULL, *nul = at->type == ACTION_EXEC ? runner_nul_field(inc, &set) : NULL;
 	if (nul)
-		error_set(&err, "the %s '%s' contains a NUL byte: it cannot be passed in the "
-				"environment; the action did not run", set, nul);
+		error_set(&err,
+			  "the %s '%s' contains a NUL byte: it cannot be passed in the "
+			  "environment; the action did not run",
+			  set, nul);
 	json_t *x = nul ? NULL : actions_expand(at, &ctx, &err);
 	if (!x) {
 		log_warn("action not run", "incident", inc->id, "error", err.msg, NULL);
@@ -292,13 +296,13 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		json_t *shown = actions_redact_json(e->cfg, x);
 		char *desc = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 		json_decref(shown);
-		int bad = !desc || rec_member_str(&m, "rule", inc->rule_name) ||
-			  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode,
-				   inc->next_action) ||
-			  rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
-			  buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
-				  strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
-			  rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
+		int bad =
+		    !desc || rec_member_str(&m, "rule", inc->rule_name) ||
+		    buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode, inc->next_action) ||
+		    rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
+		    buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
+			    strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
+		    rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
 		free(desc);
 		buf_release(&m);
 		/* Without a durable action_started nothing runs: a crash would
@@ -319,8 +323,8 @@ static void run_next_action(struct engine *e, struct incident *inc)
 			return;
 		static const char oom[] =
 		    "out of memory waiting for the action_started record; the action did not run";
-		log_error("journal: out of memory waiting for a record; not run", "incident", inc->id,
-			  NULL);
+		log_error("journal: out of memory waiting for a record; not run", "incident",
+			  inc->id, NULL);
 		json_decref(inc->ready);
 		inc->ready = NULL;
 		rec->begun = false;
@@ -355,7 +359,7 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 	struct incident *inc = arg;
 	struct engine *e = inc->engine;
 	if (store_when_durable(e->store, store_last_ticket(e->store), e->base, on_started_durable,
-			 inc) < 0) {
+			       inc) < 0) {
 		struct timeval tv = timestamp_tv(1000);
 		evtimer_add(inc->retry, &tv);
 	}
@@ -392,9 +396,13 @@ static void launch_action(struct engine *e, struct incident *inc)
 			for (size_t i = 0; i < argc; i++)
 				argv[i] = (char *)json_string_value(json_array_get(jargv, i));
 			struct proc_spec spec = {
-				.argv = argv, .envp = env, .stdin_data = in,
-				.stdin_len = in ? strlen(in) : 0, .timeout_ms = at->timeout_ms,
-				.kill_grace_ms = KILL_GRACE_MS, .max_output = MAX_OUTPUT,
+			    .argv = argv,
+			    .envp = env,
+			    .stdin_data = in,
+			    .stdin_len = in ? strlen(in) : 0,
+			    .timeout_ms = at->timeout_ms,
+			    .kill_grace_ms = KILL_GRACE_MS,
+			    .max_output = MAX_OUTPUT,
 			};
 			rc = proc_spawn(e->base, &spec, on_proc_done, inc, NULL, &err);
 		} else {
@@ -412,15 +420,16 @@ static void launch_action(struct engine *e, struct incident *inc)
 	json_t *jh = json_object_get(x, "headers");
 	size_t nh = json_object_size(jh), k = 0;
 	char **headers = calloc(nh + 2, sizeof(*headers));
-	char *body = json_object_get(x, "body")
-			     ? json_dumps(json_object_get(x, "body"), JSON_COMPACT | JSON_PRESERVE_ORDER)
-			     : NULL;
+	char *body = json_object_get(x, "body") ? json_dumps(json_object_get(x, "body"),
+							     JSON_COMPACT | JSON_PRESERVE_ORDER)
+						: NULL;
 	int rc = -1;
 	if (headers) {
 		const char *hk;
 		json_t *hv;
 		struct buf hb = BUF_INIT;
-		json_object_foreach(jh, hk, hv) {
+		json_object_foreach(jh, hk, hv)
+		{
 			buf_reset(&hb);
 			if (buf_addf(&hb, "%s: %s", hk, json_string_value(hv)) == 0)
 				headers[k++] = strdup(hb.data);
@@ -429,16 +438,23 @@ static void launch_action(struct engine *e, struct incident *inc)
 		if (body && !json_object_get(jh, "Content-Type"))
 			headers[k++] = strdup("Content-Type: application/json");
 		struct httpc_request req = {
-			.method = at->method, .url = json_string_value(json_object_get(x, "url")),
-			.headers = (const char *const *)headers, .body = body,
-			.body_len = body ? strlen(body) : 0, .timeout_ms = at->timeout_ms,
-			.retries = at->retries, .expect_status = at->expect_status,
-			.n_expect_status = at->n_expect_status, .max_response = MAX_OUTPUT,
-			.backoff_base_ms = 500, .backoff_max_ms = 30000,
+		    .method = at->method,
+		    .url = json_string_value(json_object_get(x, "url")),
+		    .headers = (const char *const *)headers,
+		    .body = body,
+		    .body_len = body ? strlen(body) : 0,
+		    .timeout_ms = at->timeout_ms,
+		    .retries = at->retries,
+		    .expect_status = at->expect_status,
+		    .n_expect_status = at->n_expect_status,
+		    .max_response = MAX_OUTPUT,
+		    .backoff_base_ms = 500,
+		    .backoff_max_ms = 30000,
 		};
 		/* The HTTP client (and libcurl) is created on first use. */
 		if (!e->http && !(e->http = httpc_new(e->base)))
-			error_set(&err, "cannot start the HTTP client (is libcurl.so.4 installed?)");
+			error_set(&err,
+				  "cannot start the HTTP client (is libcurl.so.4 installed?)");
 		else
 			rc = httpc_send(e->http, &req, on_http_done, inc, &err);
 	} else {

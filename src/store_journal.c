@@ -39,7 +39,7 @@
 #include "rollbackd/log.h"
 
 #define ROLLBACK_KEEP_MS (3600 * 1000LL) /* count_rollbacks looks back this far */
-#define TYPE_SCAN 120                    /* "type" is among a line's first members */
+#define TYPE_SCAN 120			 /* "type" is among a line's first members */
 
 struct episode_claim {
 	struct hmap_node node;
@@ -59,7 +59,7 @@ struct timer_entry {
 };
 
 struct outbox_item {
-	struct hmap_node node;  /* by id */
+	struct hmap_node node;	/* by id */
 	struct list_node order; /* oldest first */
 	char *id, *incident, *channel, *event, *notice;
 	size_t notice_len;
@@ -71,16 +71,16 @@ struct sj {
 	struct journal *journal; /* NULL: memory-only */
 	char *state_dir;
 	bool track_outbox;
-	uint64_t mem_ticket;     /* memory-only tickets */
+	uint64_t mem_ticket; /* memory-only tickets */
 	bool paused;
-	struct hmap episodes;    /* incident -> episode_claim */
-	struct hmap targets;     /* target -> target_entry */
-	struct hmap timers;      /* (incident, kind) -> timer_entry */
-	struct hmap outbox_ids;  /* id -> outbox_item */
+	struct hmap episodes;	/* incident -> episode_claim */
+	struct hmap targets;	/* target -> target_entry */
+	struct hmap timers;	/* (incident, kind) -> timer_entry */
+	struct hmap outbox_ids; /* id -> outbox_item */
 	struct list_node outbox;
-	int64_t *rollbacks;      /* start times, ascending by insertion */
+	int64_t *rollbacks; /* start times, ascending by insertion */
 	size_t n_rollbacks, cap_rollbacks;
-	struct json_tok *toks;   /* observe's token array */
+	struct json_tok *toks; /* observe's token array */
 	size_t toks_cap;
 };
 
@@ -102,8 +102,8 @@ static bool target_fits(const char *s)
 /* ---- records ------------------------------------------------------------ */
 
 /* Under s->lock. */
-static int append_locked(struct sj *s, const char *type, const char *incident,
-			 const char *members, size_t len, uint64_t *ticket)
+static int append_locked(struct sj *s, const char *type, const char *incident, const char *members,
+			 size_t len, uint64_t *ticket)
 {
 	if (!s->journal) {
 		s->mem_ticket++;
@@ -114,8 +114,8 @@ static int append_locked(struct sj *s, const char *type, const char *incident,
 	return journal_append(s->journal, type, incident, members ? members : "", len, ticket);
 }
 
-static int sj_append(struct store *st, const char *type, const char *incident,
-		     const char *members, size_t len, uint64_t *ticket)
+static int sj_append(struct store *st, const char *type, const char *incident, const char *members,
+		     size_t len, uint64_t *ticket)
 {
 	struct sj *s = sj_of(st);
 	pthread_mutex_lock(&s->lock);
@@ -206,9 +206,9 @@ static bool rec_int(const struct json_doc *d, const char *name, int64_t *v)
 static struct target_entry *target_find(struct sj *s, const char *target)
 {
 	struct target_entry *t;
-	HMAP_FOR_EACH_WITH_HASH (t, node, hmap_hash_str(target), &s->targets)
-		if (strcmp(t->target, target) == 0)
-			return t;
+	HMAP_FOR_EACH_WITH_HASH(t, node, hmap_hash_str(target), &s->targets)
+	if (strcmp(t->target, target) == 0)
+		return t;
 	return NULL;
 }
 
@@ -231,9 +231,9 @@ static struct target_entry *target_get(struct sj *s, const char *target)
 static struct outbox_item *outbox_find(struct sj *s, const char *id)
 {
 	struct outbox_item *o;
-	HMAP_FOR_EACH_WITH_HASH (o, node, hmap_hash_str(id), &s->outbox_ids)
-		if (strcmp(o->id, id) == 0)
-			return o;
+	HMAP_FOR_EACH_WITH_HASH(o, node, hmap_hash_str(id), &s->outbox_ids)
+	if (strcmp(o->id, id) == 0)
+		return o;
 	return NULL;
 }
 
@@ -291,8 +291,9 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 	}
 	if (strcmp(type, "target_claimed") == 0) {
 		if (!rec_str(d, "target", target, sizeof(target)) ||
-		    !rec_str(d, "incident", holder, sizeof(holder)) || !rec_int(d, "epoch", &epoch) ||
-		    !rec_int(d, "held_until_ms", &until) || epoch < 0)
+		    !rec_str(d, "incident", holder, sizeof(holder)) ||
+		    !rec_int(d, "epoch", &epoch) || !rec_int(d, "held_until_ms", &until) ||
+		    epoch < 0)
 			return 0;
 		struct target_entry *t = target_get(s, target);
 		if (!t)
@@ -321,9 +322,12 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 		if (!rec_str(d, "incident", incident, sizeof(incident)))
 			incident[0] = '\0';
 		struct store_outbox_entry e = {
-			.id = id, .incident = incident, .channel = channel, .event = event,
-			.notice = d->text + d->toks[t].start,
-			.notice_len = d->toks[t].end - d->toks[t].start,
+		    .id = id,
+		    .incident = incident,
+		    .channel = channel,
+		    .event = event,
+		    .notice = d->text + d->toks[t].start,
+		    .notice_len = d->toks[t].end - d->toks[t].start,
 		};
 		return outbox_track(s, &e) < 0 ? -1 : 0;
 	}
@@ -408,9 +412,9 @@ static void sj_forget_episode(struct store *st, const char *incident)
 	uint64_t h = hmap_hash_str(incident);
 	pthread_mutex_lock(&s->lock);
 	struct episode_claim *c;
-	HMAP_FOR_EACH_WITH_HASH (c, node, h, &s->episodes)
-		if (strcmp(c->incident, incident) == 0)
-			break;
+	HMAP_FOR_EACH_WITH_HASH(c, node, h, &s->episodes)
+	if (strcmp(c->incident, incident) == 0)
+		break;
 	if (c) {
 		hmap_remove(&s->episodes, &c->node);
 		free(c);
@@ -427,9 +431,9 @@ static int sj_claim_episode(struct store *st, const char *incident, int episode)
 	int rc = 0;
 	pthread_mutex_lock(&s->lock);
 	struct episode_claim *c;
-	HMAP_FOR_EACH_WITH_HASH (c, node, h, &s->episodes)
-		if (strcmp(c->incident, incident) == 0)
-			break;
+	HMAP_FOR_EACH_WITH_HASH(c, node, h, &s->episodes)
+	if (strcmp(c->incident, incident) == 0)
+		break;
 	if (c) {
 		if (episode <= c->episode)
 			rc = 1;
@@ -501,8 +505,8 @@ static int sj_release_target(struct store *st, const char *target, uint64_t epoc
 			  buf_add_json_str(&m, target, strlen(target)) |
 			  buf_addf(&m, ",\"epoch\":%llu", (unsigned long long)epoch);
 		rc = -1;
-		if (!bad &&
-		    append_locked(s, "target_released", t->claim.holder, m.data, m.len, NULL) == 0) {
+		if (!bad && append_locked(s, "target_released", t->claim.holder, m.data, m.len,
+					  NULL) == 0) {
 			t->claim.holder[0] = '\0';
 			rc = 0;
 		}
@@ -518,8 +522,8 @@ static size_t sj_targets_held(struct store *st, int64_t now_ms)
 	struct target_entry *t;
 	size_t n = 0;
 	pthread_mutex_lock(&s->lock);
-	HMAP_FOR_EACH (t, node, &s->targets)
-		n += t->claim.holder[0] && t->claim.held_until_ms > now_ms;
+	HMAP_FOR_EACH(t, node, &s->targets)
+	n += t->claim.holder[0] && t->claim.held_until_ms > now_ms;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -615,9 +619,9 @@ static struct timer_entry *timer_find(struct sj *s, const char *incident,
 				      enum store_timer_kind kind)
 {
 	struct timer_entry *t;
-	HMAP_FOR_EACH_WITH_HASH (t, node, timer_hash(incident, kind), &s->timers)
-		if (t->t.kind == kind && strcmp(t->t.incident, incident) == 0)
-			return t;
+	HMAP_FOR_EACH_WITH_HASH(t, node, timer_hash(incident, kind), &s->timers)
+	if (t->t.kind == kind && strcmp(t->t.incident, incident) == 0)
+		return t;
 	return NULL;
 }
 
@@ -658,14 +662,14 @@ static void sj_cancel_timer(struct store *st, const char *incident, enum store_t
 	pthread_mutex_unlock(&s->lock);
 }
 
-static size_t sj_timers_due(struct store *st, int64_t now_ms, struct store_timer *out,
-			    size_t max)
+static size_t sj_timers_due(struct store *st, int64_t now_ms, struct store_timer *out, size_t max)
 {
 	struct sj *s = sj_of(st);
 	size_t n = 0;
 	pthread_mutex_lock(&s->lock);
 	struct timer_entry *t;
-	HMAP_FOR_EACH (t, node, &s->timers) {
+	HMAP_FOR_EACH(t, node, &s->timers)
+	{
 		if (t->t.due_ms > now_ms)
 			continue;
 		/* keep out[] sorted by due_ms, the earliest max of them */
@@ -708,9 +712,9 @@ static int sj_outbox_put(struct store *st, const struct store_outbox_entry *e)
 	int rc = -1;
 	struct buf m = BUF_INIT;
 	int bad = buf_addf(&m, ",\"id\":\"%s\",\"channel\":", e->id) |
-		  buf_add_json_str(&m, e->channel, strlen(e->channel)) | buf_adds(&m, ",\"event\":") |
-		  buf_add_json_str(&m, e->event, strlen(e->event)) | buf_adds(&m, ",\"notice\":") |
-		  buf_add(&m, e->notice, e->notice_len);
+		  buf_add_json_str(&m, e->channel, strlen(e->channel)) |
+		  buf_adds(&m, ",\"event\":") | buf_add_json_str(&m, e->event, strlen(e->event)) |
+		  buf_adds(&m, ",\"notice\":") | buf_add(&m, e->notice, e->notice_len);
 	pthread_mutex_lock(&s->lock);
 	if (!bad && !outbox_find(s, e->id) && outbox_track(s, e) == 0) {
 		if (append_locked(s, "notify_intent", e->incident ? e->incident : "", m.data, m.len,
@@ -736,8 +740,8 @@ static int sj_outbox_done(struct store *st, const char *id, bool delivered, cons
 	if (o) {
 		struct buf m = BUF_INIT;
 		rc = -1;
-		if (!(buf_addf(&m, ",\"id\":\"%s\"", id) | buf_add(&m, members ? members : "",
-								     members ? members_len : 0)) &&
+		if (!(buf_addf(&m, ",\"id\":\"%s\"", id) |
+		      buf_add(&m, members ? members : "", members ? members_len : 0)) &&
 		    append_locked(s, delivered ? "notify_sent" : "notify_failed", o->incident,
 				  m.data, m.len, NULL) == 0) {
 			outbox_drop(s, o);
@@ -755,9 +759,10 @@ static int sj_outbox_pending(struct store *st, store_outbox_fn fn, void *arg)
 	int rc = 0;
 	pthread_mutex_lock(&s->lock);
 	struct outbox_item *o;
-	LIST_FOR_EACH (o, order, &s->outbox) {
-		struct store_outbox_entry e = {o->id, o->incident, o->channel, o->event, o->notice,
-					       o->notice_len};
+	LIST_FOR_EACH(o, order, &s->outbox)
+	{
+		struct store_outbox_entry e = {o->id,	 o->incident, o->channel,
+					       o->event, o->notice,   o->notice_len};
 		if (fn(&e, arg) < 0) {
 			rc = -1;
 			break;
@@ -770,15 +775,15 @@ static int sj_outbox_pending(struct store *st, store_outbox_fn fn, void *arg)
 /* ---- lifetime -------------------------------------------------------------- */
 
 /* Free every element of a map whose node is the first member at offset. */
-#define FREE_ALL(map, type)                                                                 \
-	do {                                                                                \
-		struct hmap_node *n_, *next_;                                               \
-		for (n_ = hmap_first(map); n_; n_ = next_) {                                \
-			next_ = hmap_next(map, n_);                                         \
-			hmap_remove(map, n_);                                               \
-			free(CONTAINER_OF(n_, type, node));                                 \
-		}                                                                           \
-		hmap_release(map);                                                          \
+#define FREE_ALL(map, type)                                                                        \
+	do {                                                                                       \
+		struct hmap_node *n_, *next_;                                                      \
+		for (n_ = hmap_first(map); n_; n_ = next_) {                                       \
+			next_ = hmap_next(map, n_);                                                \
+			hmap_remove(map, n_);                                                      \
+			free(CONTAINER_OF(n_, type, node));                                        \
+		}                                                                                  \
+		hmap_release(map);                                                                 \
 	} while (0)
 
 static void sj_free(struct store *st)
@@ -789,8 +794,8 @@ static void sj_free(struct store *st)
 	FREE_ALL(&s->timers, struct timer_entry);
 	struct outbox_item *o;
 	struct list_node *tmp;
-	LIST_FOR_EACH_SAFE (o, tmp, order, &s->outbox)
-		outbox_drop(s, o);
+	LIST_FOR_EACH_SAFE(o, tmp, order, &s->outbox)
+	outbox_drop(s, o);
 	hmap_release(&s->outbox_ids);
 	free(s->rollbacks);
 	free(s->toks);
@@ -800,29 +805,29 @@ static void sj_free(struct store *st)
 }
 
 static const struct store_ops journal_ops = {
-	.name = "journal",
-	.append = sj_append,
-	.when_durable = sj_when_durable,
-	.last_ticket = sj_last_ticket,
-	.replay = sj_replay,
-	.observe = sj_observe,
-	.claim_episode = sj_claim_episode,
-	.forget_episode = sj_forget_episode,
-	.claim_target = sj_claim_target,
-	.release_target = sj_release_target,
-	.targets_held = sj_targets_held,
-	.target_claim = sj_target_claim,
-	.note_rollback = sj_note_rollback,
-	.count_rollbacks = sj_count_rollbacks,
-	.set_paused = sj_set_paused,
-	.paused = sj_paused,
-	.set_timer = sj_set_timer,
-	.cancel_timer = sj_cancel_timer,
-	.timers_due = sj_timers_due,
-	.outbox_put = sj_outbox_put,
-	.outbox_done = sj_outbox_done,
-	.outbox_pending = sj_outbox_pending,
-	.free = sj_free,
+    .name = "journal",
+    .append = sj_append,
+    .when_durable = sj_when_durable,
+    .last_ticket = sj_last_ticket,
+    .replay = sj_replay,
+    .observe = sj_observe,
+    .claim_episode = sj_claim_episode,
+    .forget_episode = sj_forget_episode,
+    .claim_target = sj_claim_target,
+    .release_target = sj_release_target,
+    .targets_held = sj_targets_held,
+    .target_claim = sj_target_claim,
+    .note_rollback = sj_note_rollback,
+    .count_rollbacks = sj_count_rollbacks,
+    .set_paused = sj_set_paused,
+    .paused = sj_paused,
+    .set_timer = sj_set_timer,
+    .cancel_timer = sj_cancel_timer,
+    .timers_due = sj_timers_due,
+    .outbox_put = sj_outbox_put,
+    .outbox_done = sj_outbox_done,
+    .outbox_pending = sj_outbox_pending,
+    .free = sj_free,
 };
 
 struct store *store_journal_new(const struct store_journal_options *opt)

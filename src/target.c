@@ -105,8 +105,8 @@ void blast_note(struct blast_window *w, uint64_t hash, int64_t now_ms)
 	w->at_ms[slot] = now_ms;
 }
 
-size_t blast_count(const struct blast_window *w, int64_t now_ms, int64_t window_ms,
-		   uint64_t except, size_t limit)
+size_t blast_count(const struct blast_window *w, int64_t now_ms, int64_t window_ms, uint64_t except,
+		   size_t limit)
 {
 	uint64_t seen[BLAST_RING];
 	size_t n_seen = 0;

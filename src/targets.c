@@ -26,8 +26,8 @@
 
 #define TARGET_HOLD_MS (24LL * 3600 * 1000)
 
-enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting,
-				int64_t now_ms, struct target_busy *busy)
+enum target_claim targets_claim(struct engine *e, struct incident *inc, bool acting, int64_t now_ms,
+				struct target_busy *busy)
 {
 	struct store_target_claim c;
 	if (!inc->target)
@@ -60,7 +60,8 @@ void targets_busy_reason(struct engine *e, const char *target, const struct targ
 			 target, b->holder);
 	} else {
 		char until[TIMESTAMP_STRLEN];
-		struct timestamp u = {b->until_ms / 1000, (int32_t)((b->until_ms % 1000) * 1000000)};
+		struct timestamp u = {b->until_ms / 1000,
+				      (int32_t)((b->until_ms % 1000) * 1000000)};
 		timestamp_format(u, until, sizeof(until));
 		snprintf(out, outsz, "target %s is in target_cooldown after incident %s until %s",
 			 target, b->holder, until);
@@ -70,9 +71,8 @@ void targets_busy_reason(struct engine *e, const char *target, const struct targ
 static bool holds(struct engine *e, const struct incident *inc)
 {
 	struct store_target_claim c;
-	return inc->target && inc->fence &&
-	       store_target_claim(e->store, inc->target, &c) == 0 && c.epoch == inc->fence &&
-	       strcmp(c.holder, inc->id) == 0;
+	return inc->target && inc->fence && store_target_claim(e->store, inc->target, &c) == 0 &&
+	       c.epoch == inc->fence && strcmp(c.holder, inc->id) == 0;
 }
 
 void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
@@ -100,7 +100,8 @@ void targets_release(struct engine *e, struct incident *inc)
 
 void targets_gauge(struct engine *e, int64_t now_ms)
 {
-	if (e->targets_gauge_ms && now_ms >= e->targets_gauge_ms && now_ms - e->targets_gauge_ms < 100)
+	if (e->targets_gauge_ms && now_ms >= e->targets_gauge_ms &&
+	    now_ms - e->targets_gauge_ms < 100)
 		return;
 	e->targets_gauge_ms = now_ms;
 	metric_set(e->targets_locked, (int64_t)store_targets_held(e->store, now_ms));

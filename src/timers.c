@@ -134,7 +134,8 @@ void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind ki
 	t->armed = true;
 	t->episode = inc->episode;
 	t->due_mono_ms = timestamp_mono_ms() + (ms > 0 ? ms : 0);
-	struct store_timer st = {.kind = kind, .episode = inc->episode,
+	struct store_timer st = {.kind = kind,
+				 .episode = inc->episode,
 				 .due_ms = ts_ms(timestamp_now()) + (ms > 0 ? ms : 0)};
 	snprintf(st.incident, sizeof(st.incident), "%s", inc->id);
 	if (store_set_timer(e->store, &st) < 0)

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static json_t *views_incident(const struct incident *inc, bool with_actions)
 {
 	char first[TIMESTAMP_STRLEN], last[TIMESTAMP_STRLEN];
@@ -40,15 +39,14 @@ static json_t *views_incident(const struct incident *inc, bool with_actions)
 		bool exec = a->type == ACTION_EXEC;
 		/* exit_code for exec, status_code for http; the other is null */
 		json_array_append_new(
-			actions,
-			json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o, s:s?}", "type",
-				  exec ? "exec" : "http", "started", s, "finished",
-				  a->done ? f : NULL, "result", a->done ? a->result : "running",
-				  "exit_code",
-				  exec && a->done ? json_integer(a->exit_code) : json_null(),
-				  "status_code",
-				  !exec && a->done ? json_integer(a->status_code) : json_null(),
-				  "output", a->output));
+		    actions,
+		    json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o, s:s?}", "type",
+			      exec ? "exec" : "http", "started", s, "finished", a->done ? f : NULL,
+			      "result", a->done ? a->result : "running", "exit_code",
+			      exec && a->done ? json_integer(a->exit_code) : json_null(),
+			      "status_code",
+			      !exec && a->done ? json_integer(a->status_code) : json_null(),
+			      "output", a->output));
 	}
 	json_object_set_new(obj, "actions", actions);
 	return obj;
@@ -70,9 +68,9 @@ int engine_incidents_json(struct engine *e, struct buf *out)
 	json_t *arr = json_array();
 	pthread_mutex_lock(&e->lock);
 	const struct incident *inc;
-	LIST_FOR_EACH (inc, link, &e->incidents)
-		if (arr)
-			json_array_append_new(arr, views_incident(inc, false));
+	LIST_FOR_EACH(inc, link, &e->incidents)
+	if (arr)
+		json_array_append_new(arr, views_incident(inc, false));
 	pthread_mutex_unlock(&e->lock);
 	return views_dump(arr, out);
 }
@@ -152,8 +150,8 @@ int engine_incident_summary(struct engine *e, const char *id, char *out, size_t 
 	struct incident *inc = incident_find(e, id);
 	if (inc) {
 		const char *svc = owned_labels_get(&inc->group, "service");
-		snprintf(out, outsz, "%s%s%s, %s", inc->rule_name, svc ? " on " : "", svc ? svc : "",
-			 incident_state_names[inc->state]);
+		snprintf(out, outsz, "%s%s%s, %s", inc->rule_name, svc ? " on " : "",
+			 svc ? svc : "", incident_state_names[inc->state]);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return inc ? 0 : -1;
@@ -183,8 +181,9 @@ int engine_approve_preview(struct engine *e, const char *id, struct buf *out)
 	char since[TIMESTAMP_STRLEN];
 	timestamp_format(inc->episode_start, since, sizeof(since));
 	int64_t secs = (ts_ms(timestamp_now()) - ts_ms(inc->episode_start)) / 1000;
-	bad |= buf_addf(out, "firing since %s (%lldm%02llds); will run: ", since,
-			(long long)(secs > 0 ? secs / 60 : 0), (long long)(secs > 0 ? secs % 60 : 0));
+	bad |=
+	    buf_addf(out, "firing since %s (%lldm%02llds); will run: ", since,
+		     (long long)(secs > 0 ? secs / 60 : 0), (long long)(secs > 0 ? secs % 60 : 0));
 	struct buf plan = BUF_INIT;
 	bad |= actions_plan_json(e, r, inc, &plan); /* redacted where expanded */
 	static const char pre[] = ",\"actions\":";

@@ -38,9 +38,9 @@
 #define CHECKPOINT_PK_BYTES 32
 #define CHECKPOINT_SIG_BYTES 64
 #define CHECKPOINT_KEY_ID_HEX 16
-#define CHECKPOINT_TS_MAX 64	    /* longest "ts" accepted in a published line */
-#define CHECKPOINT_LINE_MAX 1024    /* longest published line accepted */
-#define CHECKPOINT_QUEUE_MAX 10000  /* lines waiting for publish.url; oldest dropped */
+#define CHECKPOINT_TS_MAX 64	     /* longest "ts" accepted in a published line */
+#define CHECKPOINT_LINE_MAX 1024     /* longest published line accepted */
+#define CHECKPOINT_QUEUE_MAX 10000   /* lines waiting for publish.url; oldest dropped */
 #define CHECKPOINT_STOP_WAIT_MS 3000 /* at exit: how long publishing may still take */
 
 struct config;
@@ -79,8 +79,7 @@ int checkpoint_message(uint64_t seq, const char *hash, const char *ts, struct bu
  * to out; sig_hex, when not NULL, gets the signature's 128 hex digits and a
  * NUL. 0 or -1 (out of memory). */
 int checkpoint_sign(uint64_t seq, const char *hash, const char *ts,
-		    const unsigned char sk[CHECKPOINT_SK_BYTES], struct buf *out,
-		    char *sig_hex);
+		    const unsigned char sk[CHECKPOINT_SK_BYTES], struct buf *out, char *sig_hex);
 
 /* Parse one published line, strictly: an object with exactly seq (>= 1),
  * hash (64 lowercase hex), ts (RFC 3339), key_id (16 lowercase hex) and sig

@@ -36,7 +36,10 @@ struct hmap {
 	size_t n;
 };
 
-#define HMAP_INIT {NULL, 0, 0}
+#define HMAP_INIT                                                                                  \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 void hmap_init(struct hmap *m);
 /* Free the buckets (not the elements); m is empty and reusable after. */
@@ -66,21 +69,18 @@ struct hmap_node *hmap_next(const struct hmap *m, const struct hmap_node *node);
 uint64_t hmap_hash_str(const char *s);
 uint64_t hmap_hash_bytes(const void *p, size_t n);
 
-#define HMAP_ENTRY_OR_NULL(node, type, member)                                              \
-	((node) ? CONTAINER_OF(node, type, member) : NULL)
+#define HMAP_ENTRY_OR_NULL(node, type, member) ((node) ? CONTAINER_OF(node, type, member) : NULL)
 
 /* Every element whose node has hash; obj is NULL after a full loop. */
-#define HMAP_FOR_EACH_WITH_HASH(obj, member, hash, m)                                       \
-	for ((obj) = HMAP_ENTRY_OR_NULL(hmap_first_with_hash(m, hash), __typeof__(*(obj)),  \
-					member);                                            \
-	     (obj);                                                                         \
-	     (obj) = HMAP_ENTRY_OR_NULL(hmap_next_with_hash(&(obj)->member),                \
-					__typeof__(*(obj)), member))
+#define HMAP_FOR_EACH_WITH_HASH(obj, member, hash, m)                                              \
+	for ((obj) =                                                                               \
+		 HMAP_ENTRY_OR_NULL(hmap_first_with_hash(m, hash), __typeof__(*(obj)), member);    \
+	     (obj); (obj) = HMAP_ENTRY_OR_NULL(hmap_next_with_hash(&(obj)->member),                \
+					       __typeof__(*(obj)), member))
 
 /* Every element; obj must not be removed inside (collect, then remove). */
-#define HMAP_FOR_EACH(obj, member, m)                                                       \
-	for ((obj) = HMAP_ENTRY_OR_NULL(hmap_first(m), __typeof__(*(obj)), member); (obj);   \
-	     (obj) = HMAP_ENTRY_OR_NULL(hmap_next(m, &(obj)->member), __typeof__(*(obj)),   \
-					member))
+#define HMAP_FOR_EACH(obj, member, m)                                                              \
+	for ((obj) = HMAP_ENTRY_OR_NULL(hmap_first(m), __typeof__(*(obj)), member); (obj);         \
+	     (obj) = HMAP_ENTRY_OR_NULL(hmap_next(m, &(obj)->member), __typeof__(*(obj)), member))
 
 #endif

@@ -16,13 +16,13 @@ struct evbuffer;
 
 /* What the gate learned from a complete head, or why it refuses it. */
 struct head_check {
-	int status;        /* 0: good; else the HTTP status of the refusal */
-	const char *code;  /* the JSON error code of the refusal */
+	int status;		     /* 0: good; else the HTTP status of the refusal */
+	const char *code;	     /* the JSON error code of the refusal */
 	const char *hdr, *hdr_value; /* one extra response header, or NULL */
-	char msg[200];     /* the JSON error message (no header value in it) */
-	size_t skip;            /* empty lines before the request line */
-	size_t len;             /* the head from skip, with its empty line */
-	int64_t content_length; /* -1: none */
+	char msg[200];		     /* the JSON error message (no header value in it) */
+	size_t skip;		     /* empty lines before the request line */
+	size_t len;		     /* the head from skip, with its empty line */
+	int64_t content_length;	     /* -1: none */
 	bool chunked, expect_continue, is_head, is_probe;
 };
 
@@ -35,7 +35,7 @@ int httphead_parse(const char *p, size_t n, size_t max_header, size_t max_body,
 
 /* Set hc's refusal (status, code, message); returns 1. */
 __attribute__((format(printf, 4, 5))) int httphead_refuse(struct head_check *hc, int status,
-							   const char *code, const char *fmt, ...);
+							  const char *code, const char *fmt, ...);
 
 /* The header name p[0..n) is name (case-insensitive). */
 bool httphead_name_is(const char *p, size_t n, const char *name);
@@ -52,6 +52,6 @@ enum httphead_chunked_result {
  * out, when not NULL, gets the decoded bytes appended. BIG as soon as a
  * chunk size would take the body over limit, before its data arrived. */
 enum httphead_chunked_result httphead_chunked(const unsigned char *p, size_t n, size_t limit,
-					       struct evbuffer *out, size_t *used, size_t *size);
+					      struct evbuffer *out, size_t *used, size_t *size);
 
 #endif

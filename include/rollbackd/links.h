@@ -80,7 +80,7 @@ int links_status_http(enum link_status st);
 /* The fields of an ack link's form body (POST) or query string (GET). */
 struct link_form {
 	char action[LINKS_FIELD_MAX + 1];
-	char ep[LINKS_FIELD_MAX + 1];  /* the episode the link was signed for */
+	char ep[LINKS_FIELD_MAX + 1]; /* the episode the link was signed for */
 	char exp[LINKS_FIELD_MAX + 1];
 	char sig[LINKS_FIELD_MAX + 1];
 	char by[LINKS_BY_MAX * 4 + 1]; /* UTF-8, no control characters; "anonymous"
@@ -117,8 +117,8 @@ int links_page_confirm(struct buf *out, const char *id, const char *action, cons
 		       const char *exp, const char *sig, const char *summary);
 /* The same; an approve page also asks the approver to type target (the
  * field "target"), which the POST must repeat (NULL: no such field). */
-int links_page_confirm_target(struct buf *out, const char *id, const char *action,
-			      const char *ep, const char *exp, const char *sig, const char *summary,
+int links_page_confirm_target(struct buf *out, const char *id, const char *action, const char *ep,
+			      const char *exp, const char *sig, const char *summary,
 			      const char *target);
 
 /* Append a page with a title (also the <h1>) and one paragraph, for results

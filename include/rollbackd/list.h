@@ -102,22 +102,22 @@ static inline size_t list_size(const struct list_node *l)
 
 /* Every element, front to back. obj is a pointer variable of the element
  * type; do not remove obj inside (use LIST_FOR_EACH_SAFE). */
-#define LIST_FOR_EACH(obj, member, list)                                                    \
-	for ((obj) = LIST_ENTRY((list)->next, __typeof__(*(obj)), member);                 \
-	     &(obj)->member != (list);                                                     \
+#define LIST_FOR_EACH(obj, member, list)                                                           \
+	for ((obj) = LIST_ENTRY((list)->next, __typeof__(*(obj)), member);                         \
+	     &(obj)->member != (list);                                                             \
 	     (obj) = LIST_ENTRY((obj)->member.next, __typeof__(*(obj)), member))
 
 /* The same, back to front. */
-#define LIST_FOR_EACH_REVERSE(obj, member, list)                                            \
-	for ((obj) = LIST_ENTRY((list)->prev, __typeof__(*(obj)), member);                 \
-	     &(obj)->member != (list);                                                     \
+#define LIST_FOR_EACH_REVERSE(obj, member, list)                                                   \
+	for ((obj) = LIST_ENTRY((list)->prev, __typeof__(*(obj)), member);                         \
+	     &(obj)->member != (list);                                                             \
 	     (obj) = LIST_ENTRY((obj)->member.prev, __typeof__(*(obj)), member))
 
 /* Every element, front to back; obj may be removed (and freed) inside. */
-#define LIST_FOR_EACH_SAFE(obj, tmp, member, list)                                          \
-	for ((obj) = LIST_ENTRY((list)->next, __typeof__(*(obj)), member),                 \
-	    (tmp) = (obj)->member.next;                                                    \
-	     &(obj)->member != (list);                                                     \
+#define LIST_FOR_EACH_SAFE(obj, tmp, member, list)                                                 \
+	for ((obj) = LIST_ENTRY((list)->next, __typeof__(*(obj)), member),                         \
+	    (tmp) = (obj)->member.next;                                                            \
+	     &(obj)->member != (list);                                                             \
 	     (obj) = LIST_ENTRY((tmp), __typeof__(*(obj)), member), (tmp) = (tmp)->next)
 
 #endif

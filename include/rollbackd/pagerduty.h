@@ -40,7 +40,7 @@ struct pd_view {
 	size_t n_labels;
 	const char *decision; /* outcome, e.g. "acting", "held" */
 	const char *ack_url, *generator_url;
-	const char *source; /* "rollbackd" when NULL */
+	const char *source;    /* "rollbackd" when NULL */
 	const char *timestamp; /* change events: RFC 3339, left out when NULL */
 };
 

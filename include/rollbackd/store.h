@@ -50,22 +50,22 @@ struct event_base;
 struct journal;
 struct store;
 
-#define STORE_ID_MAX 63     /* incident ids and other ids kept by a store */
+#define STORE_ID_MAX 63	     /* incident ids and other ids kept by a store */
 #define STORE_TARGET_MAX 255 /* target names (SPEC §6 `target`) */
 
 /* One record as read back: a journal line (JSON object, no newline). */
 struct store_record {
 	const char *text;
 	size_t len;
-	const char *where;  /* file, table, ...: for messages */
-	uint64_t offset;    /* position there */
+	const char *where; /* file, table, ...: for messages */
+	uint64_t offset;   /* position there */
 };
 
 /* A target's claim as the store holds it. */
 struct store_target_claim {
 	char holder[STORE_ID_MAX + 1]; /* incident id; "" when released */
-	uint64_t epoch;                /* fencing token of the current (or last) grant */
-	int64_t held_until_ms;         /* wall clock ms; past it the claim may be taken */
+	uint64_t epoch;		       /* fencing token of the current (or last) grant */
+	int64_t held_until_ms;	       /* wall clock ms; past it the claim may be taken */
 };
 
 enum store_timer_kind {
@@ -86,11 +86,11 @@ struct store_timer {
 
 /* A notice waiting for delivery (notify_intent in the journal). */
 struct store_outbox_entry {
-	const char *id;       /* unique; letters, digits, '-' and '_' */
+	const char *id; /* unique; letters, digits, '-' and '_' */
 	const char *incident;
-	const char *channel;  /* "slack", "pagerduty", ... */
-	const char *event;    /* "trigger", "update", ... */
-	const char *notice;   /* a JSON object */
+	const char *channel; /* "slack", "pagerduty", ... */
+	const char *event;   /* "trigger", "update", ... */
+	const char *notice;  /* a JSON object */
 	size_t notice_len;
 };
 
@@ -220,7 +220,7 @@ struct store {
 
 struct store_journal_options {
 	struct journal *journal; /* borrowed; NULL: memory-only until attached */
-	const char *state_dir;   /* for store_replay (journal_reader); may be NULL */
+	const char *state_dir;	 /* for store_replay (journal_reader); may be NULL */
 	/* Track the outbox (notify_* records) on observe. Off while notify
 	 * keeps its own outbox from the same records, so nothing is held
 	 * twice; entries put through this store are tracked either way. */

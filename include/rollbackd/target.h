@@ -50,7 +50,7 @@ void blast_note(struct blast_window *w, uint64_t target_hash, int64_t now_ms);
  * except (0 = none): a target already counted does not count twice.
  * Counting stops at limit (the caller's threshold), which bounds the work
  * to limit x BLAST_RING. */
-size_t blast_count(const struct blast_window *w, int64_t now_ms, int64_t window_ms,
-		   uint64_t except, size_t limit);
+size_t blast_count(const struct blast_window *w, int64_t now_ms, int64_t window_ms, uint64_t except,
+		   size_t limit);
 
 #endif

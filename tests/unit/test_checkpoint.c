@@ -41,8 +41,9 @@ Test(checkpoint, message_and_line_have_the_exact_shape)
 	char id[CHECKPOINT_KEY_ID_HEX + 1], sig[CHECKPOINT_SIG_BYTES * 2 + 1], want[512];
 	unsigned char bin[CHECKPOINT_SIG_BYTES];
 	cr_assert_eq(checkpoint_message(42, hash_a, ts_a, &m), 0);
-	cr_assert_str_eq(m.data, "{\"seq\":42,\"hash\":\"00112233445566778899aabbccddeeff00112233445"
-				 "566778899aabbccddeeff\",\"ts\":\"2026-12-02T05:39:51.880593809Z\"}");
+	cr_assert_str_eq(m.data,
+			 "{\"seq\":42,\"hash\":\"00112233445566778899aabbccddeeff00112233445"
+			 "566778899aabbccddeeff\",\"ts\":\"2026-12-02T05:39:51.880593809Z\"}");
 	cr_assert_eq(checkpoint_sign(42, hash_a, ts_a, sk, &line, sig), 0);
 	checkpoint_key_id(pk, id);
 	cr_assert_eq(strlen(id), 16);
@@ -92,8 +93,8 @@ Test(checkpoint, a_changed_line_or_another_key_is_refused)
 	signed_line(&line, 7, hash_a, ts_a);
 	cr_assert_eq(checkpoint_parse(line.data, line.len, &c, &err), 0);
 	cr_assert_eq(checkpoint_verify(&c, pk2, &err), -1);
-	snprintf(want, sizeof(want), "signed by key_id %s, not by the --pubkey key (key_id %s)",
-		 id, id2);
+	snprintf(want, sizeof(want), "signed by key_id %s, not by the --pubkey key (key_id %s)", id,
+		 id2);
 	cr_assert_str_eq(err.msg, want);
 
 	/* Same key_id, other key: the signature decides. */
@@ -119,9 +120,9 @@ Test(checkpoint, parse_is_strict)
 	assert_bad("[]", "not a JSON object");
 	assert_bad("{\"seq\":1", "not a JSON object");
 	assert_bad("{\"seq\":1}", "no \"hash\"");
-#define LINE(seq, hash, ts, id, extra)                                                         \
-	snprintf(text, sizeof(text),                                                           \
-		 "{\"seq\":%s,\"hash\":\"%s\",\"ts\":\"%s\",\"key_id\":\"%s\",\"sig\":\"%s\"%s}", \
+#define LINE(seq, hash, ts, id, extra)                                                             \
+	snprintf(text, sizeof(text),                                                               \
+		 "{\"seq\":%s,\"hash\":\"%s\",\"ts\":\"%s\",\"key_id\":\"%s\",\"sig\":\"%s\"%s}",  \
 		 seq, hash, ts, id, sig, extra)
 	LINE("1", hash_a, ts_a, "0011223344556677", "");
 	struct checkpoint c;

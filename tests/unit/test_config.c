@@ -748,9 +748,11 @@ Test(config, weak_keys_refused)
 	const char *tabs = tmp_file(" \t \t \t \t \t \t \t \t \t\n");
 	char json[512];
 	struct config cfg;
-	fmt(json, sizeof(json), "{\"auth\": {\"links\": {\"secret\": {\"file\": \"%s\"}}}}", shorter);
+	fmt(json, sizeof(json), "{\"auth\": {\"links\": {\"secret\": {\"file\": \"%s\"}}}}",
+	    shorter);
 	expect_error(json, "auth.links.secret: must be at least 16 bytes");
-	fmt(json, sizeof(json), "{\"auth\": {\"bearer\": {\"token\": {\"file\": \"%s\"}}}}", shorter);
+	fmt(json, sizeof(json), "{\"auth\": {\"bearer\": {\"token\": {\"file\": \"%s\"}}}}",
+	    shorter);
 	expect_error(json, "auth.bearer.token: must be at least 16 bytes");
 	fmt(json, sizeof(json), "{\"auth\": {\"api\": {\"token\": {\"file\": \"%s\"}}}}", blank);
 	expect_error(json, "auth.api.token: must not be all whitespace");
@@ -846,8 +848,8 @@ static void redirect_secrets(json_t *v)
 	if (json_object_size(v) == 1 && json_is_string(file)) {
 		/* URLs where a URL is expected, tokens elsewhere */
 		bool url = strstr(json_string_value(file), ".url") != NULL;
-		const char *path =
-		    tmp_file(url ? "https://hooks.slack.com/services/T/B/X\n" : "example-secret-value\n");
+		const char *path = tmp_file(url ? "https://hooks.slack.com/services/T/B/X\n"
+						: "example-secret-value\n");
 		json_object_set_new(v, "file", json_string(path));
 		return;
 	}
@@ -952,8 +954,9 @@ Test(config, deploy_example_only_lacks_secret_files)
 
 Test(config, workers_auto_and_safety_limits)
 {
-	const char *path = tmp_file("{\"workers\": \"auto\", \"limits\": {\"target_cooldown\": \"0s\","
-				    " \"blast_radius\": {\"targets\": 3, \"window\": \"10m\"}}}\n");
+	const char *path =
+	    tmp_file("{\"workers\": \"auto\", \"limits\": {\"target_cooldown\": \"0s\","
+		     " \"blast_radius\": {\"targets\": 3, \"window\": \"10m\"}}}\n");
 	struct config cfg;
 	struct error err;
 	cr_assert_eq(config_load(path, &cfg, &err), 0, "%s", err.msg);
@@ -970,8 +973,10 @@ Test(config, workers_auto_and_safety_limits)
 	config_release(&cfg);
 	path = tmp_file("{\"limits\": {\"blast_radius\": {\"targets\": -1}}}\n");
 	cr_assert_eq(config_load(path, &cfg, &err), -1);
-	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.targets: expected an integer from 0 "
-					   "to 100000"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg,
+				  "limits.blast_radius.targets: expected an integer from 0 "
+				  "to 100000"),
+			   "%s", err.msg);
 	path = tmp_file("{\"limits\": {\"blast_radius\": {\"window\": \"0s\"}}}\n");
 	cr_assert_eq(config_load(path, &cfg, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "limits.blast_radius.window: must be greater than zero"),

@@ -49,8 +49,7 @@ static void teardown(void)
 TestSuite(engine_store, .init = setup, .fini = teardown);
 
 /* One alert that started at starts (an episode is (fingerprint, startsAt)). */
-static json_t *send_at(const char *service, const char *status, const char *starts,
-		       const char *now)
+static json_t *send_at(const char *service, const char *status, const char *starts, const char *now)
 {
 	char body[1024];
 	snprintf(body, sizeof(body),
@@ -62,8 +61,8 @@ static json_t *send_at(const char *service, const char *status, const char *star
 	struct webhook wh;
 	struct error err = {{0}};
 	struct alert_limits lim = ALERT_LIMITS_DEFAULT;
-	cr_assert_eq(alert_parse_webhook(body, strlen(body), &lim, &wh, &err), ALERT_PARSE_OK,
-		     "%s", err.msg);
+	cr_assert_eq(alert_parse_webhook(body, strlen(body), &lim, &wh, &err), ALERT_PARSE_OK, "%s",
+		     err.msg);
 	struct timestamp t;
 	cr_assert_eq(timestamp_parse(now, strlen(now), &t), 0);
 	struct buf out = BUF_INIT;

@@ -18,9 +18,9 @@ struct item {
 static struct item *find(struct hmap *m, const char *key)
 {
 	struct item *it;
-	HMAP_FOR_EACH_WITH_HASH (it, node, hmap_hash_str(key), m)
-		if (strcmp(it->key, key) == 0)
-			return it;
+	HMAP_FOR_EACH_WITH_HASH(it, node, hmap_hash_str(key), m)
+	if (strcmp(it->key, key) == 0)
+		return it;
 	return NULL;
 }
 
@@ -58,7 +58,8 @@ Test(hmap, insert_find_remove_through_growth)
 	int seen = 0;
 	long sum = 0;
 	struct item *it;
-	HMAP_FOR_EACH (it, node, &m) {
+	HMAP_FOR_EACH(it, node, &m)
+	{
 		seen++;
 		sum += it->value;
 	}
@@ -92,15 +93,16 @@ Test(hmap, equal_hashes_are_all_visited)
 	cr_assert_eq(hmap_insert(&m, &c.node, 42 + 16), 0);
 	int n = 0;
 	struct item *it;
-	HMAP_FOR_EACH_WITH_HASH (it, node, 42, &m) {
+	HMAP_FOR_EACH_WITH_HASH(it, node, 42, &m)
+	{
 		cr_assert(it == &a || it == &b);
 		n++;
 	}
 	cr_assert_eq(n, 2);
 	hmap_remove(&m, &a.node);
 	n = 0;
-	HMAP_FOR_EACH_WITH_HASH (it, node, 42, &m)
-		n++;
+	HMAP_FOR_EACH_WITH_HASH(it, node, 42, &m)
+	n++;
 	cr_assert_eq(n, 1);
 	cr_assert_eq(hmap_first_with_hash(&m, 42), &b.node);
 	cr_assert_eq(hmap_first_with_hash(&m, 42 + 16), &c.node);
@@ -156,14 +158,14 @@ Test(list, push_pop_order_and_remove)
 	cr_assert_eq(list_size(&l), 3);
 	int order[3], k = 0;
 	struct item *it;
-	LIST_FOR_EACH (it, link, &l)
-		order[k++] = it->value;
+	LIST_FOR_EACH(it, link, &l)
+	order[k++] = it->value;
 	cr_assert_eq(order[0], 3);
 	cr_assert_eq(order[1], 1);
 	cr_assert_eq(order[2], 2);
 	k = 0;
-	LIST_FOR_EACH_REVERSE (it, link, &l)
-		order[k++] = it->value;
+	LIST_FOR_EACH_REVERSE(it, link, &l)
+	order[k++] = it->value;
 	cr_assert_eq(order[0], 2);
 	cr_assert_eq(order[2], 3);
 	list_remove(&a.link);
@@ -188,7 +190,8 @@ Test(list, safe_walk_may_free)
 	struct item *it;
 	struct list_node *tmp;
 	int n = 0;
-	LIST_FOR_EACH_SAFE (it, tmp, link, &l) {
+	LIST_FOR_EACH_SAFE(it, tmp, link, &l)
+	{
 		cr_assert_eq(it->value, n++);
 		list_remove(&it->link);
 		free(it);

@@ -38,23 +38,26 @@ Test(httphead, head_refusals)
 		int status;
 		const char *msg;
 	} cases[] = {
-		{"HELLO\r\n\r\n", 400, "malformed request line (expected 'METHOD /path HTTP/1.1')"},
-		{"GET / HTTP/2.0\r\n\r\n", 400,
-		 "malformed request line (expected 'METHOD /path HTTP/1.1')"},
-		{"PUT / HTTP/1.1\r\n\r\n", 405, "method not allowed; rollbackd accepts GET, HEAD and POST"},
-		{"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400,
-		 "conflicting Content-Length headers"},
-		{"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400, "invalid Content-Length"},
-		{"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413,
-		 "request too large: body over limits.max_body_bytes (1000 bytes)"},
-		{"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
-		 "both Content-Length and Transfer-Encoding"},
-		{"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
-		 "unsupported Transfer-Encoding (only one 'chunked' is accepted)"},
-		{"POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417, "Expect: only 100-continue is supported"},
-		{"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400, "malformed header line (expected 'Name: value')"},
-		{"GET / HTTP/1.1\r\nA: b\r\n  folded\r\n\r\n", 400,
-		 "malformed header: folded header lines are not accepted"},
+	    {"HELLO\r\n\r\n", 400, "malformed request line (expected 'METHOD /path HTTP/1.1')"},
+	    {"GET / HTTP/2.0\r\n\r\n", 400,
+	     "malformed request line (expected 'METHOD /path HTTP/1.1')"},
+	    {"PUT / HTTP/1.1\r\n\r\n", 405,
+	     "method not allowed; rollbackd accepts GET, HEAD and POST"},
+	    {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400,
+	     "conflicting Content-Length headers"},
+	    {"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400, "invalid Content-Length"},
+	    {"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413,
+	     "request too large: body over limits.max_body_bytes (1000 bytes)"},
+	    {"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+	     "both Content-Length and Transfer-Encoding"},
+	    {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
+	     "unsupported Transfer-Encoding (only one 'chunked' is accepted)"},
+	    {"POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417,
+	     "Expect: only 100-continue is supported"},
+	    {"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400,
+	     "malformed header line (expected 'Name: value')"},
+	    {"GET / HTTP/1.1\r\nA: b\r\n  folded\r\n\r\n", 400,
+	     "malformed header: folded header lines are not accepted"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct head_check hc;
@@ -88,8 +91,8 @@ Test(httphead, chunked)
 	size_t used = 0, size = 0;
 	static const char body[] = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
 	struct evbuffer *out = evbuffer_new();
-	cr_assert_eq(httphead_chunked((const unsigned char *)body, sizeof(body) - 1, 1000, out, &used,
-				  &size),
+	cr_assert_eq(httphead_chunked((const unsigned char *)body, sizeof(body) - 1, 1000, out,
+				      &used, &size),
 		     CHUNKED_DONE);
 	cr_assert_eq(size, 11);
 	cr_assert_eq(used, sizeof(body) - 1 - 4);
@@ -97,13 +100,15 @@ Test(httphead, chunked)
 	cr_assert_eq(memcmp(evbuffer_pullup(out, -1), "hello world", 11), 0);
 	evbuffer_free(out);
 	for (size_t n = 0; n < sizeof(body) - 1 - 4; n++)
-		cr_assert_eq(httphead_chunked((const unsigned char *)body, n, 1000, NULL, &used, &size),
-			     CHUNKED_MORE, "prefix of %zu bytes", n);
-	cr_assert_eq(httphead_chunked((const unsigned char *)"3e9\r\nab", 7, 1000, NULL, &used, &size),
-		     CHUNKED_BIG, "a chunk size over the limit is refused before its data");
+		cr_assert_eq(
+		    httphead_chunked((const unsigned char *)body, n, 1000, NULL, &used, &size),
+		    CHUNKED_MORE, "prefix of %zu bytes", n);
+	cr_assert_eq(
+	    httphead_chunked((const unsigned char *)"3e9\r\nab", 7, 1000, NULL, &used, &size),
+	    CHUNKED_BIG, "a chunk size over the limit is refused before its data");
 	cr_assert_eq(httphead_chunked((const unsigned char *)"zz\r\n", 4, 1000, NULL, &used, &size),
 		     CHUNKED_BAD);
-	cr_assert_eq(httphead_chunked((const unsigned char *)"2\r\nabX", 6, 1000, NULL, &used, &size),
-		     CHUNKED_BAD, "data not followed by CRLF");
+	cr_assert_eq(
+	    httphead_chunked((const unsigned char *)"2\r\nabX", 6, 1000, NULL, &used, &size),
+	    CHUNKED_BAD, "data not followed by CRLF");
 }
-

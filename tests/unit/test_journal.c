@@ -255,8 +255,10 @@ static int wait_ticket(struct journal *j, uint64_t ticket)
 static struct journal *open_journal(uint64_t segment_bytes,
 				    int (*replay)(const struct journal_line *, void *), void *arg)
 {
-	struct journal_options o = {.state_dir = state_dir, .segment_bytes = segment_bytes,
-				    .replay = replay, .replay_arg = arg};
+	struct journal_options o = {.state_dir = state_dir,
+				    .segment_bytes = segment_bytes,
+				    .replay = replay,
+				    .replay_arg = arg};
 	struct journal *j = NULL;
 	struct error err = {{0}};
 	cr_assert_eq(journal_open(&o, &j, &err), 0, "journal_open: %s", err.msg);
@@ -328,14 +330,14 @@ Test(journal, chain_matches_spec)
 	/* The member order of B is the one SPEC §8 gives. */
 	cr_assert_eq(strncmp(ls.v[0], "{\"seq\":1,\"ts\":\"", 15), 0, "%s", ls.v[0]);
 	cr_assert_not_null(strstr(ls.v[0], "\",\"type\":\"started\",\"incident\":\"\","
-					    "\"version\":\"test\",\"prev\":\""));
+					   "\"version\":\"test\",\"prev\":\""));
 
 	/* journal.c's own check agrees, and the chain continues after reopen. */
 	uint64_t seq;
 	char h[JOURNAL_HASH_HEX + 1];
 	struct error err = {{0}};
-	cr_assert_eq(journal_check_line(ls.v[3], strlen(ls.v[3]), NULL, 4, &seq, h, &err), 0,
-		     "%s", err.msg);
+	cr_assert_eq(journal_check_line(ls.v[3], strlen(ls.v[3]), NULL, 4, &seq, h, &err), 0, "%s",
+		     err.msg);
 	cr_assert_str_eq(h, last);
 	j = open_journal(0, NULL, NULL);
 	cr_assert_eq(journal_seq(j), 4);
@@ -715,8 +717,8 @@ Test(journal, segments_rotate_and_chain_across)
 	/* Every line is 380-390 bytes (the ts has a varying number of digits):
 	 * a segment closes after the commit that takes it to SEG_BYTES or
 	 * more, i.e. after 3 records. */
-	const char *seg[] = {"journal.000001.jsonl", "journal.000002.jsonl",
-			     "journal.000003.jsonl", JOURNAL_FILE};
+	const char *seg[] = {"journal.000001.jsonl", "journal.000002.jsonl", "journal.000003.jsonl",
+			     JOURNAL_FILE};
 	const size_t per[] = {3, 3, 3, 1};
 	cr_assert_not(exists(path_in("journal.000004.jsonl")));
 	struct lines all = {0};

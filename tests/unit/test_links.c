@@ -98,7 +98,8 @@ Test(links, url_trims_slashes_and_appends)
 {
 	struct buf b = BUF_INIT;
 	cr_assert_eq(buf_adds(&b, "x "), 0);
-	cr_assert_eq(links_url("https://rb.example.com/base//", &key, "approve", ID, 1, EXP, &b), 0);
+	cr_assert_eq(links_url("https://rb.example.com/base//", &key, "approve", ID, 1, EXP, &b),
+		     0);
 	cr_assert_str_eq(b.data, "x https://rb.example.com/base/v1/ack/" ID
 				 "?action=approve&ep=1&exp=" EXP_S "&sig=" APPROVE_HEX);
 	buf_release(&b);
@@ -158,7 +159,8 @@ Test(links, verify_round_trip)
 {
 	char sig[65];
 	cr_assert_eq(links_sign(&key, "approve", "inc-ffffffffffffffff", 1, 0, sig), 0);
-	cr_assert_eq(links_verify(&key, "approve", "inc-ffffffffffffffff", "1", "0", sig, 0), LINK_OK);
+	cr_assert_eq(links_verify(&key, "approve", "inc-ffffffffffffffff", "1", "0", sig, 0),
+		     LINK_OK);
 	cr_assert_eq(links_verify(&key, "approve", "inc-ffffffffffffffff", "1", "0", sig, 1),
 		     LINK_EXPIRED);
 }
@@ -197,7 +199,8 @@ Test(links, verify_expired_only_when_genuine)
 	cr_assert_eq(links_status_http(st), 403);
 	cr_assert_str_eq(links_status_message(st), "This link has expired.");
 	/* A forged link past its exp is still just forged. */
-	cr_assert_eq(links_verify(&key, "ack", ID, "1", EXP_S, ZERO_HEX, EXP + 1000000), LINK_FORGED);
+	cr_assert_eq(links_verify(&key, "ack", ID, "1", EXP_S, ZERO_HEX, EXP + 1000000),
+		     LINK_FORGED);
 	cr_assert_eq(links_verify(&key, "ack", ID, "1", "1", ZERO_HEX, EXP), LINK_FORGED);
 	cr_assert_str_eq(links_status_message(LINK_FORGED), "This link is not valid.");
 }
@@ -216,10 +219,11 @@ Test(links, verify_malformed)
 				 "9223372036854775808",
 				 "1.5"};
 	for (size_t i = 0; i < sizeof(bad_exp) / sizeof(bad_exp[0]); i++)
-		cr_assert_eq(links_verify(&key, "ack", ID, "1", bad_exp[i], ACK_HEX, 0), LINK_MALFORMED,
-			     "exp '%s'", bad_exp[i]);
+		cr_assert_eq(links_verify(&key, "ack", ID, "1", bad_exp[i], ACK_HEX, 0),
+			     LINK_MALFORMED, "exp '%s'", bad_exp[i]);
 	/* 19 digits within int64 is fine (the MAC then fails). */
-	cr_assert_eq(links_verify(&key, "ack", ID, "1", "9223372036854775807", ACK_HEX, 0), LINK_FORGED);
+	cr_assert_eq(links_verify(&key, "ack", ID, "1", "9223372036854775807", ACK_HEX, 0),
+		     LINK_FORGED);
 	const char *bad_sig[] = {
 	    "", ACK_HEX "0",
 	    ("35e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac"
@@ -227,8 +231,8 @@ Test(links, verify_malformed)
 	    "g5e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac954642c79e4b988",
 	    " 5e2156a1ccb55b20a520a331e76242f9b2a867e23b1181ac954642c79e4b988"};
 	for (size_t i = 0; i < sizeof(bad_sig) / sizeof(bad_sig[0]); i++)
-		cr_assert_eq(links_verify(&key, "ack", ID, "1", EXP_S, bad_sig[i], 0), LINK_MALFORMED,
-			     "sig %zu", i);
+		cr_assert_eq(links_verify(&key, "ack", ID, "1", EXP_S, bad_sig[i], 0),
+			     LINK_MALFORMED, "sig %zu", i);
 	cr_assert_eq(links_verify(&key, "ACK", ID, "1", EXP_S, ACK_HEX, 0), LINK_MALFORMED);
 	cr_assert_eq(links_verify(&key, "delete", ID, "1", EXP_S, ACK_HEX, 0), LINK_MALFORMED);
 	cr_assert_eq(links_verify(&key, NULL, ID, "1", EXP_S, ACK_HEX, 0), LINK_MALFORMED);
@@ -308,12 +312,16 @@ Test(links, form_errors)
 	    {"", "missing form field 'action'"},
 	    {"action=ack&action=approve&exp=1&sig=s", "form field 'action' given more than once"},
 	    {"action=ack&ep=1&exp=1&sig=s&by=a&by=b", "form field 'by' given more than once"},
-	    {"action=ack&ep=1&exp=1&sig=s&by=a%0Ab", "form field 'by' contains a control character"},
-	    {"action=ack&ep=1&exp=1&sig=s&by=a%09b", "form field 'by' contains a control character"},
-	    {"action=ack&ep=1&exp=1&sig=s&by=a%7Fb", "form field 'by' contains a control character"},
-	    {"action=ack&ep=1&exp=1&sig=s&by=a%C2%85b", "form field 'by' contains a control character"},
+	    {"action=ack&ep=1&exp=1&sig=s&by=a%0Ab",
+	     "form field 'by' contains a control character"},
+	    {"action=ack&ep=1&exp=1&sig=s&by=a%09b",
+	     "form field 'by' contains a control character"},
+	    {"action=ack&ep=1&exp=1&sig=s&by=a%7Fb",
+	     "form field 'by' contains a control character"},
+	    {"action=ack&ep=1&exp=1&sig=s&by=a%C2%85b",
+	     "form field 'by' contains a control character"},
 	    {"action=ack&ep=1&exp=1&sig=s&by=%E2%80%AEevil", "form field 'by' contains a control "
-							"character"},
+							     "character"},
 	    {"action=ack&ep=1&exp=1&sig=s&by=%FF", "form field 'by' is not valid UTF-8"},
 	    {"action=ack&ep=1&exp=1&sig=s&by=%C3", "form field 'by' is not valid UTF-8"},
 	    {"action=ack&ep=1&exp=1&sig=s&by=%C0%AF", "form field 'by' is not valid UTF-8"},
@@ -378,7 +386,8 @@ Test(links, form_not_nul_terminated)
 Test(links, query_parser)
 {
 	struct link_form f;
-	cr_assert_eq(links_parse_query("action=approve&ep=1&exp=" EXP_S "&sig=" APPROVE_HEX, &f), 0);
+	cr_assert_eq(links_parse_query("action=approve&ep=1&exp=" EXP_S "&sig=" APPROVE_HEX, &f),
+		     0);
 	cr_assert_str_eq(f.action, "approve");
 	cr_assert_str_eq(f.exp, EXP_S);
 	cr_assert_str_eq(f.sig, APPROVE_HEX);
@@ -433,8 +442,8 @@ static void assert_page(const char *html)
 Test(links, page_confirm_ack)
 {
 	struct buf b = BUF_INIT;
-	cr_assert_eq(links_page_confirm(&b, ID, "ack", "1", EXP_S, ACK_HEX, "HighErrorRate on checkout"),
-		     0);
+	cr_assert_eq(
+	    links_page_confirm(&b, ID, "ack", "1", EXP_S, ACK_HEX, "HighErrorRate on checkout"), 0);
 	assert_page(b.data);
 	cr_assert_not_null(
 	    strstr(b.data, "<title>Acknowledge incident " ID " - rollbackd</title>"));

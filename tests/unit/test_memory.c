@@ -45,20 +45,21 @@ TestSuite(memory, .init = setup, .fini = teardown);
 
 /* One alert; the decision's outcome, reason and incident into the out
  * parameters (NULL: not wanted). */
-static void fire(const char *alertname, const char *service, const char *status,
-		 const char *starts, const char *now, char *outcome, char *reason, char *id)
+static void fire(const char *alertname, const char *service, const char *status, const char *starts,
+		 const char *now, char *outcome, char *reason, char *id)
 {
 	char body[2048];
-	snprintf(body, sizeof(body),
-		 "{\"version\":\"4\",\"groupKey\":\"g\",\"status\":\"%s\",\"receiver\":\"r\","
-		 "\"alerts\":[{\"status\":\"%s\",\"labels\":{\"alertname\":\"%s\",\"service\":\"%s\"},"
-		 "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"%s\"}]}",
-		 status, status, alertname, service, starts);
+	snprintf(
+	    body, sizeof(body),
+	    "{\"version\":\"4\",\"groupKey\":\"g\",\"status\":\"%s\",\"receiver\":\"r\","
+	    "\"alerts\":[{\"status\":\"%s\",\"labels\":{\"alertname\":\"%s\",\"service\":\"%s\"},"
+	    "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"%s\"}]}",
+	    status, status, alertname, service, starts);
 	struct webhook wh;
 	struct error err = {{0}};
 	struct alert_limits lim = ALERT_LIMITS_DEFAULT;
-	cr_assert_eq(alert_parse_webhook(body, strlen(body), &lim, &wh, &err), ALERT_PARSE_OK,
-		     "%s", err.msg);
+	cr_assert_eq(alert_parse_webhook(body, strlen(body), &lim, &wh, &err), ALERT_PARSE_OK, "%s",
+		     err.msg);
 	struct timestamp t;
 	cr_assert_eq(timestamp_parse(now, strlen(now), &t), 0);
 	struct buf out = BUF_INIT;
@@ -163,8 +164,8 @@ Test(memory, open_and_cooling_incidents_stay_and_the_next_is_held)
 	cr_assert_eq(eng->n_over_limit, 1);
 	/* its next episode is decided as usual */
 	fire("RollbackErrorRate", "y", "resolved", T2, T2, NULL, NULL, NULL);
-	fire("RollbackErrorRate", "y", "firing", "2026-11-21T10:03:00Z", "2026-11-21T10:03:00Z",
-	     o, r, NULL);
+	fire("RollbackErrorRate", "y", "firing", "2026-11-21T10:03:00Z", "2026-11-21T10:03:00Z", o,
+	     r, NULL);
 	cr_assert_str_eq(o, "acting", "%s", r);
 }
 
@@ -178,15 +179,13 @@ Test(memory, cooldown_over_makes_it_evictable)
 	fire("Watch", "a", "firing", T0, T0, NULL, NULL, NULL);
 	fire("Watch", "b", "firing", T0, T0, NULL, NULL, NULL);
 	/* 10:20: x still in its 30m cooldown (and holding its target) */
-	fire("Watch", "c", "firing", "2026-11-21T10:20:00Z", "2026-11-21T10:20:00Z", o, NULL,
-	     NULL);
+	fire("Watch", "c", "firing", "2026-11-21T10:20:00Z", "2026-11-21T10:20:00Z", o, NULL, NULL);
 	cr_assert_str_eq(o, "notify_only");
 	cr_assert(in_memory(x));
 	cr_assert_eq(eng->n_over_limit, 1);
 	/* Without a loop its actions never finish: the claim (acting) is held
 	 * for a day. Past both, it goes. */
-	fire("Watch", "d", "firing", "2026-11-22T10:31:00Z", "2026-11-22T10:31:00Z", o, NULL,
-	     NULL);
+	fire("Watch", "d", "firing", "2026-11-22T10:31:00Z", "2026-11-22T10:31:00Z", o, NULL, NULL);
 	cr_assert(!in_memory(x));
 	cr_assert_eq(eng->n_incidents, 4);
 }
@@ -201,7 +200,8 @@ Test(memory, evicted_incident_keeps_counting_episodes_and_late_firings_repeat)
 	fire("Watch", "c", "firing", T0, T0, NULL, NULL, NULL);
 	fire("Watch", "d", "firing", T0, T0, NULL, NULL, NULL);
 	cr_assert(!in_memory(a));
-	cr_assert_eq(hmap_count(&eng->seen.entries), seen_before + 3 - 1, "a's fingerprint left the seen map");
+	cr_assert_eq(hmap_count(&eng->seen.entries), seen_before + 3 - 1,
+		     "a's fingerprint left the seen map");
 	/* the very firing of episode 1 again (an HA peer, a replayed capture) */
 	fire("Watch", "a", "firing", T0, T2, o, r, id);
 	cr_assert_str_eq(id, a);
@@ -323,7 +323,8 @@ static void pods(struct buf *b, const char *status, int from, int to)
 		cr_assert_eq(buf_addf(b,
 				      "%s{\"status\":\"%s\",\"labels\":{\"alertname\":"
 				      "\"RollbackErrorRate\",\"service\":\"big\",\"pod\":\"p%d\"},"
-				      "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"" T0 "\"}",
+				      "\"annotations\":{\"value\":\"0.5\"},\"startsAt\":\"" T0
+				      "\"}",
 				      i > from ? "," : "", status, i),
 			     0);
 }

@@ -315,7 +315,8 @@ Test(notify_pure, notice_round_trip)
 	cr_assert_not_null(v.ack_url);
 	cr_assert_not_null(v.approve_url);
 	cr_assert(strncmp(v.ack_url, "https://rb.example.com/v1/ack/" INC1 "?action=ack&ep=1&exp=",
-			  strlen("https://rb.example.com/v1/ack/" INC1 "?action=ack&ep=1&exp=")) == 0);
+			  strlen("https://rb.example.com/v1/ack/" INC1 "?action=ack&ep=1&exp=")) ==
+		  0);
 	cr_assert_not_null(strstr(v.approve_url, "action=approve"));
 	cr_assert_eq(slack_message(&v, 1, &slack), 0);
 	cr_assert_not_null(strstr(slack.data, "checkout-error-rate"));

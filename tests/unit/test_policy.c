@@ -18,8 +18,14 @@ static struct timestamp ts(const char *s)
 static struct policy_input acting_input(void)
 {
 	return (struct policy_input){
-		.mode = RULE_MODE_AUTO, .paused = false, .dry_run = false, .cooldown_ms = 0,
-		.has_acted = false, .acted_in_window = 0, .max_per_hour = 3, .n_actions = 2,
+	    .mode = RULE_MODE_AUTO,
+	    .paused = false,
+	    .dry_run = false,
+	    .cooldown_ms = 0,
+	    .has_acted = false,
+	    .acted_in_window = 0,
+	    .max_per_hour = 3,
+	    .n_actions = 2,
 	};
 }
 
@@ -170,9 +176,13 @@ static bool invalid_alert(struct alert *a, size_t index, char *reason)
 Test(policy, usable_alert_is_not_invalid)
 {
 	struct label l[] = {{"service", "checkout", 8}};
-	struct alert a = {.status = ALERT_FIRING, .labels = {l, 1}, .annotations = {NULL, 0},
-			  .starts_at = ts("2026-11-21T09:58:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
-			  .generator_url = "", .fingerprint = "0123456789abcdef"};
+	struct alert a = {.status = ALERT_FIRING,
+			  .labels = {l, 1},
+			  .annotations = {NULL, 0},
+			  .starts_at = ts("2026-11-21T09:58:00Z"),
+			  .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "",
+			  .fingerprint = "0123456789abcdef"};
 	char reason[256] = "";
 	cr_assert(!invalid_alert(&a, 0, reason));
 	a.starts_at = ts("2026-11-21T11:00:00Z"); /* exactly 1h ahead: clock skew */
@@ -184,9 +194,13 @@ Test(policy, nul_in_a_value_is_invalid)
 {
 	struct label l[] = {{"pod", "pod\0evil", 8}, {"service", "checkout", 8}};
 	struct label an[] = {{"summary", "a\0b", 3}};
-	struct alert a = {.status = ALERT_FIRING, .labels = {l, 2}, .annotations = {NULL, 0},
-			  .starts_at = ts("2026-11-21T09:58:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
-			  .generator_url = "", .fingerprint = "0123456789abcdef"};
+	struct alert a = {.status = ALERT_FIRING,
+			  .labels = {l, 2},
+			  .annotations = {NULL, 0},
+			  .starts_at = ts("2026-11-21T09:58:00Z"),
+			  .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "",
+			  .fingerprint = "0123456789abcdef"};
 	char reason[256];
 	cr_assert(invalid_alert(&a, 3, reason));
 	cr_assert_str_eq(reason, "alerts[3] (fingerprint 0123456789abcdef): labels.pod contains "
@@ -204,9 +218,13 @@ Test(policy, nul_in_a_value_is_invalid)
 Test(policy, unusable_starts_at_is_invalid_when_firing)
 {
 	struct label l[] = {{"service", "checkout", 8}};
-	struct alert a = {.status = ALERT_FIRING, .labels = {l, 1}, .annotations = {NULL, 0},
-			  .starts_at = ts("0001-01-01T00:00:00Z"), .ends_at = ts("0001-01-01T00:00:00Z"),
-			  .generator_url = "", .fingerprint = "fp1"};
+	struct alert a = {.status = ALERT_FIRING,
+			  .labels = {l, 1},
+			  .annotations = {NULL, 0},
+			  .starts_at = ts("0001-01-01T00:00:00Z"),
+			  .ends_at = ts("0001-01-01T00:00:00Z"),
+			  .generator_url = "",
+			  .fingerprint = "fp1"};
 	char reason[256];
 	cr_assert(invalid_alert(&a, 1, reason));
 	cr_assert_str_eq(reason, "alerts[1] (fingerprint fp1): startsAt is Go's zero time "

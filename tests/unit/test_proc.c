@@ -49,9 +49,9 @@ struct run {
 	int calls; /* how many times done ran */
 	bool hung; /* the safety timer fired */
 	struct proc_result res;
-	char *output; /* our copy of res.output */
+	char *output;				    /* our copy of res.output */
 	struct proc_killed killed[PROC_KILLED_MAX]; /* our copy of res.killed */
-	int ticks;    /* for the responsiveness test */
+	int ticks;				    /* for the responsiveness test */
 };
 
 static char script_buf[8][512];

@@ -29,8 +29,8 @@ static void setup(void)
 	add_named("short", "abc");
 	add_named("longer", "abcdef-0123");
 	cr_assert_eq(secret_from_bytes("bearer-token-0123456789", 23, &cfg.auth.bearer_token), 0);
-	cr_assert_eq(secret_from_bytes("pd-key-0123456789", 17,
-				       &cfg.notify.pagerduty_routing_key), 0);
+	cr_assert_eq(secret_from_bytes("pd-key-0123456789", 17, &cfg.notify.pagerduty_routing_key),
+		     0);
 }
 
 static void teardown(void)
@@ -51,11 +51,11 @@ static void redacts(const char *in, bool cut, const char *want)
 Test(redact, every_form)
 {
 	redacts("[S3\"cr\\et +/=x]", false, "[<redacted:tok>]");
-	redacts("[S3\\\"cr\\\\et +/=x]", false, "[<redacted:tok>]");           /* JSON */
-	redacts("[S3\\\"cr\\\\et +\\/=x]", false, "[<redacted:tok>]");         /* JSON, \/ */
-	redacts("[S3%22cr%5Cet%20%2B%2F%3Dx]", false, "[<redacted:tok>]");     /* %XX */
-	redacts("[S3%22cr%5cet%20%2b%2f%3dx]", false, "[<redacted:tok>]");     /* %xx */
-	redacts("[S3%22cr%5Cet+%2B%2F%3Dx]", false, "[<redacted:tok>]");       /* form */
+	redacts("[S3\\\"cr\\\\et +/=x]", false, "[<redacted:tok>]");	   /* JSON */
+	redacts("[S3\\\"cr\\\\et +\\/=x]", false, "[<redacted:tok>]");	   /* JSON, \/ */
+	redacts("[S3%22cr%5Cet%20%2B%2F%3Dx]", false, "[<redacted:tok>]"); /* %XX */
+	redacts("[S3%22cr%5cet%20%2b%2f%3dx]", false, "[<redacted:tok>]"); /* %xx */
+	redacts("[S3%22cr%5Cet+%2B%2F%3Dx]", false, "[<redacted:tok>]");   /* form */
 	redacts("[S3%22cr%5cet+%2b%2f%3dx]", false, "[<redacted:tok>]");
 	redacts("Bearer bearer-token-0123456789!", false, "Bearer <redacted:auth.bearer.token>!");
 	redacts("k=pd-key-0123456789", false, "k=<redacted:notify.pagerduty.routing_key>");
@@ -79,10 +79,9 @@ Test(redact, head_of_a_secret_at_a_cut)
 
 Test(redact, expanded_action_json)
 {
-	json_t *x = json_pack("{s:s, s:[s, s], s:{s:s}}", "url",
-			      "http://h/S3%22cr%5Cet%20%2B%2F%3Dx?a=1", "argv", "sh",
-			      "S3\"cr\\et +/=x", "headers", "Authorization",
-			      "Bearer bearer-token-0123456789");
+	json_t *x = json_pack(
+	    "{s:s, s:[s, s], s:{s:s}}", "url", "http://h/S3%22cr%5Cet%20%2B%2F%3Dx?a=1", "argv",
+	    "sh", "S3\"cr\\et +/=x", "headers", "Authorization", "Bearer bearer-token-0123456789");
 	cr_assert_not_null(x);
 	json_t *y = actions_redact_json(&cfg, x);
 	cr_assert_not_null(y);

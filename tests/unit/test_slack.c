@@ -927,7 +927,7 @@ static int parse_json_payload(const char *json, struct slack_action *a, struct e
 #define USER_OK "\"user\":{\"id\":\"U123\",\"username\":\"alice\",\"name\":\"Alice A\"}"
 #define RESP_OK "\"response_url\":\"https://hooks.slack.com/actions/T1/2/abc\""
 #define ACTION_OK                                                                                  \
-	"\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID ":2\",\"type\":\"button\"},"           \
+	"\"actions\":[{\"action_id\":\"ack\",\"value\":\"" ID ":2\",\"type\":\"button\"},"         \
 	"{\"action_id\":\"approve\",\"value\":\"x\"}]"
 
 Test(slack, parse_action_good)
@@ -1015,7 +1015,8 @@ Test(slack, parse_action_errors)
 	    {"{\"type\":\"block_actions\"," USER_OK
 	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"inc-0123456789ABCDEF\"}]," RESP_OK
 	     "}",
-	     "payload.actions[0].value: expected '<incident id>:<episode>', got 'inc-0123456789ABCDEF'"},
+	     "payload.actions[0].value: expected '<incident id>:<episode>', got "
+	     "'inc-0123456789ABCDEF'"},
 	    {"{\"type\":\"block_actions\"," USER_OK
 	     ",\"actions\":[{\"action_id\":\"ack\",\"value\":\"inc-0123\"}]," RESP_OK "}",
 	     "payload.actions[0].value: expected '<incident id>:<episode>', got 'inc-0123'"},

@@ -262,8 +262,8 @@ Test(store, rollbacks_counted_in_their_window)
 Test(store, timers_due_earliest_first_until_cancelled)
 {
 	struct store *s = memory_store();
-	struct store_timer t = {.incident = "inc-a", .kind = STORE_TIMER_FIRING_FOR,
-				.episode = 1, .due_ms = 300};
+	struct store_timer t = {
+	    .incident = "inc-a", .kind = STORE_TIMER_FIRING_FOR, .episode = 1, .due_ms = 300};
 	cr_assert_eq(store_set_timer(s, &t), 0);
 	t = (struct store_timer){"inc-b", STORE_TIMER_APPROVE, 2, 100};
 	cr_assert_eq(store_set_timer(s, &t), 0);

@@ -47,8 +47,9 @@ Test(target, template_and_missing_label)
 	cr_assert_str_eq(b.data, "shop/checkout");
 	r.target = "{{labels.deployment}}";
 	cr_assert_eq(target_name(&r, &a, NULL, 0, &b, &err), -1);
-	cr_assert_str_eq(err.msg,
-			 "target: template '{{labels.deployment}}': the alert has no label 'deployment'");
+	cr_assert_str_eq(
+	    err.msg,
+	    "target: template '{{labels.deployment}}': the alert has no label 'deployment'");
 	cr_assert_eq(b.len, 0);
 	buf_release(&b);
 }

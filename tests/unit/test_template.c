@@ -108,7 +108,8 @@ static struct template_ctx ctx(void)
 	ls.n = sizeof(labels) / sizeof(labels[0]);
 	as.items = annotations;
 	as.n = sizeof(annotations) / sizeof(annotations[0]);
-	struct template_ctx c = {&ls, &as, "inc-42", "checkout-error-rate", lookup, &lookups, NULL, NULL};
+	struct template_ctx c = {&ls,	 &as,	   "inc-42", "checkout-error-rate",
+				 lookup, &lookups, NULL,     NULL};
 	return c;
 }
 
@@ -299,8 +300,9 @@ Test(template, change_references)
 	valid("{{change.revision}}");
 	valid("{{ change.previous_revision }}");
 	valid("{{change.source}}");
-	invalid("{{change.url}}", "unknown field 'url' in '{{change.url}}' (only 'change.revision', "
-				  "'change.previous_revision' or 'change.source')");
+	invalid("{{change.url}}",
+		"unknown field 'url' in '{{change.url}}' (only 'change.revision', "
+		"'change.previous_revision' or 'change.source')");
 	struct label_set ls = {0}, as = {0};
 	struct change chg;
 	memset(&chg, 0, sizeof(chg));
@@ -316,7 +318,8 @@ Test(template, change_references)
 	c.change = &chg;
 	buf_reset(&b);
 	cr_assert_eq(template_expand("--to-revision={{change.revision}} {{change.source}}", &c,
-				     TEMPLATE_RAW, &b, &err), 0, "%s", err.msg);
+				     TEMPLATE_RAW, &b, &err),
+		     0, "%s", err.msg);
 	cr_assert_str_eq(b.data, "--to-revision=42 argocd");
 	buf_reset(&b);
 	cr_assert_eq(template_expand("{{change.previous_revision}}", &c, TEMPLATE_RAW, &b, &err),
@@ -338,8 +341,9 @@ Test(template, nul_in_value_refused)
 	struct buf out = BUF_INIT;
 	struct error err = {{0}};
 	for (int esc = TEMPLATE_RAW; esc <= TEMPLATE_JSON; esc++) {
-		cr_assert_eq(template_expand("x-{{labels.pod}}", &c, (enum template_escape)esc,
-					     &out, &err), -1);
+		cr_assert_eq(
+		    template_expand("x-{{labels.pod}}", &c, (enum template_escape)esc, &out, &err),
+		    -1);
 		cr_assert_str_eq(err.msg,
 				 "template '{{labels.pod}}': the label 'pod' contains a NUL byte");
 		buf_reset(&out);

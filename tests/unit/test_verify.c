@@ -64,8 +64,8 @@ static struct verify_sample classify(int status, const char *terr, const char *b
 
 #define VEC(...)                                                                                   \
 	"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[" __VA_ARGS__ "]" \
-											       "}" \
-											       "}"
+	"}"                                                                                        \
+	"}"
 #define SER(svc, v) "{\"metric\":{\"service\":\"" svc "\"},\"value\":[1700000000.5,\"" v "\"]}"
 
 Test(verify, classify_vector_worst_series)
