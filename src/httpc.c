@@ -406,6 +406,10 @@ static int schedule_retry(struct httpc_xfer *x)
 	if (!x->retry_timer)
 		return -1;
 	struct timeval tv = timestamp_tv(delay);
+	/* libevent measures a timeout from the loop's cached time, which can be
+	 * older than this response: refresh it, so that Retry-After: N never
+	 * fires a few microseconds before N seconds have passed. */
+	event_base_update_cache_time(x->h->base);
 	if (evtimer_add(x->retry_timer, &tv) < 0) {
 		event_free(x->retry_timer);
 		x->retry_timer = NULL;

@@ -280,7 +280,16 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         items = [i for i in all_items
                  if not i.find_element("css selector", ".type").text.startswith("notify_")]
         types = [i.find_element("css selector", ".type").text for i in items]
-        self.assertEqual(types, ["decision", "action_started", "action_finished"])
+        # the target is claimed before the decision, and held for the
+        # cooldown once the rollback has run (SPEC §7)
+        self.assertEqual(types, ["target_claimed", "decision", "action_started",
+                                 "action_finished", "target_claimed"])
+        claims = [items[0], items[4]]
+        for c in claims:
+            self.assertRegex(c.find_element("css selector", ".what").text,
+                             r"^target service=checkout held until "
+                             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \(epoch 1\)$")
+        items = items[1:4]
         sent = [i.find_element("css selector", ".what").text for i in all_items
                 if i.find_element("css selector", ".type").text == "notify_sent"]
         self.assertTrue(sent, "the Slack delivery is on the timeline")
