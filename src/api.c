@@ -913,7 +913,7 @@ static void handle_pause(struct api *api, struct evhttp_request *req, bool pause
 		journal_unavailable(api, req, false);
 		return;
 	}
-	engine_set_paused(api->engine, pause);
+	engine_set_paused(api->engine, pause, "api");
 	struct buf b = BUF_INIT;
 	if (buf_addf(&b, "{\"paused\":%s}\n", engine_paused(api->engine) ? "true" : "false") < 0) {
 		buf_release(&b);

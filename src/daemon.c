@@ -262,7 +262,7 @@ static int open_journal(struct daemon *d, struct error *err)
 		log_error("journal recovered: starting PAUSED; read the moved file, then POST "
 			  "/v1/resume",
 			  "what", recovered, NULL);
-		engine_set_paused(d->engine, true);
+		engine_set_paused(d->engine, true, "recover");
 	}
 	api_set_journal(d->api, d->journal);
 	api_set_notify(d->api, d->notify);

@@ -627,10 +627,10 @@ static void firing_for_elapsed(struct engine *e, struct incident *inc)
 	}
 }
 
-void engine_set_paused(struct engine *e, bool paused)
+void engine_set_paused(struct engine *e, bool paused, const char *via)
 {
 	pthread_mutex_lock(&e->lock);
-	if (store_set_paused(e->store, paused, "api") < 0)
+	if (store_set_paused(e->store, paused, via) < 0)
 		log_error("journal: cannot record pause/resume", NULL);
 	metric_set(e->paused_gauge, paused);
 	pthread_mutex_unlock(&e->lock);

@@ -2021,7 +2021,7 @@ static void handle_pause(struct request_ctx *c, struct evhttp_request *req, bool
 {
 	if (!may_change(c, req) || journal_down(c->ui, req))
 		return;
-	engine_set_paused(c->ui->engine, pause);
+	engine_set_paused(c->ui->engine, pause, "console");
 	log_info(pause ? "console: paused" : "console: resumed", NULL);
 	redirect_durable(c->ui, req, pause ? "/ui/?done=pause" : "/ui/?done=resume");
 }

@@ -94,7 +94,9 @@ int engine_incidents_page(struct engine *e, struct engine_page *p, struct buf *o
 const char *engine_state_name(int i);
 
 /* Kill switch (the PAUSED file in state_dir also pauses). */
-void engine_set_paused(struct engine *e, bool paused);
+/* via: who pulled the switch, journaled as the record's "by" ("api", "console",
+ * "recover"). */
+void engine_set_paused(struct engine *e, bool paused, const char *via);
 bool engine_paused(struct engine *e);
 
 /* Who used an ack/approve before, and when. */

@@ -362,9 +362,9 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
         self.assertEqual(d.current_url, self.url("/ui/?done=resume"))
         self.assertEqual(self.by_css(".banner span").text, "Automatic actions are on.")
         self.assertEqual(paused_metric(self.srv), 0)
-        kinds = [r["type"] for r in journal_records(self.srv.state_dir)
+        kinds = [(r["type"], r["by"]) for r in journal_records(self.srv.state_dir)
                  if r["type"] in ("pause", "resume")]
-        self.assertEqual(kinds, ["pause", "resume"])
+        self.assertEqual(kinds, [("pause", "console"), ("resume", "console")])
 
         # readable on a phone: the table becomes blocks, nothing overflows
         d.set_window_size(390, 844)

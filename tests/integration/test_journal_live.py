@@ -179,7 +179,7 @@ class RecoverTest(unittest.TestCase):
                          "not match the record); it and everything after it were moved to "
                          "[\"%s\"]; the chain goes on from seq %d (hash %s)"
                          % (bad + 1, offset, bad + 1, moved[0], bad, last_good["hash"]))
-        self.assertIn("pause", [r["type"] for r in recs[bad:]])
+        self.assertIn(("pause", "recover"), [(r["type"], r.get("by")) for r in recs[bad:]])
         r = run_cli(["audit", "verify", "--journal", state])
         self.assertEqual(r.returncode, 0, r.stderr)
 

@@ -157,7 +157,7 @@ Test(engine, firing_for_makes_pending_then_decides_when_old_enough)
 
 Test(engine, pause_holds)
 {
-	engine_set_paused(eng, true);
+	engine_set_paused(eng, true, "api");
 	json_t *d = send("RollbackErrorRate", "checkout", "0.05", "firing", T0, T0);
 	cr_assert_str_eq(field(d, 0, "outcome"), "held");
 	cr_assert(strstr(field(d, 0, "reason"), "paused"));

@@ -112,7 +112,7 @@ Test(engine_store, rollbacks_are_counted_by_the_store)
 
 Test(engine_store, pause_is_the_stores)
 {
-	engine_set_paused(eng, true);
+	engine_set_paused(eng, true, "api");
 	cr_assert(store_paused(store));
 	cr_assert(engine_paused(eng));
 	json_t *d = send("a", "firing", "2026-11-21T10:00:00Z");
