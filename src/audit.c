@@ -2138,6 +2138,8 @@ out:
 	buf_release(&page);
 	buf_release(&footer);
 	json_decref(rp->recs);
+	json_decref(rp->configs);
+	json_decref(rp->cur_config);
 	free(rp);
 	return rc;
 }
