@@ -184,7 +184,7 @@ class FirstRun(unittest.TestCase):
         inc = self.incident_id()
         self.assertEqual(len(lines), 5, lines)
         want = [r"  #1  started  -  rollbackd \S+ started \(pid %d\)$" % self.proc.pid,
-                r"  #2  config_loaded  -  loaded 3 rule\(s\) from rules/ \(digest [0-9a-f]{12}\), "
+                r"  #2  config_loaded  -  loaded 4 rule\(s\) from rules/ \(digest [0-9a-f]{12}\), "
                 r"dry-run$",
                 r"  #3  notification  -  RollbackServiceDown firing \{service=\"checkout\", "
                 r"severity=\"critical\"\} \(fingerprint %s\)$" % harness.am_fingerprint(ALERT_LABELS),

@@ -150,6 +150,58 @@ class TestRulesCoalesceTest(unittest.TestCase):
             harness.shutil.rmtree(tmp)
 
 
+
+class ShippedTestPassRateRuleTest(unittest.TestCase):
+    """The fourth shipped rule: test_pass_rate < 0.95 for 2m turns the
+    service's newest feature flags off (one http action, no deploy undo)."""
+
+    def test_alert_matches_and_expands_to_the_flag_call(self):
+        tmp = harness.tempfile.mkdtemp(prefix="rbd-passrate-")
+        try:
+            for name, value in (("flags_url", "http://flags.invalid"),
+                                ("flags_token", "S3CR3T-pass-rate-token")):
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(value + "\n")
+                os.chmod(os.path.join(tmp, name), 0o600)
+            conf = os.path.join(tmp, "c.json")
+            with open(conf, "w") as f:
+                json.dump({"dry_run": False, "secrets": {
+                    "flags_url": {"file": os.path.join(tmp, "flags_url")},
+                    "flags_token": {"file": os.path.join(tmp, "flags_token")}}}, f)
+            low = alert({"alertname": "RollbackTestPassRate", "service": "checkout"},
+                        value="0.9")
+            ok = alert({"alertname": "RollbackTestPassRate", "service": "payments"},
+                       value="0.97")
+            p = os.path.join(tmp, "alerts.json")
+            with open(p, "w") as f:
+                json.dump(notification(low, ok), f)
+            res = harness.run_cli(["test-rules", "--rules", os.path.join(harness.SRC, "rules"),
+                                   "--alerts", p, "--config", conf])
+            self.assertEqual(res.returncode, 0, res.stderr)
+            out = res.stdout.decode()
+            self.assertNotIn("S3CR3T", out + res.stderr.decode())
+            self.assertNotIn("flags.invalid", out + res.stderr.decode())
+            ds = [json.loads(l) for l in out.splitlines() if l.strip()]
+            self.assertEqual(len(ds), 2, ds)
+            d = ds[0]
+            self.assertEqual(d["rule"], "RollbackTestPassRate", d)
+            self.assertEqual(d["outcome"], "acting", d)
+            self.assertEqual(d["reason"], "running 1 action(s)", d)
+            self.assertEqual(d["actions"], [{
+                "type": "http", "method": "POST",
+                # every secret is redacted in the output, the URL's too
+                "url": "<redacted:flags_url>/api/flags/checkout/newest/disable",
+                "headers": {"Authorization": "Bearer <redacted:flags_token>"},
+                "body": {"enabled": False,
+                         "reason": "rollbackd %s: RollbackTestPassRate" % d["incident"]}}],
+                d)
+            self.assertEqual(ds[1]["rule"], "RollbackTestPassRate", ds[1])
+            self.assertEqual(ds[1]["outcome"], "no_match", ds[1])
+            self.assertEqual(ds[1]["reason"], "value 0.97 not below 0.95", ds[1])
+        finally:
+            harness.shutil.rmtree(tmp)
+
+
 class BlastRadiusTest(EngineCase):
     RULES = [rec_rule("er", "RollbackErrorRate")]
     EXTRA = {"dry_run": False, "limits": {"blast_radius": {"targets": 2, "window": "10m"}}}
