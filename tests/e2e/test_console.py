@@ -215,11 +215,22 @@ class ConsoleBrowserTest(unittest.TestCase, BrowserMixin):
     def click(self, css):
         """Click and wait for the next page: form posts and links navigate,
         and Selenium's click does not wait for that."""
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
         old = self.by_css("html")
         self.by_css(css).click()
-        WebDriverWait(self.driver, 15 * SCALE).until(ec.staleness_of(old))
+
+        def gone(_):
+            # the old page's root is stale once the next page has replaced
+            # it; ChromeDriver says so either as StaleElementReference or,
+            # mid-navigation, as "Node with given id does not belong to the
+            # document" (a plain WebDriverException): both mean gone
+            try:
+                old.is_enabled()
+                return False
+            except WebDriverException:
+                return True
+        WebDriverWait(self.driver, 15 * SCALE).until(gone)
 
     def sign_in(self, token):
         self.driver.get(self.url("/ui/"))
