@@ -1263,6 +1263,15 @@ static int keep_record(struct report *rp, json_t *obj, bool verified)
 	return 0;
 }
 
+/* What collect() gathered, and rp itself: the one place both reports free it. */
+static void report_free(struct report *rp)
+{
+	json_decref(rp->recs);
+	json_decref(rp->configs);
+	json_decref(rp->cur_config);
+	free(rp);
+}
+
 static int collect(struct report *rp, const char *journal)
 {
 	struct audit_filter f;
@@ -2079,10 +2088,7 @@ int audit_report(const char *journal, const char *incident)
 	if (!walk_ok(&rp->w))
 		print_problem(rp->w.problem);
 out:
-	json_decref(rp->recs);
-	json_decref(rp->configs);
-	json_decref(rp->cur_config);
-	free(rp);
+	report_free(rp);
 	return rc;
 }
 
@@ -2137,9 +2143,6 @@ int audit_report_html(const char *journal, const char *incident)
 out:
 	buf_release(&page);
 	buf_release(&footer);
-	json_decref(rp->recs);
-	json_decref(rp->configs);
-	json_decref(rp->cur_config);
-	free(rp);
+	report_free(rp);
 	return rc;
 }

@@ -93,9 +93,8 @@ int engine_incidents_page(struct engine *e, struct engine_page *p, struct buf *o
 /* The name of state i (0..ENGINE_STATES-1), as in the incident JSON. */
 const char *engine_state_name(int i);
 
-/* Kill switch (the PAUSED file in state_dir also pauses). */
-/* via: who pulled the switch, journaled as the record's "by" ("api", "console",
- * "recover"). */
+/* Kill switch (the PAUSED file in state_dir also pauses). via: who pulled it,
+ * journaled as the pause/resume record's "by" ("api", "console", "recover"). */
 void engine_set_paused(struct engine *e, bool paused, const char *via);
 bool engine_paused(struct engine *e);
 
