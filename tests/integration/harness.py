@@ -467,6 +467,19 @@ class Server:
     def request(self, method, path, body=None, headers=None, **kw):
         return http_request(self.port, method, path, body=body, headers=headers, **kw)
 
+    def all_incidents(self):
+        """Every incident of GET /v1/incidents, following its rel="next"
+        pages (the list is paginated)."""
+        out, path = [], "/v1/incidents?limit=1000"
+        while path:
+            r = self.request("GET", path)
+            if r.status != 200:
+                raise AssertionError("GET %s: %d %r" % (path, r.status, r.body))
+            out.extend(r.json())
+            link = r.headers.get("link")
+            path = re.match(r'^<([^>]+)>; rel="next"$', link).group(1) if link else None
+        return out
+
     def post_alerts(self, payload=None, headers=None, **kw):
         if payload is None:
             payload = make_payload()

@@ -23,7 +23,6 @@ Python 3 standard library only.
 import heapq
 import http.client
 import json
-import re
 import os
 import shutil
 import subprocess
@@ -357,14 +356,7 @@ class FiringForRace(TimerRaceCase):
                                  "%s (%s): %s" % (svc, inc, json.dumps(recs)[:2000]))
                 self.assertEqual(kinds, ["decision", "decision", "decision", "resolved"], recs)
             self.assertNotIn("action_started", kinds)
-        states = {}
-        path = "/v1/incidents?limit=1000"   # paginated: follow rel="next"
-        while path:
-            r = self.srv.request("GET", path)
-            self.assertEqual(r.status, 200, r.body)
-            states.update({i["id"]: i["state"] for i in r.json()})
-            link = r.headers.get("link")
-            path = re.match(r'^<([^>]+)>; rel="next"$', link).group(1) if link else None
+        states = {i["id"]: i["state"] for i in self.srv.all_incidents()}
         self.assertEqual({states[inc] for inc, _, _ in sent.values()}, {"resolved"})
         print("\ntimer race (firing_for, workers %d): %d rounds, %d incidents, resolved first "
               "%d, timer first %d; by ms from the timer's due time (resolved/timer first): %s"
