@@ -740,7 +740,7 @@ int checkpoint_start(const struct config *cfg, struct journal *j, struct checkpo
 		error_set(err, "checkpoints: out of memory");
 		goto fail;
 	}
-	c->base = event_base_new();
+	c->base = timestamp_event_base_new();
 	if (!c->base) {
 		error_set(err, "checkpoints: cannot create an event base");
 		goto fail;

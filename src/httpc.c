@@ -155,6 +155,7 @@ struct httpc_xfer {
 	int64_t started_ms; /* timestamp_mono_ms() at httpc_send */
 	struct buf resp;	/* body of the current attempt, capped */
 	int64_t retry_after_ms; /* from the current response, -1 if none */
+	int64_t retry_at_ms;	/* timestamp_mono_ms() not before which to retry */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -376,6 +377,17 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct httpc *h = x->h;
 
 	enter(h);
+	/* libevent's clock is CLOCK_MONOTONIC_COARSE (a few ms per tick), so a
+	 * timer can fire a tick early: Retry-After is a "not before", so wait
+	 * out the rest. */
+	int64_t left = x->retry_at_ms - timestamp_mono_ms();
+	if (left > 0) {
+		struct timeval tv = timestamp_tv(left);
+		if (evtimer_add(x->retry_timer, &tv) == 0) {
+			leave(h);
+			return;
+		}
+	}
 	event_free(x->retry_timer);
 	x->retry_timer = NULL;
 	if (xfer_start_attempt(x) < 0)
@@ -407,9 +419,10 @@ static int schedule_retry(struct httpc_xfer *x)
 		return -1;
 	struct timeval tv = timestamp_tv(delay);
 	/* libevent measures a timeout from the loop's cached time, which can be
-	 * older than this response: refresh it, so that Retry-After: N never
-	 * fires a few microseconds before N seconds have passed. */
+	 * older than this response: refresh it; retry_cb checks the rest. The +1
+	 * rounds the millisecond clock up. */
 	event_base_update_cache_time(x->h->base);
+	x->retry_at_ms = timestamp_mono_ms() + delay + 1;
 	if (evtimer_add(x->retry_timer, &tv) < 0) {
 		event_free(x->retry_timer);
 		x->retry_timer = NULL;

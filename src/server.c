@@ -1080,7 +1080,7 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 			struct error *err)
 {
 	const struct config *cfg = w->srv->cfg;
-	w->base = event_base_new();
+	w->base = timestamp_event_base_new();
 	if (!w->base)
 		return error_set(err, "cannot create event base");
 	w->http = evhttp_new(w->base);

@@ -41,6 +41,14 @@ struct timestamp timestamp_now(void);
  * for wall time). */
 int64_t timestamp_mono_ms(void);
 
+struct event_base;
+
+/* A libevent base whose timers run on CLOCK_MONOTONIC rather than libevent's
+ * default CLOCK_MONOTONIC_COARSE (a tick of up to 4 ms, so a timer could fire
+ * before its time: a Retry-After or a firing_for is a "not before"). NULL on
+ * failure. Every loop of the daemon is made with it. */
+struct event_base *timestamp_event_base_new(void);
+
 /* ms as a struct timeval for libevent timers; negative counts as 0. */
 struct timeval timestamp_tv(int64_t ms);
 

@@ -3,6 +3,7 @@
  * time, formatting like time.RFC3339Nano, and millisecond differences.
  */
 #include <criterion/criterion.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -319,4 +320,38 @@ Test(timestamp, now_is_plausible)
 	cr_assert_geq(t.nsec, 0);
 	cr_assert_lt(t.nsec, 1000000000);
 	cr_assert_not(timestamp_is_zero(t));
+}
+
+struct fired {
+	struct timespec at;
+};
+
+static void on_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	clock_gettime(CLOCK_MONOTONIC, &((struct fired *)arg)->at);
+}
+
+/* A timer of N ms on the daemon's loops never fires before N ms have passed
+ * on CLOCK_MONOTONIC (libevent's default coarse clock let a 2 s Retry-After
+ * retry 2 ms early). */
+Test(timestamp, loop_timers_never_fire_early)
+{
+	struct event_base *base = timestamp_event_base_new();
+	cr_assert_not_null(base);
+	for (int i = 0; i < 40; i++) {
+		struct fired f;
+		struct event *ev = evtimer_new(base, on_fire, &f);
+		struct timespec t0;
+		struct timeval tv = timestamp_tv(7);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		event_base_update_cache_time(base);
+		cr_assert_eq(evtimer_add(ev, &tv), 0);
+		cr_assert_eq(event_base_loop(base, EVLOOP_ONCE), 0);
+		int64_t ns = (f.at.tv_sec - t0.tv_sec) * 1000000000LL + (f.at.tv_nsec - t0.tv_nsec);
+		cr_assert_geq(ns, 7000000LL, "round %d: fired after %lld ns", i, (long long)ns);
+		event_free(ev);
+	}
+	event_base_free(base);
 }
