@@ -2,9 +2,18 @@
  * channel_slack_bot: Slack's Web API with a bot token (SPEC §9) behind
  * channel.h: chat.postMessage for an incident's first notice, chat.update
  * of that message afterwards, so a channel shows one living message per
- * incident. One request at a time, at most one per pacing interval. The
- * message an incident has (channel id and ts) is kept here, rebuilt on
- * replay from notify_sent records, and forgotten when it resolves.
+ * incident. Each step (NOTIFY_STEP: an action started or finished, the
+ * verification's result, an acknowledgement or approval) is a reply in
+ * that message's thread (chat.postMessage with thread_ts), the failures
+ * also broadcast to the channel (reply_broadcast). The channel is ordered,
+ * so a step waits until the notice before it settled, and with it the
+ * message's ts; a step whose incident has no message (its first notice
+ * failed for good, or it was forgotten past THREADS_MAX) fails, journaled,
+ * rather than post a reply to nothing. One request at a time, at most one
+ * per pacing interval. The message an incident has (channel id and ts) is
+ * kept here, rebuilt on replay from notify_sent records (slack_ts; a
+ * reply's record has slack_reply_ts instead), and forgotten when it
+ * resolves.
  * Never: journal or log the bot token (the core wipes the header).
  */
 #include <stdio.h>
@@ -22,7 +31,7 @@
 #define SLACK_ID_MAX 64			 /* channel id or ts */
 #define SLACK_API_MAX_RESPONSE (1 << 20) /* chat.* replies echo the whole message */
 
-enum { MODE_POST, MODE_UPDATE };
+enum { MODE_POST, MODE_UPDATE, MODE_REPLY };
 
 /* The message an incident has (chat.update edits it), as found. */
 struct thread {
@@ -116,22 +125,41 @@ static int bot_build(struct channel_ctx *c, struct channel_send *s, struct chann
 		notify_entry_failed(c->n, e, 0, "the notice cannot be read back");
 		return 0;
 	}
+	if (e->kind == NOTIFY_STEP) {
+		if (!t || !nt.note || !nt.note[0]) {
+			notice_release(&nt);
+			s->k = 0;
+			notify_entry_failed(
+			    c->n, e, 0,
+			    t ? "slack: a step without text"
+			      : "slack: no message to reply to (the incident's first "
+				"notice was not delivered)");
+			return 0;
+		}
+		s->mode = MODE_REPLY;
+		rc = slack_thread_reply(t->channel, t->ts, nt.note, notify_step_is_failure(nt.step),
+					&rq->body) |
+		     buf_addf(&rq->url, "%s/chat.postMessage", cfg->notify.slack_api_url);
+		notice_release(&nt);
+		goto headers;
+	}
 	s->mode = t ? MODE_UPDATE : MODE_POST;
 	notice_slack_view(c->n, &nt, links, &v);
 	rc = t ? slack_update_message(t->channel, t->ts, &v, &rq->body)
 	       : slack_post_message(cfg->notify.slack_channel, &v, &rq->body);
 	rc |= buf_addf(&rq->url, "%s/%s", cfg->notify.slack_api_url,
-		       t ? "chat.update" : "chat.postMessage") |
-	      buf_adds(&rq->auth, "Authorization: Bearer ") |
-	      buf_add(&rq->auth, tok->data, tok->len);
+		       t ? "chat.update" : "chat.postMessage");
+	buf_release(&links[0]);
+	buf_release(&links[1]);
+	notice_release(&nt);
+headers:
+	rc |=
+	    buf_adds(&rq->auth, "Authorization: Bearer ") | buf_add(&rq->auth, tok->data, tok->len);
 	rq->headers[0] = "Content-Type: application/json; charset=utf-8";
 	rq->headers[1] = rq->auth.data;
 	/* A cut reply would hide the ts of a message that was posted. */
 	rq->max_response = SLACK_API_MAX_RESPONSE;
 	rq->backoff_base_ms = 2 * c->interval_ms;
-	buf_release(&links[0]);
-	buf_release(&links[1]);
-	notice_release(&nt);
 	return rc ? -1 : 0;
 }
 
@@ -146,6 +174,14 @@ static void bot_reply(struct channel_ctx *c, struct channel_send *s, const struc
 
 	if (slack_parse_post_reply(r->body, r->body_len, ch, sizeof(ch), ts, sizeof(ts)) == 0) {
 		struct buf m = BUF_INIT;
+		if (s->mode == MODE_REPLY) {
+			/* the thread stays the incident's message */
+			int bad = buf_adds(&m, ",\"slack_reply_ts\":") |
+				  notice_add_json_text(&m, ts, strlen(ts), SLACK_ID_MAX, false);
+			notify_entry_sent(c->n, e, r->status, bad ? NULL : m.data);
+			buf_release(&m);
+			return;
+		}
 		if (e->kind == NOTIFY_RESOLVE)
 			bot_thread_forget(b, e->incident); /* a new episode gets a new message */
 		else if (bot_thread_set(b, e->incident, ch, ts) < 0)
@@ -211,6 +247,7 @@ const struct channel channel_slack_bot = {
     .paced = true,
     .ordered = true,
     .retries = true,
+    .steps = true,
     .init = bot_init,
     .cleanup = bot_cleanup,
     .build = bot_build,

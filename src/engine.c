@@ -667,6 +667,7 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
 	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), NULL, OUTCOME_ACTING, reason, NULL,
 			 trigger);
+	rec_step(e, inc, NOTIFY_STEP_APPROVED, reason);
 	rec_notify(e, inc, NOTIFY_UPDATE, reason, NULL);
 	log_info("approved", "incident", inc->id, "by", by, "via", via, NULL);
 	runner_enqueue_run(e, inc);
@@ -751,6 +752,7 @@ int engine_ack(struct engine *e, const char *id, int episode, const char *by, co
 		inc->acknowledged_at = timestamp_now();
 		char reason[160];
 		snprintf(reason, sizeof(reason), "acknowledged by %s", by);
+		rec_step(e, inc, NOTIFY_STEP_ACKNOWLEDGED, reason);
 		rec_notify(e, inc, NOTIFY_ACK, reason, NULL);
 		log_info("acknowledged", "incident", inc->id, "by", by, "via", via, NULL);
 		rc = ENGINE_USE_DONE;

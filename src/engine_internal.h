@@ -426,6 +426,9 @@ void rec_use(struct engine *e, const char *type, const struct incident *inc, con
 /* Tell notify about inc (it only queues). */
 void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, const char *reason,
 		const char *note);
+/* Tell notify about one step (NOTIFY_STEP_*, notify.h) of inc, said by text:
+ * a reply in the Slack bot's thread. */
+void rec_step(struct engine *e, const struct incident *inc, const char *step, const char *text);
 
 /* The digest of each alert's content (rec_alert_digest), computed before
  * taking the lock; the record itself is written only for a new alert. */

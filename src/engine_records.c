@@ -239,6 +239,32 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	notify_incident(e->notify, &ev);
 }
 
+void rec_step(struct engine *e, const struct incident *inc, const char *step, const char *text)
+{
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	if (!e->notify || !r || r->n_notify == 0)
+		return;
+	/* Only what a thread reply says: no labels, no outputs (the living
+	 * message has those), so a step costs the journal little. */
+	struct notify_event ev = {
+	    .kind = NOTIFY_STEP,
+	    .channels = (const char *const *)r->notify,
+	    .n_channels = r->n_notify,
+	    .incident = inc->id,
+	    .episode = inc->episode,
+	    .rule = inc->rule_name,
+	    .state = incident_state_names[inc->state],
+	    .reason = step,
+	    .alert_started = inc->episode_start,
+	    .target = inc->target,
+	    .group = inc->group.items,
+	    .n_group = inc->group.n,
+	    .note = text,
+	    .step = step,
+	};
+	notify_incident(e->notify, &ev);
+}
+
 void rec_state(struct engine *e, const struct incident *inc, const char *reason)
 {
 	struct buf m = BUF_INIT;

@@ -18,12 +18,23 @@ static const char *const kind_names[] = {
     [NOTIFY_TRIGGER] = "trigger",   [NOTIFY_UPDATE] = "update",
     [NOTIFY_ACK] = "acknowledge",   [NOTIFY_RESOLVE] = "resolve",
     [NOTIFY_ESCALATE] = "escalate", [NOTIFY_ROLLED_BACK] = "rolled_back",
+    [NOTIFY_STEP] = "step",
 };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
 const char *notify_kind_name(enum notify_kind k)
 {
 	return (unsigned)k < N_KINDS ? kind_names[k] : "?";
+}
+
+bool notify_step_is_failure(const char *step)
+{
+	static const char *const failures[] = {NOTIFY_STEP_ACTION_FAILED, NOTIFY_STEP_UNKNOWN,
+					       NOTIFY_STEP_INEFFECTIVE, NOTIFY_STEP_INCONCLUSIVE};
+	for (size_t i = 0; step && i < sizeof(failures) / sizeof(failures[0]); i++)
+		if (strcmp(step, failures[i]) == 0)
+			return true;
+	return false;
 }
 
 int notify_kind_parse(const char *s, enum notify_kind *out)
@@ -197,7 +208,8 @@ int notice_write(struct buf *b, const struct notify_event *ev, bool compact)
 	bad |= notice_actions(b, ev, compact) |
 	       add_text_member(b, "acknowledged_by", ev->acknowledged_by, NOTICE_FIELD_MAX) |
 	       buf_addf(b, ",\"awaiting_approval\":%s", ev->awaiting_approval ? "true" : "false") |
-	       add_text_member(b, "note", ev->note, NOTICE_TEXT_MAX) | buf_addc(b, '}');
+	       add_text_member(b, "note", ev->note, NOTICE_TEXT_MAX) |
+	       add_text_member(b, "step", ev->step, NOTICE_FIELD_MAX) | buf_addc(b, '}');
 	return bad ? -1 : 0;
 }
 
@@ -309,6 +321,7 @@ int notice_parse(const char *text, size_t len, struct notice *nt)
 	nt->external_url = nt_str(nt, &d, 0, "external_url");
 	nt->acknowledged_by = nt_str(nt, &d, 0, "acknowledged_by");
 	nt->note = nt_str(nt, &d, 0, "note");
+	nt->step = nt_str(nt, &d, 0, "step");
 	nt->target = nt_str(nt, &d, 0, "target");
 	nt->episode = nt_int(&d, 0, "episode");
 	if (nt->episode < 1) /* journaled before links were bound to episodes */

@@ -825,6 +825,14 @@ static void enqueue(struct notify *n, struct notify_entry *e)
 	kick(n);
 }
 
+/* Whether channel h takes ev (as far as ev tells: replay probes by kind). */
+static bool chan_takes(const struct channel *h, const struct notify_event *ev)
+{
+	if (ev->kind == NOTIFY_STEP && !h->steps)
+		return false;
+	return !h->wants || h->wants(ev);
+}
+
 void notify_incident(struct notify *n, const struct notify_event *ev)
 {
 	struct buf notice;
@@ -842,7 +850,7 @@ void notify_incident(struct notify *n, const struct notify_event *ev)
 		for (size_t j = 0; j < ev->n_channels && !asked; j++)
 			asked = ev->channels[j] &&
 				strcmp(ev->channels[j], h->rule_name ? h->rule_name : h->name) == 0;
-		if (!asked || h->internal || !h->configured(n->cfg) || (h->wants && !h->wants(ev)))
+		if (!asked || h->internal || !h->configured(n->cfg) || !chan_takes(h, ev))
 			continue;
 		for (size_t j = 0; j < k && !taken; j++)
 			taken = strcmp(n->ch[chs[j]].h->name, h->name) == 0;
@@ -945,12 +953,14 @@ static int replay_intent(struct notify *n, const struct json_doc *d, const char 
 		log_warn("notify: a notify_intent record is not readable; skipped", "id", id, NULL);
 		return 0;
 	}
-	if (c->h->wants) {
-		/* As notify_incident decided: a channel never got what it does not take. */
-		struct notify_event probe = {.kind = kind, .incident = incident};
-		if (!c->h->wants(&probe))
-			return 0;
-	}
+	/* As notify_incident decided: a channel never got what it does not take
+	 * (email takes a trigger by its state). */
+	char state[64];
+	struct notify_event probe = {.kind = kind, .incident = incident};
+	if (rec_str(d, t, "state", state, sizeof(state)))
+		probe.state = state;
+	if (!chan_takes(c->h, &probe))
+		return 0;
 	if (outbox_find(c, id))
 		return 0;
 	struct notify_entry *e = calloc(1, sizeof(*e));

@@ -474,6 +474,10 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			cut = true;
 			inc->state = INC_UNKNOWN;
 			rec_action_finished(e, inc, i, a, "unknown");
+			char step[160];
+			snprintf(step, sizeof(step), "Action %zu of %zu: result unknown: %s", i + 1,
+				 inc->n_actions, msg);
+			rec_step(e, inc, NOTIFY_STEP_UNKNOWN, step);
 			rec_notify(e, inc, NOTIFY_TRIGGER, msg, msg);
 			log_warn("action cut off by a restart; not re-run", "incident", inc->id,
 				 "rule", inc->rule_name, NULL);

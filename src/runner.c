@@ -89,6 +89,64 @@ static void finish_incident(struct engine *e, struct incident *inc, bool ok)
 	engine_open_count(e);
 }
 
+#define STEP_TEXT_MAX 600    /* bytes of what a step says about an action */
+#define STEP_OUTPUT_TAIL 300 /* bytes of a failed action's output in its step */
+
+/* "Action 1 of 2 started: exec deploy/rollback.sh checkout" from the
+ * redacted expansion (shown), cut to STEP_TEXT_MAX. */
+static void step_started(struct engine *e, const struct incident *inc, size_t index,
+			 const json_t *shown)
+{
+	struct buf t;
+	buf_init(&t, STEP_TEXT_MAX);
+	int bad = buf_addf(&t, "Action %zu of %zu started:", index + 1, inc->n_actions);
+	const json_t *argv = json_object_get(shown, "argv");
+	if (argv) {
+		bad |= buf_adds(&t, " exec");
+		for (size_t i = 0; i < json_array_size(argv) && !bad; i++) {
+			const char *a = json_string_value(json_array_get(argv, i));
+			bad |= buf_addc(&t, ' ') | buf_adds(&t, a ? a : "");
+		}
+	} else {
+		const char *m = json_string_value(json_object_get(shown, "method"));
+		const char *u = json_string_value(json_object_get(shown, "url"));
+		bad |= buf_addf(&t, " http %s %s", m ? m : "POST", u ? u : "");
+	}
+	(void)bad; /* over the cap: what fitted */
+	if (t.data)
+		rec_step(e, inc, NOTIFY_STEP_ACTION_STARTED, t.data);
+	buf_release(&t);
+}
+
+/* "Action 1 of 2 finished: ok (exit 0, 1.2 s)", a failure with its
+ * output's tail (already redacted). */
+static void step_finished(struct engine *e, const struct incident *inc, size_t index,
+			  const struct action_record *rec)
+{
+	char text[STEP_TEXT_MAX + STEP_OUTPUT_TAIL + 64];
+	bool ok = strcmp(rec->result, "ok") == 0;
+	double secs = (double)timestamp_diff_ms(rec->finished, rec->started) / 1000.0;
+	int n;
+	if (rec->type == ACTION_EXEC)
+		n = snprintf(text, sizeof(text), "Action %zu of %zu %s: %s (exit %d, %.1f s)",
+			     index + 1, inc->n_actions, ok ? "finished" : "failed", rec->result,
+			     rec->exit_code, secs);
+	else
+		n = snprintf(text, sizeof(text), "Action %zu of %zu %s: %s (HTTP %d, %.1f s)",
+			     index + 1, inc->n_actions, ok ? "finished" : "failed", rec->result,
+			     rec->status_code, secs);
+	if (!ok && rec->output && rec->output[0] && n > 0 && (size_t)n < sizeof(text)) {
+		size_t len = strlen(rec->output);
+		const char *tail =
+		    rec->output + (len > STEP_OUTPUT_TAIL ? len - STEP_OUTPUT_TAIL : 0);
+		while (((unsigned char)*tail & 0xc0) == 0x80) /* a character's start */
+			tail++;
+		snprintf(text + n, sizeof(text) - (size_t)n, "\n%s%s",
+			 len > STEP_OUTPUT_TAIL ? "…" : "", tail);
+	}
+	rec_step(e, inc, ok ? NOTIFY_STEP_ACTION_FINISHED : NOTIFY_STEP_ACTION_FAILED, text);
+}
+
 static void action_done(struct engine *e, struct incident *inc, struct action_record *rec,
 			const char *result, const char *output, size_t output_len)
 {
@@ -110,6 +168,9 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 				 rec->type == ACTION_EXEC ? "exec" : "http", result));
 	bool ok = strcmp(result, "ok") == 0;
 	size_t index = inc->next_action++;
+	/* before the notice of the incident's new state: the thread tells the
+	 * step, then the living message changes */
+	step_finished(e, inc, index, rec);
 	if ((!ok && !(r && r->on_failure_continue)) || inc->next_action >= inc->n_actions) {
 		bool all_ok = true;
 		for (size_t i = 0; i < inc->next_action; i++)
@@ -295,7 +356,6 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		/* Redacted once, where expanded: x runs, shown is journaled. */
 		json_t *shown = actions_redact_json(e->cfg, x);
 		char *desc = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		json_decref(shown);
 		int bad =
 		    !desc || rec_member_str(&m, "rule", inc->rule_name) ||
 		    buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode, inc->next_action) ||
@@ -303,6 +363,9 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		    buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
 			    strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
 		    rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
+		if (!bad)
+			step_started(e, inc, inc->next_action, shown);
+		json_decref(shown);
 		free(desc);
 		buf_release(&m);
 		/* Without a durable action_started nothing runs: a crash would

@@ -875,6 +875,31 @@ int slack_update_message(const char *channel, const char *ts, const struct slack
 	return dump(root, out);
 }
 
+int slack_thread_reply(const char *channel, const char *thread_ts, const char *text, bool broadcast,
+		       struct buf *out)
+{
+	struct text t;
+	json_t *root;
+
+	if (!text || !text[0])
+		return -1;
+	t_init(&t, SLACK_TEXT_MAX);
+	t_add(&t, text, SLACK_TEXT_MAX, T_MRKDWN);
+	root = json_object();
+	if (!root || json_object_set_new(root, "channel", id_string(channel)) < 0 ||
+	    json_object_set_new(root, "thread_ts", id_string(thread_ts)) < 0 ||
+	    json_object_set_new(root, "text", t_json(&t)) < 0 ||
+	    (broadcast && json_object_set_new(root, "reply_broadcast", json_true()) < 0) ||
+	    json_object_set_new(root, "unfurl_links", json_false()) < 0 ||
+	    json_object_set_new(root, "unfurl_media", json_false()) < 0) {
+		t_release(&t);
+		json_decref(root);
+		return -1;
+	}
+	t_release(&t);
+	return dump(root, out);
+}
+
 int slack_response_update(const char *text, struct buf *out)
 {
 	struct text t;

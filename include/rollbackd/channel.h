@@ -105,6 +105,7 @@ struct channel {
 	bool paced;				       /* at most one request per interval */
 	bool ordered; /* an incident's notices go one after another */
 	bool retries; /* false: a failed round is final */
+	bool steps;   /* takes NOTIFY_STEP notices (the Slack bot's thread replies) */
 	/* The channel's state; NULL = none. init returns 0 or -1 (OOM). */
 	int (*init)(struct channel_ctx *c);
 	void (*cleanup)(struct channel_ctx *c);

@@ -32,6 +32,7 @@ struct notice {
 	const char *incident, *rule, *service, *state, *value, *threshold, *severity, *reason;
 	const char *generator_url, *external_url, *acknowledged_by, *note;
 	const char *target; /* the target, or "k=v,k2=v2" of the group labels; NULL */
+	const char *step;   /* NOTIFY_STEP: which (notify.h), else NULL */
 	struct timestamp alert_started;
 	int episode; /* links are signed for it (1 in notices journaled before) */
 	bool awaiting_approval;
@@ -43,7 +44,7 @@ struct notice {
 	size_t used;
 };
 
-/* "trigger", "update", "acknowledge", "resolve", "escalate", "rolled_back";
+/* "trigger", "update", "acknowledge", "resolve", "escalate", "rolled_back", "step";
  * "?" out of range. Static. */
 const char *notify_kind_name(enum notify_kind k);
 /* 0, or -1 for an unknown name. */

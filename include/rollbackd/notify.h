@@ -43,7 +43,21 @@ enum notify_kind {
 	NOTIFY_RESOLVE,	    /* resolved: PD resolve + Slack */
 	NOTIFY_ESCALATE,    /* ineffective: PD trigger at critical + Slack "did not fix it" */
 	NOTIFY_ROLLED_BACK, /* the rollback actions succeeded: PD trigger (update) + Slack */
+	NOTIFY_STEP,	    /* one step (step, note): a reply in the Slack bot's thread only */
 };
+
+/* The steps of NOTIFY_STEP; the failures are also broadcast to the channel. */
+#define NOTIFY_STEP_ACTION_STARTED "action_started"
+#define NOTIFY_STEP_ACTION_FINISHED "action_finished"
+#define NOTIFY_STEP_ACTION_FAILED "action_failed" /* failed, timeout, error */
+#define NOTIFY_STEP_UNKNOWN "unknown"		  /* cut off by a restart */
+#define NOTIFY_STEP_EFFECTIVE "effective"	  /* verification */
+#define NOTIFY_STEP_INEFFECTIVE "ineffective"
+#define NOTIFY_STEP_INCONCLUSIVE "inconclusive"
+#define NOTIFY_STEP_ACKNOWLEDGED "acknowledged"
+#define NOTIFY_STEP_APPROVED "approved"
+/* Whether a step is a failure (broadcast). */
+bool notify_step_is_failure(const char *step);
 
 struct notify_action {
 	const char *type;   /* "exec" | "http" */
@@ -76,7 +90,9 @@ struct notify_event {
 	size_t n_actions;
 	const char *acknowledged_by; /* NULL */
 	bool awaiting_approval;	     /* add the Approve link */
-	const char *note;	     /* extra line, e.g. "still firing after 10m" */
+	const char *note;	     /* extra line, e.g. "still firing after 10m";
+					NOTIFY_STEP: the step's text */
+	const char *step;	     /* NOTIFY_STEP: NOTIFY_STEP_*, else NULL */
 };
 
 struct notify_options {

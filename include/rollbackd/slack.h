@@ -14,6 +14,7 @@
 #ifndef ROLLBACKD_SLACK_H
 #define ROLLBACKD_SLACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,13 @@ int slack_post_message(const char *channel, const struct slack_incident_view *v,
 int slack_update_message(const char *channel, const char *ts, const struct slack_incident_view *v,
 			 struct buf *out);
 
+/* The chat.postMessage body of a reply in the thread of the message ts of
+ * channel (bot mode, SPEC §9): {"channel", "thread_ts", "text" (mrkdwn,
+ * escaped, at most SLACK_TEXT_MAX), "reply_broadcast": true when broadcast
+ * (also shown in the channel), "unfurl_links": false, "unfurl_media":
+ * false}. 0, or -1 (no text, unusable channel or ts, OOM). */
+int slack_thread_reply(const char *channel, const char *thread_ts, const char *text, bool broadcast,
+		       struct buf *out);
 /* Parse a chat.postMessage / chat.update reply {"ok":true,"channel":"C…",
  * "ts":"123.456",…}. Copies channel and ts (NUL-terminated) when ok is true
  * and both are strings that fit. Returns 0, or -1 (not JSON, ok not true,

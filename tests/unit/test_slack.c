@@ -705,6 +705,42 @@ Test(slack, post_and_update_bodies)
 	cr_assert_null(b.data);
 }
 
+/* A step in bot mode: a reply in the root's thread, mrkdwn-escaped, broadcast
+ * only when asked; the exact body Slack gets. */
+Test(slack, thread_reply)
+{
+	struct buf b = BUF_INIT;
+	cr_assert_eq(slack_thread_reply("C0123", "1700000000.000100",
+					"Action 1 of 2 failed: failed (exit 3, 0.1 s)\n<b> & co",
+					true, &b),
+		     0);
+	cr_assert_str_eq(b.data,
+			 "{\"channel\":\"C0123\",\"thread_ts\":\"1700000000.000100\","
+			 "\"text\":\"Action 1 of 2 failed: failed (exit 3, 0.1 s)\\n&lt;b&gt; "
+			 "&amp; co\",\"reply_broadcast\":true,\"unfurl_links\":false,"
+			 "\"unfurl_media\":false}");
+	buf_release(&b);
+	cr_assert_eq(slack_thread_reply("C0123", "1.2", "acknowledged by alice", false, &b), 0);
+	cr_assert_str_eq(b.data, "{\"channel\":\"C0123\",\"thread_ts\":\"1.2\",\"text\":"
+				 "\"acknowledged by alice\",\"unfurl_links\":false,"
+				 "\"unfurl_media\":false}");
+	buf_release(&b);
+	/* a long text is cut to Slack's section limit */
+	char big[SLACK_TEXT_MAX * 2 + 1];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(slack_thread_reply("C0123", "1.2", big, false, &b), 0);
+	json_t *j = load(&b);
+	cr_assert_leq(strlen(str_at(j, "text")), SLACK_TEXT_MAX);
+	json_decref(j);
+	buf_release(&b);
+	cr_assert_eq(slack_thread_reply("C0123", NULL, "x", false, &b), -1);
+	cr_assert_eq(slack_thread_reply("C0123", "1.2", "", false, &b), -1);
+	cr_assert_eq(slack_thread_reply("C0123", "1.2", NULL, false, &b), -1);
+	cr_assert_eq(slack_thread_reply("", "1.2", "x", false, &b), -1);
+	cr_assert_null(b.data);
+}
+
 Test(slack, parse_post_reply)
 {
 	char ch[16], ts[32];
