@@ -6,6 +6,7 @@
         RECORDS  stop feeding once the journal holds this many records (default 1000000)
         RUNS     restarts timed on that journal (default 3)
     BATCH=1000 (alerts per notification)  MAX_INCIDENTS=100000 (limits.max_incidents)
+    KEEP=DIR (use DIR, which must not exist, as the state dir and leave it there)
 
 Starts the daemon on a temp state dir with the same rule as bench/memory.py (one notify-mode
 rule grouping by service: every alert is its own incident, nothing runs) and sends distinct
@@ -94,7 +95,7 @@ def main():
             json.dump({"rules": [{"name": "bench", "matchers": ["alertname=\"Bench\""],
                                   "mode": "notify", "group_by": ["service"]}]}, f)
         port = free_port()
-        state = os.path.join(tmp, "state")
+        state = os.environ.get("KEEP") or os.path.join(tmp, "state")
         cfg = {"listen": "127.0.0.1:%d" % port, "rules": rules, "state_dir": state,
                "log_level": "info", "workers": 1,
                "journal": {"segment_bytes": 1 << 32},
