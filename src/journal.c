@@ -34,14 +34,14 @@
 
 #define HASH_BYTES 32
 #define HASH_SUFFIX_LEN (sizeof(",\"hash\":\"") - 1 + JOURNAL_HASH_HEX + 2) /* 75 */
-#define PREV_MEMBER_LEN (sizeof(",\"prev\":\"") - 1 + JOURNAL_HASH_HEX + 1)   /* 74 */
+#define PREV_MEMBER_LEN (sizeof(",\"prev\":\"") - 1 + JOURNAL_HASH_HEX + 1) /* 74 */
 #define READ_CHUNK (1u << 20)
 #define MAX_PENDING (256u << 20) /* records buffered while the disk fails */
 #define RETRY_MS 1000
 #define HEALTH_CHECK_MS 250 /* an idle writer looks at its file this often */
 
 static const char zero_hash[JOURNAL_HASH_HEX + 1] =
-	"0000000000000000000000000000000000000000000000000000000000000000";
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 static bool is_lower_hex(const char *s, size_t n)
 {
@@ -62,9 +62,9 @@ struct journal_reader {
 	struct segment *segs;
 	size_t n_segs, cur;
 	int fd;
-	char *buf;          /* READ_CHUNK + JOURNAL_MAX_LINE */
-	size_t start, end;  /* unread bytes buf[start..end) */
-	uint64_t buf_off;   /* file offset of buf[start] */
+	char *buf;	   /* READ_CHUNK + JOURNAL_MAX_LINE */
+	size_t start, end; /* unread bytes buf[start..end) */
+	uint64_t buf_off;  /* file offset of buf[start] */
 	bool eof;
 };
 
@@ -110,8 +110,7 @@ static char *journal_dir(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-static int list_segments(const char *dir, struct segment **out, size_t *n_out,
-			 struct error *err)
+static int list_segments(const char *dir, struct segment **out, size_t *n_out, struct error *err)
 {
 	struct segment *segs = NULL;
 	size_t n = 0, alloc = 0;
@@ -317,21 +316,21 @@ struct journal {
 	char *dir, *path;
 	uint64_t segment_bytes;
 	int fd;
-	uint64_t size;        /* durable bytes of the current file */
+	uint64_t size; /* durable bytes of the current file */
 	uint64_t next_segment;
 	/* chain */
 	uint64_t seq;
 	char prev[JOURNAL_HASH_HEX + 1];
 	/* tickets: appended > batch being written >= durable */
 	uint64_t appended, durable;
-	uint64_t durable_seq;                     /* the chain head on disk */
+	uint64_t durable_seq; /* the chain head on disk */
 	char durable_hash[JOURNAL_HASH_HEX + 1];
-	struct buf pending;   /* lines not yet handed to the writer */
+	struct buf pending; /* lines not yet handed to the writer */
 	size_t pending_records;
 	bool failed;
-	bool damaged;         /* the file was removed, replaced or changed under us */
-	char *recovered;      /* what journal_open --recover moved aside; NULL: nothing */
-	dev_t dev;            /* of the open current file */
+	bool damaged;	 /* the file was removed, replaced or changed under us */
+	char *recovered; /* what journal_open --recover moved aside; NULL: nothing */
+	dev_t dev;	 /* of the open current file */
 	ino_t ino;
 	char last_error[600];
 	struct waiter *waiters;
@@ -678,8 +677,8 @@ static int append_locked(struct journal *j, const char *type, const char *incide
 	return 0;
 }
 
-int journal_append(struct journal *j, const char *type, const char *incident,
-		   const char *members, size_t members_len, uint64_t *ticket)
+int journal_append(struct journal *j, const char *type, const char *incident, const char *members,
+		   size_t members_len, uint64_t *ticket)
 {
 	return journal_append_seq(j, type, incident, members, members_len, ticket, NULL);
 }
@@ -799,25 +798,121 @@ struct damage {
 	char what[sizeof(((struct error *)0)->msg)];
 };
 
-static int replay_all(struct journal *j, const struct journal_options *opt, uint64_t *cut_at,
-		      uint64_t *cut_bytes, struct damage *dmg, struct error *err)
-{
+/*
+ * Start-up reads, checks and replays every record. Checking (BLAKE2b of
+ * each line and the chain) and replaying (the engine, notify, the store)
+ * are each about half of a start, so they run side by side: a verifier
+ * thread reads and checks lines and hands the good ones over in batches
+ * (copies, at most REPLAY_BATCHES of them in flight: bounded memory), and
+ * the caller's thread replays them in order. Only checked lines are ever
+ * replayed, in journal order, and replay stops where checking stopped, so
+ * the outcome is the same as one loop doing both.
+ */
+#define REPLAY_BATCH_BYTES (1u << 20)
+#define REPLAY_BATCHES 4
+
+struct rline_ref {
+	size_t at, len;
+	const char *segment; /* the reader's: valid until it is freed */
+	uint64_t offset, seq;
+};
+
+struct rbatch {
+	char *text; /* REPLAY_BATCH_BYTES + JOURNAL_MAX_LINE */
+	size_t used;
+	struct rline_ref *lines;
+	size_t n, cap;
+	struct rbatch *next;
+};
+
+struct rpipe {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct rbatch *full, **full_tail; /* checked, to replay, in order */
+	struct rbatch *free;
+	bool done;  /* the verifier stopped (end, error, cut, damage) */
+	bool abort; /* the replayer failed: stop checking */
+	/* the verifier's, read after the join */
+	struct journal *j;
+	const struct journal_options *opt;
 	struct journal_reader *r;
-	struct journal_line line;
-	bool torn;
-	uint64_t seq = 0;
-	char prev[JOURNAL_HASH_HEX + 1], hash[JOURNAL_HASH_HEX + 1];
-	memcpy(prev, zero_hash, sizeof(prev));
-	*cut_at = UINT64_MAX;
-	*cut_bytes = 0;
-	if (journal_reader_open(j->dir, &r, err) < 0)
+	uint64_t *cut_at, *cut_bytes;
+	struct damage *dmg;
+	uint64_t seq;
+	char prev[JOURNAL_HASH_HEX + 1];
+	int rc;
+	struct error err;
+};
+
+/* The verifier's next empty batch; NULL when told to stop. */
+static struct rbatch *rpipe_take_free(struct rpipe *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->free && !p->abort)
+		pthread_cond_wait(&p->cond, &p->lock);
+	struct rbatch *b = p->abort ? NULL : p->free;
+	if (b) {
+		p->free = b->next;
+		b->next = NULL;
+		b->used = b->n = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return b;
+}
+
+static void rpipe_push_full(struct rpipe *p, struct rbatch *b)
+{
+	pthread_mutex_lock(&p->lock);
+	b->next = NULL;
+	*p->full_tail = b;
+	p->full_tail = &b->next;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Add a checked line to *cur (a new batch when it is full). -1: stop. */
+static int rpipe_add(struct rpipe *p, struct rbatch **cur, const struct journal_line *line,
+		     uint64_t seq)
+{
+	if (*cur && (*cur)->used + line->len > REPLAY_BATCH_BYTES + JOURNAL_MAX_LINE) {
+		rpipe_push_full(p, *cur);
+		*cur = NULL;
+	}
+	if (!*cur && !(*cur = rpipe_take_free(p)))
 		return -1;
-	for (size_t i = 0; i < r->n_segs; i++)
-		if (r->segs[i].number != UINT64_MAX && r->segs[i].number >= j->next_segment)
-			j->next_segment = r->segs[i].number + 1;
+	struct rbatch *b = *cur;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 4096;
+		struct rline_ref *l = realloc(b->lines, cap * sizeof(*l));
+		if (!l)
+			return error_set(&p->err, "out of memory");
+		b->lines = l;
+		b->cap = cap;
+	}
+	memcpy(b->text + b->used, line->text, line->len);
+	b->lines[b->n++] = (struct rline_ref){b->used, line->len, line->segment, line->offset, seq};
+	b->used += line->len;
+	if (b->used >= REPLAY_BATCH_BYTES) {
+		rpipe_push_full(p, b);
+		*cur = NULL;
+	}
+	return 0;
+}
+
+/* The verifier thread: check every line in order, hand the good ones
+ * over, find where the current file's good part ends. */
+static void *rpipe_verify(void *arg)
+{
+	struct rpipe *p = arg;
+	struct journal *j = p->j;
+	struct journal_reader *r = p->r;
+	struct journal_line line;
+	struct rbatch *cur = NULL;
+	bool torn;
+	char hash[JOURNAL_HASH_HEX + 1];
 	int rc = 0;
 	for (;;) {
-		int got = journal_reader_next(r, &line, &torn, err);
+		int got = journal_reader_next(r, &line, &torn, &p->err);
 		if (got <= 0) {
 			rc = got;
 			break;
@@ -827,7 +922,7 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 		bool in_current = strcmp(line.segment, j->path) == 0;
 		if (torn)
 			error_set(&lerr, "torn line without a newline (%zu bytes)", line.len);
-		if (torn || journal_check_line(line.text, line.len, prev, seq + 1, &s, hash,
+		if (torn || journal_check_line(line.text, line.len, p->prev, p->seq + 1, &s, hash,
 					       &lerr) < 0) {
 			uint64_t off = line.offset, len = line.len;
 			struct journal_line more;
@@ -835,42 +930,141 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 			/* Only a last line cut short (no newline: the write never
 			 * finished) is cut away; a complete bad line is evidence. */
 			if (torn && in_current &&
-			    journal_reader_next(r, &more, &more_torn, err) == 0) {
-				*cut_at = off;
-				*cut_bytes = len + (torn ? 0 : 1);
+			    journal_reader_next(r, &more, &more_torn, &p->err) == 0) {
+				*p->cut_at = off;
+				*p->cut_bytes = len + (torn ? 0 : 1);
 				break;
 			}
-			if (opt->recover) {
-				if (!(dmg->segment = strdup(line.segment))) {
-					rc = error_set(err, "out of memory");
+			if (p->opt->recover) {
+				if (!(p->dmg->segment = strdup(line.segment))) {
+					rc = error_set(&p->err, "out of memory");
 					break;
 				}
-				dmg->offset = off;
-				dmg->seq = seq + 1;
-				snprintf(dmg->what, sizeof(dmg->what), "%s", lerr.msg);
+				p->dmg->offset = off;
+				p->dmg->seq = p->seq + 1;
+				snprintf(p->dmg->what, sizeof(p->dmg->what), "%s", lerr.msg);
 				break;
 			}
-			rc = error_set(err,
-				       "%s: offset %" PRIu64 ": record seq %" PRIu64
-				       " is bad (%s); nothing was changed: 'rollbackd audit verify "
-				       "--journal %s' shows it, and 'rollbackd serve --recover' moves "
-				       "the damaged part aside (kept), starts a new segment and starts "
-				       "paused",
-				       line.segment, off, seq + 1, lerr.msg, j->dir);
+			rc = error_set(
+			    &p->err,
+			    "%s: offset %" PRIu64 ": record seq %" PRIu64
+			    " is bad (%s); nothing was changed: 'rollbackd audit verify "
+			    "--journal %s' shows it, and 'rollbackd serve --recover' moves "
+			    "the damaged part aside (kept), starts a new segment and starts "
+			    "paused",
+			    line.segment, off, p->seq + 1, lerr.msg, j->dir);
 			break;
 		}
-		seq = s;
-		memcpy(prev, hash, sizeof(prev));
-		if (opt->replay && opt->replay(&line, opt->replay_arg) < 0) {
-			rc = error_set(err, "%s: offset %" PRIu64 ": cannot replay seq %" PRIu64,
-				       line.segment, line.offset, s);
+		p->seq = s;
+		memcpy(p->prev, hash, sizeof(p->prev));
+		if (p->opt->replay && rpipe_add(p, &cur, &line, s) < 0) {
+			rc = -1; /* told to stop, or out of memory (p->err says) */
 			break;
 		}
 	}
-	journal_reader_free(r);
-	j->seq = j->durable_seq = seq;
-	memcpy(j->prev, prev, sizeof(prev));
-	memcpy(j->durable_hash, prev, sizeof(prev));
+	if (cur && cur->n > 0)
+		rpipe_push_full(p, cur);
+	else if (cur) {
+		pthread_mutex_lock(&p->lock);
+		cur->next = p->free;
+		p->free = cur;
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->rc = rc;
+	p->done = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* The caller's side: replay batches in order until the verifier is done.
+ * 0, or -1 with err when a replay callback failed. */
+static int rpipe_replay(struct rpipe *p, struct error *err)
+{
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->full && !p->done)
+			pthread_cond_wait(&p->cond, &p->lock);
+		struct rbatch *b = p->full;
+		if (b) {
+			p->full = b->next;
+			if (!p->full)
+				p->full_tail = &p->full;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (!b)
+			return 0; /* done, and nothing left */
+		int rc = 0;
+		for (size_t i = 0; i < b->n && rc == 0; i++) {
+			const struct rline_ref *l = &b->lines[i];
+			struct journal_line line = {b->text + l->at, l->len, l->segment, l->offset};
+			if (p->opt->replay(&line, p->opt->replay_arg) < 0)
+				rc = error_set(err,
+					       "%s: offset %" PRIu64 ": cannot replay seq %" PRIu64,
+					       l->segment, l->offset, l->seq);
+		}
+		pthread_mutex_lock(&p->lock);
+		b->next = p->free;
+		p->free = b;
+		if (rc < 0)
+			p->abort = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (rc < 0)
+			return -1;
+	}
+}
+
+static int replay_all(struct journal *j, const struct journal_options *opt, uint64_t *cut_at,
+		      uint64_t *cut_bytes, struct damage *dmg, struct error *err)
+{
+	struct rpipe p = {.j = j, .opt = opt, .cut_at = cut_at, .cut_bytes = cut_bytes, .dmg = dmg};
+	struct rbatch pool[REPLAY_BATCHES] = {{0}};
+	pthread_t tid;
+	int rc = 0;
+	memcpy(p.prev, zero_hash, sizeof(p.prev));
+	p.full_tail = &p.full;
+	*cut_at = UINT64_MAX;
+	*cut_bytes = 0;
+	if (journal_reader_open(j->dir, &p.r, err) < 0)
+		return -1;
+	for (size_t i = 0; i < p.r->n_segs; i++)
+		if (p.r->segs[i].number != UINT64_MAX && p.r->segs[i].number >= j->next_segment)
+			j->next_segment = p.r->segs[i].number + 1;
+	for (size_t i = 0; i < REPLAY_BATCHES; i++) {
+		if (!(pool[i].text = malloc(REPLAY_BATCH_BYTES + JOURNAL_MAX_LINE))) {
+			rc = error_set(err, "out of memory");
+			goto out;
+		}
+		pool[i].next = p.free;
+		p.free = &pool[i];
+	}
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	if (pthread_create(&tid, NULL, rpipe_verify, &p) != 0) {
+		rc = error_set(err, "cannot start the journal's verifier thread");
+	} else {
+		int replayed = rpipe_replay(&p, err);
+		pthread_join(tid, NULL);
+		if (replayed < 0) {
+			rc = -1;
+		} else if (p.rc < 0) {
+			*err = p.err;
+			rc = -1;
+		}
+	}
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+	j->seq = j->durable_seq = p.seq;
+	memcpy(j->prev, p.prev, sizeof(p.prev));
+	memcpy(j->durable_hash, p.prev, sizeof(p.prev));
+out:
+	for (size_t i = 0; i < REPLAY_BATCHES; i++) {
+		free(pool[i].text);
+		free(pool[i].lines);
+	}
+	journal_reader_free(p.r);
 	return rc;
 }
 
@@ -974,7 +1168,8 @@ static int move_damage_aside(struct journal *j, const struct damage *dmg, struct
 			goto out;
 		}
 		const char *tb = strrchr(to, '/');
-		if ((k > i && buf_addc(names, ',')) || buf_add_json_str(names, tb + 1, strlen(tb + 1)))
+		if ((k > i && buf_addc(names, ',')) ||
+		    buf_add_json_str(names, tb + 1, strlen(tb + 1)))
 			goto oom;
 	}
 	if (buf_addc(names, ']'))
@@ -988,7 +1183,8 @@ static int move_damage_aside(struct journal *j, const struct damage *dmg, struct
 		if (!(to = path_join(j->dir, name)))
 			goto oom;
 		if (rename(j->path, to) < 0) {
-			error_set(err, "%s: cannot close the good part: %s", j->path, strerror(errno));
+			error_set(err, "%s: cannot close the good part: %s", j->path,
+				  strerror(errno));
 			goto out;
 		}
 		j->next_segment++;
@@ -1011,8 +1207,8 @@ out:
 
 int journal_open(const struct journal_options *opt, struct journal **out, struct error *err)
 {
-	static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-					0.1,    0.25,  0.5,    1,     2.5};
+	static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+					0.05,	0.1,   0.25,   0.5,   1,    2.5};
 	struct journal *j = calloc(1, sizeof(*j));
 	if (!j)
 		return error_set(err, "out of memory");
@@ -1103,16 +1299,16 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 			goto fail;
 		}
 	}
-	struct metric_family *rec = metrics_register(METRIC_COUNTER, "journal_records_total",
-						     "Records made durable in the journal.", NULL,
-						     NULL, 0);
-	struct metric_family *fs = metrics_register(
-		METRIC_HISTOGRAM, "journal_fsync_seconds",
-		"Time of one group commit (write + fdatasync).", NULL, bounds,
-		sizeof(bounds) / sizeof(bounds[0]));
+	struct metric_family *rec =
+	    metrics_register(METRIC_COUNTER, "journal_records_total",
+			     "Records made durable in the journal.", NULL, NULL, 0);
+	struct metric_family *fs =
+	    metrics_register(METRIC_HISTOGRAM, "journal_fsync_seconds",
+			     "Time of one group commit (write + fdatasync).", NULL, bounds,
+			     sizeof(bounds) / sizeof(bounds[0]));
 	struct metric_family *je = metrics_register(
-		METRIC_COUNTER, "journal_errors_total",
-		"Failed journal writes or syncs (each answered 503 and retried).", NULL, NULL, 0);
+	    METRIC_COUNTER, "journal_errors_total",
+	    "Failed journal writes or syncs (each answered 503 and retried).", NULL, NULL, 0);
 	if (!rec || !fs || !je || !(j->records_total = metrics_child(rec)) ||
 	    !(j->fsync_seconds = metrics_child(fs)) || !(j->errors_total = metrics_child(je))) {
 		error_set(err, "out of memory");

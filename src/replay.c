@@ -287,11 +287,11 @@ static int replay_line(struct rline *rl)
  * ,"name": in the text is the top-level member. Values with escapes take
  * the full parse.
  */
-static bool fast_str(const char *text, size_t len, const char *name, const char **val, size_t *vlen)
+/* pat is ,"name":" (a literal: FAST_PAT). */
+static bool fast_str_pat(const char *text, size_t len, const char *pat, size_t n, const char **val,
+			 size_t *vlen)
 {
-	char pat[40];
-	int n = snprintf(pat, sizeof(pat), ",\"%s\":\"", name);
-	const char *p = memmem(text, len, pat, (size_t)n);
+	const char *p = memmem(text, len, pat, n);
 	if (!p)
 		return false;
 	p += n;
@@ -302,6 +302,10 @@ static bool fast_str(const char *text, size_t len, const char *name, const char 
 	*vlen = (size_t)(q - p);
 	return true;
 }
+
+#define FAST_PAT(name) ",\"" name "\":\""
+#define fast_str(text, len, name, val, vlen)                                                       \
+	fast_str_pat(text, len, FAST_PAT(name), sizeof(FAST_PAT(name)) - 1, val, vlen)
 
 static bool fast_eq(const char *v, size_t n, const char *s)
 {
