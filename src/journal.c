@@ -8,6 +8,11 @@
  * their own event bases. A failed write or sync truncates the file back to
  * the last durable byte and keeps the batch to retry, so the file never
  * holds half a record and no accepted record is dropped.
+ *
+ * Over 800 lines because reading (audit, replay), start-up checking and the
+ * writer thread share the line format, the segment list and the chain state;
+ * the start-up pipeline (verifier thread + replay) lives next to the state it
+ * fills in.
  */
 #include "rollbackd/journal.h"
 

@@ -23,6 +23,10 @@
  * Never: block or do I/O on a caller's thread, put a secret (webhook URL,
  * bot token, routing key, password) or a response_url in a log line, a
  * journal record, a metric or an error text.
+ *
+ * Over 800 lines because the outbox's queues, pacing, journaling, replay and
+ * lifetime all guard the same per-channel state under one lock; the channels
+ * themselves are one file each (channel_*.c).
  */
 #include "rollbackd/notify.h"
 

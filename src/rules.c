@@ -26,6 +26,10 @@
  *     "." matches one byte, not one character.
  * The bare value is compiled on its own first, so a value such as
  * "a)|(b" cannot escape the anchoring group.
+ *
+ * Over 800 lines because reading rule files (typed getters, matchers,
+ * actions, every error message naming file and rule) and matching share the
+ * immutable ruleset layout; matching is its last section.
  */
 #include "rollbackd/rules.h"
 

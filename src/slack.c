@@ -8,6 +8,10 @@
  * character boundary so that no limit of Slack's can be passed, whatever
  * the input. The signature is compared with sodium_memcmp. Nothing here
  * does I/O or logs.
+ *
+ * Over 800 lines because Block Kit messages, Web API bodies and replies,
+ * request signatures and interactivity payloads all go through the same
+ * bounded-text and JSON helpers that keep Slack's limits.
  */
 #include "rollbackd/slack.h"
 

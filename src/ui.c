@@ -24,6 +24,10 @@
  * random session id (the cookie, HttpOnly; SameSite=Strict; Secure when
  * public_url is https; Max-Age UI_SESSION_TTL_S) and a random CSRF token
  * bound to it, both kept in memory only: a restart signs everyone out.
+ *
+ * Over 800 lines (about 2 100): the journal index thread, sessions, HTML
+ * rendering and the pages share one struct ui and its lock; the journal index
+ * is the first part to move to its own file.
  */
 #include "rollbackd/ui.h"
 
