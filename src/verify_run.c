@@ -91,11 +91,13 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 			log_error("journal: cannot record a verification result", NULL);
 		buf_release(&m);
 	}
-	rec_step(e, inc,
-		 res == VERIFY_EFFECTIVE     ? NOTIFY_STEP_EFFECTIVE
-		 : res == VERIFY_INEFFECTIVE ? NOTIFY_STEP_INEFFECTIVE
-					     : NOTIFY_STEP_INCONCLUSIVE,
-		 note);
+	/* A step of the thread, while there is one (a resolve closed it). */
+	if (settles)
+		rec_step(e, inc,
+			 res == VERIFY_EFFECTIVE     ? NOTIFY_STEP_EFFECTIVE
+			 : res == VERIFY_INEFFECTIVE ? NOTIFY_STEP_INEFFECTIVE
+						     : NOTIFY_STEP_INCONCLUSIVE,
+			 note);
 	if (res == VERIFY_EFFECTIVE) {
 		/* after the resolve, people were told already: nothing re-opens it */
 		if (settles)

@@ -33,18 +33,20 @@ class SlackBotTest(unittest.TestCase):
             self.srv.cleanup()
         self.api.close()
 
-    def start(self, actions, srv=None):
+    def start(self, actions, srv=None, prometheus=None, **rule_extra):
         api = self.api
-        self.srv = srv or Server(config=lambda s: {
+        extra = {"prometheus": {"url": prometheus}} if prometheus else {}
+        self.srv = srv or Server(config=lambda s: dict(extra, **{
             "dry_run": False,
             "public_url": "https://rollbackd.example.com",
             "auth": {"links": {"secret": s.secret("links", LINKS_KEY), "ttl": "1h"}},
             "notify": {"slack": {"bot_token": s.secret("bot", BOT_TOKEN),
                                  "channel": api.channel, "api_url": api.url}},
-        })
+        }))
         if srv is None:
             rule = {"name": "bot-rule", "matchers": ['alertname="RollbackErrorRate"'],
                     "group_by": ["service"], "actions": actions, "notify": ["slack"]}
+            rule.update(rule_extra)
             with open(os.path.join(self.srv.rules_dir, "r.json"), "w") as f:
                 json.dump({"rules": [rule]}, f)
         self.srv.start()
@@ -168,6 +170,34 @@ class SlackBotTest(unittest.TestCase):
         self.assertEqual([(r["incident"], r["error"]) for r in first],
                          [(inc, "slack: not_in_channel")])
         self.assertEqual(api.replies(api.roots()[0]), [])
+
+    def verified(self, values):
+        from test_verify import FakePrometheus, vector
+        prom = FakePrometheus([(200, vector(v), 0) for v in values])
+        self.addCleanup(prom.close)
+        self.start([{"type": "exec", "argv": ["/bin/true"], "timeout": "10s"}],
+                   prometheus="http://127.0.0.1:%d/" % prom.port,
+                   verify={"within": "2s", "query": 'err_ratio{service="{{labels.service}}"}',
+                           "below": 0.01, "for": "300ms", "interval": "100ms"})
+        self.fire()
+        api = self.api
+        api.wait(lambda: len(api.roots()) == 1 and len(api.replies(api.roots()[0])) == 3,
+                 "the verification's reply")
+        return api.replies(api.roots()[0])[2]
+
+    def test_an_effective_rollback_is_a_quiet_reply(self):
+        text, broadcast = self.verified(["0.001"])
+        self.assertFalse(broadcast)
+        self.assertEqual(text, "verify.query: every series below 0.01 for 300ms")
+        self.assertEqual(self.api.invalid, [])
+
+    def test_an_ineffective_rollback_is_broadcast(self):
+        text, broadcast = self.verified(["0.2"])
+        self.assertTrue(broadcast)
+        # how many evaluations fit in "within" depends on the timer's pace
+        self.assertRegex(text, r"^The rollback did not fix it: verify\.query: the condition "
+                               r"did not hold for 'for' \(\d+ evaluations\)$")
+        self.assertEqual(self.api.invalid, [])
 
     def test_webhook_mode_gets_no_steps(self):
         # the same rule with a webhook: one message per state change, no steps
