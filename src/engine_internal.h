@@ -141,12 +141,13 @@ struct incident {
 	char *generator_url, *external_url; /* of the triggering alert */
 	uint64_t *firing;		    /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
-	struct inc_timer timers[STORE_TIMER_KINDS]; /* by enum store_timer_kind */
-	struct event *retry;			    /* action_started waits for a failing journal
-						     * (armed on the loop only) */
-	json_t *ready;				    /* the expanded action waiting for its record */
-	const struct action_tpl *ready_tpl;	    /* its template: the rule set it was decided
-						       with (a reload keeps old sets until exit) */
+	/* by enum store_timer_kind; NULL until first armed (timers.c) */
+	struct inc_timer *timers[STORE_TIMER_KINDS];
+	struct event *retry;		    /* action_started waits for a failing journal
+					     * (armed on the loop only) */
+	json_t *ready;			    /* the expanded action waiting for its record */
+	const struct action_tpl *ready_tpl; /* its template: the rule set it was decided
+					       with (a reload keeps old sets until exit) */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
@@ -157,9 +158,10 @@ struct incident {
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
 	uint64_t fence;				  /* the target claim's epoch while it holds it */
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
-	struct verify_progress verify; /* verify.query's samples (verify_run.c) */
-	bool verify_active;	       /* verify.query runs for verify_episode */
-	bool verify_inflight;	       /* one of its queries is on its way */
+	/* verify.query's samples (verify_run.c); NULL until the first verification */
+	struct verify_progress *verify;
+	bool verify_active;   /* verify.query runs for verify_episode */
+	bool verify_inflight; /* one of its queries is on its way */
 	int verify_episode;
 	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */

@@ -97,6 +97,7 @@ void incident_clear_firing(struct incident *inc)
 void incident_free(struct incident *inc)
 {
 	timers_free_incident(inc);
+	free(inc->verify);
 	if (inc->retry)
 		event_free(inc->retry);
 	free(inc->approved_by);
