@@ -1554,12 +1554,13 @@ int ui_render_incident(struct buf *out, const char *id, const json_t *incident,
 	bad |= verify_chart(out, records);
 	bad |= timeline(out, records, t0);
 	if (json_array_size(records) == 0 && page->older_than_index)
-		bad |= buf_addf(out,
-				"<p class=\"mute\">This incident's timeline is older than the "
-				"console's journal index, which keeps the records of the newest "
-				"%zu incidents; <code>rollbackd audit show --incident</code> reads "
-				"the whole journal.</p>\n",
-				page->older_than_index);
+		bad |= buf_addf(
+		    out,
+		    "<p class=\"mute\">This incident's timeline is older than the "
+		    "console's journal index, which keeps the records of the newest "
+		    "%zu incidents at most; <code>rollbackd audit show --incident</code> reads "
+		    "the whole journal.</p>\n",
+		    page->older_than_index);
 	else if (json_array_size(records) == 0)
 		bad |= buf_adds(out, "<p class=\"mute\">No journal records for this incident are "
 				     "indexed (yet); <code>rollbackd audit show --incident</code> "
@@ -2190,8 +2191,9 @@ static void incident_page(struct request_ctx *c, struct evhttp_request *req, con
 			snprintf(
 			    msg, sizeof(msg),
 			    "rollbackd knows no incident with that id in memory, and the "
-			    "console's journal index, which keeps the newest %zu incidents, "
-			    "does not hold it: its records, if it had any, are older than the "
+			    "console's journal index, which keeps the newest %zu incidents at "
+			    "most, does not hold it: its records, if it had any, are older than "
+			    "the "
 			    "index. rollbackd audit show --incident %s reads the whole journal.",
 			    max, id);
 		json_decref(recs);

@@ -403,7 +403,7 @@ Test(ui, index_value_and_older_page)
 	cr_assert_eq(ui_render_incident(&b, "inc-00000000000000a1", inc, none, &page), 0);
 	cr_assert_not_null(strstr(b.data, "This incident's timeline is older than the console's "
 					  "journal index, which keeps the records of the newest 3 "
-					  "incidents"));
+					  "incidents at most"));
 	cr_assert_null(strstr(b.data, "indexed (yet)"));
 	buf_release(&b);
 	page.older_than_index = 0;
