@@ -277,6 +277,11 @@ int incident_state_parse(const char *s);
 /* Label copies: dst owns its names and values (release frees them). */
 void owned_labels_release(struct owned_labels *l);
 int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n);
+/* One block for n labels and string_bytes of their strings (the items,
+ * then the strings, all freed by release): where the strings go, or NULL
+ * when n is 0 or on OOM (dst->items NULL too). dst->n is 0: the caller
+ * fills the items and counts them. */
+char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes);
 const char *owned_labels_get(const struct owned_labels *l, const char *name);
 
 /* The rule named name in the current rule set, or NULL (a reload removed it). */
