@@ -122,18 +122,20 @@ struct inc_timer {
 	struct list_node op; /* in e->timer_ops while the loop must apply it */
 };
 
+/* Few holes between the fields, please: limits.max_incidents of these are kept. */
 struct incident {
 	char id[INCIDENT_ID_LEN + 1];
+	bool decided;	/* this episode has been decided */
+	bool has_acted; /* last_acted is set */
+	bool running;	/* actions queued or in progress */
 	char *rule_name;
 	struct owned_labels group;	    /* the group_by labels */
 	struct owned_labels trigger_labels; /* the alert that decided */
 	struct owned_labels trigger_annotations;
 	enum incident_state state;
 	int episode;
-	bool decided; /* this episode has been decided */
 	struct timestamp first_seen, last_seen, episode_start;
 	struct timestamp last_acted;
-	bool has_acted;
 	char *acknowledged_by;
 	struct timestamp acknowledged_at;
 	char *approved_by;
@@ -152,17 +154,17 @@ struct incident {
 	size_t n_actions;
 	size_t next_action;
 	struct list_node queued; /* in e->queue while waiting for an action slot */
-	bool running;		 /* actions queued or in progress */
 	char *target;		 /* what this episode rolls back (SPEC §6); NULL: not yet */
 	char *target_err;	 /* why the target could not be named (held) */
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
+	bool verify_active;			  /* verify.query runs for verify_episode */
+	bool verify_inflight;			  /* one of its queries is on its way */
+	bool over_limit;			  /* created over limits.max_incidents: held */
 	uint64_t fence;				  /* the target claim's epoch while it holds it */
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
+	int verify_episode;
 	/* verify.query's samples (verify_run.c); NULL until the first verification */
 	struct verify_progress *verify;
-	bool verify_active;   /* verify.query runs for verify_episode */
-	bool verify_inflight; /* one of its queries is on its way */
-	int verify_episode;
 	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct list_node link;		      /* in e->incidents (newest first) */
@@ -171,7 +173,6 @@ struct incident {
 	int64_t max_starts_ms;		      /* latest startsAt of its firings */
 	int64_t tomb_starts_ms;		      /* an evicted predecessor's max_starts_ms (0: none) */
 	int tomb_episode;		      /* and its last episode */
-	bool over_limit;		      /* created over limits.max_incidents: held */
 	size_t trigger_over; /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
 	size_t n_untracked;  /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
