@@ -34,6 +34,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -65,7 +68,8 @@
 #define UI_FORM_FIELD_MAX 512
 #define UI_VALUE_MAX 96
 #define UI_MAX_FILES 4096
-#define TOKEN_HEX 64 /* 32 random bytes */
+#define UI_TRIM_EVICTED 10000 /* malloc_trim once this many left the index (a burst) */
+#define TOKEN_HEX 64	      /* 32 random bytes */
 #define SESSION_COOKIE "rollbackd_session"
 #define LOGIN_COOKIE "rollbackd_login"
 
@@ -683,6 +687,7 @@ static void *index_main(void *arg)
 {
 	struct ui_index *ix = arg;
 	char *buf = malloc(UI_SCAN_CHUNK);
+	size_t trimmed_at = 0, evicted_before = 0;
 	if (!buf)
 		return NULL;
 	pthread_mutex_lock(&ix->lock);
@@ -694,6 +699,22 @@ static void *index_main(void *arg)
 		ix->first_scan_done = true;
 		ix->done_gen = gen;
 		pthread_cond_broadcast(&ix->done);
+#ifdef __GLIBC__
+		/* Incidents leave the engine as they leave the index: once a
+		 * burst of them is over (none left since the last scan), hand
+		 * the pages their memory left free back to the system (glibc
+		 * keeps them otherwise: ~10 % of RSS measured). On this thread,
+		 * never on a loop, and not during the burst: malloc_trim holds
+		 * the arenas' locks for ~10-20 ms on a heap of 100 000
+		 * incidents, and the engine reuses that memory meanwhile. */
+		if (ix->evicted == evicted_before && ix->evicted - trimmed_at >= UI_TRIM_EVICTED) {
+			trimmed_at = ix->evicted;
+			pthread_mutex_unlock(&ix->lock);
+			malloc_trim(0);
+			pthread_mutex_lock(&ix->lock);
+		}
+		evicted_before = ix->evicted;
+#endif
 		if (ix->kick_gen != gen || ix->stop)
 			continue;
 		struct timespec until;
