@@ -7,15 +7,17 @@
         MAX_INCIDENTS  limits.max_incidents (default 100000)
     BATCH=1000 (alerts per notification)  BUDGET_S=180 (stop sending after this)
     SETTLE_S=30 (RSS again this long after the restart)
+    QUIET_S=5 (RSS again this long after the last notification)
 
 Starts the daemon on a temp state dir (one notify-mode rule grouping by
 service, so every alert is its own incident; nothing runs), sends N distinct
 firing alerts in notifications of BATCH, each followed by the same alerts
 resolved, over one keep-alive connection, and stops early after BUDGET_S
 (it says how many it sent). Then prints VmRSS and VmHWM from
-/proc/PID/status, GET /v1/incidents?limit=1000 time, the incidents_in_memory
-gauge, the journal's size, and - after SIGTERM - the time a restart on
-that journal takes to answer /healthz (replay included) and its RSS.
+/proc/PID/status (right after the last notification and QUIET_S later),
+GET /v1/incidents?limit=1000 time, the incidents_in_memory gauge, the
+journal's size, and - after SIGTERM - the time a restart on that journal
+takes to answer /healthz (replay included) and its RSS.
 Python 3 standard library only.
 """
 
@@ -37,6 +39,7 @@ MAX = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
 BATCH = int(os.environ.get("BATCH", "1000"))
 BUDGET = float(os.environ.get("BUDGET_S", "180"))
 SETTLE = float(os.environ.get("SETTLE_S", "30"))
+QUIET = float(os.environ.get("QUIET_S", "5"))
 
 
 def free_port():
@@ -128,6 +131,8 @@ def main():
         gauge = [l for l in c.getresponse().read().decode().splitlines()
                  if l.startswith("rollbackd_incidents_in_memory ")]
         c.close()
+        time.sleep(QUIET)
+        quiet = status(p.pid)
         p.send_signal(signal.SIGTERM)
         p.wait(60)
         jsize = sum(os.path.getsize(os.path.join(cfg["state_dir"], f))
@@ -143,6 +148,8 @@ def main():
               "(%.0f incidents/s)" % (sent, N, took, sent / took))
         print("RSS idle %.1f MiB; after: VmRSS %.1f MiB, VmHWM %.1f MiB"
               % (idle["VmRSS"], after["VmRSS"], after["VmHWM"]))
+        print("%.0f s later (the burst of evictions over): VmRSS %.1f MiB, VmHWM %.1f MiB"
+              % (QUIET, quiet["VmRSS"], quiet["VmHWM"]))
         print("%s; GET /v1/incidents?limit=1000: %d items, %d bytes, %.1f ms"
               % (gauge[0] if gauge else "no incidents_in_memory gauge",
                  len(json.loads(page)), len(page), list_ms))

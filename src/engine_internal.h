@@ -122,18 +122,20 @@ struct inc_timer {
 	struct list_node op; /* in e->timer_ops while the loop must apply it */
 };
 
+/* Few holes between the fields, please: limits.max_incidents of these are kept. */
 struct incident {
 	char id[INCIDENT_ID_LEN + 1];
+	bool decided;	/* this episode has been decided */
+	bool has_acted; /* last_acted is set */
+	bool running;	/* actions queued or in progress */
 	char *rule_name;
 	struct owned_labels group;	    /* the group_by labels */
 	struct owned_labels trigger_labels; /* the alert that decided */
 	struct owned_labels trigger_annotations;
 	enum incident_state state;
 	int episode;
-	bool decided; /* this episode has been decided */
 	struct timestamp first_seen, last_seen, episode_start;
 	struct timestamp last_acted;
-	bool has_acted;
 	char *acknowledged_by;
 	struct timestamp acknowledged_at;
 	char *approved_by;
@@ -141,26 +143,28 @@ struct incident {
 	char *generator_url, *external_url; /* of the triggering alert */
 	uint64_t *firing;		    /* fp_key of the alerts firing in this episode */
 	size_t n_firing;
-	struct inc_timer timers[STORE_TIMER_KINDS]; /* by enum store_timer_kind */
-	struct event *retry;			    /* action_started waits for a failing journal
-						     * (armed on the loop only) */
-	json_t *ready;				    /* the expanded action waiting for its record */
-	const struct action_tpl *ready_tpl;	    /* its template: the rule set it was decided
-						       with (a reload keeps old sets until exit) */
+	/* by enum store_timer_kind; NULL until first armed (timers.c) */
+	struct inc_timer *timers[STORE_TIMER_KINDS];
+	struct event *retry;		    /* action_started waits for a failing journal
+					     * (armed on the loop only) */
+	json_t *ready;			    /* the expanded action waiting for its record */
+	const struct action_tpl *ready_tpl; /* its template: the rule set it was decided
+					       with (a reload keeps old sets until exit) */
 	struct action_record *actions;
 	size_t n_actions;
 	size_t next_action;
 	struct list_node queued; /* in e->queue while waiting for an action slot */
-	bool running;		 /* actions queued or in progress */
 	char *target;		 /* what this episode rolls back (SPEC §6); NULL: not yet */
 	char *target_err;	 /* why the target could not be named (held) */
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
+	bool verify_active;			  /* verify.query runs for verify_episode */
+	bool verify_inflight;			  /* one of its queries is on its way */
+	bool over_limit;			  /* created over limits.max_incidents: held */
 	uint64_t fence;				  /* the target claim's epoch while it holds it */
 	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
-	struct verify_progress verify; /* verify.query's samples (verify_run.c) */
-	bool verify_active;	       /* verify.query runs for verify_episode */
-	bool verify_inflight;	       /* one of its queries is on its way */
 	int verify_episode;
+	/* verify.query's samples (verify_run.c); NULL until the first verification */
+	struct verify_progress *verify;
 	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
 	struct list_node link;		      /* in e->incidents (newest first) */
@@ -169,7 +173,6 @@ struct incident {
 	int64_t max_starts_ms;		      /* latest startsAt of its firings */
 	int64_t tomb_starts_ms;		      /* an evicted predecessor's max_starts_ms (0: none) */
 	int tomb_episode;		      /* and its last episode */
-	bool over_limit;		      /* created over limits.max_incidents: held */
 	size_t trigger_over; /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
 	size_t n_untracked;  /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
@@ -275,6 +278,11 @@ int incident_state_parse(const char *s);
 /* Label copies: dst owns its names and values (release frees them). */
 void owned_labels_release(struct owned_labels *l);
 int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n);
+/* One block for n labels and string_bytes of their strings (the items,
+ * then the strings, all freed by release): where the strings go, or NULL
+ * when n is 0 or on OOM (dst->items NULL too). dst->n is 0: the caller
+ * fills the items and counts them. */
+char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes);
 const char *owned_labels_get(const struct owned_labels *l, const char *name);
 
 /* The rule named name in the current rule set, or NULL (a reload removed it). */

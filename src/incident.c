@@ -44,34 +44,39 @@ int incident_state_parse(const char *s)
 
 void owned_labels_release(struct owned_labels *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free((char *)l->items[i].name);
-		free((char *)l->items[i].value);
-	}
-	free(l->items);
+	free(l->items); /* the strings too (owned_labels_alloc) */
 	l->items = NULL;
 	l->n = 0;
 }
 
+char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes)
+{
+	dst->items = NULL;
+	dst->n = 0;
+	if (!n)
+		return NULL;
+	if (string_bytes > SIZE_MAX / 2 || n > (SIZE_MAX / 2 - string_bytes) / sizeof(struct label))
+		return NULL;
+	dst->items = malloc(n * sizeof(*dst->items) + string_bytes);
+	return dst->items ? (char *)(dst->items + n) : NULL;
+}
+
 int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n)
 {
-	dst->items = n ? calloc(n, sizeof(*dst->items)) : NULL;
-	dst->n = 0;
-	if (n && !dst->items)
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += strlen(src[i].name) + 1 + src[i].value_len + 1;
+	char *p = owned_labels_alloc(dst, n, bytes);
+	if (n && !p)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		char *name = strdup(src[i].name);
-		char *value = malloc(src[i].value_len + 1);
-		if (!name || !value) {
-			free(name);
-			free(value);
-			owned_labels_release(dst);
-			return -1;
-		}
+		size_t nl = strlen(src[i].name) + 1;
+		char *name = p, *value = p + nl;
+		memcpy(name, src[i].name, nl);
 		memcpy(value, src[i].value, src[i].value_len);
 		value[src[i].value_len] = '\0';
-		dst->items[i] = (struct label){name, value, src[i].value_len};
-		dst->n++;
+		p = value + src[i].value_len + 1;
+		dst->items[dst->n++] = (struct label){name, value, src[i].value_len};
 	}
 	return 0;
 }
@@ -97,6 +102,7 @@ void incident_clear_firing(struct incident *inc)
 void incident_free(struct incident *inc)
 {
 	timers_free_incident(inc);
+	free(inc->verify);
 	if (inc->retry)
 		event_free(inc->retry);
 	free(inc->approved_by);

@@ -58,21 +58,20 @@ static int rlabels(struct rline *rl, const char *name, struct owned_labels *out)
 	owned_labels_release(out);
 	if (!o || rl->doc.toks[o].kind != JSON_KIND_OBJECT)
 		return 0;
-	size_t n = rl->doc.toks[o].size;
-	out->items = n ? calloc(n, sizeof(*out->items)) : NULL;
-	if (n && !out->items)
+	size_t n = rl->doc.toks[o].size, bytes = 0;
+	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
+	     k = json_obj_nextkey(&rl->doc, k))
+		bytes += (size_t)rl->doc.toks[k].size + 1 + rl->doc.toks[k + 1].size + 1;
+	char *p = owned_labels_alloc(out, n, bytes);
+	if (n && !p)
 		return -1;
 	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
 	     k = json_obj_nextkey(&rl->doc, k)) {
 		const struct json_tok *kt = &rl->doc.toks[k], *vt = &rl->doc.toks[k + 1];
 		if (vt->kind != JSON_KIND_STRING)
 			continue;
-		char *kn = malloc(kt->size + 1), *vv = malloc(vt->size + 1);
-		if (!kn || !vv) {
-			free(kn);
-			free(vv);
-			return -1;
-		}
+		char *kn = p, *vv = p + kt->size + 1;
+		p = vv + vt->size + 1;
 		json_str_decode(&rl->doc, kt, kn);
 		json_str_decode(&rl->doc, vt, vv);
 		out->items[out->n++] = (struct label){kn, vv, vt->size};

@@ -44,7 +44,7 @@
 struct episode_claim {
 	struct hmap_node node;
 	int episode;
-	char incident[STORE_ID_MAX + 1];
+	char incident[]; /* at most STORE_ID_MAX (id_fits), allocated to fit */
 };
 
 struct target_entry {
@@ -439,10 +439,10 @@ static int sj_claim_episode(struct store *st, const char *incident, int episode)
 			rc = 1;
 		else
 			c->episode = episode;
-	} else if (!(c = calloc(1, sizeof(*c)))) {
+	} else if (!(c = calloc(1, sizeof(*c) + strlen(incident) + 1))) {
 		rc = -1;
 	} else {
-		snprintf(c->incident, sizeof(c->incident), "%s", incident);
+		memcpy(c->incident, incident, strlen(incident) + 1);
 		c->episode = episode;
 		if (hmap_insert(&s->episodes, &c->node, h) < 0) {
 			free(c);

@@ -28,6 +28,7 @@
  */
 #include "engine_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "rollbackd/log.h"
@@ -82,17 +83,20 @@ void timers_release(struct engine *e)
 
 void timers_free_incident(struct incident *inc)
 {
-	for (int k = 0; k < STORE_TIMER_KINDS; k++)
-		if (inc->timers[k].ev)
-			event_free(inc->timers[k].ev);
+	for (int k = 0; k < STORE_TIMER_KINDS; k++) {
+		if (inc->timers[k] && inc->timers[k]->ev)
+			event_free(inc->timers[k]->ev);
+		free(inc->timers[k]);
+		inc->timers[k] = NULL;
+	}
 }
 
 bool timers_forget_incident(struct engine *e, struct incident *inc)
 {
 	bool events = false;
 	for (int k = 0; k < STORE_TIMER_KINDS; k++) {
-		struct inc_timer *t = &inc->timers[k];
-		if (!t->inc)
+		struct inc_timer *t = inc->timers[k];
+		if (!t)
 			continue;
 		if (t->armed) {
 			t->gen++;
@@ -106,13 +110,18 @@ bool timers_forget_incident(struct engine *e, struct incident *inc)
 	return events;
 }
 
+/* inc's timer of kind, made on first use (most incidents never arm one);
+ * NULL on OOM. */
 static struct inc_timer *slot(struct incident *inc, enum store_timer_kind kind)
 {
-	struct inc_timer *t = &inc->timers[kind];
-	if (!t->inc) { /* first use */
+	struct inc_timer *t = inc->timers[kind];
+	if (!t) {
+		if (!(t = calloc(1, sizeof(*t))))
+			return NULL;
 		t->inc = inc;
 		t->kind = kind;
 		list_init(&t->op);
+		inc->timers[kind] = t;
 	}
 	return t;
 }
@@ -130,6 +139,10 @@ void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind ki
 	if (!e->base)
 		return;
 	struct inc_timer *t = slot(inc, kind);
+	if (!t) {
+		log_error("engine: out of memory arming a timer", "incident", inc->id, NULL);
+		return;
+	}
 	t->gen++;
 	t->armed = true;
 	t->episode = inc->episode;
@@ -145,8 +158,8 @@ void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind ki
 
 void timers_cancel(struct engine *e, struct incident *inc, enum store_timer_kind kind)
 {
-	struct inc_timer *t = &inc->timers[kind];
-	if (!t->inc || !t->armed)
+	struct inc_timer *t = inc->timers[kind];
+	if (!t || !t->armed)
 		return;
 	t->gen++; /* whatever fires now is stale */
 	t->armed = false;
@@ -156,7 +169,7 @@ void timers_cancel(struct engine *e, struct incident *inc, enum store_timer_kind
 
 bool timers_armed(const struct incident *inc, enum store_timer_kind kind)
 {
-	return inc->timers[kind].armed;
+	return inc->timers[kind] && inc->timers[kind]->armed;
 }
 
 static void timer_fire_cb(evutil_socket_t fd, short what, void *arg)

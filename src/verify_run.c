@@ -37,7 +37,12 @@ bool verify_run_active(const struct incident *inc)
 
 void verify_run_begin(struct engine *e, struct incident *inc)
 {
-	verify_progress_init(&inc->verify);
+	if (!inc->verify && !(inc->verify = malloc(sizeof(*inc->verify)))) {
+		log_error("engine: out of memory starting verify.query; verify.within decides",
+			  "incident", inc->id, NULL);
+		return;
+	}
+	verify_progress_init(inc->verify);
 	inc->verify_active = true;
 	inc->verify_episode = inc->episode;
 	timers_arm(e, inc, STORE_TIMER_VERIFY_SAMPLE, 0);
@@ -140,7 +145,7 @@ static void sample_failed(struct engine *e, struct incident *inc, const struct r
 	memset(&s, 0, sizeof(s));
 	snprintf(s.error, sizeof(s.error), "%s", msg);
 	journal_sample(e, inc, r, query, &s);
-	verify_step(&inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms);
+	verify_step(inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms);
 }
 
 /* One query on its way: the incident (by id: it is looked up again, never
@@ -171,7 +176,7 @@ static void on_query_done(const struct httpc_result *res, void *arg)
 		verify_sample_classify(res->status, res->error, res->body, res->body_len, &cond,
 				       &s);
 		journal_sample(e, inc, r, call->query, &s);
-		if (verify_step(&inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms) ==
+		if (verify_step(inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms) ==
 		    VERIFY_EFFECTIVE) {
 			char why[160], fb[32];
 			duration_format(r->verify_for_ms, fb, sizeof(fb));
@@ -280,7 +285,7 @@ bool verify_run_deadline(struct engine *e, struct incident *inc)
 	char why[VERIFY_ERROR_MAX + 64];
 	if (!verify_run_active(inc))
 		return false;
-	enum verify_result res = verify_deadline(&inc->verify, why, sizeof(why));
+	enum verify_result res = verify_deadline(inc->verify, why, sizeof(why));
 	finish(e, inc, res, why);
 	return true;
 }

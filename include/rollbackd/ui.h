@@ -28,7 +28,8 @@
 #define UI_TIMELINE_MAX 2000	      /* records of one incident shown on its page */
 #define UI_TIMELINE_BYTES (16u << 20) /* and their bytes, read per page */
 #define UI_INDEX_MAX_REFS (1u << 20)  /* records indexed, all incidents together */
-#define UI_PAGE_SIZE 50		      /* incidents per list page */
+/* and incidents indexed: limits.max_incidents (the newest; 0: no limit) */
+#define UI_PAGE_SIZE 50 /* incidents per list page */
 #define UI_CSP                                                                                     \
 	"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "         \
 	"frame-ancestors 'none'"
@@ -75,14 +76,16 @@ bool ui_target_matches(const char *typed, const char *target);
 int ui_form_field(const char *s, size_t n, const char *name, char *out, size_t cap);
 
 struct ui_page {
-	bool standalone;    /* audit report --html: the stylesheet inline, no forms */
-	bool can_act;	    /* signed in: show the Acknowledge / Approve forms */
-	const char *csrf;   /* the session's CSRF token (when can_act) */
-	const char *notice; /* a line saying what just happened, or NULL */
-	const char *error;  /* a line saying what went wrong, or NULL */
-	const char *footer; /* e.g. whether the chain verified, or NULL */
-	size_t dropped;	    /* records of the incident left out (caps) */
-	int64_t now_ms;	    /* unix ms, for ages */
+	bool standalone;	 /* audit report --html: the stylesheet inline, no forms */
+	bool can_act;		 /* signed in: show the Acknowledge / Approve forms */
+	const char *csrf;	 /* the session's CSRF token (when can_act) */
+	const char *notice;	 /* a line saying what just happened, or NULL */
+	const char *error;	 /* a line saying what went wrong, or NULL */
+	const char *footer;	 /* e.g. whether the chain verified, or NULL */
+	size_t dropped;		 /* records of the incident left out (caps) */
+	size_t older_than_index; /* no records: they left the console's index, which
+				  * keeps this many incidents (0: not that) */
+	int64_t now_ms;		 /* unix ms, for ages */
 };
 
 /* Append the incident page: a summary (from incident, or from the records

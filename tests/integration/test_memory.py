@@ -187,3 +187,44 @@ class MaxIncidentsTest(MemoryCase):
         d = self.decide(again)[0]
         self.assertEqual(d["outcome"], "notify_only", d)
         self.assertEqual(self.get("/v1/incidents/" + ids[0]).json()["episode"], 2)
+
+
+class ConsoleIndexTest(MemoryCase):
+    """The console's journal index keeps the records of limits.max_incidents
+    incidents, like the engine: a page whose records left it says so."""
+    EXTRA = {"dry_run": False, "limits": {"max_incidents": 3}}
+
+    def page(self, inc, status):
+        r = self.get("/ui/incidents/" + inc)
+        self.assertEqual(r.status, status, r.text)
+        return r.text
+
+    def test_index_keeps_max_incidents(self):
+        a = [alert("ci-a%d" % i) for i in range(3)]
+        old = [d["incident"] for d in self.decide(*a)]
+        self.decide(*[resolved_of(x) for x in a])
+        b = [alert("ci-b%d" % i) for i in range(3)]
+        new = [d["incident"] for d in self.decide(*b)]
+        # the engine evicted the resolved a's for the b's; the index keeps the b's
+        html = self.page(old[0], 404)
+        self.assertIn("rollbackd knows no incident with that id in memory, and the console&#39;s "
+                      "journal index, which keeps the newest 3 incidents at most, does not hold it: "
+                      "its records, if it had any, are older than the index. rollbackd audit "
+                      "show --incident %s reads the whole journal." % old[0], html)
+        for inc in new:
+            html = self.page(inc, 200)
+            self.assertIn('<li class="decision">', html)
+            self.assertNotIn("older than", html)
+        # one more, over the limit in the engine (the b's still fire): the
+        # engine keeps b0, the index no longer has its records
+        c = [d["incident"] for d in self.decide(alert("ci-c0"))]
+        html = self.page(c[0], 200)
+        self.assertIn('<li class="decision">', html)
+        html = self.page(new[0], 200)
+        self.assertIn("This incident's timeline is older than the console's journal index, "
+                      "which keeps the records of the newest 3 incidents at most; <code>"
+                      "rollbackd audit show --incident</code> reads the whole journal.", html)
+        self.assertNotIn('<li class="decision">', html)
+        self.assertNotIn("indexed (yet)", html)
+        for inc in new[1:]:
+            self.assertIn('<li class="decision">', self.page(inc, 200))

@@ -176,13 +176,7 @@ static void append_line(const char *dir, const char *file, int seq, const char *
 static json_t *records_of(struct ui *ui, const char *id, size_t *dropped)
 {
 	for (int i = 0;; i++) {
-		pthread_mutex_lock(&ui->ix.lock);
-		uint64_t want = ui->ix.kick_gen + 1;
-		pthread_mutex_unlock(&ui->ix.lock);
-		bool ready = index_catch_up(&ui->ix);
-		pthread_mutex_lock(&ui->ix.lock);
-		bool done = ui->ix.done_gen >= want;
-		pthread_mutex_unlock(&ui->ix.lock);
+		bool done, ready = index_catch_up(&ui->ix, &done);
 		if (ready && done)
 			break;
 		cr_assert(i < 100, "the index did not catch up in 20 s");
@@ -273,6 +267,153 @@ Test(ui, index_caps_one_incident)
 	json_decref(r);
 	ui_free(ui);
 	config_release(&cfg);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+static void append_raw(const char *dir, const char *line)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	FILE *f = fopen(path, "a");
+	cr_assert(f);
+	fprintf(f, "%s\n", line);
+	fclose(f);
+}
+
+static size_t index_count(struct ui *ui)
+{
+	pthread_mutex_lock(&ui->ix.lock);
+	size_t n = ui->ix.count;
+	pthread_mutex_unlock(&ui->ix.lock);
+	return n;
+}
+
+static size_t n_records(struct ui *ui, const char *id)
+{
+	size_t dropped = 0;
+	json_t *r = records_of(ui, id, &dropped);
+	size_t n = json_array_size(r);
+	json_decref(r);
+	cr_assert_eq(dropped, 0);
+	return n;
+}
+
+/* limits.max_incidents bounds the index like the engine: the newest stay. */
+Test(ui, index_keeps_max_incidents)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], id[32];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	cfg.limits.max_incidents = 1000;
+	int seq = 1;
+	/* 5000 engine-style ids, then one of another form, 2 records each */
+	for (int i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "inc-%016x", (unsigned)i * 2654435761u);
+		append_line(dir, JOURNAL_FILE, seq++, id, "decision");
+		append_line(dir, JOURNAL_FILE, seq++, id, "resolved");
+	}
+	append_line(dir, JOURNAL_FILE, seq++, "other-id", "decision");
+	append_line(dir, JOURNAL_FILE, seq++, "other-id", "resolved");
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	ui_set_journal(ui, NULL);
+	cr_assert_eq(n_records(ui, "other-id"), 2);
+	cr_assert_eq(index_count(ui), 1000);
+	pthread_mutex_lock(&ui->ix.lock);
+	size_t evicted = ui->ix.evicted, refs = ui->ix.total_refs;
+	pthread_mutex_unlock(&ui->ix.lock);
+	cr_assert_eq(evicted, 4001);
+	cr_assert_eq(refs, 2000);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "inc-%016x", (unsigned)i * 2654435761u);
+		cr_assert_eq(n_records(ui, id), i < 4001 ? 0 : 2, "%s (the %dth)", id, i);
+	}
+	/* a reload lowers the limit: the next record applies it */
+	struct config small = cfg;
+	small.limits.max_incidents = 2;
+	ui_set_config(ui, &small);
+	append_line(dir, JOURNAL_FILE, seq++, "last-id", "decision");
+	cr_assert_eq(n_records(ui, "last-id"), 1);
+	size_t max = 0;
+	cr_assert_eq(index_count(ui), 2);
+	cr_assert_eq(index_evicted(&ui->ix, &max), 5000);
+	cr_assert_eq(max, 2);
+	cr_assert_eq(n_records(ui, "other-id"), 2);
+	snprintf(id, sizeof(id), "inc-%016x", 4999u * 2654435761u);
+	cr_assert_eq(n_records(ui, id), 0);
+	ui_set_config(ui, &cfg);
+	ui_free(ui);
+	config_release(&cfg);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+/* The list's "value vs threshold" comes from the index (the last decision
+ * with a value), refs span blocks, and a page whose records left the
+ * index says so. */
+Test(ui, index_value_and_older_page)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], value[UI_VALUE_MAX];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	cfg.limits.max_incidents = 3;
+	append_raw(dir, "{\"seq\":1,\"type\":\"decision\",\"incident\":\"inc-00000000000000a1\","
+			"\"value\":{\"value\":0.05,\"above\":0.01}}");
+	append_raw(dir, "{\"seq\":2,\"type\":\"decision\",\"incident\":\"inc-00000000000000a2\","
+			"\"value\":{\"value\":3,\"below\":5}}");
+	append_raw(dir, "{\"seq\":3,\"type\":\"decision\",\"incident\":\"inc-00000000000000a3\","
+			"\"value\":{\"value\":\"x\"}}");
+	for (int i = 4; i < 4 + 12; i++)
+		append_line(dir, JOURNAL_FILE, i, "inc-00000000000000a3", "notify_sent");
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	ui_set_journal(ui, NULL);
+	cr_assert_eq(n_records(ui, "inc-00000000000000a3"), 13);
+	index_value(&ui->ix, "inc-00000000000000a1", value, sizeof(value));
+	cr_assert_str_eq(value, "0.05 > 0.01");
+	index_value(&ui->ix, "inc-00000000000000a2", value, sizeof(value));
+	cr_assert_str_eq(value, "3 < 5");
+	index_value(&ui->ix, "inc-00000000000000a3", value, sizeof(value));
+	cr_assert_str_eq(value, "no numeric value");
+	append_line(dir, JOURNAL_FILE, 16, "inc-00000000000000a4", "decision");
+	cr_assert_eq(n_records(ui, "inc-00000000000000a4"), 1);
+	cr_assert_eq(n_records(ui, "inc-00000000000000a1"), 0);
+	index_value(&ui->ix, "inc-00000000000000a1", value, sizeof(value));
+	cr_assert_str_eq(value, "");
+	size_t max = 0;
+	cr_assert_eq(index_evicted(&ui->ix, &max), 1);
+	cr_assert_eq(max, 3);
+	ui_free(ui);
+	config_release(&cfg);
+
+	json_t *none = json_array();
+	json_t *inc = json_pack("{s:s,s:s,s:s}", "id", "inc-00000000000000a1", "state", "resolved",
+				"rule", "r");
+	struct buf b = BUF_INIT;
+	struct ui_page page = {.older_than_index = 3};
+	cr_assert_eq(ui_render_incident(&b, "inc-00000000000000a1", inc, none, &page), 0);
+	cr_assert_not_null(strstr(b.data, "This incident's timeline is older than the console's "
+					  "journal index, which keeps the records of the newest 3 "
+					  "incidents at most"));
+	cr_assert_null(strstr(b.data, "indexed (yet)"));
+	buf_release(&b);
+	page.older_than_index = 0;
+	cr_assert_eq(ui_render_incident(&b, "inc-00000000000000a1", inc, none, &page), 0);
+	cr_assert_not_null(
+	    strstr(b.data, "No journal records for this incident are indexed (yet)"));
+	cr_assert_null(strstr(b.data, "older than"));
+	buf_release(&b);
+	json_decref(inc);
+	json_decref(none);
 	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(rmdir(dir), 0);
