@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "rollbackd/log.h"
+#include "rollbackd/record.h"
 #include "rollbackd/text.h"
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -582,41 +583,27 @@ size_t changes_count(struct changes *s)
 
 /* ---- replay ------------------------------------------------------------- */
 
-int changes_replay_record(struct changes *s, const char *text, size_t len)
+int changes_replay_record(struct changes *s, const struct record *rec)
 {
-	/* Cheap test first: the writer puts "type" among the first members. */
-	static const char pat[] = "\"type\":\"change\"";
-	size_t head = len < 120 ? len : 120;
-	if (!memmem(text, head, pat, sizeof(pat) - 1))
-		return 0;
-	json_t *root = json_loadb(text, len, 0, NULL);
-	if (!root)
+	if (rec->type != RECORD_CHANGE)
 		return 0;
 	int rc = 0;
 	struct change *c = calloc(1, sizeof(*c));
-	json_t *at = json_object_get(root, "at");
-	json_t *target = json_object_get(root, "target"), *rev = json_object_get(root, "revision");
-	json_t *prev = json_object_get(root, "previous_revision");
-	json_t *src = json_object_get(root, "source");
+	char at[128];
+	bool has_prev = record_member(rec, "previous_revision") != 0;
 	if (!c) {
 		rc = -1;
-	} else if (json_is_string(target) && json_is_string(rev) && json_is_string(at) &&
-		   json_is_string(src) && (!prev || json_is_string(prev)) &&
-		   json_string_length(target) <= CHANGE_TARGET_MAX &&
-		   json_string_length(rev) <= CHANGE_REVISION_MAX &&
-		   (!prev || json_string_length(prev) <= CHANGE_REVISION_MAX) &&
-		   json_string_length(src) <= CHANGE_SOURCE_MAX &&
-		   timestamp_parse(json_string_value(at), json_string_length(at), &c->at) == 0) {
-		snprintf(c->target, sizeof(c->target), "%s", json_string_value(target));
-		snprintf(c->revision, sizeof(c->revision), "%s", json_string_value(rev));
-		snprintf(c->previous_revision, sizeof(c->previous_revision), "%s",
-			 prev ? json_string_value(prev) : "");
-		snprintf(c->source, sizeof(c->source), "%s", json_string_value(src));
+	} else if (record_str(rec, "target", c->target, sizeof(c->target)) &&
+		   record_str(rec, "revision", c->revision, sizeof(c->revision)) &&
+		   record_str(rec, "source", c->source, sizeof(c->source)) &&
+		   record_str(rec, "at", at, sizeof(at)) &&
+		   (!has_prev || record_str(rec, "previous_revision", c->previous_revision,
+					    sizeof(c->previous_revision))) &&
+		   timestamp_parse(at, strlen(at), &c->at) == 0) {
 		rc = changes_add(s, c) < 0 ? -1 : 1;
 	} else {
 		log_warn("journal: a change record does not validate; skipped on replay", NULL);
 	}
 	free(c);
-	json_decref(root);
 	return rc;
 }

@@ -29,6 +29,7 @@
 #include "rollbackd/log.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/proc.h"
+#include "rollbackd/record.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/server.h"
 #include "rollbackd/timestamp.h"
@@ -54,6 +55,7 @@ struct daemon {
 	struct checkpointer *checkpoint; /* NULL without checkpoints */
 	struct api *api;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_pipe;
+	struct record_toks replay_toks; /* replay's token array, freed after it */
 };
 
 /* config_loaded: the rules this process decides with from now on. */
@@ -219,10 +221,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* Each line is decoded once; the store, the change store, the engine and
+ * notify all read the same decoded record. */
 static int replay_line(const struct journal_line *line, void *arg)
 {
 	struct daemon *d = arg;
-	if (engine_replay(line, d->engine) < 0 || notify_replay(line, d->notify) < 0)
+	struct record rec;
+	if (record_decode(line->text, line->len, &rec, &d->replay_toks) == RECORD_ENOMEM)
+		return -1;
+	rec.where = line->segment;
+	rec.offset = line->offset;
+	if (engine_replay_record(&rec, d->engine) < 0 || notify_replay(&rec, d->notify) < 0)
 		return -1;
 	return 0;
 }
@@ -240,7 +249,9 @@ static int open_journal(struct daemon *d, struct error *err)
 	    .recover = cfg->recover,
 	};
 	int64_t t0 = timestamp_mono_ms();
-	if (journal_open(&jo, &d->journal, err) < 0)
+	int opened = journal_open(&jo, &d->journal, err);
+	record_toks_release(&d->replay_toks);
+	if (opened < 0)
 		return error_prefix(err, "journal: ");
 	char ms[24], seq[24];
 	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));

@@ -128,7 +128,6 @@ void engine_free(struct engine *e)
 	free(e->decision_children);
 	seen_map_release(&e->seen);
 	changes_free(e->changes);
-	free(e->rtoks);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }

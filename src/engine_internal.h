@@ -247,8 +247,6 @@ struct engine {
 	bool own_store;		/* the journal store made by engine_new */
 	struct notify *notify;	/* NULL: nobody is told */
 	struct seen_map seen;	/* fingerprint -> digest of what was journaled */
-	struct json_tok *rtoks; /* replay's token array */
-	size_t rtoks_cap;
 	struct blast_window blast; /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;   /* when targets_locked was last counted */

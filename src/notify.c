@@ -49,6 +49,7 @@
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/notice.h"
+#include "rollbackd/record.h"
 #include "rollbackd/text.h"
 
 #define NOTIFY_ID_MAX 31	       /* "n-" + 16 hex; replayed ids up to this */
@@ -156,10 +157,6 @@ struct notify {
 
 	struct chan ch[CHANNELS_MAX];
 	size_t n_ch;
-
-	/* replay */
-	struct json_tok *rtoks;
-	size_t rtoks_cap;
 
 	struct metric_child *pending_gauge;
 };
@@ -1028,36 +1025,23 @@ static bool id_ok(const char *id)
 	return true;
 }
 
-int notify_replay(const struct journal_line *line, void *arg)
+int notify_replay(const struct record *rec, void *arg)
 {
-	static const char tag[] = "\"type\":\"notify_";
 	struct notify *n = arg;
-	struct json_doc d;
-	char type[32], id[NOTIFY_ID_MAX + 1], incident[NOTICE_FIELD_MAX + 1];
-	size_t head = line->len < 120 ? line->len : 120;
+	const struct json_doc *d = &rec->doc;
+	char id[NOTIFY_ID_MAX + 1], incident[NOTICE_FIELD_MAX + 1];
+	enum record_type type = rec->type;
 
-	if (!n || !memmem(line->text, head, tag, sizeof(tag) - 1))
+	if (!n || (type != RECORD_NOTIFY_INTENT && type != RECORD_NOTIFY_SENT &&
+		   type != RECORD_NOTIFY_FAILED))
 		return 0;
-	size_t need = JSON_TOKENS_ENOUGH(line->len);
-	if (need > n->rtoks_cap) {
-		struct json_tok *t = realloc(n->rtoks, need * sizeof(*t));
-		if (!t)
-			return -1;
-		n->rtoks = t;
-		n->rtoks_cap = need;
-	}
-	if (json_doc_parse(&d, line->text, line->len, n->rtoks, n->rtoks_cap) != JSON_OK ||
-	    n->rtoks[0].kind != JSON_KIND_OBJECT || !rec_str(&d, 0, "type", type, sizeof(type)))
+	if (!rec_str(d, 0, "id", id, sizeof(id)) || !id_ok(id))
 		return 0;
-	if (!rec_str(&d, 0, "id", id, sizeof(id)) || !id_ok(id))
-		return 0;
-	if (!rec_str(&d, 0, "incident", incident, sizeof(incident)))
+	if (!rec_str(d, 0, "incident", incident, sizeof(incident)))
 		incident[0] = '\0';
-	if (strcmp(type, "notify_intent") == 0)
-		return replay_intent(n, &d, id, incident);
-	if (strcmp(type, "notify_sent") == 0 || strcmp(type, "notify_failed") == 0)
-		return replay_done(n, &d, id, incident, strcmp(type, "notify_sent") == 0);
-	return 0;
+	if (type == RECORD_NOTIFY_INTENT)
+		return replay_intent(n, d, id, incident);
+	return replay_done(n, d, id, incident, type == RECORD_NOTIFY_SENT);
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
@@ -1122,9 +1106,6 @@ void notify_start(struct notify *n, struct journal *j)
 {
 	if (!n)
 		return;
-	free(n->rtoks);
-	n->rtoks = NULL;
-	n->rtoks_cap = 0;
 	pthread_mutex_lock(&n->qlock);
 	n->journal = j;
 	n->started = true;
@@ -1183,7 +1164,6 @@ void notify_free(struct notify *n)
 	if (n->timer)
 		event_free(n->timer);
 	list_free(&n->queue);
-	free(n->rtoks);
 	pthread_mutex_destroy(&n->qlock);
 	pthread_mutex_destroy(&n->loglock);
 	free(n);

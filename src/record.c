@@ -62,10 +62,9 @@ static bool key_is(const struct json_doc *d, const struct json_tok *k, const cha
 	return k->size == n && json_str_eq(d, k, s, n);
 }
 
-enum record_status record_decode(const char *text, size_t len, struct record *out,
+static enum record_status decode(const char *text, size_t len, struct record *out,
 				 struct record_toks *toks)
 {
-	*out = (struct record){.text = text, .len = len};
 	size_t need = JSON_TOKENS_ENOUGH(len);
 	if (need > toks->cap) {
 		struct json_tok *t = realloc(toks->toks, need * sizeof(*t));
@@ -132,6 +131,23 @@ enum record_status record_decode(const char *text, size_t len, struct record *ou
 	return RECORD_OK;
 }
 
+enum record_status record_decode(const char *text, size_t len, struct record *out,
+				 struct record_toks *toks)
+{
+	out->text = text;
+	out->len = len;
+	out->where = NULL;
+	out->offset = 0;
+	out->doc.n = 0;
+	out->doc.toks = NULL;
+	out->type = RECORD_UNKNOWN;
+	out->has_seq = out->has_ts = out->has_incident = false;
+	out->seq = 0;
+	out->ts = (struct timestamp){0, 0};
+	out->incident[0] = '\0';
+	return out->status = decode(text, len, out, toks);
+}
+
 size_t record_member(const struct record *r, const char *name)
 {
 	if (!r->doc.n)
@@ -142,8 +158,8 @@ size_t record_member(const struct record *r, const char *name)
 const char *record_str(const struct record *r, const char *name, char *dst, size_t dstsz)
 {
 	size_t i = record_member(r, name);
-	const struct json_tok *t = &r->doc.toks[i];
-	if (!i || t->kind != JSON_KIND_STRING || t->size + 1 > dstsz)
+	const struct json_tok *t = i ? &r->doc.toks[i] : NULL;
+	if (!t || t->kind != JSON_KIND_STRING || t->size + 1 > dstsz)
 		return NULL;
 	json_str_decode(&r->doc, t, dst);
 	return dst;
@@ -159,8 +175,8 @@ bool record_str_is(const struct record *r, const char *name, const char *s)
 bool record_get_int(const struct record *r, const char *name, int64_t *out)
 {
 	size_t i = record_member(r, name);
-	const struct json_tok *t = &r->doc.toks[i];
-	if (!i || t->kind != JSON_KIND_NUMBER || !(t->flags & JSON_TOK_INT))
+	const struct json_tok *t = i ? &r->doc.toks[i] : NULL;
+	if (!t || t->kind != JSON_KIND_NUMBER || !(t->flags & JSON_TOK_INT))
 		return false;
 	*out = json_int_value(&r->doc, t);
 	return true;

@@ -16,64 +16,65 @@
 
 #include <sodium.h>
 
-#include "rollbackd/journal.h" /* struct journal_line */
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
+#include "rollbackd/record.h"
 
-/* One parsed journal line: tokens and a scratch area for decoded strings. */
+/* One decoded journal line, as the engine replays it. */
 struct rline {
 	struct engine *e;
-	struct json_doc doc;
+	const struct record *rec;
+	const struct json_doc *doc; /* &rec->doc */
 	struct timestamp ts;
 };
 
 static const char *rstr(struct rline *rl, size_t tok, char *dst, size_t dstsz)
 {
-	const struct json_tok *t = &rl->doc.toks[tok];
+	const struct json_tok *t = &rl->doc->toks[tok];
 	if (!tok || t->kind != JSON_KIND_STRING || t->size + 1 > dstsz)
 		return NULL;
-	json_str_decode(&rl->doc, t, dst);
+	json_str_decode(rl->doc, t, dst);
 	return dst;
 }
 
 static const char *rget(struct rline *rl, const char *name, char *dst, size_t dstsz)
 {
-	return rstr(rl, json_obj_get(&rl->doc, 0, name), dst, dstsz);
+	return rstr(rl, json_obj_get(rl->doc, 0, name), dst, dstsz);
 }
 
 static int64_t rgetint(struct rline *rl, const char *name, int64_t dflt)
 {
-	size_t t = json_obj_get(&rl->doc, 0, name);
-	if (!t || rl->doc.toks[t].kind != JSON_KIND_NUMBER ||
-	    !(rl->doc.toks[t].flags & JSON_TOK_INT))
+	size_t t = json_obj_get(rl->doc, 0, name);
+	if (!t || rl->doc->toks[t].kind != JSON_KIND_NUMBER ||
+	    !(rl->doc->toks[t].flags & JSON_TOK_INT))
 		return dflt;
-	return json_int_value(&rl->doc, &rl->doc.toks[t]);
+	return json_int_value(rl->doc, &rl->doc->toks[t]);
 }
 
 /* An object of strings into owned labels, in record order. */
 static int rlabels(struct rline *rl, const char *name, struct owned_labels *out)
 {
-	size_t o = json_obj_get(&rl->doc, 0, name);
+	size_t o = json_obj_get(rl->doc, 0, name);
 	owned_labels_release(out);
-	if (!o || rl->doc.toks[o].kind != JSON_KIND_OBJECT)
+	if (!o || rl->doc->toks[o].kind != JSON_KIND_OBJECT)
 		return 0;
-	size_t n = rl->doc.toks[o].size, bytes = 0;
-	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
-	     k = json_obj_nextkey(&rl->doc, k))
-		bytes += (size_t)rl->doc.toks[k].size + 1 + rl->doc.toks[k + 1].size + 1;
+	size_t n = rl->doc->toks[o].size, bytes = 0;
+	for (size_t k = json_obj_first(rl->doc, o); k < json_obj_end(rl->doc, o);
+	     k = json_obj_nextkey(rl->doc, k))
+		bytes += (size_t)rl->doc->toks[k].size + 1 + rl->doc->toks[k + 1].size + 1;
 	char *p = owned_labels_alloc(out, n, bytes);
 	if (n && !p)
 		return -1;
-	for (size_t k = json_obj_first(&rl->doc, o); k < json_obj_end(&rl->doc, o);
-	     k = json_obj_nextkey(&rl->doc, k)) {
-		const struct json_tok *kt = &rl->doc.toks[k], *vt = &rl->doc.toks[k + 1];
+	for (size_t k = json_obj_first(rl->doc, o); k < json_obj_end(rl->doc, o);
+	     k = json_obj_nextkey(rl->doc, k)) {
+		const struct json_tok *kt = &rl->doc->toks[k], *vt = &rl->doc->toks[k + 1];
 		if (vt->kind != JSON_KIND_STRING)
 			continue;
 		char *kn = p, *vv = p + kt->size + 1;
 		p = vv + vt->size + 1;
-		json_str_decode(&rl->doc, kt, kn);
-		json_str_decode(&rl->doc, vt, vv);
+		json_str_decode(rl->doc, kt, kn);
+		json_str_decode(rl->doc, vt, vv);
 		out->items[out->n++] = (struct label){kn, vv, vt->size};
 	}
 	return 0;
@@ -157,7 +158,7 @@ static int replay_decision(struct rline *rl, const char *id)
 		return -1;
 	inc->state = (enum incident_state)st;
 	inc->decided = st != INC_PENDING && st != INC_RESOLVED;
-	if (json_obj_get(&rl->doc, 0, "labels") &&
+	if (json_obj_get(rl->doc, 0, "labels") &&
 	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
 	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
 		return -1;
@@ -198,12 +199,14 @@ static struct action_record *replay_action(struct rline *rl, struct incident *in
 static int replay_line(struct rline *rl)
 {
 	struct engine *e = rl->e;
-	char type[40], id[64], buf[64];
-	if (!rget(rl, "type", type, sizeof(type)) || !rget(rl, "incident", id, sizeof(id)))
+	const struct record *rec = rl->rec;
+	const char *id = rec->incident;
+	char buf[64];
+	if (!rec->has_incident)
 		return 0;
-	if (rget(rl, "ts", buf, sizeof(buf)))
-		timestamp_parse(buf, strlen(buf), &rl->ts);
-	if (strcmp(type, "notification") == 0) {
+	if (rec->has_ts)
+		rl->ts = rec->ts;
+	if (rec->type == RECORD_NOTIFICATION) {
 		char fp[256], hex[40];
 		unsigned char d[16];
 		if (rget(rl, "fingerprint", fp, sizeof(fp)) &&
@@ -212,12 +215,12 @@ static int replay_line(struct rline *rl)
 			return seen_map_put(&e->seen, incident_fp_key(fp), d) < 0 ? -1 : 0;
 		return 0;
 	}
-	if (strcmp(type, "decision") == 0)
+	if (rec->type == RECORD_DECISION)
 		return replay_decision(rl, id);
 	struct incident *inc = id[0] ? incident_find(e, id) : NULL;
 	if (!inc)
 		return 0;
-	if (strcmp(type, "action_started") == 0) {
+	if (rec->type == RECORD_ACTION_STARTED) {
 		struct action_record *a = replay_action(rl, inc);
 		char action[8];
 		if (a) {
@@ -228,7 +231,7 @@ static int replay_line(struct rline *rl)
 				      ? ACTION_HTTP
 				      : ACTION_EXEC;
 		}
-	} else if (strcmp(type, "action_finished") == 0) {
+	} else if (rec->type == RECORD_ACTION_FINISHED) {
 		struct action_record *a = replay_action(rl, inc);
 		char result[16], state[32];
 		if (a) {
@@ -243,10 +246,10 @@ static int replay_line(struct rline *rl)
 						a->result = results[i];
 			a->exit_code = (int)rgetint(rl, "exit_code", -1);
 			a->status_code = (int)rgetint(rl, "status_code", 0);
-			size_t t = json_obj_get(&rl->doc, 0, "output");
-			if (t && rl->doc.toks[t].kind == JSON_KIND_STRING &&
-			    (a->output = malloc(rl->doc.toks[t].size + 1)))
-				json_str_decode(&rl->doc, &rl->doc.toks[t], a->output);
+			size_t t = json_obj_get(rl->doc, 0, "output");
+			if (t && rl->doc->toks[t].kind == JSON_KIND_STRING &&
+			    (a->output = malloc(rl->doc->toks[t].size + 1)))
+				json_str_decode(rl->doc, &rl->doc->toks[t], a->output);
 			inc->next_action = (size_t)(a - inc->actions) + 1;
 		}
 		int st;
@@ -256,19 +259,19 @@ static int replay_line(struct rline *rl)
 			if (inc->hold == HOLD_ACTING) /* the last action: the claim cools down */
 				inc->hold = HOLD_COOLING;
 		}
-	} else if (strcmp(type, "resolved") == 0) {
+	} else if (rec->type == RECORD_RESOLVED) {
 		inc->state = INC_RESOLVED;
 		incident_resolved(e, inc);
 		incident_clear_firing(inc);
 		if (inc->hold == HOLD_RESERVED)
 			inc->hold = HOLD_NONE;
-	} else if (strcmp(type, "incident_state") == 0) {
+	} else if (rec->type == RECORD_INCIDENT_STATE) {
 		int st;
 		if (rget(rl, "state", buf, sizeof(buf)) && (st = incident_state_parse(buf)) >= 0)
 			inc->state = (enum incident_state)st;
-	} else if (strcmp(type, "ack") == 0 || strcmp(type, "approve") == 0) {
+	} else if (rec->type == RECORD_ACK || rec->type == RECORD_APPROVE) {
 		char by[256];
-		bool ack = type[1] == 'c';
+		bool ack = rec->type == RECORD_ACK;
 		if (rget(rl, "by", by, sizeof(by))) {
 			char **who = ack ? &inc->acknowledged_by : &inc->approved_by;
 			free(*who);
@@ -279,148 +282,27 @@ static int replay_line(struct rline *rl)
 	return 0;
 }
 
-/*
- * Fast paths for the two records that make up most of a journal. The
- * writer puts top-level members in a fixed order before any nested object,
- * and a '"' inside a JSON string is always escaped, so the first
- * ,"name": in the text is the top-level member. Values with escapes take
- * the full parse.
- */
-/* pat is ,"name":" (a literal: FAST_PAT). */
-static bool fast_str_pat(const char *text, size_t len, const char *pat, size_t n, const char **val,
-			 size_t *vlen)
-{
-	const char *p = memmem(text, len, pat, n);
-	if (!p)
-		return false;
-	p += n;
-	const char *q = memchr(p, '"', len - (size_t)(p - text));
-	if (!q || memchr(p, '\\', (size_t)(q - p)))
-		return false;
-	*val = p;
-	*vlen = (size_t)(q - p);
-	return true;
-}
-
-#define FAST_PAT(name) ",\"" name "\":\""
-#define fast_str(text, len, name, val, vlen)                                                       \
-	fast_str_pat(text, len, FAST_PAT(name), sizeof(FAST_PAT(name)) - 1, val, vlen)
-
-static bool fast_eq(const char *v, size_t n, const char *s)
-{
-	return n == strlen(s) && memcmp(v, s, n) == 0;
-}
-
-/* A record the fast path did not take: tokenize it and replay. 1 done (or
- * skipped), -1 OOM. Under e->lock. */
-static int replay_parsed(struct engine *e, const struct store_record *line)
-{
-	size_t need = JSON_TOKENS_ENOUGH(line->len);
-	if (need > e->rtoks_cap) {
-		struct json_tok *t = realloc(e->rtoks, need * sizeof(*t));
-		if (!t)
-			return -1;
-		e->rtoks = t;
-		e->rtoks_cap = need;
-	}
-	struct rline rl = {.e = e};
-	if (json_doc_parse(&rl.doc, line->text, line->len, e->rtoks, e->rtoks_cap) != JSON_OK ||
-	    e->rtoks[0].kind != JSON_KIND_OBJECT) {
-		log_warn("journal: a record is not JSON; skipped on replay", "segment", line->where,
-			 NULL);
-		return 1;
-	}
-	return replay_line(&rl) < 0 ? -1 : 1;
-}
-
-/* 1 handled, 0 take the full parse, -1 OOM. Under e->lock. */
-static int replay_fast(struct engine *e, const char *text, size_t len)
-{
-	const char *type, *fp, *v;
-	size_t tn, fn, vn;
-	char buf[INCIDENT_ID_LEN + 1], fpz[128];
-	if (!fast_str(text, len < 120 ? len : 120, "type", &type, &tn) ||
-	    !fast_str(text, len, "fingerprint", &fp, &fn) || fn >= sizeof(fpz))
-		return 0;
-	memcpy(fpz, fp, fn);
-	fpz[fn] = '\0';
-	if (fast_eq(type, tn, "notification")) {
-		unsigned char d[16];
-		/* the last member before prev and hash: ,"digest":"<32 hex>" */
-		static const char dm[] = ",\"digest\":\"";
-		size_t at = 75 + 74 + 44; /* hash, prev and digest members */
-		if (len < at || memcmp(text + len - at, dm, sizeof(dm) - 1) != 0)
-			return 0;
-		v = text + len - at + sizeof(dm) - 1;
-		vn = 32;
-		if (sodium_hex2bin(d, sizeof(d), v, vn, NULL, NULL, NULL) != 0)
-			return 0;
-		return seen_map_put(&e->seen, incident_fp_key(fpz), d) < 0 ? -1 : 1;
-	}
-	if (!fast_eq(type, tn, "decision") || !fast_str(text, len, "outcome", &v, &vn))
-		return 0;
-	bool repeat = fast_eq(v, vn, "repeat"), resolved = fast_eq(v, vn, "resolved");
-	if (!repeat && !resolved)
-		return 0;
-	const char *id, *st, *ep;
-	size_t idn, stn;
-	if (!fast_str(text, len, "incident", &id, &idn) || idn != INCIDENT_ID_LEN ||
-	    !fast_str(text, len, "state", &st, &stn) ||
-	    !(ep = memmem(text, len, ",\"episode\":", 11)))
-		return 0;
-	memcpy(buf, id, idn);
-	buf[idn] = '\0';
-	struct incident *inc = incident_find(e, buf);
-	if (!inc || atoi(ep + 11) != inc->episode)
-		return 0; /* a new incident or episode: the full parse sets it up */
-	char stz[32];
-	if (stn >= sizeof(stz))
-		return 0;
-	memcpy(stz, st, stn);
-	stz[stn] = '\0';
-	int state = incident_state_parse(stz);
-	if (state < 0)
-		return 0;
-	if (state == INC_RESOLVED && !resolved)
-		return 0; /* a repeat of a resolved episode: the full parse */
-	if (resolved) {
-		incident_remove_firing(inc, fpz);
-	} else {
-		const char *sv;
-		size_t sn;
-		struct timestamp sa;
-		if (incident_add_firing(inc, fpz) < 0)
-			return -1;
-		if (fast_str(text, len, "startsAt", &sv, &sn) &&
-		    timestamp_parse(sv, sn, &sa) == 0 &&
-		    incident_add_key(inc, fpz, sa, inc->episode) < 0)
-			return -1;
-	}
-	inc->state = (enum incident_state)state;
-	return 1;
-}
-
-int engine_replay_record(const struct store_record *rec, void *arg)
+int engine_replay_record(const struct record *rec, void *arg)
 {
 	struct engine *e = arg;
+	if (rec->status == RECORD_ENOTJSON || rec->status == RECORD_ENOTOBJECT) {
+		log_warn("journal: a record is not JSON; skipped on replay", "segment",
+			 rec->where ? rec->where : "", NULL);
+		return 0;
+	}
+	if (rec->status != RECORD_OK)
+		return rec->status == RECORD_ENOMEM ? -1 : 0;
 	/* the store first: pause, target claims and its outbox are its own */
 	if (store_observe(e->store, rec) < 0)
 		return -1;
-	int ch = changes_replay_record(e->changes, rec->text, rec->len);
+	int ch = changes_replay_record(e->changes, rec);
 	if (ch != 0) /* a change record: the change store's */
 		return ch < 0 ? -1 : 0;
 	pthread_mutex_lock(&e->lock);
-	int rc = replay_fast(e, rec->text, rec->len);
-	if (rc == 0)
-		rc = replay_parsed(e, rec);
+	struct rline rl = {.e = e, .rec = rec, .doc = &rec->doc};
+	int rc = replay_line(&rl);
 	pthread_mutex_unlock(&e->lock);
 	return rc < 0 ? -1 : 0;
-}
-
-int engine_replay(const struct journal_line *line, void *arg)
-{
-	struct store_record rec = {line->text, line->len, line->segment, line->offset};
-	return engine_replay_record(&rec, arg);
 }
 
 /* After replay: what a crash cut off becomes unknown (never re-run); what
@@ -429,9 +311,6 @@ int engine_replay(const struct journal_line *line, void *arg)
 int engine_attach_journal(struct engine *e, struct journal *j)
 {
 	struct timestamp now = timestamp_now();
-	free(e->rtoks);
-	e->rtoks = NULL;
-	e->rtoks_cap = 0;
 	pthread_mutex_lock(&e->lock);
 	if (j && e->own_store)
 		store_journal_attach(e->store, j);

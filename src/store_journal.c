@@ -37,9 +37,9 @@
 #include "rollbackd/json.h"
 #include "rollbackd/list.h"
 #include "rollbackd/log.h"
+#include "rollbackd/record.h"
 
 #define ROLLBACK_KEEP_MS (3600 * 1000LL) /* count_rollbacks looks back this far */
-#define TYPE_SCAN 120			 /* "type" is among a line's first members */
 
 struct episode_claim {
 	struct hmap_node node;
@@ -80,8 +80,7 @@ struct sj {
 	struct list_node outbox;
 	int64_t *rollbacks; /* start times, ascending by insertion */
 	size_t n_rollbacks, cap_rollbacks;
-	struct json_tok *toks; /* observe's token array */
-	size_t toks_cap;
+	struct record_toks toks; /* replay's token array */
 };
 
 static struct sj *sj_of(struct store *s)
@@ -167,23 +166,6 @@ static uint64_t sj_last_ticket(struct store *st)
 }
 
 /* ---- observe: the store's own records ------------------------------------ */
-
-/* The value of the first ,"type":"..." within the line's head. */
-static bool line_type(const struct store_record *rec, char *out, size_t outsz)
-{
-	static const char pat[] = ",\"type\":\"";
-	size_t head = rec->len < TYPE_SCAN ? rec->len : TYPE_SCAN;
-	const char *p = memmem(rec->text, head, pat, sizeof(pat) - 1);
-	if (!p)
-		return false;
-	p += sizeof(pat) - 1;
-	const char *q = memchr(p, '"', rec->len - (size_t)(p - rec->text));
-	if (!q || (size_t)(q - p) >= outsz)
-		return false;
-	memcpy(out, p, (size_t)(q - p));
-	out[q - p] = '\0';
-	return true;
-}
 
 static bool rec_str(const struct json_doc *d, const char *name, char *dst, size_t dsz)
 {
@@ -281,15 +263,15 @@ static int outbox_track(struct sj *s, const struct store_outbox_entry *e)
 }
 
 /* A parsed record of a type the store owns. Under s->lock. */
-static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
+static int observe_doc(struct sj *s, enum record_type type, const struct json_doc *d)
 {
 	char target[STORE_TARGET_MAX + 1], holder[STORE_ID_MAX + 1], id[STORE_ID_MAX + 1];
 	int64_t epoch, until;
-	if (strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0) {
-		s->paused = type[0] == 'p';
+	if (type == RECORD_PAUSE || type == RECORD_RESUME) {
+		s->paused = type == RECORD_PAUSE;
 		return 0;
 	}
-	if (strcmp(type, "target_claimed") == 0) {
+	if (type == RECORD_TARGET_CLAIMED) {
 		if (!rec_str(d, "target", target, sizeof(target)) ||
 		    !rec_str(d, "incident", holder, sizeof(holder)) ||
 		    !rec_int(d, "epoch", &epoch) || !rec_int(d, "held_until_ms", &until) ||
@@ -303,7 +285,7 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 		t->claim.held_until_ms = until;
 		return 0;
 	}
-	if (strcmp(type, "target_released") == 0) {
+	if (type == RECORD_TARGET_RELEASED) {
 		struct target_entry *t;
 		if (rec_str(d, "target", target, sizeof(target)) && rec_int(d, "epoch", &epoch) &&
 		    (t = target_find(s, target)) && t->claim.epoch == (uint64_t)epoch)
@@ -312,7 +294,7 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 	}
 	if (!s->track_outbox || !rec_str(d, "id", id, sizeof(id)))
 		return 0;
-	if (strcmp(type, "notify_intent") == 0) {
+	if (type == RECORD_NOTIFY_INTENT) {
 		char channel[32], event[32], incident[STORE_ID_MAX + 1];
 		size_t t = json_obj_get(d, 0, "notice");
 		if (!rec_str(d, "channel", channel, sizeof(channel)) ||
@@ -331,7 +313,7 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 		};
 		return outbox_track(s, &e) < 0 ? -1 : 0;
 	}
-	if (strcmp(type, "notify_sent") == 0 || strcmp(type, "notify_failed") == 0) {
+	if (type == RECORD_NOTIFY_SENT || type == RECORD_NOTIFY_FAILED) {
 		struct outbox_item *o = outbox_find(s, id);
 		if (o)
 			outbox_drop(s, o);
@@ -339,37 +321,20 @@ static int observe_doc(struct sj *s, const char *type, const struct json_doc *d)
 	return 0;
 }
 
-static int sj_observe(struct store *st, const struct store_record *rec)
+static int sj_observe(struct store *st, const struct record *rec)
 {
 	struct sj *s = sj_of(st);
-	char type[32];
-	if (!line_type(rec, type, sizeof(type)))
-		return 0;
-	bool mine = strcmp(type, "pause") == 0 || strcmp(type, "resume") == 0 ||
-		    strncmp(type, "target_", 7) == 0;
-	bool outbox = strncmp(type, "notify_", 7) == 0;
+	enum record_type type = rec->type;
+	bool mine = type == RECORD_PAUSE || type == RECORD_RESUME ||
+		    type == RECORD_TARGET_CLAIMED || type == RECORD_TARGET_RELEASED;
+	bool outbox = type == RECORD_NOTIFY_INTENT || type == RECORD_NOTIFY_SENT ||
+		      type == RECORD_NOTIFY_FAILED;
 	if (!mine && !outbox)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	int rc = 0;
-	if (!mine && !s->track_outbox)
-		goto out;
-	size_t need = JSON_TOKENS_ENOUGH(rec->len);
-	if (need > s->toks_cap) {
-		struct json_tok *t = realloc(s->toks, need * sizeof(*t));
-		if (!t) {
-			rc = -1;
-			goto out;
-		}
-		s->toks = t;
-		s->toks_cap = need;
-	}
-	struct json_doc d;
-	if (json_doc_parse(&d, rec->text, rec->len, s->toks, s->toks_cap) != JSON_OK ||
-	    s->toks[0].kind != JSON_KIND_OBJECT)
-		goto out; /* not JSON: the engine's replay says so */
-	rc = observe_doc(s, type, &d);
-out:
+	if (mine || s->track_outbox)
+		rc = observe_doc(s, type, &rec->doc);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -388,8 +353,11 @@ static int sj_replay(struct store *st, store_replay_fn fn, void *arg, struct err
 	while ((rc = journal_reader_next(r, &line, &torn, err)) == 1) {
 		if (torn)
 			break; /* a write cut short is not a record */
-		struct store_record rec = {line.text, line.len, line.segment, line.offset};
-		if (sj_observe(st, &rec) < 0) {
+		struct record rec;
+		enum record_status ds = record_decode(line.text, line.len, &rec, &s->toks);
+		rec.where = line.segment;
+		rec.offset = line.offset;
+		if (ds == RECORD_ENOMEM || sj_observe(st, &rec) < 0) {
 			rc = error_set(err, "%s: out of memory at offset %llu", line.segment,
 				       (unsigned long long)line.offset);
 			break;
@@ -798,7 +766,7 @@ static void sj_free(struct store *st)
 	outbox_drop(s, o);
 	hmap_release(&s->outbox_ids);
 	free(s->rollbacks);
-	free(s->toks);
+	record_toks_release(&s->toks);
 	free(s->state_dir);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -98,9 +98,10 @@ bool changes_within(struct changes *s, const char *target, struct timestamp from
 /* How many changes are kept (all targets). */
 size_t changes_count(struct changes *s);
 
-/* Journal replay: when line is a "change" record, keep its change and
- * return 1; 0 when it is another record (or a change record that does not
- * validate, logged); -1 on OOM. */
-int changes_replay_record(struct changes *s, const char *text, size_t len);
+/* Journal replay: when rec (a decoded line, rollbackd/record.h) is a
+ * "change" record, keep its change and return 1; 0 when it is another
+ * record (or a change record that does not validate, logged); -1 on OOM. */
+struct record;
+int changes_replay_record(struct changes *s, const struct record *rec);
 
 #endif

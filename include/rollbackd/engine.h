@@ -148,16 +148,15 @@ int engine_interrupt(struct engine *e);
 struct notify;
 void engine_set_notify(struct engine *e, struct notify *n);
 
-/* Journal replay (journal_open's replay callback, arg = the engine):
- * rebuilds incidents, episodes, cooldowns, the hourly cap, pause and what
- * was already journaled. */
-struct journal_line;
+/* Replay one decoded journal record (journal_open's replay, through the
+ * daemon, or store_replay's callback; arg = the engine): rebuilds
+ * incidents, episodes, cooldowns, the hourly cap, pause and what was
+ * already journaled. The engine's store and change store observe the
+ * record first. A record that did not decode is skipped (a warning when
+ * it is not a JSON object). */
 struct journal;
-int engine_replay(const struct journal_line *line, void *arg);
-/* The same for any store's replay (store_replay's callback, arg = the
- * engine). The engine's store observes the record first. */
-struct store_record;
-int engine_replay_record(const struct store_record *rec, void *arg);
+struct record;
+int engine_replay_record(const struct record *rec, void *arg);
 
 /* After replay, journal every step into j from now on (j NULL: the store
  * given in engine_options is already attached). Actions that were

@@ -122,9 +122,11 @@ void notify_free(struct notify *n);
 
 /* Journal replay: rebuilds the outbox (intents without sent/failed) and,
  * in bot mode, which Slack message each incident has. Call for every
- * journal line, before notify_start, on the thread that will run the loop.
- * Lines of other types are skipped cheaply. 0, or -1 on OOM. */
-int notify_replay(const struct journal_line *line, void *n);
+ * decoded journal record (rollbackd/record.h), before notify_start, on the
+ * thread that will run the loop. Records of other types are skipped
+ * cheaply. 0, or -1 on OOM. */
+struct record;
+int notify_replay(const struct record *rec, void *n);
 
 /* Journal from now on into j (may be NULL: no journal) and start
  * delivering what the outbox holds. Intents of notices queued before this

@@ -83,6 +83,7 @@ struct record {
 	const char *where; /* segment path, table, ...: for messages; may be NULL */
 	uint64_t offset;   /* position there */
 	struct json_doc doc; /* the tokens; member lookups go through it */
+	enum record_status status; /* what record_decode returned */
 	enum record_type type;
 	bool has_seq, has_ts, has_incident;
 	uint64_t seq;	    /* "seq", when a non-negative integer */

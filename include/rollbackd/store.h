@@ -53,13 +53,9 @@ struct store;
 #define STORE_ID_MAX 63	     /* incident ids and other ids kept by a store */
 #define STORE_TARGET_MAX 255 /* target names (SPEC §6 `target`) */
 
-/* One record as read back: a journal line (JSON object, no newline). */
-struct store_record {
-	const char *text;
-	size_t len;
-	const char *where; /* file, table, ...: for messages */
-	uint64_t offset;   /* position there */
-};
+/* A record as read back is a decoded journal line: struct record
+ * (rollbackd/record.h), decoded once and handed to every reader. */
+struct record;
 
 /* A target's claim as the store holds it. */
 struct store_target_claim {
@@ -94,7 +90,7 @@ struct store_outbox_entry {
 	size_t notice_len;
 };
 
-typedef int (*store_replay_fn)(const struct store_record *rec, void *arg);
+typedef int (*store_replay_fn)(const struct record *rec, void *arg);
 typedef void (*store_durable_fn)(bool ok, void *arg);
 typedef int (*store_outbox_fn)(const struct store_outbox_entry *e, void *arg);
 
@@ -128,7 +124,7 @@ struct store_ops {
 	 * records it writes itself (target claims and epochs, pause, the
 	 * outbox). Before any append; records it does not own are ignored.
 	 * 0, or -1 on OOM (replay must stop). */
-	int (*observe)(struct store *s, const struct store_record *rec);
+	int (*observe)(struct store *s, const struct record *rec);
 
 	/* ---- episodes and targets ---- */
 	/* Claim episode of incident, so that one episode is decided once
@@ -253,7 +249,7 @@ static inline int store_replay(struct store *s, store_replay_fn fn, void *arg, s
 {
 	return s->ops->replay(s, fn, arg, err);
 }
-static inline int store_observe(struct store *s, const struct store_record *rec)
+static inline int store_observe(struct store *s, const struct record *rec)
 {
 	return s->ops->observe(s, rec);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollbackd/record.h"
 #include "rollbackd/changes.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,12 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    changes_record_members(c, &line) || buf_adds(&line, "}"))
 			abort();
 		struct changes *s = changes_new();
-		if (!s || changes_replay_record(s, line.data, line.len) != 1 ||
+		struct record_toks toks = {0};
+		struct record rec;
+		if (!s || record_decode(line.data, line.len, &rec, &toks) != RECORD_OK ||
+		    changes_replay_record(s, &rec) != 1 ||
 		    !changes_latest(s, c->target, back) || strcmp(back->revision, c->revision) ||
 		    strcmp(back->previous_revision, c->previous_revision) ||
 		    strcmp(back->source, c->source))
 			abort();
 		changes_free(s);
+		record_toks_release(&toks);
 		buf_release(&line);
 	}
 	free(c);

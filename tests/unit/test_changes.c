@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rollbackd/record.h"
 #include "rollbackd/changes.h"
 
 static struct timestamp at(int64_t sec)
@@ -110,8 +111,13 @@ Test(changes, replay_record)
 			  "\"previous_revision\":\"41\",\"at\":\"2026-01-01T00:00:00Z\","
 			  "\"source\":\"argocd\",\"prev\":\"00\",\"hash\":\"00\"}";
 	const char *other = "{\"seq\":4,\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"decision\"}";
-	cr_assert_eq(changes_replay_record(s, rec, strlen(rec)), 1);
-	cr_assert_eq(changes_replay_record(s, other, strlen(other)), 0);
+	struct record_toks toks = {0};
+	struct record r;
+	cr_assert_eq(record_decode(rec, strlen(rec), &r, &toks), RECORD_OK);
+	cr_assert_eq(changes_replay_record(s, &r), 1);
+	cr_assert_eq(record_decode(other, strlen(other), &r, &toks), RECORD_OK);
+	cr_assert_eq(changes_replay_record(s, &r), 0);
+	record_toks_release(&toks);
 	struct change out;
 	cr_assert(changes_latest(s, "service=a", &out));
 	cr_assert_str_eq(out.revision, "42");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rollbackd/record.h"
 #include "rollbackd/buf.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/store.h"
@@ -66,7 +67,10 @@ static struct store *memory_store(void)
 
 static int observe_line(const struct journal_line *line, void *arg)
 {
-	struct store_record rec = {line->text, line->len, line->segment, line->offset};
+	static struct record_toks toks;
+	struct record rec;
+	if (record_decode(line->text, line->len, &rec, &toks) == RECORD_ENOMEM)
+		return -1;
 	return store_observe(arg, &rec);
 }
 
@@ -495,7 +499,7 @@ Test(store, journal_records_are_durable_and_rebuild_the_state)
 	buf_release(&out);
 }
 
-static int count_lines(const struct store_record *rec, void *arg)
+static int count_lines(const struct record *rec, void *arg)
 {
 	(*(int *)arg)++;
 	return rec->len > 0 ? 0 : -1;
