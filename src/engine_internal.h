@@ -243,10 +243,10 @@ struct engine {
 	struct metric_child *action_duration;
 	struct metric_child *incidents_open;
 	struct metric_child *paused_gauge;
-	struct store *store;	/* records, pause, the hourly cap, claims */
-	bool own_store;		/* the journal store made by engine_new */
-	struct notify *notify;	/* NULL: nobody is told */
-	struct seen_map seen;	/* fingerprint -> digest of what was journaled */
+	struct store *store;	   /* records, pause, the hourly cap, claims */
+	bool own_store;		   /* the journal store made by engine_new */
+	struct notify *notify;	   /* NULL: nobody is told */
+	struct seen_map seen;	   /* fingerprint -> digest of what was journaled */
 	struct blast_window blast; /* targets rolled back recently (blast radius) */
 	struct metric_child *targets_locked;
 	int64_t targets_gauge_ms;   /* when targets_locked was last counted */

@@ -113,8 +113,9 @@ static enum record_status decode(const char *text, size_t len, struct record *ou
 			}
 		} else if (key_is(d, &t[k], "ts", 2)) {
 			left--;
-			out->has_ts = v->kind == JSON_KIND_STRING && !(v->flags & JSON_TOK_ESCAPED) &&
-				      timestamp_parse(text + v->start, v->end - v->start, &out->ts) == 0;
+			out->has_ts =
+			    v->kind == JSON_KIND_STRING && !(v->flags & JSON_TOK_ESCAPED) &&
+			    timestamp_parse(text + v->start, v->end - v->start, &out->ts) == 0;
 		} else if (key_is(d, &t[k], "incident", 8)) {
 			left--;
 			if (v->kind == JSON_KIND_STRING && v->size <= RECORD_INCIDENT_MAX) {

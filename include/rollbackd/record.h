@@ -80,13 +80,13 @@ void record_toks_release(struct record_toks *t);
 struct record {
 	const char *text; /* the line, no newline; not owned */
 	size_t len;
-	const char *where; /* segment path, table, ...: for messages; may be NULL */
-	uint64_t offset;   /* position there */
-	struct json_doc doc; /* the tokens; member lookups go through it */
+	const char *where;	   /* segment path, table, ...: for messages; may be NULL */
+	uint64_t offset;	   /* position there */
+	struct json_doc doc;	   /* the tokens; member lookups go through it */
 	enum record_status status; /* what record_decode returned */
 	enum record_type type;
 	bool has_seq, has_ts, has_incident;
-	uint64_t seq;	    /* "seq", when a non-negative integer */
+	uint64_t seq;	     /* "seq", when a non-negative integer */
 	struct timestamp ts; /* "ts", when it parses */
 	/* "incident", when a string of at most RECORD_INCIDENT_MAX bytes; ""
 	 * otherwise (and for records that concern none) */

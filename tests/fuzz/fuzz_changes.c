@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rollbackd/record.h"
 #include "rollbackd/changes.h"
+#include "rollbackd/record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct record_toks toks = {0};
 		struct record rec;
 		if (!s || record_decode(line.data, line.len, &rec, &toks) != RECORD_OK ||
-		    changes_replay_record(s, &rec) != 1 ||
-		    !changes_latest(s, c->target, back) || strcmp(back->revision, c->revision) ||
+		    changes_replay_record(s, &rec) != 1 || !changes_latest(s, c->target, back) ||
+		    strcmp(back->revision, c->revision) ||
 		    strcmp(back->previous_revision, c->previous_revision) ||
 		    strcmp(back->source, c->source))
 			abort();

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rollbackd/record.h"
 #include "rollbackd/changes.h"
+#include "rollbackd/record.h"
 
 static struct timestamp at(int64_t sec)
 {

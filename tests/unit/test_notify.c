@@ -15,8 +15,8 @@
 /* Channels whose state the tests look into. */
 #include "channel_email.c"
 #include "channel_slack_bot.c"
-#include "rollbackd/record.h"
 #include "rollbackd/pagerduty.h"
+#include "rollbackd/record.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

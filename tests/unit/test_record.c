@@ -103,8 +103,9 @@ Test(record, frame_members_out_of_shape)
 	cr_assert_eq(decode("{\"type\":\"pa\\u0075se\"}", &r), RECORD_OK);
 	cr_assert_eq(r.type, RECORD_PAUSE);
 	/* negative or fractional seq, bad ts, long or non-string incident */
-	cr_assert_eq(decode("{\"seq\":-1,\"ts\":\"yesterday\",\"type\":\"ack\",\"incident\":1}", &r),
-		     RECORD_OK);
+	cr_assert_eq(
+	    decode("{\"seq\":-1,\"ts\":\"yesterday\",\"type\":\"ack\",\"incident\":1}", &r),
+	    RECORD_OK);
 	cr_assert_eq(r.type, RECORD_ACK);
 	cr_assert_not(r.has_seq || r.has_ts || r.has_incident);
 	cr_assert_str_eq(r.incident, "");

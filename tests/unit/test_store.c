@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rollbackd/record.h"
 #include "rollbackd/buf.h"
 #include "rollbackd/journal.h"
+#include "rollbackd/record.h"
 #include "rollbackd/store.h"
 
 static char dir[64];
