@@ -31,7 +31,7 @@ Test(record, every_type_round_trips_its_name)
 	for (int t = RECORD_UNKNOWN + 1; t < RECORD_TYPE_COUNT; t++) {
 		const char *n = record_type_name((enum record_type)t);
 		cr_assert(n[0], "type %d has no name", t);
-		cr_assert_eq(record_type_of(n, strlen(n)), t, "%s", n);
+		cr_assert_eq((int)record_type_of(n, strlen(n)), t, "%s", n);
 		char line[256];
 		snprintf(line, sizeof(line),
 			 "{\"seq\":%d,\"ts\":\"2026-01-02T03:04:05.000000006Z\",\"type\":\"%s\","
@@ -39,7 +39,7 @@ Test(record, every_type_round_trips_its_name)
 			 t, n);
 		struct record r;
 		cr_assert_eq(decode(line, &r), RECORD_OK, "%s", line);
-		cr_assert_eq(r.type, t, "%s", n);
+		cr_assert_eq((int)r.type, t, "%s", n);
 		cr_assert_eq(r.seq, (uint64_t)t);
 		cr_assert(r.has_seq && r.has_ts && r.has_incident);
 		cr_assert_eq(r.ts.sec, 1767323045);
