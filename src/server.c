@@ -69,12 +69,12 @@
 
 #define LISTEN_BACKLOG 511
 #define SHUTDOWN_GRACE_MS 30000 /* running actions may finish this long */
-#define FD_OVERHEAD 128         /* journal, children's pipes, curl, event fds */
+#define FD_OVERHEAD 128		/* journal, children's pipes, curl, event fds */
 #define ACCEPT_BACKOFF_MIN_MS 50
 #define ACCEPT_BACKOFF_MAX_MS 2000
-#define SLOW_HEAD_MS 1000       /* a head this old is not a fast client's */
-#define RESERVE_IDLE_MS 250     /* a reserve connection this idle may make room */
-#define LOG_EVERY_MS 10000      /* rate-limited warnings: one line per interval */
+#define SLOW_HEAD_MS 1000   /* a head this old is not a fast client's */
+#define RESERVE_IDLE_MS 250 /* a reserve connection this idle may make room */
+#define LOG_EVERY_MS 10000  /* rate-limited warnings: one line per interval */
 #define REFUSED_TARGET "/.rollbackd/refused"
 
 /* ---- rate-limited log lines ---------------------------------------------- */
@@ -88,7 +88,8 @@ struct log_limit {
 static void log_limited(struct log_limit *ll, const char *msg, const char *k1, const char *v1)
 {
 	int64_t now = timestamp_mono_ms(), next = atomic_load(&ll->next_ms);
-	if (now < next || !atomic_compare_exchange_strong(&ll->next_ms, &next, now + LOG_EVERY_MS)) {
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&ll->next_ms, &next, now + LOG_EVERY_MS)) {
 		atomic_fetch_add(&ll->suppressed, 1);
 		return;
 	}
@@ -97,8 +98,8 @@ static void log_limited(struct log_limit *ll, const char *msg, const char *k1, c
 	log_warn(msg, k1, v1, "suppressed_since_last", n, NULL);
 }
 
-static struct log_limit ll_libevent, ll_timeout, ll_head_timeout, ll_peer, ll_accept,
-	ll_evict, ll_limit;
+static struct log_limit ll_libevent, ll_timeout, ll_head_timeout, ll_peer, ll_accept, ll_evict,
+    ll_limit;
 
 /* libevent's own warnings ("[warn] ..."), as JSON and rate-limited. */
 static void on_libevent_log(int severity, const char *msg)
@@ -126,28 +127,28 @@ struct conn_ref {
 	struct worker *w;
 	struct bufferevent *bev;
 	struct evhttp_connection *evcon; /* NULL until on_conn_accepted ran */
-	struct conn_ref *prev, *next;    /* the worker's list, oldest first */
-	struct peer *peer;               /* counted against its address */
-	struct evbuffer *held;           /* bytes the gate holds back */
-	struct event *kick_ev;           /* resumes the gate after a reply */
+	struct conn_ref *prev, *next;	 /* the worker's list, oldest first */
+	struct peer *peer;		 /* counted against its address */
+	struct evbuffer *held;		 /* bytes the gate holds back */
+	struct event *kick_ev;		 /* resumes the gate after a reply */
 	enum gate_state state;
-	bool reserve;        /* beyond max_connections: probes only, others wait */
-	bool waiting;        /* a reserve connection's request waits for a slot */
-	bool refuse_pending; /* refused before on_conn_accepted: it hands it over */
-	bool awaiting_reply; /* a request went to evhttp and is not answered */
-	bool in_request;     /* a head or body is arriving */
+	bool reserve;		    /* beyond max_connections: probes only, others wait */
+	bool waiting;		    /* a reserve connection's request waits for a slot */
+	bool refuse_pending;	    /* refused before on_conn_accepted: it hands it over */
+	bool awaiting_reply;	    /* a request went to evhttp and is not answered */
+	bool in_request;	    /* a head or body is arriving */
 	int64_t request_started_ms; /* its first byte */
 	int64_t accepted_ms;
-	int64_t body_left;          /* GATE_BODY: bytes still to pass */
-	size_t head_len;            /* of the held head, GATE_HELD/GATE_CHUNKED */
-	int64_t content_length;     /* of the held head; -1 chunked */
-	bool head_method_head;      /* the held head is a HEAD request */
-	int refuse_status;          /* on_request answers this; 0: none */
+	int64_t body_left;	/* GATE_BODY: bytes still to pass */
+	size_t head_len;	/* of the held head, GATE_HELD/GATE_CHUNKED */
+	int64_t content_length; /* of the held head; -1 chunked */
+	bool head_method_head;	/* the held head is a HEAD request */
+	int refuse_status;	/* on_request answers this; 0: none */
 	const char *refuse_code;
 	const char *refuse_header, *refuse_value; /* one extra header, or NULL */
 	char refuse_msg[200];
 	bool gate_busy; /* we are moving bytes: ignore our own buffer callbacks */
-	bool trigger;   /* bytes were handed over outside a read: run evhttp's reader */
+	bool trigger;	/* bytes were handed over outside a read: run evhttp's reader */
 };
 
 /*
@@ -227,7 +228,7 @@ struct peer {
 	unsigned char addr[16];
 	int family;
 	int count;
-	size_t bucket;     /* in peers[] */
+	size_t bucket;	   /* in peers[] */
 	struct peer *next; /* the bucket's chain */
 };
 
@@ -239,20 +240,20 @@ struct worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *listener; /* owned by http once bound */
-	struct event *stop_ev;           /* activated from any thread */
-	struct event *drain_ev;          /* polls for the end of a stop */
-	struct event *listen_ev;         /* activated to pause/resume the listener */
-	struct event *wake_ev;           /* activated when waiting requests may go */
-	struct event *accept_retry_ev;   /* ends a pause after accept() failed */
-	struct event *pressure_ev;       /* at the limit: makes room for probes */
-	int64_t accept_backoff_ms;       /* the next such pause */
-	bool accept_paused;              /* accept() failed; retry_ev pending */
-	int64_t drain_left_ms;           /* how much longer a stop may wait */
+	struct event *stop_ev;		 /* activated from any thread */
+	struct event *drain_ev;		 /* polls for the end of a stop */
+	struct event *listen_ev;	 /* activated to pause/resume the listener */
+	struct event *wake_ev;		 /* activated when waiting requests may go */
+	struct event *accept_retry_ev;	 /* ends a pause after accept() failed */
+	struct event *pressure_ev;	 /* at the limit: makes room for probes */
+	int64_t accept_backoff_ms;	 /* the next such pause */
+	bool accept_paused;		 /* accept() failed; retry_ev pending */
+	int64_t drain_left_ms;		 /* how much longer a stop may wait */
 	pthread_t thread;
 	bool thread_started;
 	struct conn_ref *conns, *conns_tail; /* live connections, oldest first */
-	struct conn_table table;             /* the same, by evhttp_connection */
-	struct event *sweep_ev;              /* cuts heads and requests over their deadline */
+	struct conn_table table;	     /* the same, by evhttp_connection */
+	struct event *sweep_ev;		     /* cuts heads and requests over their deadline */
 	bool stopping;
 };
 
@@ -264,13 +265,13 @@ struct server {
 	struct sockaddr_storage addr;
 	int addr_len;
 	bool on_loopback;
-	int reserve;             /* connections beyond max_connections, for probes */
-	_Atomic int n_conns;     /* open connections, all workers */
-	_Atomic int n_served;    /* of them, not reserve */
-	_Atomic int n_waiting;   /* reserve connections with a request waiting */
-	_Atomic int n_reserve;   /* reserve connections */
+	int reserve;	       /* connections beyond max_connections, for probes */
+	_Atomic int n_conns;   /* open connections, all workers */
+	_Atomic int n_served;  /* of them, not reserve */
+	_Atomic int n_waiting; /* reserve connections with a request waiting */
+	_Atomic int n_reserve; /* reserve connections */
 	pthread_mutex_t pause_lock;
-	bool listeners_paused;   /* under pause_lock */
+	bool listeners_paused; /* under pause_lock */
 	pthread_mutex_t peer_lock;
 	struct peer *peers[PEER_BUCKETS]; /* under peer_lock */
 	_Atomic bool stopping;
@@ -451,8 +452,7 @@ static void on_pressure(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void conn_close(struct conn_ref *c, struct log_limit *ll, const char *msg,
-		       const char *limit)
+static void conn_close(struct conn_ref *c, struct log_limit *ll, const char *msg, const char *limit)
 {
 	if (ll)
 		log_limited(ll, msg, "limit", limit);
@@ -578,6 +578,10 @@ static void gate_wait(struct conn_ref *ref)
 	}
 	ref->reserve = false;
 	atomic_fetch_sub(&srv->n_reserve, 1);
+	if (ref->waiting) {
+		ref->waiting = false;
+		atomic_fetch_sub(&srv->n_waiting, 1);
+	}
 }
 
 static void gate_release_chunked(struct conn_ref *ref, bool from_read)
@@ -589,8 +593,8 @@ static void gate_release_chunked(struct conn_ref *ref, bool from_read)
 	struct head_check hc = {.is_head = ref->head_method_head};
 	if (!p)
 		return;
-	enum httphead_chunked_result r = httphead_chunked(p + ref->head_len, len - ref->head_len,
-					     cfg->limits.max_body_bytes, NULL, &used, &size);
+	enum httphead_chunked_result r = httphead_chunked(
+	    p + ref->head_len, len - ref->head_len, cfg->limits.max_body_bytes, NULL, &used, &size);
 	if (r == CHUNKED_MORE && len - ref->head_len > 2 * cfg->limits.max_body_bytes + 65536)
 		r = CHUNKED_BIG; /* chunk framing that dwarfs its data */
 	if (r == CHUNKED_MORE)
@@ -604,7 +608,8 @@ static void gate_release_chunked(struct conn_ref *ref, bool from_read)
 		char lim[24];
 		snprintf(lim, sizeof(lim), "%zu", cfg->limits.max_body_bytes);
 		httphead_refuse(&hc, 413, "body_too_large",
-			    "request too large: body over limits.max_body_bytes (%s bytes)", lim);
+				"request too large: body over limits.max_body_bytes (%s bytes)",
+				lim);
 		gate_refuse(ref, &hc, from_read);
 		return;
 	}
@@ -619,14 +624,15 @@ static void gate_release_chunked(struct conn_ref *ref, bool from_read)
 			break;
 		const char *colon = first ? NULL : memchr(line, ':', ln);
 		size_t nn = colon ? (size_t)(colon - line) : 0;
-		if (first || !(httphead_name_is(line, nn, "Transfer-Encoding") || httphead_name_is(line, nn, "Expect")))
+		if (first || !(httphead_name_is(line, nn, "Transfer-Encoding") ||
+			       httphead_name_is(line, nn, "Expect")))
 			evbuffer_add_printf(in, "%.*s\r\n", (int)ln, line);
 		first = false;
 		line = lf + 1;
 	}
 	evbuffer_add_printf(in, "Content-Length: %zu\r\n\r\n", size);
-	httphead_chunked(p + ref->head_len, len - ref->head_len, cfg->limits.max_body_bytes, in, &used,
-		     &size);
+	httphead_chunked(p + ref->head_len, len - ref->head_len, cfg->limits.max_body_bytes, in,
+			 &used, &size);
 	evbuffer_drain(ref->held, ref->head_len + used);
 	ref->state = GATE_HEAD;
 	ref->awaiting_reply = true;
@@ -650,7 +656,7 @@ static void gate_step(struct conn_ref *ref, bool from_read)
 		struct head_check hc;
 		const char *p = (const char *)evbuffer_pullup(ref->held, (ev_ssize_t)len);
 		if (!p || httphead_parse(p, len, cfg->limits.max_header_bytes,
-				     cfg->limits.max_body_bytes, &hc) == 0)
+					 cfg->limits.max_body_bytes, &hc) == 0)
 			return;
 		if (hc.status) {
 			gate_refuse(ref, &hc, from_read);
@@ -659,18 +665,20 @@ static void gate_step(struct conn_ref *ref, bool from_read)
 		evbuffer_drain(ref->held, hc.skip);
 		ref->head_len = hc.len;
 		/* evhttp reads no body after a HEAD: what follows is the next request. */
-		ref->content_length = hc.is_head		  ? 0
-				      : hc.chunked		  ? -1
+		ref->content_length = hc.is_head	      ? 0
+				      : hc.chunked	      ? -1
 				      : hc.content_length < 0 ? 0
-							  : hc.content_length;
+							      : hc.content_length;
 		ref->head_method_head = hc.is_head;
 		ref->state = GATE_HELD;
-		if (ref->reserve && !hc.is_probe)
-			gate_wait(ref);
-		/* A probe on a reserve connection goes; anything else waits. */
+		/* A probe on a reserve connection goes; anything else waits. It
+		 * counts as waiting before it tries for a slot: the slot its
+		 * eviction frees must go to it, not to another worker's idle
+		 * reserve connection (on_wake). */
 		if (ref->reserve && !hc.is_probe) {
 			ref->waiting = true;
 			atomic_fetch_add(&srv->n_waiting, 1);
+			gate_wait(ref);
 		}
 		if (hc.chunked && hc.expect_continue && ref->evcon && !ref->waiting) {
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -830,7 +838,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		struct conn_ref *c = w->conns;
 		while (c && atomic_load(&srv->n_reserve) > 0) {
 			struct conn_ref *next = c->next;
-			if (c->reserve && c->evcon && (pass == 1 || c->waiting)) {
+			/* requests waiting (on any worker) first: an idle reserve
+			 * connection takes a slot only when none waits */
+			if (c->reserve && c->evcon &&
+			    (c->waiting || (pass == 1 && atomic_load(&srv->n_waiting) == 0))) {
 				if (!claim_slot(srv))
 					return;
 				promote(c);
@@ -847,8 +858,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	const struct config *cfg = w->srv->cfg;
 	int64_t now = timestamp_mono_ms(), limit = cfg->limits.request_timeout_ms;
-	int64_t head_limit = cfg->limits.header_timeout_ms < limit ? cfg->limits.header_timeout_ms
-								   : limit;
+	int64_t head_limit =
+	    cfg->limits.header_timeout_ms < limit ? cfg->limits.header_timeout_ms : limit;
 	struct conn_ref *c = w->conns;
 	while (c) {
 		struct conn_ref *next = c->next; /* freeing the connection frees c */
@@ -928,8 +939,8 @@ static void on_conn_accepted(evutil_socket_t fd, short what, void *arg)
 	}
 	if (w->stopping) /* accepted just before the stop */
 		evhttp_connection_set_timeout(ref->evcon, 1);
-	if (ref->reserve && atomic_load(&srv->n_conns) >=
-				    srv->cfg->limits.max_connections + srv->reserve - 1)
+	if (ref->reserve &&
+	    atomic_load(&srv->n_conns) >= srv->cfg->limits.max_connections + srv->reserve - 1)
 		evict_slow_head(w, true, ref); /* keep a place free for probes */
 	if (ref->refuse_pending || ref->state == GATE_HELD)
 		gate_resume(ref);
@@ -1076,8 +1087,7 @@ void server_stop(struct server *srv, const char *why)
 
 /* ---- set-up --------------------------------------------------------------- */
 
-static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
-			struct error *err)
+static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen, struct error *err)
 {
 	const struct config *cfg = w->srv->cfg;
 	w->base = timestamp_event_base_new();
@@ -1095,21 +1105,19 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	/* Every method evhttp knows, so it never answers 501 itself; the gate
 	 * answers 405 for those other than GET, HEAD and POST. */
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(w->http, "application/json");
 	evhttp_set_gencb(w->http, on_request, w);
 	evhttp_set_bevcb(w->http, on_new_connection, w);
 
-	w->listener = evconnlistener_new_bind(
-		w->base, NULL, NULL,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-			LEV_OPT_REUSEABLE_PORT,
-		LISTEN_BACKLOG, sa, salen);
+	w->listener = evconnlistener_new_bind(w->base, NULL, NULL,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+						  LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
+					      LISTEN_BACKLOG, sa, salen);
 	if (!w->listener)
-		return error_set(err, "cannot listen on '%s': %s", cfg->listen,
-				 strerror(errno));
+		return error_set(err, "cannot listen on '%s': %s", cfg->listen, strerror(errno));
 	if (!evhttp_bind_listener(w->http, w->listener)) {
 		evconnlistener_free(w->listener);
 		w->listener = NULL;
@@ -1124,14 +1132,14 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 	w->wake_ev = event_new(w->base, -1, 0, on_wake, w);
 	w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
 	w->pressure_ev = evtimer_new(w->base, on_pressure, w);
-	if (!w->pressure_ev || !w->stop_ev || !w->drain_ev || !w->sweep_ev || !w->listen_ev || !w->wake_ev ||
-	    !w->accept_retry_ev ||
-	    conn_table_init(&w->table, (size_t)(cfg->limits.max_connections + w->srv->reserve) +
-						64) < 0)
+	if (!w->pressure_ev || !w->stop_ev || !w->drain_ev || !w->sweep_ev || !w->listen_ev ||
+	    !w->wake_ev || !w->accept_retry_ev ||
+	    conn_table_init(&w->table,
+			    (size_t)(cfg->limits.max_connections + w->srv->reserve) + 64) < 0)
 		return error_set(err, "cannot create worker events");
 	int64_t shortest = cfg->limits.header_timeout_ms < cfg->limits.request_timeout_ms
-				   ? cfg->limits.header_timeout_ms
-				   : cfg->limits.request_timeout_ms;
+			       ? cfg->limits.header_timeout_ms
+			       : cfg->limits.request_timeout_ms;
 	struct timeval sweep = timestamp_tv(shortest / 4 + 1);
 	evtimer_add(w->sweep_ev, &sweep);
 	return 0;
@@ -1139,8 +1147,8 @@ static int worker_setup(struct worker *w, const struct sockaddr *sa, int salen,
 
 static void worker_release(struct worker *w)
 {
-	struct event *evs[] = {w->stop_ev,	   w->drain_ev,	      w->sweep_ev,   w->listen_ev,
-			       w->wake_ev,	   w->accept_retry_ev, w->pressure_ev};
+	struct event *evs[] = {w->stop_ev, w->drain_ev,	       w->sweep_ev,   w->listen_ev,
+			       w->wake_ev, w->accept_retry_ev, w->pressure_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -1213,8 +1221,9 @@ int server_check_fd_limit(const struct config *cfg, struct error *err)
 	snprintf(to, sizeof(to), "%llu", (unsigned long long)need);
 	rl.rlim_cur = need;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return error_set(err, "cannot raise the open-file limit (RLIMIT_NOFILE) from %s to "
-				      "%s for limits.max_connections: %s",
+		return error_set(err,
+				 "cannot raise the open-file limit (RLIMIT_NOFILE) from %s to "
+				 "%s for limits.max_connections: %s",
 				 from, to, strerror(errno));
 	log_info("raised the open-file limit for limits.max_connections", "from", from, "to", to,
 		 NULL);
