@@ -172,13 +172,11 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 	buf_release(&m);
 }
 
-void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, const char *reason,
-		const char *note)
+/* What every notice of inc says: its rule's channels, who and where it is. */
+static struct notify_event event_of(const struct rule *r, const struct incident *inc,
+				    enum notify_kind kind, const char *reason)
 {
-	const struct rule *r = engine_find_rule(e, inc->rule_name);
-	if (!e->notify || !r)
-		return;
-	struct notify_event ev = {
+	return (struct notify_event){
 	    .kind = kind,
 	    .channels = (const char *const *)r->notify,
 	    .n_channels = r->n_notify,
@@ -188,19 +186,26 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	    .state = incident_state_names[inc->state],
 	    .reason = reason,
 	    .alert_started = inc->episode_start,
-	    .generator_url = inc->generator_url,
-	    .external_url = inc->external_url,
 	    .target = inc->target,
 	    .group = inc->group.items,
 	    .n_group = inc->group.n,
-	    .labels = inc->trigger_labels.items,
-	    .n_labels = inc->trigger_labels.n,
-	    .acknowledged_by = inc->acknowledged_by,
-	    .awaiting_approval = inc->state == INC_AWAITING_APPROVAL,
-	    .note = note,
 	};
-	if (ev.n_channels == 0)
+}
+
+void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, const char *reason,
+		const char *note)
+{
+	const struct rule *r = engine_find_rule(e, inc->rule_name);
+	if (!e->notify || !r || r->n_notify == 0)
 		return;
+	struct notify_event ev = event_of(r, inc, kind, reason);
+	ev.generator_url = inc->generator_url;
+	ev.external_url = inc->external_url;
+	ev.labels = inc->trigger_labels.items;
+	ev.n_labels = inc->trigger_labels.n;
+	ev.acknowledged_by = inc->acknowledged_by;
+	ev.awaiting_approval = inc->state == INC_AWAITING_APPROVAL;
+	ev.note = note;
 	ev.service = owned_labels_get(&inc->trigger_labels, "service");
 	if (!ev.service)
 		ev.service = owned_labels_get(&inc->group, "service");
@@ -246,22 +251,9 @@ void rec_step(struct engine *e, const struct incident *inc, const char *step, co
 		return;
 	/* Only what a thread reply says: no labels, no outputs (the living
 	 * message has those), so a step costs the journal little. */
-	struct notify_event ev = {
-	    .kind = NOTIFY_STEP,
-	    .channels = (const char *const *)r->notify,
-	    .n_channels = r->n_notify,
-	    .incident = inc->id,
-	    .episode = inc->episode,
-	    .rule = inc->rule_name,
-	    .state = incident_state_names[inc->state],
-	    .reason = step,
-	    .alert_started = inc->episode_start,
-	    .target = inc->target,
-	    .group = inc->group.items,
-	    .n_group = inc->group.n,
-	    .note = text,
-	    .step = step,
-	};
+	struct notify_event ev = event_of(r, inc, NOTIFY_STEP, step);
+	ev.note = text;
+	ev.step = step;
 	notify_incident(e->notify, &ev);
 }
 
