@@ -11,7 +11,7 @@ CMAKE_OPTS ?= -DROLLBACKD_WERROR=ON
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-daemon build-asan build-tsan run test test-release test-asan \
-	test-tsan test-clang test-compile test-format fuzz bench clean
+	test-tsan test-clang test-all test-compile test-format fuzz bench clean
 
 all: build
 
@@ -58,24 +58,30 @@ run: build-daemon
 	./$(BUILD)/rollbackd serve $(if $(CONFIG),--config $(CONFIG))
 
 # CI (.ci/run). gcc and clang, Debug and Release, each warning-free with
-# -Werror; the full suite on gcc RelWithDebInfo and under ASan+UBSan; the unit
-# and integration suites on clang Release; the integration suite under TSan
-# with 4 workers; clang-format (.ci/check-format). README.md says how long.
+# -Werror; unit, fuzz corpora, rules and integration on gcc RelWithDebInfo;
+# the full suite (e2e included) under ASan+UBSan; the unit suite on clang
+# Release; the integration suite under TSan with 4 workers; clang-format
+# (.ci/check-format). ctest -j2: the integration and e2e entries (each
+# tests/run_suite.py, modules side by side) overlap. README.md says how long.
 test: test-format test-compile test-release test-asan test-clang test-tsan
 
 test-release: build
-	cd $(BUILD) && ctest --output-on-failure -j1
+	cd $(BUILD) && ctest --output-on-failure -j2 -LE e2e
+
+# Every test, e2e included.
+test-all: build
+	cd $(BUILD) && ctest --output-on-failure -j2
 
 test-asan: build-asan
 	cd $(ASAN_BUILD) && \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	ctest --output-on-failure -j1
+	ctest --output-on-failure -j2
 
 test-clang: deps
 	@$(call configure,build-clang-release,clang,Release)
 	@cmake --build build-clang-release -j$(JOBS)
-	cd build-clang-release && ctest --output-on-failure -j1 -L 'unit|integration'
+	cd build-clang-release && ctest --output-on-failure -j2 -L unit
 
 # Reports go to files (TSAN_OPTIONS log_path) so that none is lost in a test's
 # stderr handling; any report fails the step and is printed. The suite runs
@@ -85,7 +91,7 @@ test-tsan: build-tsan
 	ROLLBACKD_BIN=$(CURDIR)/$(TSAN_BUILD)/rollbackd ROLLBACKD_SRC=$(CURDIR) \
 	ROLLBACKD_TEST_WORKERS=4 ROLLBACKD_TEST_TIMEOUT_SCALE=3 \
 	TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_BUILD)/tsan second_deadlock_stack=1" \
-	python3 -m unittest discover -s tests/integration -p 'test_*.py'
+	python3 tests/run_suite.py tests/integration
 	@if ls $(TSAN_BUILD)/tsan.* >/dev/null 2>&1; then \
 		cat $(TSAN_BUILD)/tsan.*; echo "test-tsan: ThreadSanitizer reports above" >&2; exit 1; fi
 
