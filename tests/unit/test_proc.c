@@ -412,12 +412,14 @@ Test(proc, sigkill_after_grace)
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("ignore_term.sh"), NULL};
-	run_argv(&r, argv, 200); /* grace 300 ms */
+	/* 1 s, not less: the shell must have run its trap before the SIGTERM
+	 * comes (on a loaded machine, sh takes a few hundred ms to start) */
+	run_argv(&r, argv, 1000); /* grace 300 ms */
 	cr_assert(r.res.timed_out);
 	cr_assert_eq(r.res.exit_code, -1);
 	cr_assert_eq(r.res.term_signal, SIGKILL);
-	cr_assert_geq(r.res.duration_ms, 490);
-	cr_assert_lt(r.res.duration_ms, 3000);
+	cr_assert_geq(r.res.duration_ms, 1290);
+	cr_assert_lt(r.res.duration_ms, 4000);
 	cr_assert_str_eq(r.res.output, "ready\n");
 	run_release(&r);
 }
@@ -427,10 +429,11 @@ Test(proc, timeout_kills_grandchild)
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("grandchild.sh"), NULL};
-	run_argv(&r, argv, 200);
+	/* 1 s: time for sh to start and fork its sleep on a loaded machine */
+	run_argv(&r, argv, 1000);
 	cr_assert(r.res.timed_out);
 	cr_assert_eq(r.res.term_signal, SIGTERM);
-	cr_assert_lt(r.res.duration_ms, 3000);
+	cr_assert_lt(r.res.duration_ms, 4000);
 	pid_t g = first_line_pid(&r);
 	cr_assert(gone(g), "grandchild %d survived", (int)g);
 	/* The grandchild got the group's SIGTERM with it: named in the result. */
@@ -455,12 +458,14 @@ Test(proc, grandchild_holding_pipe_is_bounded)
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("orphan.sh"), NULL};
-	run_argv(&r, argv, 300); /* shorter than the drain: the timeout bounds it */
+	/* shorter than the drain: the timeout bounds it; 1 s so that sh has
+	 * started its grandchild first on a loaded machine */
+	run_argv(&r, argv, 1000);
 	cr_assert_eq(r.res.exit_code, 0);
 	cr_assert_eq(r.res.term_signal, 0);
 	cr_assert_not(r.res.timed_out);
-	cr_assert_geq(r.res.duration_ms, 290);
-	cr_assert_lt(r.res.duration_ms, 3000);
+	cr_assert_geq(r.res.duration_ms, 990);
+	cr_assert_lt(r.res.duration_ms, 4000);
 	pid_t g = first_line_pid(&r);
 	cr_assert_eq(r.res.n_killed, 1);
 	cr_assert_eq(r.res.killed[0].pid, g);
@@ -477,11 +482,11 @@ Test(proc, escaped_grandchild_cannot_hang_completion)
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("escape.sh"), NULL};
-	run_argv(&r, argv, 200);
+	run_argv(&r, argv, 1000); /* 1 s: see timeout_kills_grandchild */
 	cr_assert_eq(r.res.exit_code, 0);
 	cr_assert_not(r.res.timed_out);
-	cr_assert_geq(r.res.duration_ms, 190);
-	cr_assert_lt(r.res.duration_ms, 3000);
+	cr_assert_geq(r.res.duration_ms, 990);
+	cr_assert_lt(r.res.duration_ms, 4000);
 	pid_t g = first_line_pid(&r);
 	cr_assert_eq(r.res.n_killed, 1);
 	cr_assert_eq(r.res.killed[0].pid, g);
@@ -718,16 +723,19 @@ Test(proc, proc_kill_during_grace)
 	struct run r;
 	run_init(&r);
 	char *argv[] = {script("ignore_term.sh"), NULL};
-	struct proc_spec s = spec_for(argv, 100);
+	/* the SIGTERM at 1 s, after the shell's trap (see sigkill_after_grace);
+	 * proc_kill at 1.3 s, inside the 5 s grace */
+	struct proc_spec s = spec_for(argv, 1000);
 	s.kill_grace_ms = 5000;
 	struct event *t = evtimer_new(r.base, on_kill_timer, &r);
-	struct timeval tv = {0, 300 * 1000};
+	struct timeval tv = {1, 300 * 1000};
 	evtimer_add(t, &tv);
 	spawn_and_loop(&r, &s);
 	event_free(t);
 	cr_assert(r.res.timed_out);
 	cr_assert_eq(r.res.term_signal, SIGKILL);
-	cr_assert_lt(r.res.duration_ms, 3000);
+	cr_assert_geq(r.res.duration_ms, 1290);
+	cr_assert_lt(r.res.duration_ms, 4000);
 	run_release(&r);
 }
 
