@@ -95,14 +95,16 @@ test-tsan: build-tsan
 	@if ls $(TSAN_BUILD)/tsan.* >/dev/null 2>&1; then \
 		cat $(TSAN_BUILD)/tsan.*; echo "test-tsan: ThreadSanitizer reports above" >&2; exit 1; fi
 
-# The build types not run above, compiled only.
+# The build types not run above, compiled only: the daemon and its library
+# (the tests' own code is compiled, -Werror, by gcc and clang in the builds
+# that run them).
 test-compile: deps
 	@$(call configure,build-gcc-debug,gcc,Debug)
-	@cmake --build build-gcc-debug -j$(JOBS)
+	@cmake --build build-gcc-debug -j$(JOBS) --target rollbackd
 	@$(call configure,build-gcc-release,gcc,Release)
-	@cmake --build build-gcc-release -j$(JOBS)
+	@cmake --build build-gcc-release -j$(JOBS) --target rollbackd
 	@$(call configure,build-clang-debug,clang,Debug)
-	@cmake --build build-clang-debug -j$(JOBS)
+	@cmake --build build-clang-debug -j$(JOBS) --target rollbackd
 
 test-format:
 	@./.ci/check-format
