@@ -12,6 +12,7 @@
  */
 #include "rollbackd/daemon.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "rollbackd/record.h"
 #include "rollbackd/rules.h"
 #include "rollbackd/server.h"
+#include "rollbackd/snapshot.h"
 #include "rollbackd/timestamp.h"
 
 /* A configuration loaded by SIGHUP; kept until exit, since requests in
@@ -249,14 +251,40 @@ static int open_journal(struct daemon *d, struct error *err)
 	    .recover = cfg->recover,
 	};
 	int64_t t0 = timestamp_mono_ms();
+	/* The snapshot first (snapshot.h), then only the records after it;
+	 * without a usable one (or with --recover), the whole journal. */
+	struct snapshot *snap = NULL;
+	struct error serr = {{0}};
+	int loaded = cfg->recover ? 0 : snapshot_load(cfg->state_dir, &snap, &serr);
+	char lines[24] = "0";
+	if (loaded < 0)
+		log_warn("snapshot not used; replaying the whole journal", "error", serr.msg, NULL);
+	if (loaded > 0) {
+		const struct snapshot_point *pt = snapshot_point(snap);
+		jo.from_segment = pt->segment;
+		jo.from_offset = pt->offset;
+		jo.from_seq = pt->seq;
+		jo.from_hash = pt->hash;
+		snprintf(lines, sizeof(lines), "%llu", (unsigned long long)pt->lines);
+		engine_replay_snapshot(d->engine, true);
+		int replayed = snapshot_replay(snap, replay_line, d, err);
+		engine_replay_snapshot(d->engine, false);
+		if (replayed < 0) {
+			snapshot_free(snap);
+			record_toks_release(&d->replay_toks);
+			return error_prefix(err, "snapshot: ");
+		}
+	}
 	int opened = journal_open(&jo, &d->journal, err);
+	snapshot_free(snap);
 	record_toks_release(&d->replay_toks);
 	if (opened < 0)
 		return error_prefix(err, "journal: ");
 	char ms[24], seq[24];
 	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)journal_seq(d->journal));
-	log_info("journal replayed", "state_dir", cfg->state_dir, "records", seq, "ms", ms, NULL);
+	log_info("journal replayed", "state_dir", cfg->state_dir, "records", seq, "ms", ms,
+		 "snapshot_lines", lines, NULL);
 	struct buf m = BUF_INIT;
 	int bad = buf_adds(&m, ",\"version\":\"" ROLLBACKD_VERSION "\"") |
 		  buf_addf(&m, ",\"pid\":%d", (int)getpid());
@@ -278,6 +306,53 @@ static int open_journal(struct daemon *d, struct error *err)
 	api_set_journal(d->api, d->journal);
 	api_set_notify(d->api, d->notify);
 	return 0;
+}
+
+struct snap_keep {
+	struct daemon *d;
+	char **pending; /* notify's undelivered notice ids, sorted */
+	size_t n_pending;
+};
+
+static bool snap_keep(const struct record *rec, void *arg)
+{
+	struct snap_keep *k = arg;
+	if (engine_snapshot_keep(k->d->engine, rec))
+		return true;
+	char id[64];
+	return rec->type == RECORD_NOTIFY_INTENT && record_str(rec, "id", id, sizeof(id)) &&
+	       notify_pending_has(k->pending, k->n_pending, id);
+}
+
+static int snap_state(struct buf *out, void *arg)
+{
+	struct snap_keep *k = arg;
+	return engine_snapshot_state(k->d->engine, out);
+}
+
+/* At a clean stop, with every record written: the next start replays this
+ * snapshot and what follows it (snapshot.h). */
+static void write_snapshot(struct daemon *d, char **pending, size_t n_pending)
+{
+	struct snap_keep k = {d, pending, n_pending};
+	struct snapshot_source src = {.state = snap_state, .keep = snap_keep, .arg = &k};
+	struct snapshot_stats st;
+	struct error err = {{0}};
+	int64_t t0 = timestamp_mono_ms();
+	if (snapshot_write(d->cfg->state_dir, &src, &st, &err) < 0) {
+		log_error("snapshot not written; the next start replays more of the journal",
+			  "error", err.msg, NULL);
+		return;
+	}
+	char seq[24], read[24], kept[24], state[24], bytes[24], ms[24];
+	snprintf(seq, sizeof(seq), "%" PRIu64, st.seq);
+	snprintf(read, sizeof(read), "%" PRIu64, st.read);
+	snprintf(kept, sizeof(kept), "%" PRIu64, st.kept);
+	snprintf(state, sizeof(state), "%" PRIu64, st.state_lines);
+	snprintf(bytes, sizeof(bytes), "%" PRIu64, st.bytes);
+	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
+	log_info("snapshot written", "seq", seq, "records_read", read, "records_kept", kept,
+		 "state_lines", state, "bytes", bytes, "ms", ms, NULL);
 }
 
 static int running_actions(void *arg)
@@ -379,9 +454,16 @@ out:
 		event_free(d.sig_pipe);
 	if (d.engine && d.journal)
 		engine_interrupt(d.engine);
-	checkpoint_stop(d.checkpoint);	/* the last checkpoint: after the last record */
-	notify_free(d.notify);		/* what is undelivered is in the journal for next time */
-	journal_close(d.journal, 5000); /* the loops are over: flush what is left */
+	checkpoint_stop(d.checkpoint); /* the last checkpoint: after the last record */
+	char **pending = NULL;
+	size_t n_pending = 0;
+	bool can_snapshot = d.journal && d.engine && d.notify &&
+			    notify_pending_ids(d.notify, &pending, &n_pending) == 0;
+	notify_free(d.notify); /* what is undelivered is in the journal for next time */
+	/* the loops are over: flush what is left; a snapshot only of a whole journal */
+	if (journal_close(d.journal, 5000) && can_snapshot)
+		write_snapshot(&d, pending, n_pending);
+	notify_pending_free(pending, n_pending);
 	server_set_api(d.server, NULL);
 	api_free(d.api);
 	engine_free(d.engine); /* before the base its events live on */

@@ -173,6 +173,7 @@ struct incident {
 	int64_t max_starts_ms;		      /* latest startsAt of its firings */
 	int64_t tomb_starts_ms;		      /* an evicted predecessor's max_starts_ms (0: none) */
 	int tomb_episode;		      /* and its last episode */
+	uint64_t born_after; /* records of its id up to this seq are an evicted predecessor's */
 	size_t trigger_over; /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
 	size_t n_untracked;  /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
@@ -260,6 +261,7 @@ struct engine {
 	uint64_t n_over_limit;
 	uint64_t n_evicted;
 	struct metric_family *verify_total; /* verify_total{rule,result} */
+	bool snapshot_replay; /* replaying a snapshot: rollbacks and blast come from its state lines */
 };
 
 static inline int64_t ts_ms(struct timestamp t)
@@ -320,6 +322,13 @@ void incident_resolved(struct engine *e, struct incident *inc);
 void incident_reap(struct engine *e);
 void incident_reap_cb(evutil_socket_t fd, short what, void *arg);
 void tomb_map_release(struct tomb_map *m);
+/* The tombstones, oldest first (snapshot state); fn's non-zero stops. */
+int tomb_map_each(const struct tomb_map *m,
+		  int (*fn)(uint64_t id, int episode, int64_t max_starts_ms, void *arg), void *arg);
+bool tomb_map_has(const struct tomb_map *m, const char *incident_id);
+/* A snapshot's tombstone back (id as tomb_key gives it). 0, or -1 on OOM. */
+int tomb_restore(struct engine *e, uint64_t id, int episode, int64_t max_starts_ms);
+uint64_t tomb_key(const char *incident_id);
 /* The episode a firing (fp, starts_at) belongs to when it is a late copy
  * of an episode already seen (its key, or a startsAt no later than the
  * evicted predecessor's), else 0. */

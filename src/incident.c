@@ -311,6 +311,34 @@ static const struct tombstone *tomb_get(const struct tomb_map *m, uint64_t id)
 	return t->id ? t : NULL;
 }
 
+int tomb_map_each(const struct tomb_map *m, int (*fn)(uint64_t id, int episode, int64_t max_starts_ms, void *arg), void *arg)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct tombstone *t = tomb_get(m, m->ring[(m->head + i) % m->ring_cap]);
+		int rc = t ? fn(t->id, t->episode, t->max_starts_ms, arg) : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+bool tomb_map_has(const struct tomb_map *m, const char *incident_id)
+{
+	return tomb_get(m, tomb_id(incident_id)) != NULL;
+}
+
+int tomb_restore(struct engine *e, uint64_t id, int episode, int64_t max_starts_ms)
+{
+	if (!id || episode <= 0)
+		return 0;
+	return tomb_put(&e->tombs, id, episode, max_starts_ms, e->cfg->limits.max_incidents);
+}
+
+uint64_t tomb_key(const char *incident_id)
+{
+	return tomb_id(incident_id);
+}
+
 void tomb_map_release(struct tomb_map *m)
 {
 	free(m->slots);
@@ -611,6 +639,8 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 		return NULL;
 	}
 	inc->first_seen = now;
+	/* what is journaled for this id from now on is this incident's */
+	inc->born_after = store_journal_seq(e->store);
 	inc->episode = 0;
 	inc->state = INC_RESOLVED; /* no episode yet */
 	if (incident_link(e, inc) < 0) {

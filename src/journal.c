@@ -258,6 +258,33 @@ int journal_reader_next(struct journal_reader *r, struct journal_line *line, boo
 	}
 }
 
+const char *journal_reader_segment(const struct journal_reader *r, size_t i)
+{
+	return i < r->n_segs ? r->segs[i].path : NULL;
+}
+
+int journal_reader_seek(struct journal_reader *r, const char *segment, uint64_t offset,
+			struct error *err)
+{
+	size_t i = 0;
+	while (i < r->n_segs && strcmp(r->segs[i].path, segment) != 0)
+		i++;
+	if (i == r->n_segs)
+		return error_set(err, "%s: no such segment", segment);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->cur = i;
+	r->fd = open(segment, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return error_set(err, "%s: %s", segment, strerror(errno));
+	if (lseek(r->fd, (off_t)offset, SEEK_SET) < 0)
+		return error_set(err, "%s: %s", segment, strerror(errno));
+	r->start = r->end = 0;
+	r->buf_off = offset;
+	r->eof = false;
+	return 0;
+}
+
 int journal_check_line(const char *text, size_t len, const char *prev_hex, uint64_t want_seq,
 		       uint64_t *seq, char hash_hex[JOURNAL_HASH_HEX + 1], struct error *err)
 {
@@ -1037,6 +1064,16 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 	for (size_t i = 0; i < p.r->n_segs; i++)
 		if (p.r->segs[i].number != UINT64_MAX && p.r->segs[i].number >= j->next_segment)
 			j->next_segment = p.r->segs[i].number + 1;
+	if (opt->from_segment) {
+		if (!opt->from_hash || strlen(opt->from_hash) != JOURNAL_HASH_HEX ||
+		    journal_reader_seek(p.r, opt->from_segment, opt->from_offset, err) < 0) {
+			journal_reader_free(p.r);
+			return error_set(err, "cannot start after the snapshot's record seq %" PRIu64,
+					 opt->from_seq);
+		}
+		p.seq = opt->from_seq;
+		memcpy(p.prev, opt->from_hash, JOURNAL_HASH_HEX + 1);
+	}
 	for (size_t i = 0; i < REPLAY_BATCHES; i++) {
 		if (!(pool[i].text = malloc(REPLAY_BATCH_BYTES + JOURNAL_MAX_LINE))) {
 			rc = error_set(err, "out of memory");
@@ -1331,10 +1368,10 @@ fail:
 	return -1;
 }
 
-void journal_close(struct journal *j, int timeout_ms)
+bool journal_close(struct journal *j, int timeout_ms)
 {
 	if (!j)
-		return;
+		return false;
 	if (j->thread_started) {
 		pthread_mutex_lock(&j->lock);
 		j->stop = true;
@@ -1346,6 +1383,8 @@ void journal_close(struct journal *j, int timeout_ms)
 			log_error("journal: records could not be written before exit", "error",
 				  j->last_error, NULL);
 	}
+	char why[sizeof(j->last_error)];
+	bool whole = j->thread_started && !j->pending.len && journal_healthy(j, why, sizeof(why));
 	while (j->waiters) { /* only when the writer never started */
 		struct waiter *w = j->waiters;
 		j->waiters = w->next;
@@ -1360,4 +1399,5 @@ void journal_close(struct journal *j, int timeout_ms)
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->lock);
 	free(j);
+	return whole;
 }

@@ -1147,6 +1147,57 @@ void notify_set_config(struct notify *n, const struct config *cfg)
 	atomic_store(&n->cfg, cfg);
 }
 
+static int add_ids(const struct entry_list *l, char **ids, size_t *n, size_t max)
+{
+	for (const struct notify_entry *e = l->head; e; e = e->next) {
+		if (*n == max || !(ids[*n] = strdup(e->id)))
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int notify_pending_ids(struct notify *n, char ***out, size_t *n_out)
+{
+	size_t max = 0, k = 0;
+	for (const struct notify_entry *e = n->queue.head; e; e = e->next)
+		max++;
+	for (size_t i = 0; i < n->n_ch; i++)
+		for (const struct notify_entry *e = n->ch[i].outbox.head; e; e = e->next)
+			max++;
+	char **ids = calloc(max ? max : 1, sizeof(*ids));
+	int bad = !ids || add_ids(&n->queue, ids, &k, max);
+	for (size_t i = 0; !bad && i < n->n_ch; i++)
+		bad = add_ids(&n->ch[i].outbox, ids, &k, max);
+	if (bad) {
+		notify_pending_free(ids, k);
+		return -1;
+	}
+	qsort(ids, k, sizeof(*ids), id_cmp);
+	*out = ids;
+	*n_out = k;
+	return 0;
+}
+
+bool notify_pending_has(char *const *ids, size_t n, const char *id)
+{
+	return n && bsearch(&id, ids, n, sizeof(*ids), id_cmp) != NULL;
+}
+
+void notify_pending_free(char **ids, size_t n)
+{
+	if (!ids)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
 void notify_free(struct notify *n)
 {
 	if (!n)

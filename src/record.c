@@ -6,8 +6,12 @@
  */
 #include "rollbackd/record.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "rollbackd/buf.h"
 
 static const char *const type_names[RECORD_TYPE_COUNT] = {
     [RECORD_UNKNOWN] = "",
@@ -32,6 +36,9 @@ static const char *const type_names[RECORD_TYPE_COUNT] = {
     [RECORD_TARGET_CLAIMED] = "target_claimed",
     [RECORD_TARGET_RELEASED] = "target_released",
     [RECORD_CHANGE] = "change",
+    [RECORD_SNAPSHOT_TOMB] = "snapshot_tomb",
+    [RECORD_SNAPSHOT_ROLLBACK] = "snapshot_rollback",
+    [RECORD_SNAPSHOT_BLAST] = "snapshot_blast",
     [RECORD_CHECKPOINT] = "checkpoint",
     [RECORD_JOURNAL_TRUNCATED] = "journal_truncated",
     [RECORD_JOURNAL_RECOVERED] = "journal_recovered",
@@ -217,4 +224,45 @@ const char *record_raw(const struct record *r, const char *name, size_t *len)
 	}
 	*len = e - s;
 	return r->text + s;
+}
+
+/* ---- snapshot state lines ------------------------------------------------ */
+
+int record_snapshot_tomb(struct buf *out, uint64_t id, int episode, int64_t max_starts_ms)
+{
+	return buf_addf(out,
+			"{\"type\":\"snapshot_tomb\",\"incident\":\"\",\"id\":\"%016" PRIx64
+			"\",\"episode\":%d,\"max_starts_ms\":%" PRId64 "}\n",
+			id, episode, max_starts_ms)
+		   ? -1
+		   : 0;
+}
+
+int record_snapshot_rollback(struct buf *out, int64_t at_ms)
+{
+	return buf_addf(out,
+			"{\"type\":\"snapshot_rollback\",\"incident\":\"\",\"at_ms\":%" PRId64
+			"}\n",
+			at_ms)
+		   ? -1
+		   : 0;
+}
+
+int record_snapshot_blast(struct buf *out, uint64_t target_hash, int64_t at_ms)
+{
+	return buf_addf(out,
+			"{\"type\":\"snapshot_blast\",\"incident\":\"\",\"id\":\"%016" PRIx64
+			"\",\"at_ms\":%" PRId64 "}\n",
+			target_hash, at_ms)
+		   ? -1
+		   : 0;
+}
+
+uint64_t record_snapshot_key(const struct record *r)
+{
+	char hex[17], *end;
+	if (!record_str(r, "id", hex, sizeof(hex)) || strlen(hex) != 16)
+		return 0;
+	uint64_t k = strtoull(hex, &end, 16);
+	return *end ? 0 : k;
 }

@@ -96,6 +96,7 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc->engine = e;
 	inc->state = INC_RESOLVED;
 	inc->first_seen = inc->last_seen = rl->ts;
+	inc->born_after = rl->rec->seq ? rl->rec->seq - 1 : 0;
 	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0 ||
 	    incident_link(e, inc) < 0) {
 		incident_free(inc);
@@ -173,10 +174,13 @@ static int replay_decision(struct rline *rl, const char *id)
 	if (strcmp(outcome, "acting") == 0) {
 		inc->has_acted = true;
 		inc->last_acted = rl->ts;
-		store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
 		inc->hold = HOLD_ACTING;
-		if (inc->target)
-			blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
+		/* a snapshot's rollbacks and blast radius are its state lines */
+		if (!e->snapshot_replay) {
+			store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
+			if (inc->target)
+				blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
+		}
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
 		inc->actions =
@@ -282,6 +286,27 @@ static int replay_line(struct rline *rl)
 	return 0;
 }
 
+/* A snapshot's state line (engine_snapshot_state wrote it). */
+static int replay_snapshot_state(struct engine *e, const struct record *rec)
+{
+	int64_t at = record_int(rec, "at_ms", INT64_MIN);
+	int rc = 0;
+	if (rec->type == RECORD_SNAPSHOT_ROLLBACK) {
+		if (at != INT64_MIN)
+			rc = store_note_rollback(e->store, "", at);
+		return rc < 0 ? -1 : 0;
+	}
+	uint64_t key = record_snapshot_key(rec);
+	pthread_mutex_lock(&e->lock);
+	if (rec->type == RECORD_SNAPSHOT_BLAST && key && at != INT64_MIN)
+		blast_note(&e->blast, key, at);
+	else if (rec->type == RECORD_SNAPSHOT_TOMB)
+		rc = tomb_restore(e, key, (int)record_int(rec, "episode", 0),
+				  record_int(rec, "max_starts_ms", 0));
+	pthread_mutex_unlock(&e->lock);
+	return rc < 0 ? -1 : 0;
+}
+
 int engine_replay_record(const struct record *rec, void *arg)
 {
 	struct engine *e = arg;
@@ -292,6 +317,9 @@ int engine_replay_record(const struct record *rec, void *arg)
 	}
 	if (rec->status != RECORD_OK)
 		return rec->status == RECORD_ENOMEM ? -1 : 0;
+	if (rec->type == RECORD_SNAPSHOT_TOMB || rec->type == RECORD_SNAPSHOT_ROLLBACK ||
+	    rec->type == RECORD_SNAPSHOT_BLAST)
+		return replay_snapshot_state(e, rec);
 	/* the store first: pause, target claims and its outbox are its own */
 	if (store_observe(e->store, rec) < 0)
 		return -1;
@@ -374,4 +402,63 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	engine_open_count(e);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
+}
+
+/* ---- snapshots (snapshot.h) ---------------------------------------------- */
+
+void engine_replay_snapshot(struct engine *e, bool on)
+{
+	pthread_mutex_lock(&e->lock);
+	e->snapshot_replay = on;
+	pthread_mutex_unlock(&e->lock);
+}
+
+bool engine_snapshot_keep(struct engine *e, const struct record *rec)
+{
+	if (rec->status != RECORD_OK)
+		return false;
+	if (store_journal_snapshot_keep(e->store, rec))
+		return true;
+	if (rec->type == RECORD_CHANGE)
+		return true; /* the change store's: kept whole (README, Snapshot) */
+	if (!rec->has_incident || !rec->incident[0] || !rec->seq)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	struct incident *inc = incident_find(e, rec->incident);
+	bool keep = inc && rec->seq > inc->born_after;
+	pthread_mutex_unlock(&e->lock);
+	return keep;
+}
+
+static int tomb_line(uint64_t id, int episode, int64_t max_starts_ms, void *arg)
+{
+	return record_snapshot_tomb(arg, id, episode, max_starts_ms);
+}
+
+static int rollback_line(int64_t at_ms, void *arg)
+{
+	return record_snapshot_rollback(arg, at_ms);
+}
+
+int engine_snapshot_state(struct engine *e, struct buf *out)
+{
+	pthread_mutex_lock(&e->lock);
+	int rc = tomb_map_each(&e->tombs, tomb_line, out);
+	/* an incident back after its eviction keeps what its tombstone said,
+	 * even once the tombstone itself left the ring */
+	struct incident *inc;
+	LIST_FOR_EACH(inc, link, &e->incidents)
+	{
+		if (rc == 0 && inc->tomb_episode > 0 && !tomb_map_has(&e->tombs, inc->id))
+			rc = record_snapshot_tomb(out, tomb_key(inc->id), inc->tomb_episode,
+						  inc->tomb_starts_ms);
+	}
+	for (size_t i = 0; rc == 0 && i < e->blast.n; i++) {
+		size_t at = (e->blast.head + i) % BLAST_RING;
+		rc = record_snapshot_blast(out, e->blast.hash[at], e->blast.at_ms[at]);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc == 0)
+		rc = store_journal_each_rollback(e->store, rollback_line, out);
+	return rc ? -1 : 0;
 }

@@ -772,6 +772,66 @@ static void sj_free(struct store *st)
 	free(s);
 }
 
+static const struct store_ops journal_ops;
+
+bool store_journal_snapshot_keep(struct store *st, const struct record *rec)
+{
+	if (!st || st->ops != &journal_ops)
+		return false;
+	struct sj *s = sj_of(st);
+	const struct json_doc *d = &rec->doc;
+	char key[STORE_TARGET_MAX + 1];
+	int64_t epoch;
+	bool keep = false;
+	pthread_mutex_lock(&s->lock);
+	switch (rec->type) {
+	case RECORD_PAUSE:
+	case RECORD_RESUME:
+		keep = s->paused == (rec->type == RECORD_PAUSE);
+		break;
+	case RECORD_TARGET_CLAIMED:
+	case RECORD_TARGET_RELEASED: {
+		struct target_entry *t;
+		keep = rec_str(d, "target", key, sizeof(key)) && rec_int(d, "epoch", &epoch) &&
+		       (t = target_find(s, key)) && t->claim.epoch == (uint64_t)epoch;
+		break;
+	}
+	case RECORD_NOTIFY_INTENT:
+	case RECORD_NOTIFY_SENT:
+	case RECORD_NOTIFY_FAILED:
+		keep = rec_str(d, "id", key, sizeof(key)) && outbox_find(s, key);
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return keep;
+}
+
+uint64_t store_journal_seq(struct store *st)
+{
+	if (!st || st->ops != &journal_ops)
+		return 0;
+	struct sj *s = sj_of(st);
+	pthread_mutex_lock(&s->lock);
+	uint64_t seq = s->journal ? journal_seq(s->journal) : 0;
+	pthread_mutex_unlock(&s->lock);
+	return seq;
+}
+
+int store_journal_each_rollback(struct store *st, int (*fn)(int64_t at_ms, void *arg), void *arg)
+{
+	if (!st || st->ops != &journal_ops)
+		return 0;
+	struct sj *s = sj_of(st);
+	int rc = 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_rollbacks && rc == 0; i++)
+		rc = fn(s->rollbacks[i], arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 static const struct store_ops journal_ops = {
     .name = "journal",
     .append = sj_append,

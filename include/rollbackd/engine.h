@@ -156,7 +156,24 @@ void engine_set_notify(struct engine *e, struct notify *n);
  * it is not a JSON object). */
 struct journal;
 struct record;
+struct buf;
 int engine_replay_record(const struct record *rec, void *arg);
+
+/* Snapshots (snapshot.h). Call with nothing running: before the loops
+ * start or after they ended.
+ * engine_replay_snapshot: while on, the records replayed are a snapshot's:
+ * the hourly cap's rollbacks and the blast radius come from its state
+ * lines, not from the decisions it kept.
+ * engine_snapshot_keep: whether rec is still needed to rebuild the state
+ * (the journal store's and the change store's included): a record of an
+ * incident in memory written since it was created (not a predecessor's,
+ * evicted), the store's (store_journal_snapshot_keep), a change.
+ * engine_snapshot_state: the state lines (record_snapshot_*) that no kept
+ * record carries: tombstones, rollbacks of the last hour, the blast
+ * window; appended to out. 0, or -1 on OOM. */
+void engine_replay_snapshot(struct engine *e, bool on);
+bool engine_snapshot_keep(struct engine *e, const struct record *rec);
+int engine_snapshot_state(struct engine *e, struct buf *out);
 
 /* After replay, journal every step into j from now on (j NULL: the store
  * given in engine_options is already attached). Actions that were

@@ -62,6 +62,16 @@ void journal_reader_free(struct journal_reader *r);
 int journal_reader_next(struct journal_reader *r, struct journal_line *line, bool *torn,
 			struct error *err);
 
+/* The i-th segment's path in reading order (closed ones by number, then
+ * the current file), or NULL past the last. */
+const char *journal_reader_segment(const struct journal_reader *r, size_t i);
+
+/* Go on reading at byte offset of segment (a path journal_reader_segment
+ * gave): the next line is the one starting there, then the rest of that
+ * segment and the later ones. 0, or -1 with err. */
+int journal_reader_seek(struct journal_reader *r, const char *segment, uint64_t offset,
+			struct error *err);
+
 /* Check one line: its hash, its prev against prev_hex (64 hex, or NULL to
  * skip), and its seq against want_seq (0 to skip). On success writes the
  * line's seq and hash (hex, NUL-terminated) and returns 0; else -1 with err
@@ -82,6 +92,13 @@ struct journal_options {
 	 * move it and everything after it aside (journal_recovered says where)
 	 * and go on from the last good record. */
 	bool recover;
+	/* Start after a snapshot (snapshot.h): from_segment (a path) holds,
+	 * from from_offset on, the records after seq from_seq, whose hash is
+	 * from_hash; the records before are neither read, checked nor
+	 * replayed (audit verify checks them). NULL: from the first record. */
+	const char *from_segment;
+	uint64_t from_offset, from_seq;
+	const char *from_hash;
 };
 
 /* Open (creating state_dir's journal when absent), verify the whole chain
@@ -102,8 +119,10 @@ bool journal_recovered(struct journal *j, char *what, size_t n);
 
 /* Write everything buffered (waiting up to timeout_ms for a failing disk),
  * stop the writer and free. Waiters not yet called are called with ok=false
- * only if their base still runs; do this after the loops have ended. */
-void journal_close(struct journal *j, int timeout_ms);
+ * only if their base still runs; do this after the loops have ended.
+ * True when everything appended is in the files and they are still the
+ * journal's (journal_healthy): what a snapshot may be taken from. */
+bool journal_close(struct journal *j, int timeout_ms);
 
 /* Append one record of type for incident ("" for none). members is either
  * empty or JSON object members starting with a comma (",\"k\":1,...");

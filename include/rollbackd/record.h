@@ -50,6 +50,11 @@ enum record_type {
 	RECORD_CHECKPOINT,
 	RECORD_JOURNAL_TRUNCATED,
 	RECORD_JOURNAL_RECOVERED,
+	/* only in snapshot.jsonl (snapshot.h): state that is not any kept
+	 * record's, as the engine held it when the snapshot was written */
+	RECORD_SNAPSHOT_TOMB,
+	RECORD_SNAPSHOT_ROLLBACK,
+	RECORD_SNAPSHOT_BLAST,
 	RECORD_TYPE_COUNT
 };
 
@@ -119,5 +124,18 @@ size_t record_obj(const struct record *r, const char *name);
 /* The raw JSON text of a member's value (an object's braces included),
  * or NULL when absent. */
 const char *record_raw(const struct record *r, const char *name, size_t *len);
+
+struct buf;
+
+/* ---- snapshot state lines (snapshot.h) ----------------------------------- */
+
+/* A whole line with its newline, appended to out: an evicted incident's
+ * tombstone (id as the engine keys it), a rollback's start (the hourly
+ * cap), a target rolled back (blast radius). 0, or -1 without memory. */
+int record_snapshot_tomb(struct buf *out, uint64_t id, int episode, int64_t max_starts_ms);
+int record_snapshot_rollback(struct buf *out, int64_t at_ms);
+int record_snapshot_blast(struct buf *out, uint64_t target_hash, int64_t at_ms);
+/* The id (tomb) or target hash (blast) member of such a line, or 0. */
+uint64_t record_snapshot_key(const struct record *r);
 
 #endif

@@ -229,6 +229,18 @@ struct store *store_journal_new(const struct store_journal_options *opt);
  * on. j is borrowed and must outlive the store. */
 void store_journal_attach(struct store *s, struct journal *j);
 
+/* Snapshot (snapshot.h), the journal store's part; nothing else may run.
+ * keep: whether rec (pause, resume, target_claimed/released, notify_*)
+ * still shapes this store's state: the pause or resume that set the
+ * current state, each target's latest claim and its release, a tracked
+ * outbox entry's records. each_rollback: the start times count_rollbacks
+ * still counts, oldest first. False / 0 for any other store. */
+bool store_journal_snapshot_keep(struct store *s, const struct record *rec);
+/* The seq of the last record appended (0 before attach, or for any other
+ * store). */
+uint64_t store_journal_seq(struct store *s);
+int store_journal_each_rollback(struct store *s, int (*fn)(int64_t at_ms, void *arg), void *arg);
+
 /* ---- calls ---------------------------------------------------------------- */
 
 static inline int store_append(struct store *s, const char *type, const char *incident,

@@ -1,0 +1,303 @@
+"""Journal snapshots (issue 12): a clean stop writes state_dir/snapshot.jsonl,
+a start replays it and only the records after it, and what the daemon then
+holds is what a replay of the whole journal gives - incidents, evicted
+episodes (tombstones), the hourly cap, pause, changes. A snapshot that does
+not match (its digest, the journal's files) is not used: the whole journal
+is checked and replayed, as before.
+
+Python 3 standard library only.
+"""
+
+import json
+import os
+import shutil
+import signal
+import unittest
+
+import harness
+from harness import Server, am_fingerprint, make_payload, rfc3339
+
+RULES = [
+    {"name": "watch", "matchers": ["alertname=\"Watch\""], "mode": "notify",
+     "group_by": ["service"]},
+    {"name": "act", "matchers": ["alertname=\"Act\""], "group_by": ["service"],
+     "cooldown": "1h", "actions": [{"type": "exec", "argv": ["/bin/true"]}]},
+]
+CONFIG = {"dry_run": False, "limits": {"max_incidents": 6}}
+
+
+def alert(service, alertname="Watch", status="firing", starts=None):
+    labels = {"alertname": alertname, "service": service}
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"value": "0.5"},
+        "startsAt": starts or rfc3339(delta_s=-60),
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else rfc3339(),
+        "fingerprint": am_fingerprint(labels),
+    }
+
+
+def resolved_of(a):
+    r = dict(a)
+    r["status"] = "resolved"
+    r["endsAt"] = rfc3339()
+    return r
+
+
+def new_server():
+    def config(s):
+        with open(os.path.join(s.rules_dir, "rules.json"), "w") as f:
+            json.dump({"rules": RULES}, f)
+        return json.loads(json.dumps(CONFIG))
+    return Server(config=config)
+
+
+class SnapshotCase(unittest.TestCase):
+    def setUp(self):
+        if not harness.binary_available():
+            self.fail(harness.skip_reason())
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.cleanup()
+
+    def server(self):
+        s = new_server()
+        self.servers.append(s)
+        return s
+
+    def decide(self, srv, *alerts):
+        p = make_payload(alerts=list(alerts))
+        p["status"] = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+        body = json.dumps(p).encode()
+        r = srv.request("POST", "/v1/alerts", body=body,
+                        headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r.text)
+        return r.json()["decisions"]
+
+    def replayed(self, srv, mark=0):
+        lines = [l for l in srv.logs_since(mark) if l.get("msg") == "journal replayed"]
+        self.assertEqual(len(lines), 1, srv.lines[-20:])
+        return lines[0]
+
+    def written(self, srv, mark=0):
+        lines = [l for l in srv.logs_since(mark) if l.get("msg") == "snapshot written"]
+        self.assertEqual(len(lines), 1, srv.lines[-20:])
+        return lines[0]
+
+    def restart(self, srv):
+        srv.proc = None
+        srv.lines, srv.logs = [], []
+        srv.start()
+
+    def view(self, srv):
+        """What the daemon holds: every incident in full, pause, the gauges
+        replay rebuilds."""
+        out = {"incidents": {}}
+        listing = srv.all_incidents()
+        out["order"] = [i["id"] for i in listing]
+        for inc in listing:
+            r = srv.request("GET", "/v1/incidents/" + inc["id"])
+            self.assertEqual(r.status, 200, r.text)
+            out["incidents"][inc["id"]] = r.json()
+        m = srv.metrics()
+        for name in ("rollbackd_incidents_in_memory", "rollbackd_paused",
+                     "rollbackd_incidents_open"):
+            out[name] = harness.metric(m, name)
+        return out
+
+    def scenario(self, srv):
+        """Incidents that go (evicted: tombstones), one that acts (the hourly
+        cap, its claim, its cooldown), one that comes back after its
+        eviction, pause, a change."""
+        w = [alert("w%d" % i) for i in range(8)]
+        ids = [d["incident"] for d in self.decide(srv, *w[0:5])]
+        self.decide(srv, resolved_of(w[0]), resolved_of(w[1]))
+        act = self.decide(srv, alert("a0", alertname="Act"))[0]
+        self.assertEqual(act["outcome"], "acting", act)
+        srv.wait_log(lambda l: l.get("msg") == "action finished")
+        self.decide(srv, w[5], w[6])  # w0 and w1 go
+        self.assertEqual(srv.request("GET", "/v1/incidents/" + ids[0]).status, 404)
+        late = self.decide(srv, w[1])[0]  # back, as a repeat of its episode 1
+        self.assertEqual(late["outcome"], "repeat", late)
+        r = srv.request("POST", "/v1/pause", body=b"{}",
+                        headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r.text)
+        change = {"target": "svc/checkout", "revision": "v2", "previous_revision": "v1",
+                  "at": rfc3339(), "source": "test"}
+        r = srv.request("POST", "/v1/changes", body=json.dumps(change).encode(),
+                        headers={"Content-Type": "application/json"})
+        self.assertIn(r.status, (200, 201, 202), r.text)
+        return w, ids
+
+    def journal_lines(self, srv):
+        n = 0
+        for name in os.listdir(srv.state_dir):
+            if name.startswith("journal") and name.endswith(".jsonl"):
+                with open(os.path.join(srv.state_dir, name)) as f:
+                    n += sum(1 for _ in f)
+        return n
+
+    def twin(self, srv, keep_snapshot=False):
+        """A second daemon on a copy of srv's journal (without the snapshot
+        unless told): what a replay of the whole journal gives."""
+        b = self.server()
+        for name in os.listdir(srv.state_dir):
+            if name == "snapshot.jsonl" and not keep_snapshot:
+                continue
+            src = os.path.join(srv.state_dir, name)
+            if os.path.isfile(src):
+                shutil.copy2(src, os.path.join(b.state_dir, name))
+        return b
+
+
+class SnapshotTest(SnapshotCase):
+    def test_restart_from_snapshot_equals_full_replay(self):
+        a = self.server()
+        a.start()
+        w, ids = self.scenario(a)
+        before = self.view(a)
+        self.assertEqual(a.stop(), 0)
+        info = self.written(a)
+        path = os.path.join(a.state_dir, "snapshot.jsonl")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        trailer = json.loads(lines[-1])
+        self.assertEqual(trailer["snapshot"], 1)
+        self.assertEqual(trailer["lines"], len(lines) - 1)
+        self.assertEqual(int(info["records_kept"]) + int(info["state_lines"]), len(lines) - 1)
+        self.assertEqual(trailer["seq"], self.journal_lines(a))
+        kinds = [json.loads(l)["type"] for l in lines[:-1]]
+        self.assertEqual(kinds.count("snapshot_tomb"), 2, "w0 and w1 were evicted")
+        self.assertEqual(kinds.count("snapshot_rollback"), 1, "a0 acted")
+        self.assertEqual(kinds.count("change"), 1)
+        self.assertEqual(kinds.count("pause"), 1)
+        # the evicted w0's records are not kept; the kept ones are verbatim
+        with open(os.path.join(a.state_dir, "journal.jsonl")) as f:
+            journal = f.read().splitlines()
+        for l in lines[:-1]:
+            if not json.loads(l)["type"].startswith("snapshot_"):
+                self.assertIn(l, journal)
+        self.assertFalse(any(json.loads(l).get("incident") == ids[0] for l in lines[:-1]))
+        self.assertLess(len(lines) - 1, len(journal))
+
+        b = self.twin(a)
+        self.restart(a)
+        self.assertEqual(self.replayed(a)["snapshot_lines"], str(len(lines) - 1))
+        b.start()
+        self.assertEqual(self.replayed(b)["snapshot_lines"], "0")
+        va, vb = self.view(a), self.view(b)
+        self.assertEqual(va, vb)
+        self.assertEqual(va["order"], before["order"])
+        self.assertEqual(va["rollbackd_paused"], 1)
+
+        # an evicted episode is still known: w0's very firing is a repeat
+        for srv in (a, b):
+            d = self.decide(srv, w[0])[0]
+            self.assertEqual((d["outcome"], d["reason"]),
+                             ("repeat", "episode 1 already resolved: a late or replayed "
+                              "firing of it"), srv.state_dir)
+
+    def test_second_snapshot_builds_on_the_first(self):
+        a = self.server()
+        a.start()
+        w, ids = self.scenario(a)
+        self.assertEqual(a.stop(), 0)
+        first = self.written(a)
+        self.assertEqual(first["records_read"], str(self.journal_lines(a)))
+        self.restart(a)
+        self.decide(a, alert("x1"))
+        self.assertEqual(a.stop(), 0)
+        second = self.written(a)
+        # only the records since the first snapshot were read
+        self.assertLess(int(second["records_read"]), int(first["records_read"]))
+        self.assertEqual(int(second["seq"]), self.journal_lines(a))
+        b = self.twin(a)
+        self.restart(a)
+        self.assertNotEqual(self.replayed(a)["snapshot_lines"], "0")
+        b.start()
+        self.assertEqual(self.view(a), self.view(b))
+
+    def test_unclean_stop_replays_snapshot_and_tail(self):
+        a = self.server()
+        a.start()
+        self.scenario(a)
+        self.assertEqual(a.stop(), 0)
+        self.restart(a)
+        after = self.decide(a, alert("after-snapshot"))[0]
+        a.kill()  # SIGKILL: no new snapshot
+        self.assertEqual(a.proc.returncode, -signal.SIGKILL)
+        b = self.twin(a)
+        self.restart(a)
+        self.assertNotEqual(self.replayed(a)["snapshot_lines"], "0")
+        self.assertEqual(a.request("GET", "/v1/incidents/" + after["incident"]).status, 200)
+        b.start()
+        self.assertEqual(self.view(a), self.view(b))
+
+
+class UnusableSnapshotTest(SnapshotCase):
+    def prepared(self):
+        a = self.server()
+        a.start()
+        self.scenario(a)
+        self.assertEqual(a.stop(), 0)
+        return a
+
+    def start_without(self, a, why):
+        b = self.twin(a)
+        self.restart(a)
+        warn = [l for l in a.logs if l.get("msg") ==
+                "snapshot not used; replaying the whole journal"]
+        self.assertEqual(len(warn), 1, a.lines[-20:])
+        self.assertIn(why, warn[0]["error"])
+        self.assertEqual(self.replayed(a)["snapshot_lines"], "0")
+        b.start()
+        self.assertEqual(self.view(a), self.view(b))
+
+    def test_edited_body_is_not_used(self):
+        a = self.prepared()
+        path = os.path.join(a.state_dir, "snapshot.jsonl")
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        i = data.index(b'"episode":1')
+        data[i + 10] = ord("7")
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        self.start_without(a, "its body does not match its digest")
+
+    def test_cut_snapshot_is_not_used(self):
+        a = self.prepared()
+        path = os.path.join(a.state_dir, "snapshot.jsonl")
+        size = os.path.getsize(path)
+        os.truncate(path, size - 10)
+        self.start_without(a, "no trailer line")
+
+    def test_replaced_journal_is_not_trusted(self):
+        a = self.prepared()
+        j = os.path.join(a.state_dir, "journal.jsonl")
+        tmp = j + ".copy"
+        shutil.copy2(j, tmp)
+        os.rename(tmp, j)  # same bytes, another file: checked whole
+        self.start_without(a, "journal.jsonl changed since it was written")
+
+    def test_edited_journal_refuses_to_start(self):
+        a = self.prepared()
+        j = os.path.join(a.state_dir, "journal.jsonl")
+        with open(j, "r+b") as f:
+            data = f.read()
+            i = data.index(b'"outcome":"notify_only"')
+            f.seek(i + 11)
+            f.write(b"X")
+        a.proc = None
+        a.lines, a.logs = [], []
+        p = harness.run_cli(["serve", "--config", a.config_path], timeout=20)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("hash does not match", err)
+        self.assertIn("rollbackd serve --recover", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
