@@ -261,7 +261,8 @@ struct engine {
 	uint64_t n_over_limit;
 	uint64_t n_evicted;
 	struct metric_family *verify_total; /* verify_total{rule,result} */
-	bool snapshot_replay; /* replaying a snapshot: rollbacks and blast come from its state lines */
+	bool snapshot_replay; /* replaying a snapshot: rollbacks and blast come from its state lines
+			       */
 };
 
 static inline int64_t ts_ms(struct timestamp t)

@@ -311,7 +311,8 @@ static const struct tombstone *tomb_get(const struct tomb_map *m, uint64_t id)
 	return t->id ? t : NULL;
 }
 
-int tomb_map_each(const struct tomb_map *m, int (*fn)(uint64_t id, int episode, int64_t max_starts_ms, void *arg), void *arg)
+int tomb_map_each(const struct tomb_map *m,
+		  int (*fn)(uint64_t id, int episode, int64_t max_starts_ms, void *arg), void *arg)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct tombstone *t = tomb_get(m, m->ring[(m->head + i) % m->ring_cap]);

@@ -1068,7 +1068,8 @@ static int replay_all(struct journal *j, const struct journal_options *opt, uint
 		if (!opt->from_hash || strlen(opt->from_hash) != JOURNAL_HASH_HEX ||
 		    journal_reader_seek(p.r, opt->from_segment, opt->from_offset, err) < 0) {
 			journal_reader_free(p.r);
-			return error_set(err, "cannot start after the snapshot's record seq %" PRIu64,
+			return error_set(err,
+					 "cannot start after the snapshot's record seq %" PRIu64,
 					 opt->from_seq);
 		}
 		p.seq = opt->from_seq;

@@ -421,7 +421,29 @@ bool engine_snapshot_keep(struct engine *e, const struct record *rec)
 		return true;
 	if (rec->type == RECORD_CHANGE)
 		return true; /* the change store's: kept whole (README, Snapshot) */
-	if (!rec->has_incident || !rec->incident[0] || !rec->seq)
+	if (!rec->has_incident || !rec->seq)
+		return false;
+	if (rec->type == RECORD_NOTIFICATION) {
+		/* the seen map's: the latest of each fingerprint still held */
+		char fp[256], hex[40];
+		unsigned char d[16];
+		if (!record_str(rec, "fingerprint", fp, sizeof(fp)) ||
+		    !record_str(rec, "digest", hex, sizeof(hex)) ||
+		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) != 0)
+			return false;
+		uint64_t key = incident_fp_key(fp);
+		bool keep = false;
+		pthread_mutex_lock(&e->lock);
+		struct seen_entry *x;
+		HMAP_FOR_EACH_WITH_HASH(x, node, key, &e->seen.entries)
+		{
+			keep = memcmp(x->digest, d, 16) == 0;
+			break;
+		}
+		pthread_mutex_unlock(&e->lock);
+		return keep;
+	}
+	if (!rec->incident[0])
 		return false;
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc = incident_find(e, rec->incident);

@@ -152,8 +152,8 @@ static int read_trailer(int fd, char *out, size_t outsz, uint64_t *body, struct 
 }
 
 /* Stream the body: its lines through fn (NULL: only count and hash). */
-static int each_line(struct snapshot *s, int (*fn)(const struct journal_line *, void *),
-		     void *arg, uint64_t *lines, unsigned char digest[32], struct error *err)
+static int each_line(struct snapshot *s, int (*fn)(const struct journal_line *, void *), void *arg,
+		     uint64_t *lines, unsigned char digest[32], struct error *err)
 {
 	FILE *f = fopen(s->path, "re");
 	if (!f)
@@ -168,15 +168,16 @@ static int each_line(struct snapshot *s, int (*fn)(const struct journal_line *, 
 		ssize_t got = getline(&line, &cap, f);
 		if (got <= 0 || line[got - 1] != '\n' || (uint64_t)got > JOURNAL_MAX_LINE ||
 		    off + (uint64_t)got > s->body_bytes) {
-			rc = error_set(err, "%s: offset %" PRIu64 ": a body line is cut or too long",
-				       s->path, off);
+			rc =
+			    error_set(err, "%s: offset %" PRIu64 ": a body line is cut or too long",
+				      s->path, off);
 			break;
 		}
 		crypto_generichash_update(&h, (const unsigned char *)line, (size_t)got);
 		struct journal_line jl = {line, (size_t)got - 1, s->path, off};
 		if (fn && fn(&jl, arg) < 0) {
-			rc = error_set(err, "%s: offset %" PRIu64 ": cannot replay this line", s->path,
-				       off);
+			rc = error_set(err, "%s: offset %" PRIu64 ": cannot replay this line",
+				       s->path, off);
 			break;
 		}
 		off += (uint64_t)got;
@@ -241,7 +242,8 @@ int snapshot_load(const char *state_dir, struct snapshot **out, struct error *er
 	    !record_get_int(&rec, "current_size", &then.size) ||
 	    !record_get_int(&rec, "current_mtime_ns", &then.mtime_ns) ||
 	    !record_get_int(&rec, "current_ino", &then.ino)) {
-		error_set(err, "%s: its trailer does not say what the journal's files were", s->path);
+		error_set(err, "%s: its trailer does not say what the journal's files were",
+			  s->path);
 		goto out;
 	}
 	if (files_state_of(state_dir, &now, err) < 0)
@@ -383,7 +385,8 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	struct snapshot *prev = NULL;
 	struct journal_reader *r = NULL;
 	struct buf state = BUF_INIT, trailer = BUF_INIT;
-	char *path = join(state_dir, SNAPSHOT_FILE), *tmp = join(state_dir, SNAPSHOT_FILE TMP_SUFFIX);
+	char *path = join(state_dir, SNAPSHOT_FILE),
+	     *tmp = join(state_dir, SNAPSHOT_FILE TMP_SUFFIX);
 	int rc = -1;
 	memset(st, 0, sizeof(*st));
 	if (!path || !tmp) {

@@ -36,18 +36,18 @@ enum outcome {
 	OUTCOME_AWAITING_APPROVAL,
 	OUTCOME_RESOLVED,
 	OUTCOME_NO_MATCH,
-	OUTCOME_COALESCED, /* another incident holds the target (SPEC §7) */
+	OUTCOME_COALESCED,	  /* another incident holds the target (SPEC §7) */
 	OUTCOME_NO_RECENT_CHANGE, /* when.changed_within: the target did not just change */
-	OUTCOME_INVALID,   /* a well-formed but unusable alert (issue 12) */
+	OUTCOME_INVALID,	  /* a well-formed but unusable alert (issue 12) */
 	OUTCOME_COUNT
 };
 
 const char *outcome_name(enum outcome o);
 
 struct engine_options {
-	const struct config *cfg;    /* dry_run, limits, state_dir, secrets */
-	struct event_base *base;     /* NULL: decide only, never run or arm */
-	bool plan_only;              /* test-rules: expand actions into decisions */
+	const struct config *cfg; /* dry_run, limits, state_dir, secrets */
+	struct event_base *base;  /* NULL: decide only, never run or arm */
+	bool plan_only;		  /* test-rules: expand actions into decisions */
 	/* Durable shared state (rollbackd/store.h), borrowed. NULL: the
 	 * engine makes its own journal store (memory-only until
 	 * engine_attach_journal). */
@@ -75,14 +75,14 @@ int engine_incident_json(struct engine *e, const char *id, struct buf *out);
 #define ENGINE_STATES 13
 #define ENGINE_PAGE_MAX 1000
 struct engine_page {
-	size_t limit;       /* 1..ENGINE_PAGE_MAX items */
-	size_t skip;        /* matching incidents skipped first (the console's pages) */
+	size_t limit;	    /* 1..ENGINE_PAGE_MAX items */
+	size_t skip;	    /* matching incidents skipped first (the console's pages) */
 	const char *before; /* NULL, or the incidents after this one (a cursor) */
 	const char *state;  /* NULL: every state; else a state name */
-	bool count;         /* also fill matched and state_counts (walks every incident) */
+	bool count;	    /* also fill matched and state_counts (walks every incident) */
 	/* out */
-	char next[32];      /* the last one listed when more match after it, else "" */
-	size_t matched;     /* with count: incidents matching state (after before) */
+	char next[32];	/* the last one listed when more match after it, else "" */
+	size_t matched; /* with count: incidents matching state (after before) */
 	size_t state_counts[ENGINE_STATES]; /* with count: by state (after before) */
 };
 enum { ENGINE_PAGE_BAD_CURSOR = 1, ENGINE_PAGE_BAD_STATE = 2 };
@@ -106,10 +106,10 @@ struct engine_use {
 };
 
 enum {
-	ENGINE_USE_DONE = 0,		/* recorded now */
-	ENGINE_USE_ALREADY = 1,		/* done before: *prev says by whom and when */
-	ENGINE_USE_NOT_APPLICABLE = 2,	/* not awaiting approval / already resolved */
-	ENGINE_USE_WRONG_EPISODE = 3,	/* the link was for another episode (prev->episode) */
+	ENGINE_USE_DONE = 0,	       /* recorded now */
+	ENGINE_USE_ALREADY = 1,	       /* done before: *prev says by whom and when */
+	ENGINE_USE_NOT_APPLICABLE = 2, /* not awaiting approval / already resolved */
+	ENGINE_USE_WRONG_EPISODE = 3,  /* the link was for another episode (prev->episode) */
 	ENGINE_USE_NOT_FOUND = -1,
 };
 
@@ -118,8 +118,8 @@ enum {
  * episode the link or button was issued for (0: the current one, for the
  * console); another one changes nothing and answers
  * ENGINE_USE_WRONG_EPISODE. prev may be NULL. */
-int engine_approve(struct engine *e, const char *id, int episode, const char *by,
-		   const char *via, struct engine_use *prev);
+int engine_approve(struct engine *e, const char *id, int episode, const char *by, const char *via,
+		   struct engine_use *prev);
 
 /* Acknowledge an incident (any state before resolved), once per episode;
  * episode as for engine_approve. */

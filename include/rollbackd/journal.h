@@ -128,8 +128,8 @@ bool journal_close(struct journal *j, int timeout_ms);
  * empty or JSON object members starting with a comma (",\"k\":1,...");
  * the journal adds seq, ts, type, incident and prev. 0 with *ticket, or -1
  * when the journal is unavailable or out of memory. */
-int journal_append(struct journal *j, const char *type, const char *incident,
-		   const char *members, size_t members_len, uint64_t *ticket);
+int journal_append(struct journal *j, const char *type, const char *incident, const char *members,
+		   size_t members_len, uint64_t *ticket);
 
 /* journal_append that also writes the seq the record got (may be NULL). */
 int journal_append_seq(struct journal *j, const char *type, const char *incident,
