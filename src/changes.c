@@ -276,24 +276,18 @@ int changes_parse(const char *body, size_t len, struct timestamp now, struct cha
 	return rc;
 }
 
-static int add_member(struct buf *b, const char *name, const char *v)
-{
-	return buf_addf(b, ",\"%s\":", name) | buf_add_json_str(b, v, strlen(v));
-}
-
 int changes_record_members(const struct change *c, struct buf *out)
 {
-	char at[TIMESTAMP_STRLEN];
-	timestamp_format(c->at, at, sizeof(at));
-	int bad = add_member(out, "target", c->target) | add_member(out, "revision", c->revision);
-	if (c->previous_revision[0])
-		bad |= add_member(out, "previous_revision", c->previous_revision);
-	bad |= add_member(out, "at", at) | add_member(out, "source", c->source);
-	if (c->url[0])
-		bad |= add_member(out, "url", c->url);
-	if (c->author[0])
-		bad |= add_member(out, "author", c->author);
-	return bad ? -1 : 0;
+	struct record_change v = {
+	    .target = c->target,
+	    .revision = c->revision,
+	    .previous_revision = c->previous_revision,
+	    .at = c->at,
+	    .source = c->source,
+	    .url = c->url,
+	    .author = c->author,
+	};
+	return record_build_change(out, &v);
 }
 
 static int label_ptr_cmp(const void *a, const void *b)

@@ -36,6 +36,7 @@
 #include "rollbackd/httpc.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
+#include "rollbackd/record.h"
 #include "rollbackd/timestamp.h"
 
 #define BACKOFF_BASE_MS 500
@@ -590,9 +591,10 @@ static void take_checkpoint(struct checkpointer *c)
 	if (seq == 0 || seq == c->last_signed || seq == c->last_record)
 		return;
 	timestamp_format(timestamp_now(), ts, sizeof(ts));
-	if (checkpoint_sign(seq, hash, ts, c->sk, &line, sig) < 0 || buf_adds(&m, ",\"signed\":") ||
-	    checkpoint_message(seq, hash, ts, &m) < 0 ||
-	    buf_addf(&m, ",\"key_id\":\"%s\",\"sig\":\"%s\"", c->key_id, sig)) {
+	struct record_checkpoint v = {
+	    .seq = seq, .hash = hash, .ts = ts, .key_id = c->key_id, .sig = sig};
+	if (checkpoint_sign(seq, hash, ts, c->sk, &line, sig) < 0 ||
+	    record_build_checkpoint(&m, &v) < 0) {
 		log_error("checkpoint: out of memory", NULL);
 		goto out;
 	}

@@ -65,12 +65,14 @@ static int journal_config_loaded(struct daemon *d, const struct config *cfg,
 				 const struct ruleset *rules, bool reload)
 {
 	struct buf m = BUF_INIT;
-	int bad =
-	    buf_adds(&m, ",\"rules_path\":") |
-	    buf_add_json_str(&m, cfg->rules, strlen(cfg->rules)) |
-	    buf_addf(&m, ",\"rules\":%zu,\"rules_digest\":\"%s\",\"dry_run\":%s,\"reload\":%s",
-		     rules->n_rules, rules->digest, cfg->dry_run ? "true" : "false",
-		     reload ? "true" : "false");
+	struct record_config_loaded v = {
+	    .rules_path = cfg->rules,
+	    .rules = rules->n_rules,
+	    .rules_digest = rules->digest,
+	    .dry_run = cfg->dry_run,
+	    .reload = reload,
+	};
+	int bad = record_build_config_loaded(&m, &v);
 	if (!bad)
 		bad = journal_append(d->journal, "config_loaded", "", m.data, m.len, NULL);
 	buf_release(&m);
@@ -186,7 +188,7 @@ static void daemon_reload(struct daemon *d)
 	return;
 refuse:
 	log_error("reload refused; the running configuration stays", "error", err.msg, NULL);
-	if ((buf_adds(&m, ",\"error\":") | buf_add_json_str(&m, err.msg, strlen(err.msg))) ||
+	if (record_build_config_rejected(&m, &(struct record_config_rejected){.error = err.msg}) ||
 	    journal_append(d->journal, "config_rejected", "", m.data, m.len, NULL) < 0)
 		log_error("journal: cannot record the refused reload", NULL);
 	buf_release(&m);
@@ -286,8 +288,8 @@ static int open_journal(struct daemon *d, struct error *err)
 	log_info("journal replayed", "state_dir", cfg->state_dir, "records", seq, "ms", ms,
 		 "snapshot_lines", lines, NULL);
 	struct buf m = BUF_INIT;
-	int bad = buf_adds(&m, ",\"version\":\"" ROLLBACKD_VERSION "\"") |
-		  buf_addf(&m, ",\"pid\":%d", (int)getpid());
+	int bad = record_build_started(
+	    &m, &(struct record_started){.version = ROLLBACKD_VERSION, .pid = (int)getpid()});
 	if (!bad)
 		bad = journal_append(d->journal, "started", "", m.data, m.len, NULL);
 	buf_release(&m);

@@ -35,6 +35,7 @@
 #include "rollbackd/buf.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
+#include "rollbackd/record.h"
 #include "rollbackd/timestamp.h"
 
 #define HASH_BYTES 32
@@ -1301,14 +1302,17 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 		struct buf m = BUF_INIT, what = BUF_INIT;
 		const char *seg = strrchr(dmg.segment, '/');
 		seg = seg ? seg + 1 : dmg.segment;
-		int bad = buf_adds(&m, ",\"moved\":") | buf_add(&m, moved.data, moved.len) |
-			  buf_adds(&m, ",\"segment\":") | buf_add_json_str(&m, seg, strlen(seg)) |
-			  buf_addf(&m, ",\"offset\":%" PRIu64 ",\"bad_seq\":%" PRIu64, dmg.offset,
-				   dmg.seq) |
-			  buf_adds(&m, ",\"error\":") |
-			  buf_add_json_str(&m, dmg.what, strlen(dmg.what)) |
-			  buf_addf(&m, ",\"last_good_seq\":%" PRIu64 ",\"last_good_hash\":\"%s\"",
-				   j->seq, j->prev);
+		struct record_journal_recovered rv = {
+		    .moved = moved.data,
+		    .moved_len = moved.len,
+		    .segment = seg,
+		    .offset = dmg.offset,
+		    .bad_seq = dmg.seq,
+		    .error = dmg.what,
+		    .last_good_seq = j->seq,
+		    .last_good_hash = j->prev,
+		};
+		int bad = record_build_journal_recovered(&m, &rv);
 		bad |= buf_addf(&what,
 				"record seq %" PRIu64 " at %s offset %" PRIu64
 				" was bad (%s); it and everything after it were moved to %s; the "
@@ -1332,12 +1336,13 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 			  NULL);
 	}
 	if (cut_at != UINT64_MAX) {
-		char m[160];
-		int n = snprintf(m, sizeof(m),
-				 ",\"segment\":\"" JOURNAL_FILE "\",\"offset\":%" PRIu64
-				 ",\"bytes\":%" PRIu64,
-				 cut_at, cut_bytes);
-		if (append_locked(j, "journal_truncated", "", m, (size_t)n, NULL) < 0) {
+		struct buf tm = BUF_INIT;
+		struct record_journal_truncated tv = {
+		    .segment = JOURNAL_FILE, .offset = cut_at, .bytes = cut_bytes};
+		int bad = record_build_journal_truncated(&tm, &tv) < 0 ||
+			  append_locked(j, "journal_truncated", "", tm.data, tm.len, NULL) < 0;
+		buf_release(&tm);
+		if (bad) {
 			error_set(err, "out of memory");
 			goto fail;
 		}

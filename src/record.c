@@ -7,11 +7,14 @@
 #include "rollbackd/record.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollbackd/alert.h"
 #include "rollbackd/buf.h"
+#include "rollbackd/notice.h"
 
 static const char *const type_names[RECORD_TYPE_COUNT] = {
     [RECORD_UNKNOWN] = "",
@@ -265,4 +268,297 @@ uint64_t record_snapshot_key(const struct record *r)
 		return 0;
 	uint64_t k = strtoull(hex, &end, 16);
 	return *end ? 0 : k;
+}
+
+/* ---- builders ------------------------------------------------------------ */
+
+int record_member_str(struct buf *m, const char *name, const char *s)
+{
+	return buf_addf(m, ",\"%s\":", name) | buf_add_json_str(m, s ? s : "", s ? strlen(s) : 0);
+}
+
+int record_member_ts(struct buf *m, const char *name, struct timestamp t)
+{
+	char ts[TIMESTAMP_STRLEN];
+	timestamp_format(t, ts, sizeof(ts));
+	return record_member_str(m, name, ts);
+}
+
+int record_labels_json(struct buf *m, const struct label *items, size_t n)
+{
+	int bad = buf_addc(m, '{');
+	for (size_t i = 0; i < n; i++)
+		bad |= (i ? buf_addc(m, ',') : 0) |
+		       buf_add_json_str(m, items[i].name, strlen(items[i].name)) |
+		       buf_addc(m, ':') | buf_add_json_str(m, items[i].value, items[i].value_len);
+	return bad | buf_addc(m, '}');
+}
+
+static int ret(int bad)
+{
+	return bad ? -1 : 0;
+}
+
+static bool given(const char *s)
+{
+	return s && s[0];
+}
+
+/* ,"rule":...,"episode":N: how every incident record begins */
+static int rule_episode(struct buf *m, const char *rule, int episode)
+{
+	return record_member_str(m, "rule", rule) | buf_addf(m, ",\"episode\":%d", episode);
+}
+
+int record_build_started(struct buf *m, const struct record_started *v)
+{
+	return ret(record_member_str(m, "version", v->version) |
+		   buf_addf(m, ",\"pid\":%d", v->pid));
+}
+
+int record_build_config_loaded(struct buf *m, const struct record_config_loaded *v)
+{
+	return ret(record_member_str(m, "rules_path", v->rules_path) |
+		   buf_addf(m, ",\"rules\":%zu", v->rules) |
+		   record_member_str(m, "rules_digest", v->rules_digest) |
+		   buf_addf(m, ",\"dry_run\":%s,\"reload\":%s", v->dry_run ? "true" : "false",
+			    v->reload ? "true" : "false"));
+}
+
+int record_build_config_rejected(struct buf *m, const struct record_config_rejected *v)
+{
+	return ret(record_member_str(m, "error", v->error));
+}
+
+int record_build_pause(struct buf *m, const struct record_pause *v)
+{
+	return ret(record_member_str(m, "by", v->by));
+}
+
+int record_build_resume(struct buf *m, const struct record_pause *v)
+{
+	return record_build_pause(m, v);
+}
+
+int record_build_ack(struct buf *m, const struct record_use *v)
+{
+	return ret(record_member_str(m, "by", v->by) | record_member_str(m, "via", v->via));
+}
+
+int record_build_approve(struct buf *m, const struct record_use *v)
+{
+	return record_build_ack(m, v);
+}
+
+int record_build_change(struct buf *m, const struct record_change *v)
+{
+	int bad = record_member_str(m, "target", v->target) |
+		  record_member_str(m, "revision", v->revision);
+	if (given(v->previous_revision))
+		bad |= record_member_str(m, "previous_revision", v->previous_revision);
+	bad |= record_member_ts(m, "at", v->at) | record_member_str(m, "source", v->source);
+	if (given(v->url))
+		bad |= record_member_str(m, "url", v->url);
+	if (given(v->author))
+		bad |= record_member_str(m, "author", v->author);
+	return ret(bad);
+}
+
+int record_build_checkpoint(struct buf *m, const struct record_checkpoint *v)
+{
+	return ret(buf_addf(m, ",\"signed\":{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}",
+			    v->seq, v->hash, v->ts) |
+		   buf_addf(m, ",\"key_id\":\"%s\",\"sig\":\"%s\"", v->key_id, v->sig));
+}
+
+int record_build_journal_truncated(struct buf *m, const struct record_journal_truncated *v)
+{
+	return ret(record_member_str(m, "segment", v->segment) |
+		   buf_addf(m, ",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64, v->offset, v->bytes));
+}
+
+int record_build_journal_recovered(struct buf *m, const struct record_journal_recovered *v)
+{
+	return ret(
+	    buf_adds(m, ",\"moved\":") | buf_add(m, v->moved, v->moved_len) |
+	    record_member_str(m, "segment", v->segment) |
+	    buf_addf(m, ",\"offset\":%" PRIu64 ",\"bad_seq\":%" PRIu64, v->offset, v->bad_seq) |
+	    record_member_str(m, "error", v->error) |
+	    buf_addf(m, ",\"last_good_seq\":%" PRIu64 ",\"last_good_hash\":\"%s\"",
+		     v->last_good_seq, v->last_good_hash));
+}
+
+int record_build_target_claimed(struct buf *m, const struct record_target_claimed *v)
+{
+	return ret(record_member_str(m, "target", v->target) |
+		   buf_addf(m, ",\"epoch\":%llu,\"held_until_ms\":%lld",
+			    (unsigned long long)v->epoch, (long long)v->held_until_ms));
+}
+
+int record_build_target_released(struct buf *m, const struct record_target_released *v)
+{
+	return ret(record_member_str(m, "target", v->target) |
+		   buf_addf(m, ",\"epoch\":%llu", (unsigned long long)v->epoch));
+}
+
+int record_build_verify_sample(struct buf *m, const struct record_verify_sample *v)
+{
+	int bad = rule_episode(m, v->rule, v->episode) | record_member_str(m, "query", v->query);
+	if (v->has_value && isfinite(v->value))
+		bad |= buf_addf(m, ",\"value\":%.17g", v->value);
+	else if (v->has_value)
+		bad |= record_member_str(m, "value", v->value > 0 ? "+Inf" : "-Inf");
+	bad |= buf_addf(m, ",\"%s\":%.17g,\"for\":%lld,\"series\":%zu,\"holds\":%s",
+			v->below ? "below" : "above", v->threshold, (long long)v->for_s, v->series,
+			v->holds ? "true" : "false");
+	if (v->error)
+		bad |= record_member_str(m, "error", v->error);
+	return ret(bad);
+}
+
+int record_build_verify_result(struct buf *m, const struct record_verify_result *v)
+{
+	return ret(rule_episode(m, v->rule, v->episode) |
+		   record_member_str(m, "result", v->result) |
+		   record_member_str(m, "reason", v->reason));
+}
+
+int record_build_incident_state(struct buf *m, const struct record_incident_state *v)
+{
+	return ret(rule_episode(m, v->rule, v->episode) | record_member_str(m, "state", v->state) |
+		   record_member_str(m, "reason", v->reason));
+}
+
+int record_build_resolved(struct buf *m, const struct record_resolved *v)
+{
+	return ret(rule_episode(m, v->rule, v->episode));
+}
+
+int record_build_action_started(struct buf *m, const struct record_action_started *v)
+{
+	static const char type_member[] = "\"type\":\"exec\""; /* as long as "http"'s */
+	size_t n = v->action_json ? strlen(v->action_json) : 0;
+	if (n < 2 + strlen(type_member))
+		return -1;
+	return ret(
+	    rule_episode(m, v->rule, v->episode) | buf_addf(m, ",\"index\":%zu", v->index) |
+	    record_member_str(m, "action", v->exec ? "exec" : "http") |
+	    buf_add(m, v->action_json + 1 + strlen(type_member), n - 2 - strlen(type_member)));
+}
+
+int record_build_action_finished(struct buf *m, const struct record_action_finished *v)
+{
+	int bad = rule_episode(m, v->rule, v->episode) | buf_addf(m, ",\"index\":%zu", v->index) |
+		  record_member_str(m, "action", v->exec ? "exec" : "http") |
+		  record_member_str(m, "result", v->result) |
+		  (v->exec ? buf_addf(m, ",\"exit_code\":%d", v->exit_code)
+			   : buf_addf(m, ",\"status_code\":%d", v->status_code)) |
+		  buf_addf(m, ",\"duration_ms\":%lld", (long long)v->duration_ms) |
+		  record_member_str(m, "output", v->output);
+	if (v->incident_state)
+		bad |= record_member_str(m, "incident_state", v->incident_state);
+	return ret(bad);
+}
+
+static int value_member(struct buf *m, const struct record_value *v)
+{
+	int bad =
+	    buf_adds(m, ",\"value\":{\"from\":") | buf_add_json_str(m, v->from, strlen(v->from));
+	if (v->has_number)
+		bad |= buf_addf(m, ",\"value\":%.17g", v->number);
+	else
+		bad |= buf_adds(m, ",\"value\":null");
+	if (v->has_above)
+		bad |= buf_addf(m, ",\"above\":%.17g", v->above);
+	if (v->has_below)
+		bad |= buf_addf(m, ",\"below\":%.17g", v->below);
+	return bad | buf_addc(m, '}');
+}
+
+int record_build_decision(struct buf *m, const struct record_decision *v)
+{
+	int bad = record_member_str(m, "rule", v->rule) |
+		  record_member_str(m, "fingerprint", v->fingerprint) |
+		  record_member_str(m, "outcome", v->outcome) |
+		  record_member_str(m, "reason", v->reason);
+	/* startsAt (with the fingerprint, the episode key) before any nested
+	 * object: replay's fast path reads the first ,"startsAt": it finds. */
+	if (v->has_starts_at)
+		bad |= record_member_ts(m, "startsAt", v->starts_at);
+	if (v->has_incident)
+		bad |= buf_addf(m, ",\"episode\":%d", v->episode) |
+		       record_member_str(m, "state", v->state);
+	if (v->target)
+		bad |= record_member_str(m, "target", v->target);
+	if (given(v->coalesced_into))
+		bad |= record_member_str(m, "coalesced_into", v->coalesced_into);
+	if (v->has_incident)
+		bad |= buf_adds(m, ",\"group\":") | record_labels_json(m, v->group, v->n_group);
+	if (v->has_alert)
+		bad |= buf_adds(m, ",\"labels\":") | record_labels_json(m, v->labels, v->n_labels) |
+		       buf_adds(m, ",\"annotations\":") |
+		       record_labels_json(m, v->annotations, v->n_annotations);
+	if (v->has_alert && v->value)
+		bad |= value_member(m, v->value);
+	if (v->trigger)
+		bad |= record_member_str(m, "trigger", v->trigger);
+	return ret(bad);
+}
+
+int record_build_notification(struct buf *m, const struct record_notification *v)
+{
+	int bad = record_member_str(m, "receiver", v->receiver) |
+		  record_member_str(m, "group_key", v->group_key) |
+		  record_member_str(m, "external_url", v->external_url);
+	size_t mark = m->len;
+	bad |= record_member_str(m, "status", v->status) |
+	       record_member_str(m, "fingerprint", v->fingerprint) |
+	       record_member_ts(m, "startsAt", v->starts_at) |
+	       record_member_ts(m, "endsAt", v->ends_at) | buf_adds(m, ",\"labels\":") |
+	       record_labels_json(m, v->labels, v->n_labels) | buf_adds(m, ",\"annotations\":") |
+	       record_labels_json(m, v->annotations, v->n_annotations) |
+	       record_member_str(m, "generatorURL", v->generator_url);
+	if (v->truncated_alerts > 0)
+		bad |= buf_addf(m, ",\"truncated_alerts\":%lld", (long long)v->truncated_alerts);
+	/* Keep the line readable: when the alert is too long, say it was cut. */
+	if (!bad && v->alert_max && m->len - mark > v->alert_max) {
+		m->len = mark;
+		m->data[mark] = '\0';
+		bad |= record_member_str(m, "status", v->status) |
+		       record_member_str(m, "fingerprint", v->fingerprint) |
+		       record_member_ts(m, "startsAt", v->starts_at) |
+		       record_member_ts(m, "endsAt", v->ends_at) |
+		       buf_adds(m, ",\"truncated\":true");
+	}
+	return ret(bad | record_member_str(m, "digest", v->digest));
+}
+
+int record_build_notify_intent(struct buf *m, const struct record_notify_intent *v)
+{
+	return ret(buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"event\":\"%s\",\"notice\":",
+			    v->id, v->channel, v->event) |
+		   buf_add(m, v->notice, v->notice_len));
+}
+
+int record_build_notify_sent(struct buf *m, const struct record_notify_sent *v)
+{
+	int bad =
+	    buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"attempts\":%d",
+		     v->id, v->channel, v->status_code, v->attempts);
+	if (v->extra)
+		bad |= buf_adds(m, v->extra);
+	return ret(bad);
+}
+
+int record_build_notify_failed(struct buf *m, const struct record_notify_failed *v)
+{
+	const char *err = v->error ? v->error : "";
+	int bad =
+	    buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"error\":", v->id,
+		     v->channel, v->status_code) |
+	    notice_add_json_text(m, err, strlen(err), v->error_max, false) |
+	    buf_addf(m, ",\"attempts\":%d", v->attempts);
+	if (v->event)
+		bad |= buf_addf(m, ",\"event\":\"%s\"", v->event);
+	return ret(bad);
 }

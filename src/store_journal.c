@@ -445,9 +445,9 @@ static int sj_claim_target(struct store *st, const char *target, const char *inc
 	}
 	c.held_until_ms = now_ms + hold_ms;
 	struct buf m = BUF_INIT;
-	int bad = buf_adds(&m, ",\"target\":") | buf_add_json_str(&m, target, strlen(target)) |
-		  buf_addf(&m, ",\"epoch\":%llu,\"held_until_ms\":%lld",
-			   (unsigned long long)c.epoch, (long long)c.held_until_ms);
+	struct record_target_claimed v = {
+	    .target = target, .epoch = c.epoch, .held_until_ms = c.held_until_ms};
+	int bad = record_build_target_claimed(&m, &v);
 	if (!bad && append_locked(s, "target_claimed", incident, m.data, m.len, NULL) == 0) {
 		t->claim = c; /* granted only once its record is accepted */
 		*out = c;
@@ -469,9 +469,8 @@ static int sj_release_target(struct store *st, const char *target, uint64_t epoc
 	struct target_entry *t = target_find(s, target);
 	if (t && t->claim.holder[0] && t->claim.epoch == epoch) {
 		struct buf m = BUF_INIT;
-		int bad = buf_adds(&m, ",\"target\":") |
-			  buf_add_json_str(&m, target, strlen(target)) |
-			  buf_addf(&m, ",\"epoch\":%llu", (unsigned long long)epoch);
+		struct record_target_released v = {.target = target, .epoch = epoch};
+		int bad = record_build_target_released(&m, &v);
 		rc = -1;
 		if (!bad && append_locked(s, "target_released", t->claim.holder, m.data, m.len,
 					  NULL) == 0) {
@@ -557,7 +556,7 @@ static int sj_set_paused(struct store *st, bool paused, const char *by)
 	pthread_mutex_lock(&s->lock);
 	if (s->paused != paused) {
 		struct buf m = BUF_INIT;
-		if (buf_adds(&m, ",\"by\":") | buf_add_json_str(&m, by, strlen(by)) ||
+		if (record_build_pause(&m, &(struct record_pause){.by = by}) < 0 ||
 		    append_locked(s, paused ? "pause" : "resume", "", m.data, m.len, NULL) < 0)
 			rc = -1;
 		buf_release(&m);

@@ -138,4 +138,207 @@ int record_snapshot_blast(struct buf *out, uint64_t target_hash, int64_t at_ms);
 /* The id (tomb) or target hash (blast) member of such a line, or 0. */
 uint64_t record_snapshot_key(const struct record *r);
 
+/* ---- builders ------------------------------------------------------------- */
+
+/*
+ * record_build_<type>(members, v) appends the members that type carries,
+ * each as ,"name":value, in the order the journal has always held them
+ * (journal.c frames them: seq, ts, type, incident first; prev, hash last).
+ * Strings are JSON-escaped; numbers as integers or %.17g. A const char *
+ * member that is NULL (or, where said, "") is left out. 0, or -1 without
+ * memory (members then holds a partial write: release it).
+ */
+struct buf;
+struct label;
+
+struct record_started {
+	const char *version;
+	int pid;
+};
+struct record_config_loaded {
+	const char *rules_path;
+	size_t rules;
+	const char *rules_digest;
+	bool dry_run, reload;
+};
+struct record_config_rejected {
+	const char *error;
+};
+/* pause and resume: who (the API route or "signal") */
+struct record_pause {
+	const char *by;
+};
+/* ack and approve: who, and through what */
+struct record_use {
+	const char *by, *via;
+};
+struct record_change {
+	const char *target, *revision;
+	const char *previous_revision; /* NULL or "": absent */
+	struct timestamp at;
+	const char *source;
+	const char *url, *author; /* NULL or "": absent */
+};
+struct record_checkpoint {
+	uint64_t seq; /* the signed head */
+	const char *hash, *ts;
+	const char *key_id, *sig;
+};
+struct record_journal_truncated {
+	const char *segment;
+	uint64_t offset, bytes;
+};
+struct record_journal_recovered {
+	const char *moved; /* a JSON array of the moved names, moved_len bytes */
+	size_t moved_len;
+	const char *segment;
+	uint64_t offset, bad_seq;
+	const char *error;
+	uint64_t last_good_seq;
+	const char *last_good_hash;
+};
+struct record_target_claimed {
+	const char *target;
+	uint64_t epoch;
+	int64_t held_until_ms;
+};
+struct record_target_released {
+	const char *target;
+	uint64_t epoch;
+};
+struct record_verify_sample {
+	const char *rule;
+	int episode;
+	const char *query;
+	bool has_value; /* a non-finite value is written as "+Inf" / "-Inf" */
+	double value;
+	bool below; /* the threshold is "below" (else "above") */
+	double threshold;
+	int64_t for_s;
+	size_t series;
+	bool holds;
+	const char *error; /* NULL: absent */
+};
+struct record_verify_result {
+	const char *rule;
+	int episode;
+	const char *result, *reason;
+};
+struct record_incident_state {
+	const char *rule;
+	int episode;
+	const char *state, *reason;
+};
+struct record_resolved {
+	const char *rule;
+	int episode;
+};
+struct record_action_started {
+	const char *rule;
+	int episode;
+	size_t index;
+	bool exec; /* "exec", else "http" */
+	/* the (redacted) action as a compact JSON object whose first member is
+	 * "type":"exec" or "type":"http"; its other members follow "action" */
+	const char *action_json;
+};
+struct record_action_finished {
+	const char *rule;
+	int episode;
+	size_t index;
+	bool exec; /* "exec" with exit_code, else "http" with status_code */
+	const char *result;
+	int exit_code, status_code;
+	int64_t duration_ms;
+	const char *output;
+	const char *incident_state; /* NULL: absent */
+};
+/* ,"value":{"from":...,"value":number or null[,"above":..][,"below":..]} */
+struct record_value {
+	const char *from; /* "labels.x" or "annotations.x" */
+	bool has_number;  /* else null */
+	double number;
+	bool has_above, has_below;
+	double above, below;
+};
+struct record_decision {
+	const char *rule, *fingerprint, *outcome, *reason;
+	bool has_starts_at;
+	struct timestamp starts_at;
+	bool has_incident; /* episode, state and group are written */
+	int episode;
+	const char *state;
+	const char *target;	    /* NULL: absent */
+	const char *coalesced_into; /* NULL or "": absent */
+	const struct label *group;
+	size_t n_group;
+	bool has_alert; /* labels and annotations (and value) are written */
+	const struct label *labels, *annotations;
+	size_t n_labels, n_annotations;
+	const struct record_value *value; /* NULL: absent (only with has_alert) */
+	const char *trigger;		  /* NULL: absent */
+};
+struct record_notification {
+	const char *receiver, *group_key, *external_url;
+	const char *status, *fingerprint;
+	struct timestamp starts_at, ends_at;
+	const struct label *labels, *annotations;
+	size_t n_labels, n_annotations;
+	const char *generator_url;
+	int64_t truncated_alerts; /* > 0: written */
+	/* alert members longer than this are cut to status, fingerprint,
+	 * startsAt, endsAt and "truncated":true; 0: never cut */
+	size_t alert_max;
+	const char *digest;
+};
+struct record_notify_intent {
+	const char *id, *channel, *event;
+	const char *notice; /* the notice's JSON object, notice_len bytes */
+	size_t notice_len;
+};
+struct record_notify_sent {
+	const char *id, *channel;
+	int status_code, attempts;
+	const char *extra; /* a channel's own members (",\"ts\":..."), or NULL */
+};
+struct record_notify_failed {
+	const char *id, *channel;
+	int status_code;
+	const char *error; /* cleaned to UTF-8 and cut to error_max bytes */
+	size_t error_max;
+	int attempts;
+	const char *event; /* NULL: absent */
+};
+
+int record_build_started(struct buf *m, const struct record_started *v);
+int record_build_config_loaded(struct buf *m, const struct record_config_loaded *v);
+int record_build_config_rejected(struct buf *m, const struct record_config_rejected *v);
+int record_build_pause(struct buf *m, const struct record_pause *v);
+int record_build_resume(struct buf *m, const struct record_pause *v);
+int record_build_ack(struct buf *m, const struct record_use *v);
+int record_build_approve(struct buf *m, const struct record_use *v);
+int record_build_change(struct buf *m, const struct record_change *v);
+int record_build_checkpoint(struct buf *m, const struct record_checkpoint *v);
+int record_build_journal_truncated(struct buf *m, const struct record_journal_truncated *v);
+int record_build_journal_recovered(struct buf *m, const struct record_journal_recovered *v);
+int record_build_target_claimed(struct buf *m, const struct record_target_claimed *v);
+int record_build_target_released(struct buf *m, const struct record_target_released *v);
+int record_build_verify_sample(struct buf *m, const struct record_verify_sample *v);
+int record_build_verify_result(struct buf *m, const struct record_verify_result *v);
+int record_build_incident_state(struct buf *m, const struct record_incident_state *v);
+int record_build_resolved(struct buf *m, const struct record_resolved *v);
+int record_build_action_started(struct buf *m, const struct record_action_started *v);
+int record_build_action_finished(struct buf *m, const struct record_action_finished *v);
+int record_build_decision(struct buf *m, const struct record_decision *v);
+int record_build_notification(struct buf *m, const struct record_notification *v);
+int record_build_notify_intent(struct buf *m, const struct record_notify_intent *v);
+int record_build_notify_sent(struct buf *m, const struct record_notify_sent *v);
+int record_build_notify_failed(struct buf *m, const struct record_notify_failed *v);
+
+/* Shared pieces: ,"name":"escaped" ("" for NULL); ,"name":"<RFC 3339>";
+ * {"name":"value",...}. */
+int record_member_str(struct buf *m, const char *name, const char *s);
+int record_member_ts(struct buf *m, const char *name, struct timestamp t);
+int record_labels_json(struct buf *m, const struct label *items, size_t n);
+
 #endif
