@@ -15,34 +15,10 @@ import signal
 import unittest
 
 import harness
-from harness import Server, am_fingerprint, make_payload, rfc3339
+from harness import Server, make_payload, rfc3339
+from test_memory import RULES, alert, resolved_of  # the same incidents as the memory bounds
 
-RULES = [
-    {"name": "watch", "matchers": ["alertname=\"Watch\""], "mode": "notify",
-     "group_by": ["service"]},
-    {"name": "act", "matchers": ["alertname=\"Act\""], "group_by": ["service"],
-     "cooldown": "1h", "actions": [{"type": "exec", "argv": ["/bin/true"]}]},
-]
 CONFIG = {"dry_run": False, "limits": {"max_incidents": 6}}
-
-
-def alert(service, alertname="Watch", status="firing", starts=None):
-    labels = {"alertname": alertname, "service": service}
-    return {
-        "status": status,
-        "labels": labels,
-        "annotations": {"value": "0.5"},
-        "startsAt": starts or rfc3339(delta_s=-60),
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else rfc3339(),
-        "fingerprint": am_fingerprint(labels),
-    }
-
-
-def resolved_of(a):
-    r = dict(a)
-    r["status"] = "resolved"
-    r["endsAt"] = rfc3339()
-    return r
 
 
 def new_server():
