@@ -309,7 +309,7 @@ out:
 int snapshot_replay(struct snapshot *s, int (*fn)(const struct journal_line *line, void *arg),
 		    void *arg, struct error *err)
 {
-	uint64_t lines;
+	uint64_t lines = 0;
 	unsigned char digest[32];
 	if (each_line(s, fn, arg, &lines, digest, err) < 0)
 		return -1;
