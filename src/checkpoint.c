@@ -127,9 +127,7 @@ void checkpoint_key_id(const unsigned char pk[CHECKPOINT_PK_BYTES],
 
 int checkpoint_message(uint64_t seq, const char *hash, const char *ts, struct buf *out)
 {
-	return buf_addf(out, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}", seq, hash, ts)
-		   ? -1
-		   : 0;
+	return record_checkpoint_signed(out, seq, hash, ts);
 }
 
 int checkpoint_sign(uint64_t seq, const char *hash, const char *ts,

@@ -415,10 +415,8 @@ bool targets_holding(struct engine *e, const struct incident *inc, int64_t now_m
 
 /* ---- engine_records.c: records and notices ----------------------------- */
 
-/* ,"name":"v" (v NULL: ""); ,"name":"<RFC 3339>". 0 or -1 on OOM. */
-int rec_member_str(struct buf *b, const char *name, const char *v);
-int rec_member_ts(struct buf *b, const char *name, struct timestamp t);
-/* Append a record of type with members m (leading comma) to the store
+/* Append a record of type with members m (leading comma, from one of
+ * record.h's record_build_*: no other code lays out a record) to the store
  * (a memory-only store accepts and drops it). 0 or -1. */
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m);
 /* The same; *ticket (may be NULL) is the record's ticket. What it gets is

@@ -21,40 +21,7 @@
 
 #include "rollbackd/journal.h" /* JOURNAL_MAX_LINE */
 #include "rollbackd/log.h"
-
-static int rec_labels_json(struct buf *b, const struct label *items, size_t n)
-{
-	int bad = buf_addc(b, '{');
-	for (size_t i = 0; i < n; i++)
-		bad |= (i ? buf_addc(b, ',') : 0) |
-		       buf_add_json_str(b, items[i].name, strlen(items[i].name)) |
-		       buf_addc(b, ':') | buf_add_json_str(b, items[i].value, items[i].value_len);
-	return bad | buf_addc(b, '}');
-}
-
-int rec_member_str(struct buf *b, const char *name, const char *v)
-{
-	return buf_addf(b, ",\"%s\":", name) | buf_add_json_str(b, v ? v : "", v ? strlen(v) : 0);
-}
-
-int rec_member_ts(struct buf *b, const char *name, struct timestamp t)
-{
-	char ts[TIMESTAMP_STRLEN];
-	timestamp_format(t, ts, sizeof(ts));
-	return rec_member_str(b, name, ts);
-}
-
-/* The alert as a notification record holds it (members, leading comma). */
-static int rec_alert_members(struct buf *b, const struct alert *a)
-{
-	return rec_member_str(b, "status", alert_status_name(a->status)) |
-	       rec_member_str(b, "fingerprint", a->fingerprint) |
-	       rec_member_ts(b, "startsAt", a->starts_at) | rec_member_ts(b, "endsAt", a->ends_at) |
-	       buf_adds(b, ",\"labels\":") | rec_labels_json(b, a->labels.items, a->labels.n) |
-	       buf_adds(b, ",\"annotations\":") |
-	       rec_labels_json(b, a->annotations.items, a->annotations.n) |
-	       rec_member_str(b, "generatorURL", a->generator_url);
-}
+#include "rollbackd/record.h"
 
 int rec_append(struct engine *e, const char *type, const char *incident, const struct buf *m)
 {
@@ -69,73 +36,73 @@ int rec_append_ticket(struct engine *e, const char *type, const char *incident, 
 	return store_append(e->store, type, incident, m->data ? m->data : "", m->len, ticket);
 }
 
-/* ,"value":{"from":"annotations.value","value":0.052,"above":0.01}: the
- * number a decision was taken on, against its threshold (null when the
- * alert did not carry a number). */
-static int rec_value_member(struct buf *m, const struct rule *r, const struct label_set *labels,
-			    const struct label_set *annotations)
+/* The number a decision was taken on, against its threshold (no number:
+ * null), as record_build_decision writes it; from must hold 256 bytes. */
+static struct record_value value_of(const struct rule *r, const struct label_set *labels,
+				    const struct label_set *annotations, char from[256])
 {
 	const struct rule_value *rv = &r->value;
 	const struct label *l = label_set_get(rv->from_annotations ? annotations : labels, rv->key);
-	char from[256];
-	snprintf(from, sizeof(from), "%s.%s", rv->from_annotations ? "annotations" : "labels",
-		 rv->key);
-	int bad = buf_adds(m, ",\"value\":{\"from\":") | buf_add_json_str(m, from, strlen(from));
+	snprintf(from, 256, "%s.%s", rv->from_annotations ? "annotations" : "labels", rv->key);
 	char *end = NULL;
 	double v = l ? strtod(l->value, &end) : 0;
-	if (l && end == l->value + l->value_len && l->value_len > 0 && isfinite(v))
-		bad |= buf_addf(m, ",\"value\":%.17g", v);
-	else
-		bad |= buf_adds(m, ",\"value\":null");
-	if (rv->has_above)
-		bad |= buf_addf(m, ",\"above\":%.17g", rv->above);
-	if (rv->has_below)
-		bad |= buf_addf(m, ",\"below\":%.17g", rv->below);
-	return bad | buf_addc(m, '}');
+	return (struct record_value){
+	    .from = from,
+	    .has_number = l && end == l->value + l->value_len && l->value_len > 0 && isfinite(v),
+	    .number = v,
+	    .has_above = rv->has_above,
+	    .above = rv->above,
+	    .has_below = rv->has_below,
+	    .below = rv->below,
+	};
 }
 
 void rec_decision(struct engine *e, const struct incident *inc, const struct rule *r,
 		  const struct alert *a, enum outcome o, const char *reason,
 		  const struct alert *trigger, const char *trigger_kind)
 {
-	struct buf m = BUF_INIT;
-	const char *fp = a ? a->fingerprint : "";
-	int bad =
-	    rec_member_str(&m, "rule", r ? r->name : "") | rec_member_str(&m, "fingerprint", fp) |
-	    rec_member_str(&m, "outcome", outcome_name(o)) | rec_member_str(&m, "reason", reason);
-	/* startsAt (with the fingerprint, the episode key) before any nested
-	 * object: replay's fast path reads the first ,"startsAt": it finds. */
-	if (a)
-		bad |= rec_member_ts(&m, "startsAt", a->starts_at);
-	if (inc)
-		bad |= buf_addf(&m, ",\"episode\":%d", inc->episode) |
-		       rec_member_str(&m, "state", incident_state_names[inc->state]);
-	if (inc && inc->target)
-		bad |= rec_member_str(&m, "target", inc->target);
-	if (inc && inc->coalesced_into[0])
-		bad |= rec_member_str(&m, "coalesced_into", inc->coalesced_into);
-	if (inc)
-		bad |= buf_adds(&m, ",\"group\":") |
-		       rec_labels_json(&m, inc->group.items, inc->group.n);
+	struct record_decision d = {
+	    .rule = r ? r->name : "",
+	    .fingerprint = a ? a->fingerprint : "",
+	    .outcome = outcome_name(o),
+	    .reason = reason,
+	    .has_starts_at = a != NULL,
+	    .starts_at = a ? a->starts_at : (struct timestamp){0},
+	    .has_incident = inc != NULL,
+	    .trigger = trigger_kind,
+	};
+	if (inc) {
+		d.episode = inc->episode;
+		d.state = incident_state_names[inc->state];
+		d.target = inc->target;
+		d.coalesced_into = inc->coalesced_into;
+		d.group = inc->group.items;
+		d.n_group = inc->group.n;
+	}
 	/* What it decided on: the alert at hand, or (a timer, an approval) the
 	 * alert that opened the episode. */
 	struct label_set ls = {0}, as = {0};
-	bool what = trigger || (inc && trigger_kind);
+	d.has_alert = trigger || (inc && trigger_kind);
 	if (trigger) {
 		ls = trigger->labels;
 		as = trigger->annotations;
-	} else if (what) {
+	} else if (d.has_alert) {
 		ls = (struct label_set){inc->trigger_labels.items, inc->trigger_labels.n};
 		as = (struct label_set){inc->trigger_annotations.items, inc->trigger_annotations.n};
 	}
-	if (what)
-		bad |= buf_adds(&m, ",\"labels\":") | rec_labels_json(&m, ls.items, ls.n) |
-		       buf_adds(&m, ",\"annotations\":") | rec_labels_json(&m, as.items, as.n);
-	if (what && r && r->has_value)
-		bad |= rec_value_member(&m, r, &ls, &as);
-	if (trigger_kind)
-		bad |= rec_member_str(&m, "trigger", trigger_kind);
-	if (bad || rec_append(e, "decision", inc ? inc->id : "", &m) < 0)
+	d.labels = ls.items;
+	d.n_labels = ls.n;
+	d.annotations = as.items;
+	d.n_annotations = as.n;
+	char from[256];
+	struct record_value value;
+	if (d.has_alert && r && r->has_value) {
+		value = value_of(r, &ls, &as, from);
+		d.value = &value;
+	}
+	struct buf m = BUF_INIT;
+	if (record_build_decision(&m, &d) < 0 ||
+	    rec_append(e, "decision", inc ? inc->id : "", &m) < 0)
 		log_error("journal: cannot record a decision", NULL);
 	buf_release(&m);
 }
@@ -143,9 +110,8 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 void rec_resolved(struct engine *e, const struct incident *inc)
 {
 	struct buf m = BUF_INIT;
-	if ((rec_member_str(&m, "rule", inc->rule_name) |
-	     buf_addf(&m, ",\"episode\":%d", inc->episode)) ||
-	    rec_append(e, "resolved", inc->id, &m) < 0)
+	struct record_resolved v = {.rule = inc->rule_name, .episode = inc->episode};
+	if (record_build_resolved(&m, &v) < 0 || rec_append(e, "resolved", inc->id, &m) < 0)
 		log_error("journal: cannot record a resolve", NULL);
 	buf_release(&m);
 }
@@ -153,21 +119,21 @@ void rec_resolved(struct engine *e, const struct incident *inc)
 void rec_action_finished(struct engine *e, const struct incident *inc, size_t index,
 			 const struct action_record *rec, const char *final_state)
 {
+	struct record_action_finished v = {
+	    .rule = inc->rule_name,
+	    .episode = inc->episode,
+	    .index = index,
+	    .exec = rec->type == ACTION_EXEC,
+	    .result = rec->result,
+	    .exit_code = rec->exit_code,
+	    .status_code = rec->status_code,
+	    .duration_ms = timestamp_diff_ms(rec->finished, rec->started),
+	    .output = rec->output ? rec->output : "",
+	    .incident_state = final_state,
+	};
 	struct buf m = BUF_INIT;
-	bool exec = rec->type == ACTION_EXEC;
-	const char *out = rec->output ? rec->output : "";
-	int bad = rec_member_str(&m, "rule", inc->rule_name) |
-		  buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode, index) |
-		  rec_member_str(&m, "action", exec ? "exec" : "http") |
-		  rec_member_str(&m, "result", rec->result) |
-		  (exec ? buf_addf(&m, ",\"exit_code\":%d", rec->exit_code)
-			: buf_addf(&m, ",\"status_code\":%d", rec->status_code)) |
-		  buf_addf(&m, ",\"duration_ms\":%lld",
-			   (long long)timestamp_diff_ms(rec->finished, rec->started)) |
-		  buf_adds(&m, ",\"output\":") | buf_add_json_str(&m, out, strlen(out));
-	if (final_state)
-		bad |= rec_member_str(&m, "incident_state", final_state);
-	if (bad || rec_append(e, "action_finished", inc->id, &m) < 0)
+	if (record_build_action_finished(&m, &v) < 0 ||
+	    rec_append(e, "action_finished", inc->id, &m) < 0)
 		log_error("journal: cannot record an action's end", NULL);
 	buf_release(&m);
 }
@@ -259,11 +225,14 @@ void rec_step(struct engine *e, const struct incident *inc, const char *step, co
 
 void rec_state(struct engine *e, const struct incident *inc, const char *reason)
 {
+	struct record_incident_state v = {
+	    .rule = inc->rule_name,
+	    .episode = inc->episode,
+	    .state = incident_state_names[inc->state],
+	    .reason = reason,
+	};
 	struct buf m = BUF_INIT;
-	if ((rec_member_str(&m, "rule", inc->rule_name) |
-	     buf_addf(&m, ",\"episode\":%d", inc->episode) |
-	     rec_member_str(&m, "state", incident_state_names[inc->state]) |
-	     rec_member_str(&m, "reason", reason)) ||
+	if (record_build_incident_state(&m, &v) < 0 ||
 	    rec_append(e, "incident_state", inc->id, &m) < 0)
 		log_error("journal: cannot record an incident state", NULL);
 	buf_release(&m);
@@ -386,28 +355,28 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 	int fresh = seen_map_put(&e->seen, incident_fp_key(a->fingerprint), n->digest[i]);
 	if (fresh <= 0)
 		return fresh < 0 ? 1 : fresh; /* without memory, journal it again */
-	struct buf m = BUF_INIT;
 	char hex[33];
 	sodium_bin2hex(hex, sizeof(hex), n->digest[i], 16);
-	int bad = rec_member_str(&m, "receiver", wh->receiver) |
-		  rec_member_str(&m, "group_key", wh->group_key) |
-		  rec_member_str(&m, "external_url", wh->external_url);
-	size_t mark = m.len;
-	bad |= rec_alert_members(&m, a);
-	if (wh->truncated_alerts > 0)
-		bad |= buf_addf(&m, ",\"truncated_alerts\":%lld", (long long)wh->truncated_alerts);
-	/* Keep the line readable: when the alert is too long, say it was cut. */
-	if (!bad && m.len - mark > JOURNAL_MAX_LINE / 2) {
-		m.len = mark;
-		m.data[mark] = '\0';
-		bad |= rec_member_str(&m, "status", alert_status_name(a->status)) |
-		       rec_member_str(&m, "fingerprint", a->fingerprint) |
-		       rec_member_ts(&m, "startsAt", a->starts_at) |
-		       rec_member_ts(&m, "endsAt", a->ends_at) |
-		       buf_adds(&m, ",\"truncated\":true");
-	}
-	bad |= rec_member_str(&m, "digest", hex);
-	if (bad || rec_append(e, "notification", "", &m) < 0)
+	struct record_notification v = {
+	    .receiver = wh->receiver,
+	    .group_key = wh->group_key,
+	    .external_url = wh->external_url,
+	    .status = alert_status_name(a->status),
+	    .fingerprint = a->fingerprint,
+	    .starts_at = a->starts_at,
+	    .ends_at = a->ends_at,
+	    .labels = a->labels.items,
+	    .n_labels = a->labels.n,
+	    .annotations = a->annotations.items,
+	    .n_annotations = a->annotations.n,
+	    .generator_url = a->generator_url,
+	    .truncated_alerts = wh->truncated_alerts,
+	    /* Keep the line readable: when the alert is too long, say it was cut. */
+	    .alert_max = JOURNAL_MAX_LINE / 2,
+	    .digest = hex,
+	};
+	struct buf m = BUF_INIT;
+	if (record_build_notification(&m, &v) < 0 || rec_append(e, "notification", "", &m) < 0)
 		log_error("journal: cannot record a notification", NULL);
 	buf_release(&m);
 	return 1;
@@ -416,8 +385,10 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 void rec_use(struct engine *e, const char *type, const struct incident *inc, const char *by,
 	     const char *via)
 {
+	struct record_use v = {.by = by, .via = via};
 	struct buf m = BUF_INIT;
-	if ((rec_member_str(&m, "by", by) | rec_member_str(&m, "via", via)) ||
+	bool approve = strcmp(type, "approve") == 0;
+	if ((approve ? record_build_approve(&m, &v) : record_build_ack(&m, &v)) < 0 ||
 	    rec_append(e, type, inc->id, &m) < 0)
 		log_error("journal: cannot record who acted", "type", type, NULL);
 	buf_release(&m);

@@ -406,12 +406,15 @@ static void outbox_drop(struct notify *n, struct notify_entry *e)
 
 void notify_entry_sent(struct notify *n, struct notify_entry *e, int status, const char *extra)
 {
+	struct record_notify_sent v = {
+	    .id = e->id,
+	    .channel = chan_name(n, e->ch),
+	    .status_code = status,
+	    .attempts = e->attempts,
+	    .extra = extra,
+	};
 	struct buf m = BUF_INIT;
-	int bad =
-	    buf_addf(&m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"attempts\":%d",
-		     e->id, chan_name(n, e->ch), status, e->attempts);
-	if (extra)
-		bad |= buf_adds(&m, extra);
+	int bad = record_build_notify_sent(&m, &v);
 	jrecord(n, "notify_sent", e, &m, bad);
 	buf_release(&m);
 	count(n, e->ch, R_SENT);
@@ -420,14 +423,20 @@ void notify_entry_sent(struct notify *n, struct notify_entry *e, int status, con
 	outbox_drop(n, e);
 }
 
-/* The members of a notify_failed record. */
+/* The members of a notify_failed record (with_event: its notice's kind). */
 static int failed_members(struct notify *n, const struct notify_entry *e, int status,
-			  const char *error, struct buf *m)
+			  const char *error, bool with_event, struct buf *m)
 {
-	return buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"error\":", e->id,
-			chan_name(n, e->ch), status) |
-	       notice_add_json_text(m, error, strlen(error), CHANNEL_ERROR_MAX, false) |
-	       buf_addf(m, ",\"attempts\":%d", e->attempts);
+	struct record_notify_failed v = {
+	    .id = e->id,
+	    .channel = chan_name(n, e->ch),
+	    .status_code = status,
+	    .error = error,
+	    .error_max = CHANNEL_ERROR_MAX,
+	    .attempts = e->attempts,
+	    .event = with_event ? notify_kind_name(e->kind) : NULL,
+	};
+	return record_build_notify_failed(m, &v);
 }
 
 /* error must already be free of secrets (notify_error_text). */
@@ -435,7 +444,7 @@ void notify_entry_failed(struct notify *n, struct notify_entry *e, int status, c
 {
 	struct buf m = BUF_INIT;
 	char st[16], supp[24];
-	int bad = failed_members(n, e, status, error, &m);
+	int bad = failed_members(n, e, status, error, false, &m);
 
 	jrecord(n, "notify_failed", e, &m, bad);
 	buf_release(&m);
@@ -766,10 +775,14 @@ static void journal_intent(struct notify *n, struct notify_entry *e)
 	e->journaled = true;
 	if (!e->notice)
 		return;
-	int bad =
-	    buf_addf(&m, ",\"id\":\"%s\",\"channel\":\"%s\",\"event\":\"%s\",\"notice\":", e->id,
-		     chan_name(n, e->ch), notify_kind_name(e->kind)) |
-	    buf_add(&m, e->notice, e->notice_len);
+	struct record_notify_intent v = {
+	    .id = e->id,
+	    .channel = chan_name(n, e->ch),
+	    .event = notify_kind_name(e->kind),
+	    .notice = e->notice,
+	    .notice_len = e->notice_len,
+	};
+	int bad = record_build_notify_intent(&m, &v);
 	if (bad ||
 	    journal_append(n->journal, "notify_intent", e->incident, m.data, m.len, NULL) < 0)
 		log_error("notify: cannot journal a notice; delivering it anyway", "id", e->id,
@@ -792,10 +805,7 @@ static void entry_dropped(struct notify *n, struct journal *j, struct notify_ent
 {
 	struct buf m = BUF_INIT;
 	char supp[24];
-	int bad = failed_members(n, e, 0, reason, &m);
-
-	if (e->notice)
-		bad |= buf_addf(&m, ",\"event\":\"%s\"", notify_kind_name(e->kind));
+	int bad = failed_members(n, e, 0, reason, e->notice != NULL, &m);
 	jappend(n, j, "notify_failed", e, &m, bad);
 	buf_release(&m);
 	count(n, e->ch, R_DROPPED);

@@ -364,10 +364,16 @@ int record_build_change(struct buf *m, const struct record_change *v)
 	return ret(bad);
 }
 
+int record_checkpoint_signed(struct buf *m, uint64_t seq, const char *hash, const char *ts)
+{
+	return ret(
+	    buf_addf(m, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}", seq, hash, ts));
+}
+
 int record_build_checkpoint(struct buf *m, const struct record_checkpoint *v)
 {
-	return ret(buf_addf(m, ",\"signed\":{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"ts\":\"%s\"}",
-			    v->seq, v->hash, v->ts) |
+	return ret(buf_adds(m, ",\"signed\":") |
+		   record_checkpoint_signed(m, v->seq, v->hash, v->ts) |
 		   buf_addf(m, ",\"key_id\":\"%s\",\"sig\":\"%s\"", v->key_id, v->sig));
 }
 
@@ -535,30 +541,37 @@ int record_build_notification(struct buf *m, const struct record_notification *v
 
 int record_build_notify_intent(struct buf *m, const struct record_notify_intent *v)
 {
-	return ret(buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"event\":\"%s\",\"notice\":",
-			    v->id, v->channel, v->event) |
+	return ret(buf_addf(m, ",\"id\":\"%s\"", v->id) |
+		   record_member_str(m, "channel", v->channel) |
+		   record_member_str(m, "event", v->event) | buf_adds(m, ",\"notice\":") |
 		   buf_add(m, v->notice, v->notice_len));
 }
 
 int record_build_notify_sent(struct buf *m, const struct record_notify_sent *v)
 {
-	int bad =
-	    buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"attempts\":%d",
-		     v->id, v->channel, v->status_code, v->attempts);
+	int bad = buf_addf(m, ",\"id\":\"%s\"", v->id) |
+		  record_member_str(m, "channel", v->channel) |
+		  buf_addf(m, ",\"status_code\":%d,\"attempts\":%d", v->status_code, v->attempts);
 	if (v->extra)
 		bad |= buf_adds(m, v->extra);
 	return ret(bad);
 }
 
+int record_build_notify_done(struct buf *m, const char *id, const char *members, size_t len)
+{
+	return ret(buf_addf(m, ",\"id\":\"%s\"", id) |
+		   buf_add(m, members ? members : "", members ? len : 0));
+}
+
 int record_build_notify_failed(struct buf *m, const struct record_notify_failed *v)
 {
 	const char *err = v->error ? v->error : "";
-	int bad =
-	    buf_addf(m, ",\"id\":\"%s\",\"channel\":\"%s\",\"status_code\":%d,\"error\":", v->id,
-		     v->channel, v->status_code) |
-	    notice_add_json_text(m, err, strlen(err), v->error_max, false) |
-	    buf_addf(m, ",\"attempts\":%d", v->attempts);
+	int bad = buf_addf(m, ",\"id\":\"%s\"", v->id) |
+		  record_member_str(m, "channel", v->channel) |
+		  buf_addf(m, ",\"status_code\":%d,\"error\":", v->status_code) |
+		  notice_add_json_text(m, err, strlen(err), v->error_max, false) |
+		  buf_addf(m, ",\"attempts\":%d", v->attempts);
 	if (v->event)
-		bad |= buf_addf(m, ",\"event\":\"%s\"", v->event);
+		bad |= record_member_str(m, "event", v->event);
 	return ret(bad);
 }

@@ -20,6 +20,7 @@
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/proc.h"
+#include "rollbackd/record.h"
 
 static void run_next_action(struct engine *e, struct incident *inc);
 static void launch_action(struct engine *e, struct incident *inc);
@@ -356,13 +357,15 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		/* Redacted once, where expanded: x runs, shown is journaled. */
 		json_t *shown = actions_redact_json(e->cfg, x);
 		char *desc = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		int bad =
-		    !desc || rec_member_str(&m, "rule", inc->rule_name) ||
-		    buf_addf(&m, ",\"episode\":%d,\"index\":%zu", inc->episode, inc->next_action) ||
-		    rec_member_str(&m, "action", at->type == ACTION_EXEC ? "exec" : "http") ||
-		    buf_add(&m, desc + 1 + strlen("\"type\":\"exec\""),
-			    strlen(desc) - 2 - strlen("\"type\":\"exec\"")) ||
-		    rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
+		struct record_action_started v = {
+		    .rule = inc->rule_name,
+		    .episode = inc->episode,
+		    .index = inc->next_action,
+		    .exec = at->type == ACTION_EXEC,
+		    .action_json = desc,
+		};
+		int bad = !desc || record_build_action_started(&m, &v) < 0 ||
+			  rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
 		if (!bad)
 			step_started(e, inc, inc->next_action, shown);
 		json_decref(shown);

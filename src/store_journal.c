@@ -678,10 +678,14 @@ static int sj_outbox_put(struct store *st, const struct store_outbox_entry *e)
 		return -1;
 	int rc = -1;
 	struct buf m = BUF_INIT;
-	int bad = buf_addf(&m, ",\"id\":\"%s\",\"channel\":", e->id) |
-		  buf_add_json_str(&m, e->channel, strlen(e->channel)) |
-		  buf_adds(&m, ",\"event\":") | buf_add_json_str(&m, e->event, strlen(e->event)) |
-		  buf_adds(&m, ",\"notice\":") | buf_add(&m, e->notice, e->notice_len);
+	struct record_notify_intent v = {
+	    .id = e->id,
+	    .channel = e->channel,
+	    .event = e->event,
+	    .notice = e->notice,
+	    .notice_len = e->notice_len,
+	};
+	int bad = record_build_notify_intent(&m, &v);
 	pthread_mutex_lock(&s->lock);
 	if (!bad && !outbox_find(s, e->id) && outbox_track(s, e) == 0) {
 		if (append_locked(s, "notify_intent", e->incident ? e->incident : "", m.data, m.len,
@@ -707,8 +711,7 @@ static int sj_outbox_done(struct store *st, const char *id, bool delivered, cons
 	if (o) {
 		struct buf m = BUF_INIT;
 		rc = -1;
-		if (!(buf_addf(&m, ",\"id\":\"%s\"", id) |
-		      buf_add(&m, members ? members : "", members ? members_len : 0)) &&
+		if (record_build_notify_done(&m, id, members, members_len) == 0 &&
 		    append_locked(s, delivered ? "notify_sent" : "notify_failed", o->incident,
 				  m.data, m.len, NULL) == 0) {
 			outbox_drop(s, o);

@@ -63,6 +63,7 @@
 #include "rollbackd/journal.h"
 #include "rollbackd/links.h"
 #include "rollbackd/log.h"
+#include "rollbackd/record.h"
 #include "rollbackd/text.h"
 #include "rollbackd/timestamp.h"
 
@@ -222,6 +223,7 @@ struct ui_index {
 	/* files: only the thread adds; fds stay open until ui_free */
 	int fds[UI_MAX_FILES];
 	uint64_t pos[UI_MAX_FILES]; /* thread-only: next byte to read */
+	struct record_toks toks;    /* thread-only: index_line's decoder */
 	uint32_t n_files;
 	bool have_current; /* fds[n_files - 1] is journal.jsonl (or was, before a rename) */
 	/* incidents */
@@ -432,23 +434,6 @@ static bool entry_add(struct ui_index *ix, struct ui_entry *e, struct ui_ref r)
 	return true;
 }
 
-/* A string value right after `key` ("\"incident\":\"") in s[0..n), copied
- * into out (cap bytes); false when absent, escaped or too long. */
-static bool scan_string(const char *s, size_t n, const char *key, char *out, size_t cap)
-{
-	size_t klen = strlen(key);
-	const char *p = memmem(s, n, key, klen);
-	if (!p)
-		return false;
-	p += klen;
-	const char *end = memchr(p, '"', (size_t)(s + n - p));
-	if (!end || (size_t)(end - p) >= cap || memchr(p, '\\', (size_t)(end - p)))
-		return false;
-	memcpy(out, p, (size_t)(end - p));
-	out[end - p] = '\0';
-	return true;
-}
-
 /* A decision's value member as numbers. */
 static void value_parse(const json_t *val, struct ui_value *out)
 {
@@ -524,33 +509,20 @@ static void value_relation(const json_t *val, char *out, size_t outsz)
 /* One line of file f at off: remember it under its incident. */
 static void index_line(struct ui_index *ix, uint32_t f, uint64_t off, const char *s, size_t n)
 {
-	char id[UI_ID_MAX + 1], type[32];
 	struct ui_value value = {.kind = VAL_NONE};
-	json_t *rec = NULL;
-	if (n > JOURNAL_MAX_LINE || !scan_string(s, n, ",\"type\":\"", type, sizeof(type)))
+	struct record r;
+	if (n > JOURNAL_MAX_LINE)
 		return; /* a longer line is not a record */
-	if (!scan_string(s, n, ",\"incident\":\"", id, sizeof(id))) {
-		/* an escaped id: let jansson read it */
-		rec = json_loadb(s, n, 0, NULL);
-		const char *v = json_string_value(json_object_get(rec, "incident"));
-		if (!v || strlen(v) > UI_ID_MAX) {
-			json_decref(rec);
-			return;
-		}
-		snprintf(id, sizeof(id), "%s", v);
-	}
-	if (!id[0]) {
-		json_decref(rec);
-		return;
-	}
-	if (strcmp(type, "decision") == 0) {
-		if (!rec)
-			rec = json_loadb(s, n, 0, NULL);
+	if (record_decode(s, n, &r, &ix->toks) != RECORD_OK || !r.incident[0])
+		return; /* not a record, or one that concerns no incident */
+	const char *id = r.incident;
+	if (r.type == RECORD_DECISION && record_obj(&r, "value")) {
+		json_t *rec = json_loadb(s, n, 0, NULL);
 		json_t *val = json_object_get(rec, "value");
 		if (json_is_object(val))
 			value_parse(val, &value);
+		json_decref(rec);
 	}
-	json_decref(rec);
 	uint64_t key = index_key(ix, id);
 	pthread_mutex_lock(&ix->lock);
 	struct ui_entry *e = index_entry(ix, key);
@@ -988,6 +960,7 @@ void ui_free(struct ui *ui)
 	free(ix->buckets);
 	free(ix->blocks);
 	free(ix->dir);
+	record_toks_release(&ix->toks);
 	pthread_mutex_destroy(&ix->lock);
 	pthread_cond_destroy(&ix->wake);
 	pthread_cond_destroy(&ix->done);

@@ -25,6 +25,7 @@
 #include "rollbackd/httpc.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
+#include "rollbackd/record.h"
 
 #define QUERY_TIMEOUT_MS 10000
 #define QUERY_TIMEOUT_MIN_MS 1000
@@ -87,11 +88,14 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 		rec_state(e, inc, note);
 	} else {
 		/* the alert resolved meanwhile: the result is still journaled */
+		struct record_verify_result v = {
+		    .rule = inc->rule_name,
+		    .episode = inc->episode,
+		    .result = verify_result_name(res),
+		    .reason = note,
+		};
 		struct buf m = BUF_INIT;
-		if ((rec_member_str(&m, "rule", inc->rule_name) |
-		     buf_addf(&m, ",\"episode\":%d", inc->episode) |
-		     rec_member_str(&m, "result", verify_result_name(res)) |
-		     rec_member_str(&m, "reason", note)) ||
+		if (record_build_verify_result(&m, &v) < 0 ||
 		    rec_append(e, "verify_result", inc->id, &m) < 0)
 			log_error("journal: cannot record a verification result", NULL);
 		buf_release(&m);
@@ -118,20 +122,21 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 static void journal_sample(struct engine *e, const struct incident *inc, const struct rule *r,
 			   const char *query, const struct verify_sample *s)
 {
+	struct record_verify_sample v = {
+	    .rule = inc->rule_name,
+	    .episode = inc->episode,
+	    .query = query,
+	    .has_value = s->ok,
+	    .value = s->value,
+	    .below = r->verify_below,
+	    .threshold = r->verify_threshold,
+	    .for_s = r->verify_for_ms / 1000,
+	    .series = s->n_series,
+	    .holds = s->holds,
+	    .error = s->ok ? NULL : s->error,
+	};
 	struct buf m = BUF_INIT;
-	int bad = rec_member_str(&m, "rule", inc->rule_name) |
-		  buf_addf(&m, ",\"episode\":%d", inc->episode) |
-		  rec_member_str(&m, "query", query);
-	if (s->ok && isfinite(s->value))
-		bad |= buf_addf(&m, ",\"value\":%.17g", s->value);
-	else if (s->ok)
-		bad |= rec_member_str(&m, "value", s->value > 0 ? "+Inf" : "-Inf");
-	bad |= buf_addf(&m, ",\"%s\":%.17g,\"for\":%lld,\"series\":%zu,\"holds\":%s",
-			r->verify_below ? "below" : "above", r->verify_threshold,
-			(long long)(r->verify_for_ms / 1000), s->n_series,
-			s->holds ? "true" : "false");
-	if (!s->ok)
-		bad |= rec_member_str(&m, "error", s->error);
+	int bad = record_build_verify_sample(&m, &v);
 	if (bad || rec_append(e, "verify_sample", inc->id, &m) < 0)
 		log_error("journal: cannot record a verify_sample", NULL);
 	buf_release(&m);

@@ -319,6 +319,9 @@ int record_build_ack(struct buf *m, const struct record_use *v);
 int record_build_approve(struct buf *m, const struct record_use *v);
 int record_build_change(struct buf *m, const struct record_change *v);
 int record_build_checkpoint(struct buf *m, const struct record_checkpoint *v);
+/* {"seq":N,"hash":"..","ts":".."}: what a checkpoint signs, and its
+ * "signed" member (checkpoint_message is this). 0 or -1. */
+int record_checkpoint_signed(struct buf *m, uint64_t seq, const char *hash, const char *ts);
 int record_build_journal_truncated(struct buf *m, const struct record_journal_truncated *v);
 int record_build_journal_recovered(struct buf *m, const struct record_journal_recovered *v);
 int record_build_target_claimed(struct buf *m, const struct record_target_claimed *v);
@@ -334,6 +337,10 @@ int record_build_notification(struct buf *m, const struct record_notification *v
 int record_build_notify_intent(struct buf *m, const struct record_notify_intent *v);
 int record_build_notify_sent(struct buf *m, const struct record_notify_sent *v);
 int record_build_notify_failed(struct buf *m, const struct record_notify_failed *v);
+/* notify_sent or notify_failed through a store's outbox (store.h
+ * outbox_done): the id, then the members the store was given (len bytes,
+ * each ,"name":value) as they are. */
+int record_build_notify_done(struct buf *m, const char *id, const char *members, size_t len);
 
 /* Shared pieces: ,"name":"escaped" ("" for NULL); ,"name":"<RFC 3339>";
  * {"name":"value",...}. */
