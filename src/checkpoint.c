@@ -33,6 +33,7 @@
 
 #include "rollbackd/cmd.h"
 #include "rollbackd/config.h"
+#include "rollbackd/fs.h"
 #include "rollbackd/httpc.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
@@ -473,16 +474,7 @@ static int append_file(struct checkpointer *c, const struct pending_line *p, str
 	close(fd);
 	if (rc == 0 && created) {
 		/* A new file is only there once its directory entry is. */
-		char *dir = strdup(c->file), *slash = dir ? strrchr(dir, '/') : NULL;
-		const char *d = !dir ? NULL : !slash ? "." : slash == dir ? "/" : dir;
-		if (slash && slash != dir)
-			*slash = '\0';
-		int dfd = d ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		if (dfd >= 0) {
-			(void)fsync(dfd);
-			close(dfd);
-		}
-		free(dir);
+		(void)fs_fsync_parent(c->file);
 	}
 	return rc;
 }

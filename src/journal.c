@@ -33,6 +33,7 @@
 #include <sodium.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/fs.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
 #include "rollbackd/record.h"
@@ -93,15 +94,6 @@ static bool segment_number(const char *name, uint64_t *n)
 	return true;
 }
 
-static char *path_join(const char *dir, const char *name)
-{
-	size_t dl = strlen(dir), n = dl + strlen(name) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", name);
-	return p;
-}
-
 /* The directory of a journal path: the path itself when it is a directory. */
 static char *journal_dir(const char *path)
 {
@@ -144,7 +136,7 @@ static int list_segments(const char *dir, struct segment **out, size_t *n_out, s
 			segs = s;
 		}
 		segs[n].number = num;
-		if (!(segs[n].path = path_join(dir, de->d_name)))
+		if (!(segs[n].path = fs_join(dir, de->d_name)))
 			goto oom;
 		n++;
 	}
@@ -376,16 +368,6 @@ struct journal {
 	struct metric_child *errors_total;
 };
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 static void waiter_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct waiter *w = arg;
@@ -445,7 +427,7 @@ static int open_current(struct journal *j, struct error *err)
 	j->size = (uint64_t)st.st_size;
 	j->dev = st.st_dev;
 	j->ino = st.st_ino;
-	if (fsync_dir(j->dir) < 0)
+	if (fs_fsync_dir(j->dir) < 0)
 		return error_set(err, "%s: fsync: %s", j->dir, strerror(errno));
 	return 0;
 }
@@ -458,7 +440,7 @@ static void maybe_rotate(struct journal *j)
 		return;
 	char name[64];
 	snprintf(name, sizeof(name), "journal.%06" PRIu64 ".jsonl", j->next_segment);
-	char *to = path_join(j->dir, name);
+	char *to = fs_join(j->dir, name);
 	struct error err = {{0}};
 	if (!to)
 		return;
@@ -1224,7 +1206,7 @@ static int move_damage_aside(struct journal *j, const struct damage *dmg, struct
 		char name[64];
 		snprintf(name, sizeof(name), "journal.%06" PRIu64 ".jsonl", j->next_segment);
 		free(to);
-		if (!(to = path_join(j->dir, name)))
+		if (!(to = fs_join(j->dir, name)))
 			goto oom;
 		if (rename(j->path, to) < 0) {
 			error_set(err, "%s: cannot close the good part: %s", j->path,
@@ -1233,7 +1215,7 @@ static int move_damage_aside(struct journal *j, const struct damage *dmg, struct
 		}
 		j->next_segment++;
 	}
-	if (fsync_dir(j->dir) < 0) {
+	if (fs_fsync_dir(j->dir) < 0) {
 		error_set(err, "%s: fsync: %s", j->dir, strerror(errno));
 		goto out;
 	}
@@ -1267,7 +1249,7 @@ int journal_open(const struct journal_options *opt, struct journal **out, struct
 		goto fail;
 	}
 	j->dir = strdup(opt->state_dir);
-	j->path = path_join(opt->state_dir, JOURNAL_FILE);
+	j->path = fs_join(opt->state_dir, JOURNAL_FILE);
 	if (!j->dir || !j->path) {
 		error_set(err, "out of memory");
 		goto fail;

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "rollbackd/buf.h"
+#include "rollbackd/fs.h"
 #include "rollbackd/record.h"
 
 #define TRAILER_MAX 4096
@@ -30,15 +31,6 @@ struct snapshot {
 	uint64_t body_bytes;
 	struct snapshot_point pt;
 };
-
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
-}
 
 static const char *base_name(const char *path)
 {
@@ -197,7 +189,7 @@ int snapshot_load(const char *state_dir, struct snapshot **out, struct error *er
 	struct record_toks toks = {0};
 	struct journal_reader *r = NULL;
 	int rc = -1;
-	if (!s || !(s->path = join(state_dir, SNAPSHOT_FILE))) {
+	if (!s || !(s->path = fs_join(state_dir, SNAPSHOT_FILE))) {
 		error_set(err, "out of memory");
 		goto out;
 	}
@@ -368,16 +360,6 @@ static int from_previous(const struct journal_line *line, void *arg)
 	return consider(arg, line->text, line->len, true);
 }
 
-static int fsync_path(const char *path, int flags)
-{
-	int fd = open(path, flags | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		   struct snapshot_stats *st, struct error *err)
 {
@@ -385,8 +367,8 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	struct snapshot *prev = NULL;
 	struct journal_reader *r = NULL;
 	struct buf state = BUF_INIT, trailer = BUF_INIT;
-	char *path = join(state_dir, SNAPSHOT_FILE),
-	     *tmp = join(state_dir, SNAPSHOT_FILE TMP_SUFFIX);
+	char *path = fs_join(state_dir, SNAPSHOT_FILE),
+	     *tmp = fs_join(state_dir, SNAPSHOT_FILE TMP_SUFFIX);
 	int rc = -1;
 	memset(st, 0, sizeof(*st));
 	if (!path || !tmp) {
@@ -496,7 +478,7 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		error_set(err, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	(void)fsync_path(state_dir, O_RDONLY | O_DIRECTORY);
+	(void)fs_fsync_dir(state_dir);
 	rc = 0;
 out:
 	if (w.f) {
