@@ -367,6 +367,8 @@ void incident_remove_firing(struct incident *inc, const char *fp);
 /* Record digest for key. 1 when it is new or differs, 0 when it is an
  * exact repeat, -1 on OOM. */
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16]);
+/* Whether key's entry holds exactly digest. */
+bool seen_map_holds(const struct seen_map *m, uint64_t key, const unsigned char digest[16]);
 void seen_map_release(struct seen_map *m);
 
 /* Episode keys (incident.c). */

@@ -587,11 +587,24 @@ uint64_t incident_fp_key(const char *fp)
 
 /* Record digest for key. 1 when it is new or differs, 0 when it is an exact
  * repeat, -1 on OOM. */
-int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
+/* The entry of key: the key is the fingerprint's hash, one entry per key. */
+static struct seen_entry *seen_find(const struct seen_map *m, uint64_t key)
 {
 	struct seen_entry *x;
 	HMAP_FOR_EACH_WITH_HASH(x, node, key, &m->entries)
-	break; /* the key is the fingerprint's hash: one entry per key */
+	break;
+	return x;
+}
+
+bool seen_map_holds(const struct seen_map *m, uint64_t key, const unsigned char digest[16])
+{
+	const struct seen_entry *x = seen_find(m, key);
+	return x && memcmp(x->digest, digest, 16) == 0;
+}
+
+int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
+{
+	struct seen_entry *x = seen_find(m, key);
 	if (x && memcmp(x->digest, digest, 16) == 0)
 		return 0;
 	if (!x) {
@@ -608,9 +621,7 @@ int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16
 
 void seen_map_del(struct seen_map *m, uint64_t key)
 {
-	struct seen_entry *x;
-	HMAP_FOR_EACH_WITH_HASH(x, node, key, &m->entries)
-	break; /* one entry per key (seen_map_put) */
+	struct seen_entry *x = seen_find(m, key);
 	if (x) {
 		hmap_remove(&m->entries, &x->node);
 		free(x);

@@ -200,6 +200,18 @@ static struct action_record *replay_action(struct rline *rl, struct incident *in
 	return &inc->actions[index];
 }
 
+/* A notification record's seen-map key and digest; false when it has none. */
+static bool notification_seen(const struct record *rec, uint64_t *key, unsigned char d[16])
+{
+	char fp[256], hex[40];
+	if (!record_str(rec, "fingerprint", fp, sizeof(fp)) ||
+	    !record_str(rec, "digest", hex, sizeof(hex)) ||
+	    sodium_hex2bin(d, 16, hex, strlen(hex), NULL, NULL, NULL) != 0)
+		return false;
+	*key = incident_fp_key(fp);
+	return true;
+}
+
 static int replay_line(struct rline *rl)
 {
 	struct engine *e = rl->e;
@@ -211,12 +223,10 @@ static int replay_line(struct rline *rl)
 	if (rec->has_ts)
 		rl->ts = rec->ts;
 	if (rec->type == RECORD_NOTIFICATION) {
-		char fp[256], hex[40];
+		uint64_t key;
 		unsigned char d[16];
-		if (rget(rl, "fingerprint", fp, sizeof(fp)) &&
-		    rget(rl, "digest", hex, sizeof(hex)) &&
-		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) == 0)
-			return seen_map_put(&e->seen, incident_fp_key(fp), d) < 0 ? -1 : 0;
+		if (notification_seen(rec, &key, d))
+			return seen_map_put(&e->seen, key, d) < 0 ? -1 : 0;
 		return 0;
 	}
 	if (rec->type == RECORD_DECISION)
@@ -317,8 +327,7 @@ int engine_replay_record(const struct record *rec, void *arg)
 	}
 	if (rec->status != RECORD_OK)
 		return rec->status == RECORD_ENOMEM ? -1 : 0;
-	if (rec->type == RECORD_SNAPSHOT_TOMB || rec->type == RECORD_SNAPSHOT_ROLLBACK ||
-	    rec->type == RECORD_SNAPSHOT_BLAST)
+	if (record_is_snapshot_state(rec->type))
 		return replay_snapshot_state(e, rec);
 	/* the store first: pause, target claims and its outbox are its own */
 	if (store_observe(e->store, rec) < 0)
@@ -425,21 +434,12 @@ bool engine_snapshot_keep(struct engine *e, const struct record *rec)
 		return false;
 	if (rec->type == RECORD_NOTIFICATION) {
 		/* the seen map's: the latest of each fingerprint still held */
-		char fp[256], hex[40];
+		uint64_t key;
 		unsigned char d[16];
-		if (!record_str(rec, "fingerprint", fp, sizeof(fp)) ||
-		    !record_str(rec, "digest", hex, sizeof(hex)) ||
-		    sodium_hex2bin(d, sizeof(d), hex, strlen(hex), NULL, NULL, NULL) != 0)
+		if (!notification_seen(rec, &key, d))
 			return false;
-		uint64_t key = incident_fp_key(fp);
-		bool keep = false;
 		pthread_mutex_lock(&e->lock);
-		struct seen_entry *x;
-		HMAP_FOR_EACH_WITH_HASH(x, node, key, &e->seen.entries)
-		{
-			keep = memcmp(x->digest, d, 16) == 0;
-			break;
-		}
+		bool keep = seen_map_holds(&e->seen, key, d);
 		pthread_mutex_unlock(&e->lock);
 		return keep;
 	}
