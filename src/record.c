@@ -229,36 +229,41 @@ const char *record_raw(const struct record *r, const char *name, size_t *len)
 	return r->text + s;
 }
 
+/* 0, or -1 when any part of a write ran out of memory. */
+static int ret(int bad)
+{
+	return bad ? -1 : 0;
+}
+
 /* ---- snapshot state lines ------------------------------------------------ */
+
+bool record_is_snapshot_state(enum record_type t)
+{
+	return t == RECORD_SNAPSHOT_TOMB || t == RECORD_SNAPSHOT_ROLLBACK ||
+	       t == RECORD_SNAPSHOT_BLAST;
+}
 
 int record_snapshot_tomb(struct buf *out, uint64_t id, int episode, int64_t max_starts_ms)
 {
-	return buf_addf(out,
-			"{\"type\":\"snapshot_tomb\",\"incident\":\"\",\"id\":\"%016" PRIx64
-			"\",\"episode\":%d,\"max_starts_ms\":%" PRId64 "}\n",
-			id, episode, max_starts_ms)
-		   ? -1
-		   : 0;
+	return ret(buf_addf(out,
+			    "{\"type\":\"snapshot_tomb\",\"incident\":\"\",\"id\":\"%016" PRIx64
+			    "\",\"episode\":%d,\"max_starts_ms\":%" PRId64 "}\n",
+			    id, episode, max_starts_ms));
 }
 
 int record_snapshot_rollback(struct buf *out, int64_t at_ms)
 {
-	return buf_addf(out,
-			"{\"type\":\"snapshot_rollback\",\"incident\":\"\",\"at_ms\":%" PRId64
-			"}\n",
-			at_ms)
-		   ? -1
-		   : 0;
+	return ret(buf_addf(
+	    out, "{\"type\":\"snapshot_rollback\",\"incident\":\"\",\"at_ms\":%" PRId64 "}\n",
+	    at_ms));
 }
 
 int record_snapshot_blast(struct buf *out, uint64_t target_hash, int64_t at_ms)
 {
-	return buf_addf(out,
-			"{\"type\":\"snapshot_blast\",\"incident\":\"\",\"id\":\"%016" PRIx64
-			"\",\"at_ms\":%" PRId64 "}\n",
-			target_hash, at_ms)
-		   ? -1
-		   : 0;
+	return ret(buf_addf(out,
+			    "{\"type\":\"snapshot_blast\",\"incident\":\"\",\"id\":\"%016" PRIx64
+			    "\",\"at_ms\":%" PRId64 "}\n",
+			    target_hash, at_ms));
 }
 
 uint64_t record_snapshot_key(const struct record *r)
@@ -292,11 +297,6 @@ int record_labels_json(struct buf *m, const struct label *items, size_t n)
 		       buf_add_json_str(m, items[i].name, strlen(items[i].name)) |
 		       buf_addc(m, ':') | buf_add_json_str(m, items[i].value, items[i].value_len);
 	return bad | buf_addc(m, '}');
-}
-
-static int ret(int bad)
-{
-	return bad ? -1 : 0;
 }
 
 static bool given(const char *s)

@@ -319,7 +319,7 @@ struct writer {
 	const struct snapshot_source *src;
 	struct record_toks toks;
 	struct snapshot_stats *st;
-	/* the last journal record seen */
+	/* the last journal record seen (hash: the next one's prev) */
 	uint64_t seq;
 	char hash[JOURNAL_HASH_HEX + 1];
 	char segment[256];
@@ -344,8 +344,7 @@ static int consider(struct writer *w, const char *text, size_t len, bool state_l
 	struct record rec;
 	if (record_decode(text, len, &rec, &w->toks) == RECORD_ENOMEM)
 		return -1;
-	if (rec.type == RECORD_SNAPSHOT_TOMB || rec.type == RECORD_SNAPSHOT_ROLLBACK ||
-	    rec.type == RECORD_SNAPSHOT_BLAST)
+	if (record_is_snapshot_state(rec.type))
 		return state_line_ok ? 0 : -1; /* the old state: written afresh */
 	if (!w->src->keep(&rec, w->src->arg))
 		return 0;
@@ -392,9 +391,7 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		goto out;
 	}
 	st->state_lines = w.lines;
-	char prev_hash[JOURNAL_HASH_HEX + 1];
-	memset(prev_hash, '0', JOURNAL_HASH_HEX);
-	prev_hash[JOURNAL_HASH_HEX] = '\0';
+	memset(w.hash, '0', JOURNAL_HASH_HEX); /* the first record's prev */
 	if (journal_reader_open(state_dir, &r, err) < 0)
 		goto out;
 	if (prev) {
@@ -403,7 +400,6 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		    journal_reader_seek(r, pt->segment, pt->offset, err) < 0)
 			goto out;
 		w.seq = pt->seq;
-		memcpy(prev_hash, pt->hash, sizeof(prev_hash));
 		memcpy(w.hash, pt->hash, sizeof(w.hash));
 		snprintf(w.segment, sizeof(w.segment), "%s", base_name(pt->segment));
 		w.offset = pt->record_offset; /* the same point when nothing follows */
@@ -419,7 +415,7 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 			break; /* a write cut short is not a record */
 		uint64_t seq;
 		char hash[JOURNAL_HASH_HEX + 1];
-		if (journal_check_line(line.text, line.len, prev_hash, w.seq + 1, &seq, hash, err) <
+		if (journal_check_line(line.text, line.len, w.hash, w.seq + 1, &seq, hash, err) <
 		    0) {
 			error_prefix(err, "%s: offset %" PRIu64 ": ", line.segment, line.offset);
 			goto out;
@@ -430,7 +426,6 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 			goto out;
 		}
 		w.seq = seq;
-		memcpy(prev_hash, hash, sizeof(prev_hash));
 		memcpy(w.hash, hash, sizeof(w.hash));
 		snprintf(w.segment, sizeof(w.segment), "%s", base_name(line.segment));
 		w.offset = line.offset;

@@ -60,6 +60,8 @@ enum record_type {
 
 /* "decision", ...; "" for RECORD_UNKNOWN or out of range. Static. */
 const char *record_type_name(enum record_type t);
+/* Whether t is one of snapshot.jsonl's state lines (RECORD_SNAPSHOT_*). */
+bool record_is_snapshot_state(enum record_type t);
 /* The type named name[0..n), or RECORD_UNKNOWN. */
 enum record_type record_type_of(const char *name, size_t n);
 
