@@ -516,12 +516,15 @@ static void index_line(struct ui_index *ix, uint32_t f, uint64_t off, const char
 	if (record_decode(s, n, &r, &ix->toks) != RECORD_OK || !r.incident[0])
 		return; /* not a record, or one that concerns no incident */
 	const char *id = r.incident;
-	if (r.type == RECORD_DECISION && record_obj(&r, "value")) {
-		json_t *rec = json_loadb(s, n, 0, NULL);
-		json_t *val = json_object_get(rec, "value");
+	size_t vlen;
+	const char *vraw = r.type == RECORD_DECISION && record_obj(&r, "value")
+			       ? record_raw(&r, "value", &vlen)
+			       : NULL;
+	if (vraw) { /* only the member's text: the rest of the line is decoded */
+		json_t *val = json_loadb(vraw, vlen, 0, NULL);
 		if (json_is_object(val))
 			value_parse(val, &value);
-		json_decref(rec);
+		json_decref(val);
 	}
 	uint64_t key = index_key(ix, id);
 	pthread_mutex_lock(&ix->lock);
