@@ -715,7 +715,7 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 	    "journal",	 "notify",     "checkpoints", "prometheus", NULL,
 	};
 	static const char *const prometheus_known[] = {"url", NULL};
-	static const char *const journal_known[] = {"segment_bytes", NULL};
+	static const char *const journal_known[] = {"segment_bytes", "snapshot_records", NULL};
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 	json_t *limits, *auth, *secrets, *journal, *notify, *checkpoints, *prometheus;
 	json_int_t n;
@@ -789,10 +789,13 @@ static int parse_top(json_t *o, struct config *cfg, struct error *err)
 		return -1;
 	if (journal) {
 		json_int_t seg = (json_int_t)cfg->journal.segment_bytes;
+		json_int_t snap = (json_int_t)cfg->journal.snapshot_records;
 		if (check_keys(journal, "journal", journal_known, err) ||
-		    opt_int(journal, "journal", "segment_bytes", 1, LLONG_MAX, &seg, err))
+		    opt_int(journal, "journal", "segment_bytes", 1, LLONG_MAX, &seg, err) ||
+		    opt_int(journal, "journal", "snapshot_records", 0, LLONG_MAX, &snap, err))
 			return -1;
 		cfg->journal.segment_bytes = (uint64_t)seg;
+		cfg->journal.snapshot_records = (uint64_t)snap;
 	}
 	if (notify && parse_notify(notify, cfg, err))
 		return -1;
@@ -845,6 +848,7 @@ int config_init(struct config *cfg)
 	cfg->auth.allow_untimestamped = false;
 	cfg->links_ttl_ms = 24LL * 60 * 60 * 1000;
 	cfg->journal.segment_bytes = 268435456;
+	cfg->journal.snapshot_records = 100000;
 	cfg->checkpoints.every_ms = 60 * 1000;
 	return 0;
 }

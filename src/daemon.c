@@ -34,6 +34,7 @@
 #include "rollbackd/rules.h"
 #include "rollbackd/server.h"
 #include "rollbackd/snapshot.h"
+#include "rollbackd/snapshotter.h"
 #include "rollbackd/timestamp.h"
 
 /* A configuration loaded by SIGHUP; kept until exit, since requests in
@@ -55,6 +56,8 @@ struct daemon {
 	struct journal *journal;
 	struct notify *notify;
 	struct checkpointer *checkpoint; /* NULL without checkpoints */
+	struct snapshotter *snapshots;	 /* NULL before the journal opened */
+	uint64_t snap_seq, snap_lines;	 /* the snapshot the start replayed */
 	struct api *api;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_pipe;
 	struct record_toks replay_toks; /* replay's token array, freed after it */
@@ -268,6 +271,8 @@ static int open_journal(struct daemon *d, struct error *err)
 		jo.from_seq = pt->seq;
 		jo.from_hash = pt->hash;
 		snprintf(lines, sizeof(lines), "%llu", (unsigned long long)pt->lines);
+		d->snap_seq = pt->seq;
+		d->snap_lines = pt->lines;
 		engine_replay_snapshot(d->engine, true);
 		int replayed = snapshot_replay(snap, replay_line, d, err);
 		engine_replay_snapshot(d->engine, false);
@@ -308,53 +313,6 @@ static int open_journal(struct daemon *d, struct error *err)
 	api_set_journal(d->api, d->journal);
 	api_set_notify(d->api, d->notify);
 	return 0;
-}
-
-struct snap_keep {
-	struct daemon *d;
-	char **pending; /* notify's undelivered notice ids, sorted */
-	size_t n_pending;
-};
-
-static bool snap_keep(const struct record *rec, void *arg)
-{
-	struct snap_keep *k = arg;
-	if (engine_snapshot_keep(k->d->engine, rec))
-		return true;
-	char id[64];
-	return rec->type == RECORD_NOTIFY_INTENT && record_str(rec, "id", id, sizeof(id)) &&
-	       notify_pending_has(k->pending, k->n_pending, id);
-}
-
-static int snap_state(struct buf *out, void *arg)
-{
-	struct snap_keep *k = arg;
-	return engine_snapshot_state(k->d->engine, out);
-}
-
-/* At a clean stop, with every record written: the next start replays this
- * snapshot and what follows it (snapshot.h). */
-static void write_snapshot(struct daemon *d, char **pending, size_t n_pending)
-{
-	struct snap_keep k = {d, pending, n_pending};
-	struct snapshot_source src = {.state = snap_state, .keep = snap_keep, .arg = &k};
-	struct snapshot_stats st;
-	struct error err = {{0}};
-	int64_t t0 = timestamp_mono_ms();
-	if (snapshot_write(d->cfg->state_dir, &src, &st, &err) < 0) {
-		log_error("snapshot not written; the next start replays more of the journal",
-			  "error", err.msg, NULL);
-		return;
-	}
-	char seq[24], read[24], kept[24], state[24], bytes[24], ms[24];
-	snprintf(seq, sizeof(seq), "%" PRIu64, st.seq);
-	snprintf(read, sizeof(read), "%" PRIu64, st.read);
-	snprintf(kept, sizeof(kept), "%" PRIu64, st.kept);
-	snprintf(state, sizeof(state), "%" PRIu64, st.state_lines);
-	snprintf(bytes, sizeof(bytes), "%" PRIu64, st.bytes);
-	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
-	log_info("snapshot written", "seq", seq, "records_read", read, "records_kept", kept,
-		 "state_lines", state, "bytes", bytes, "ms", ms, NULL);
 }
 
 static int running_actions(void *arg)
@@ -419,6 +377,18 @@ int daemon_run(const struct config *cfg, const char *config_path, struct error *
 	}
 	if (open_journal(&d, err) < 0 || checkpoint_start(cfg, d.journal, &d.checkpoint, err) < 0)
 		goto out;
+	struct snapshotter_options sno = {
+	    .state_dir = cfg->state_dir,
+	    .engine = d.engine,
+	    .notify = d.notify,
+	    .journal = d.journal,
+	    .base = main_base,
+	    .every_records = cfg->journal.snapshot_records,
+	    .last_seq = d.snap_seq,
+	    .last_lines = d.snap_lines,
+	};
+	if (snapshotter_start(&sno, &d.snapshots, err) < 0)
+		goto out;
 	server_addr(d.server, addr, sizeof(addr));
 	api_set_listen_addr(d.api, addr);
 	server_set_api(d.server, d.api);
@@ -457,14 +427,18 @@ out:
 	if (d.engine && d.journal)
 		engine_interrupt(d.engine);
 	checkpoint_stop(d.checkpoint); /* the last checkpoint: after the last record */
+	snapshotter_stop(d.snapshots); /* a periodic one being written finishes */
 	char **pending = NULL;
 	size_t n_pending = 0;
-	bool can_snapshot = d.journal && d.engine && d.notify &&
+	bool can_snapshot = d.snapshots && d.notify &&
 			    notify_pending_ids(d.notify, &pending, &n_pending) == 0;
 	notify_free(d.notify); /* what is undelivered is in the journal for next time */
+	/* nothing appends any more: this instant's state, of every record */
+	can_snapshot = can_snapshot && snapshotter_freeze_final(d.snapshots, pending, n_pending) == 0;
 	/* the loops are over: flush what is left; a snapshot only of a whole journal */
 	if (journal_close(d.journal, 5000) && can_snapshot)
-		write_snapshot(&d, pending, n_pending);
+		snapshotter_write_final(d.snapshots);
+	snapshotter_free(d.snapshots);
 	notify_pending_free(pending, n_pending);
 	server_set_api(d.server, NULL);
 	api_free(d.api);

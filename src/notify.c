@@ -1175,6 +1175,8 @@ static int id_cmp(const void *a, const void *b)
 int notify_pending_ids(struct notify *n, char ***out, size_t *n_out)
 {
 	size_t max = 0, k = 0;
+	/* the queue is filled from any thread; the outboxes are the loop's */
+	pthread_mutex_lock(&n->qlock);
 	for (const struct notify_entry *e = n->queue.head; e; e = e->next)
 		max++;
 	for (size_t i = 0; i < n->n_ch; i++)
@@ -1182,6 +1184,7 @@ int notify_pending_ids(struct notify *n, char ***out, size_t *n_out)
 			max++;
 	char **ids = calloc(max ? max : 1, sizeof(*ids));
 	int bad = !ids || add_ids(&n->queue, ids, &k, max);
+	pthread_mutex_unlock(&n->qlock);
 	for (size_t i = 0; !bad && i < n->n_ch; i++)
 		bad = add_ids(&n->ch[i].outbox, ids, &k, max);
 	if (bad) {

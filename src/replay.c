@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "rollbackd/journal.h"
 #include "rollbackd/json.h"
 #include "rollbackd/log.h"
 #include "rollbackd/metrics.h"
@@ -422,35 +423,25 @@ void engine_replay_snapshot(struct engine *e, bool on)
 	pthread_mutex_unlock(&e->lock);
 }
 
-bool engine_snapshot_keep(struct engine *e, const struct record *rec)
-{
-	if (rec->status != RECORD_OK)
-		return false;
-	if (store_journal_snapshot_keep(e->store, rec))
-		return true;
-	if (rec->type == RECORD_CHANGE)
-		return true; /* the change store's: kept whole (README, Snapshot) */
-	if (!rec->has_incident || !rec->seq)
-		return false;
-	if (rec->type == RECORD_NOTIFICATION) {
-		/* the seen map's: the latest of each fingerprint still held */
-		uint64_t key;
-		unsigned char d[16];
-		if (!notification_seen(rec, &key, d))
-			return false;
-		pthread_mutex_lock(&e->lock);
-		bool keep = seen_map_holds(&e->seen, key, d);
-		pthread_mutex_unlock(&e->lock);
-		return keep;
-	}
-	if (!rec->incident[0])
-		return false;
-	pthread_mutex_lock(&e->lock);
-	struct incident *inc = incident_find(e, rec->incident);
-	bool keep = inc && rec->seq > inc->born_after;
-	pthread_mutex_unlock(&e->lock);
-	return keep;
-}
+/* What the engine holds at one instant, for a snapshot up to that seq
+ * (engine.h): the incidents in memory and the seen map, sorted by key. */
+struct frozen_incident {
+	uint64_t id; /* tomb_key of the id */
+	uint64_t born_after;
+};
+
+struct frozen_seen {
+	uint64_t key;
+	unsigned char digest[16];
+};
+
+struct engine_frozen {
+	struct store *store;
+	struct frozen_incident *incs;
+	size_t n_incs;
+	struct frozen_seen *seen;
+	size_t n_seen;
+};
 
 static int tomb_line(uint64_t id, int episode, int64_t max_starts_ms, void *arg)
 {
@@ -462,9 +453,9 @@ static int rollback_line(int64_t at_ms, void *arg)
 	return record_snapshot_rollback(arg, at_ms);
 }
 
-int engine_snapshot_state(struct engine *e, struct buf *out)
+/* Under e->lock: the state lines no kept record carries. */
+static int state_lines_locked(struct engine *e, struct buf *out)
 {
-	pthread_mutex_lock(&e->lock);
 	int rc = tomb_map_each(&e->tombs, tomb_line, out);
 	/* an incident back after its eviction keeps what its tombstone said,
 	 * even once the tombstone itself left the ring */
@@ -479,8 +470,95 @@ int engine_snapshot_state(struct engine *e, struct buf *out)
 		size_t at = (e->blast.head + i) % BLAST_RING;
 		rc = record_snapshot_blast(out, e->blast.hash[at], e->blast.at_ms[at]);
 	}
-	pthread_mutex_unlock(&e->lock);
 	if (rc == 0)
 		rc = store_journal_each_rollback(e->store, rollback_line, out);
 	return rc ? -1 : 0;
 }
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct frozen_incident *)a)->id,
+		 y = ((const struct frozen_incident *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	uint64_t x = ((const struct frozen_seen *)a)->key, y = ((const struct frozen_seen *)b)->key;
+	return x < y ? -1 : x > y;
+}
+
+void engine_frozen_free(struct engine_frozen *f)
+{
+	if (!f)
+		return;
+	free(f->incs);
+	free(f->seen);
+	free(f);
+}
+
+int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *state, uint64_t *seq,
+			   struct engine_frozen **out)
+{
+	struct engine_frozen *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->store = e->store;
+	pthread_mutex_lock(&e->lock);
+	/* every record of the engine is appended under its lock: what it holds
+	 * now is what the records up to this seq say */
+	*seq = journal_seq(j);
+	size_t n_seen = hmap_count(&e->seen.entries);
+	f->incs = malloc((e->n_incidents ? e->n_incidents : 1) * sizeof(*f->incs));
+	f->seen = malloc((n_seen ? n_seen : 1) * sizeof(*f->seen));
+	int rc = f->incs && f->seen ? state_lines_locked(e, state) : -1;
+	if (rc == 0) {
+		struct incident *inc;
+		LIST_FOR_EACH(inc, link, &e->incidents)
+		{
+			f->incs[f->n_incs++] =
+			    (struct frozen_incident){tomb_key(inc->id), inc->born_after};
+		}
+		struct seen_entry *x;
+		HMAP_FOR_EACH(x, node, &e->seen.entries)
+		{
+			f->seen[f->n_seen].key = x->node.hash;
+			memcpy(f->seen[f->n_seen++].digest, x->digest, 16);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc < 0) {
+		engine_frozen_free(f);
+		return -1;
+	}
+	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
+	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
+	*out = f;
+	return 0;
+}
+
+bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
+{
+	if (rec->status != RECORD_OK)
+		return false;
+	if (store_journal_snapshot_keep(f->store, rec))
+		return true;
+	if (rec->type == RECORD_CHANGE)
+		return true; /* the change store's: kept whole (README, Snapshot) */
+	if (!rec->has_incident || !rec->seq)
+		return false;
+	if (rec->type == RECORD_NOTIFICATION) {
+		/* the seen map's: the latest of each fingerprint still held */
+		struct frozen_seen k;
+		if (!notification_seen(rec, &k.key, k.digest))
+			return false;
+		const struct frozen_seen *x = bsearch(&k, f->seen, f->n_seen, sizeof(k), by_key);
+		return x && memcmp(x->digest, k.digest, 16) == 0;
+	}
+	if (strlen(rec->incident) != INCIDENT_ID_LEN || strncmp(rec->incident, "inc-", 4) != 0)
+		return false;
+	struct frozen_incident k = {tomb_key(rec->incident), 0};
+	const struct frozen_incident *x = bsearch(&k, f->incs, f->n_incs, sizeof(k), by_id);
+	return x && rec->seq > x->born_after;
+}
+

@@ -56,12 +56,22 @@ const struct snapshot_point *snapshot_point(const struct snapshot *s)
  * the closed segments' (name, size, mtime, inode), and the current file's
  * size, mtime and inode. */
 struct files_state {
-	uint64_t closed;
-	char closed_digest[65];
+	uint64_t closed; /* closed segments, all of them */
+	char closed_digest[65]; /* of the first `prefix` (files_state_of) */
 	int64_t size, mtime_ns, ino; /* journal.jsonl; -1: none */
+	/* the closed segment right after the first `prefix` ones; -1: none */
+	int64_t next_size, next_mtime_ns, next_ino;
 };
 
-static int files_state_of(const char *state_dir, struct files_state *fs, struct error *err)
+static int64_t mtime_ns(const struct stat *sb)
+{
+	return (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+}
+
+/* fs for state_dir's journal; the digest covers the first prefix closed
+ * segments (UINT64_MAX: all). */
+static int files_state_of(const char *state_dir, uint64_t prefix, struct files_state *fs,
+			  struct error *err)
 {
 	struct journal_reader *r = NULL;
 	if (journal_reader_open(state_dir, &r, err) < 0)
@@ -71,6 +81,7 @@ static int files_state_of(const char *state_dir, struct files_state *fs, struct 
 	crypto_generichash_init(&h, NULL, 0, 32);
 	fs->closed = 0;
 	fs->size = fs->mtime_ns = fs->ino = -1;
+	fs->next_size = fs->next_mtime_ns = fs->next_ino = -1;
 	const char *p;
 	int rc = 0;
 	for (size_t i = 0; (p = journal_reader_segment(r, i)); i++) {
@@ -79,23 +90,37 @@ static int files_state_of(const char *state_dir, struct files_state *fs, struct 
 			rc = error_set(err, "%s: %s", p, strerror(errno));
 			break;
 		}
-		int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		int64_t mt = mtime_ns(&sb);
 		if (strcmp(base_name(p), JOURNAL_FILE) == 0) {
 			fs->size = (int64_t)sb.st_size;
 			fs->mtime_ns = mt;
 			fs->ino = (int64_t)sb.st_ino;
 			continue;
 		}
+		if (fs->closed == prefix) {
+			fs->next_size = (int64_t)sb.st_size;
+			fs->next_mtime_ns = mt;
+			fs->next_ino = (int64_t)sb.st_ino;
+		}
+		if (fs->closed++ >= prefix)
+			continue;
 		char line[512];
 		int n = snprintf(line, sizeof(line), "%s %lld %lld %lld\n", base_name(p),
 				 (long long)sb.st_size, (long long)mt, (long long)sb.st_ino);
 		crypto_generichash_update(&h, (const unsigned char *)line, (size_t)n);
-		fs->closed++;
 	}
 	journal_reader_free(r);
 	crypto_generichash_final(&h, d, sizeof(d));
 	sodium_bin2hex(fs->closed_digest, sizeof(fs->closed_digest), d, sizeof(d));
 	return rc;
+}
+
+/* Whether a file that was (ino, size, mtime) then is the same file now,
+ * untouched or only appended to. */
+static bool same_or_grown(int64_t ino, int64_t size, int64_t mtime, int64_t ino_then,
+			  int64_t size_then, int64_t mtime_then)
+{
+	return ino == ino_then && (size == size_then ? mtime == mtime_then : size > size_then);
 }
 
 /* Whether segment holds at offset a line of len bytes (then '\n') that is
@@ -225,28 +250,34 @@ int snapshot_load(const char *state_dir, struct snapshot **out, struct error *er
 	memcpy(s->pt.hash, hash, sizeof(hash));
 	/* The files as the snapshot left them: closed segments untouched, the
 	 * current one the same file, untouched or only grown (a later run that
-	 * did not stop cleanly appended to it). Anything else (an edit, a
-	 * rotation, a restore from backup) and the whole journal is checked. */
+	 * did not stop cleanly appended to it, or this one after a periodic
+	 * snapshot), or since closed as the next segment (a rotation), with
+	 * newer segments after it. Anything else (an edit, a restore from
+	 * backup, a removed segment) and the whole journal is checked. */
 	struct files_state now, then = {0};
 	int64_t closed = -1;
 	if (!record_get_int(&rec, "closed", &closed) ||
 	    !record_str(&rec, "closed_digest", then.closed_digest, sizeof(then.closed_digest)) ||
 	    !record_get_int(&rec, "current_size", &then.size) ||
 	    !record_get_int(&rec, "current_mtime_ns", &then.mtime_ns) ||
-	    !record_get_int(&rec, "current_ino", &then.ino)) {
+	    !record_get_int(&rec, "current_ino", &then.ino) || closed < 0) {
 		error_set(err, "%s: its trailer does not say what the journal's files were",
 			  s->path);
 		goto out;
 	}
-	if (files_state_of(state_dir, &now, err) < 0)
+	if (files_state_of(state_dir, (uint64_t)closed, &now, err) < 0)
 		goto out;
-	if ((uint64_t)closed != now.closed || strcmp(then.closed_digest, now.closed_digest) != 0) {
+	if (now.closed < (uint64_t)closed || strcmp(then.closed_digest, now.closed_digest) != 0) {
 		error_set(err, "%s: the journal's closed segments changed since it was written",
 			  s->path);
 		goto out;
 	}
-	if (now.ino != then.ino ||
-	    (now.size == then.size ? now.mtime_ns != then.mtime_ns : now.size < then.size)) {
+	bool rotated = now.closed > (uint64_t)closed;
+	if (then.ino >= 0 &&
+	    !(rotated ? same_or_grown(now.next_ino, now.next_size, now.next_mtime_ns, then.ino,
+				      then.size, then.mtime_ns)
+		      : same_or_grown(now.ino, now.size, now.mtime_ns, then.ino, then.size,
+				      then.mtime_ns))) {
 		error_set(err, "%s: %s changed since it was written (not only appended to)",
 			  s->path, JOURNAL_FILE);
 		goto out;
@@ -399,6 +430,11 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		if (snapshot_replay(prev, from_previous, &w, err) < 0 ||
 		    journal_reader_seek(r, pt->segment, pt->offset, err) < 0)
 			goto out;
+		if (src->upto && pt->seq > src->upto) {
+			error_set(err, "the snapshot on disk covers seq %" PRIu64 ", past %" PRIu64,
+				  pt->seq, src->upto);
+			goto out;
+		}
 		w.seq = pt->seq;
 		memcpy(w.hash, pt->hash, sizeof(w.hash));
 		snprintf(w.segment, sizeof(w.segment), "%s", base_name(pt->segment));
@@ -431,9 +467,16 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		w.offset = line.offset;
 		w.len = line.len;
 		any = true;
+		if (src->upto && seq == src->upto)
+			break; /* a live journal: what follows is not covered */
 	}
 	if (got < 0)
 		goto out;
+	if (src->upto && w.seq != src->upto) {
+		error_set(err, "the journal ends at seq %" PRIu64 ", before seq %" PRIu64, w.seq,
+			  src->upto);
+		goto out;
+	}
 	if (!any) {
 		rc = 0; /* an empty journal: nothing to snapshot */
 		goto out;
@@ -443,7 +486,7 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	crypto_generichash_final(&w.h, digest, sizeof(digest));
 	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
 	struct files_state fs;
-	if (files_state_of(state_dir, &fs, err) < 0)
+	if (files_state_of(state_dir, UINT64_MAX, &fs, err) < 0)
 		goto out;
 	if (buf_addf(&trailer,
 		     "{\"type\":\"snapshot_trailer\",\"snapshot\":1,\"seq\":%" PRIu64

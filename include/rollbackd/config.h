@@ -61,6 +61,7 @@ struct config {
 
 	struct {
 		uint64_t segment_bytes;
+		uint64_t snapshot_records; /* a snapshot after this many more (0: at stop only) */
 	} journal;
 
 	struct {

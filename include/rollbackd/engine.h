@@ -159,21 +159,30 @@ struct record;
 struct buf;
 int engine_replay_record(const struct record *rec, void *arg);
 
-/* Snapshots (snapshot.h). Call with nothing running: before the loops
- * start or after they ended.
+/* Snapshots (snapshot.h).
  * engine_replay_snapshot: while on, the records replayed are a snapshot's:
  * the hourly cap's rollbacks and the blast radius come from its state
- * lines, not from the decisions it kept.
- * engine_snapshot_keep: whether rec is still needed to rebuild the state
- * (the journal store's and the change store's included): a record of an
- * incident in memory written since it was created (not a predecessor's,
- * evicted), the store's (store_journal_snapshot_keep), a change.
- * engine_snapshot_state: the state lines (record_snapshot_*) that no kept
- * record carries: tombstones, rollbacks of the last hour, the blast
- * window; appended to out. 0, or -1 on OOM. */
+ * lines, not from the decisions it kept. Call before the loops start.
+ * engine_snapshot_freeze: at one instant, under the engine's lock (any
+ * thread; a few ms per 10 000 incidents): *seq = j's last appended seq,
+ * the state lines (record_snapshot_*) no kept record carries (tombstones,
+ * rollbacks of the last hour, the blast window) appended to state, and in
+ * *out what engine_frozen_keep needs to tell which records up to *seq are
+ * still needed. Every record of the engine is appended under that lock,
+ * so the two agree. 0, or -1 on OOM.
+ * engine_frozen_keep: whether rec (seq <= the frozen one) is still needed
+ * to rebuild the state: a record of an incident in memory then, written
+ * since it was created (not a predecessor's, evicted); the latest
+ * notification of each fingerprint the seen map held; the journal store's
+ * (store_journal_snapshot_keep: asked now, which is safe because what
+ * changed it since is in records after *seq); a change. Any thread, while
+ * the engine lives. */
+struct engine_frozen;
 void engine_replay_snapshot(struct engine *e, bool on);
-bool engine_snapshot_keep(struct engine *e, const struct record *rec);
-int engine_snapshot_state(struct engine *e, struct buf *out);
+int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *state, uint64_t *seq,
+			   struct engine_frozen **out);
+bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec);
+void engine_frozen_free(struct engine_frozen *f);
 
 /* After replay, journal every step into j from now on (j NULL: the store
  * given in engine_options is already attached). Actions that were

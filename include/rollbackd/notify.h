@@ -120,9 +120,10 @@ struct notify *notify_new(const struct notify_options *opt);
  * undelivered notices stay journaled as intents and go out after a restart. */
 void notify_free(struct notify *n);
 
-/* For a snapshot (snapshot.h), after the loop ended and before
- * notify_free: the ids of the notices not yet delivered (queued or in an
- * outbox), sorted, in a new array (notify_pending_free). 0, or -1 on OOM. */
+/* For a snapshot (snapshot.h), on the loop thread (or after the loop
+ * ended, before notify_free): the ids of the notices not yet delivered
+ * (queued or in an outbox), sorted, in a new array (notify_pending_free).
+ * 0, or -1 on OOM. */
 int notify_pending_ids(struct notify *n, char ***ids, size_t *n_ids);
 bool notify_pending_has(char *const *ids, size_t n, const char *id);
 void notify_pending_free(char **ids, size_t n);

@@ -24,13 +24,17 @@
  * Trust: a snapshot is used only when its digest matches, the journal
  * still holds its last record (seq and hash) where it says, the closed
  * segments are as they were and journal.jsonl is the same file, untouched
- * or only grown (a run that did not stop cleanly appended to it);
+ * or only grown (a run that did not stop cleanly appended to it), or since
+ * closed as the next segment (rotated) and only grown before that;
  * otherwise the start checks and replays the whole journal and logs why. It is written whole to
  * snapshot.jsonl.tmp, synced and renamed: a crash leaves the old one.
  *
- * Must never: be taken from state other than what the files hold (the
- * caller writes one only after journal_close said everything was written),
- * or change the journal. Threads: none of its own; one caller at a time.
+ * Must never: be taken from state other than what the files hold up to
+ * its last record (the caller freezes its state at a seq, waits until that
+ * record is durable, and passes it as snapshot_source.upto; at a clean stop
+ * only after journal_close said everything was written), or change the
+ * journal. Threads: none of its own; one caller at a time (a running
+ * daemon's snapshotter thread, then the stop).
  */
 #ifndef ROLLBACKD_SNAPSHOT_H
 #define ROLLBACKD_SNAPSHOT_H
@@ -75,6 +79,10 @@ struct snapshot_source {
 	/* Whether a decoded journal record is still needed. */
 	bool (*keep)(const struct record *rec, void *arg);
 	void *arg;
+	/* The last record to cover (0: the journal's end): the seq state and
+	 * keep describe, durable in the files; a running daemon appends past
+	 * it while the snapshot is written. */
+	uint64_t upto;
 };
 
 struct snapshot_stats {
@@ -88,8 +96,9 @@ struct snapshot_stats {
 
 /* Write a new snapshot of state_dir: the state lines, then the lines keep
  * wants of the previous snapshot (when it loads) and of the journal after
- * it (checking the chain: a bad record refuses). 0 (nothing written when
- * the journal is empty), or -1 with err (the old snapshot stays). */
+ * it up to src->upto (checking the chain: a bad record refuses). 0
+ * (nothing written when the journal is empty), or -1 with err (the old
+ * snapshot stays). */
 int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		   struct snapshot_stats *st, struct error *err);
 

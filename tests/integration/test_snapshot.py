@@ -21,11 +21,14 @@ from test_memory import RULES, alert, resolved_of  # the same incidents as the m
 CONFIG = {"dry_run": False, "limits": {"max_incidents": 6}}
 
 
-def new_server():
+def new_server(journal=None):
     def config(s):
         with open(os.path.join(s.rules_dir, "rules.json"), "w") as f:
             json.dump({"rules": RULES}, f)
-        return json.loads(json.dumps(CONFIG))
+        c = json.loads(json.dumps(CONFIG))
+        if journal:
+            c["journal"] = dict(journal)
+        return c
     return Server(config=config)
 
 
@@ -39,8 +42,8 @@ class SnapshotCase(unittest.TestCase):
         for s in self.servers:
             s.cleanup()
 
-    def server(self):
-        s = new_server()
+    def server(self, journal=None):
+        s = new_server(journal)
         self.servers.append(s)
         return s
 
@@ -116,10 +119,10 @@ class SnapshotCase(unittest.TestCase):
                     n += sum(1 for _ in f)
         return n
 
-    def twin(self, srv, keep_snapshot=False):
+    def twin(self, srv, keep_snapshot=False, journal=None):
         """A second daemon on a copy of srv's journal (without the snapshot
         unless told): what a replay of the whole journal gives."""
-        b = self.server()
+        b = self.server(journal)
         for name in os.listdir(srv.state_dir):
             if name == "snapshot.jsonl" and not keep_snapshot:
                 continue
@@ -211,6 +214,100 @@ class SnapshotTest(SnapshotCase):
         self.assertEqual(a.request("GET", "/v1/incidents/" + after["incident"]).status, 200)
         b.start()
         self.assertEqual(self.view(a), self.view(b))
+
+
+class PeriodicSnapshotTest(SnapshotCase):
+    """A running daemon writes snapshots (journal.snapshot_records): after a
+    crash the start replays the newest one and the records after it, and
+    holds what a replay of the whole journal gives."""
+
+    def trailer(self, srv):
+        with open(os.path.join(srv.state_dir, "snapshot.jsonl")) as f:
+            return json.loads(f.read().splitlines()[-1])
+
+    def periodic(self, srv, mark=0):
+        line = srv.wait_log(lambda l: l.get("msg") == "snapshot written", start=mark)
+        self.assertIsNotNone(line, srv.lines[-20:])
+        self.assertEqual(line["why"], "periodic", line)
+        return line
+
+    def test_crash_after_periodic_snapshot_replays_it_and_the_tail(self):
+        a = self.server({"snapshot_records": 10})
+        a.start()
+        w, ids = self.scenario(a)
+        info = self.periodic(a)
+        # the freeze's seq is durable and the snapshot stops there, even
+        # with records appended after it
+        self.assertLessEqual(int(info["seq"]), self.journal_lines(a))
+        mark = a.log_mark()
+        n = self.journal_lines(a)
+        # enough records for the next one: as many as the last one holds
+        need = max(10, int(info["records_kept"]) + int(info["state_lines"]))
+        k = 0
+        while self.journal_lines(a) < n + need:
+            self.decide(a, alert("more%d" % k))
+            k += 1
+        second = self.periodic(a, mark)
+        self.assertGreater(int(second["seq"]), int(info["seq"]))
+        self.assertEqual(second["records_read"], str(int(second["seq"]) - int(info["seq"])),
+                         "built on the first: only the records since it were read")
+        tail = self.decide(a, alert("after-snapshot"))[0]
+        before = self.view(a)
+        a.kill()  # SIGKILL: no snapshot at stop
+        self.assertEqual(a.proc.returncode, -signal.SIGKILL)
+        trailer = self.trailer(a)
+        self.assertEqual(trailer["seq"], int(second["seq"]))
+        self.assertLess(trailer["seq"], self.journal_lines(a), "a tail after the snapshot")
+        b = self.twin(a)
+        self.restart(a)
+        self.assertEqual([l for l in a.logs if l.get("msg") ==
+                          "snapshot not used; replaying the whole journal"], [])
+        self.assertEqual(self.replayed(a)["snapshot_lines"], str(trailer["lines"]))
+        self.assertEqual(a.request("GET", "/v1/incidents/" + tail["incident"]).status, 200)
+        b.start()
+        self.assertEqual(self.replayed(b)["snapshot_lines"], "0")
+        va, vb = self.view(a), self.view(b)
+        self.assertEqual(va, vb)
+        self.assertEqual(va["order"], before["order"])
+        d = self.decide(a, w[0])[0]  # evicted before the snapshot: still a repeat
+        self.assertEqual(d["outcome"], "repeat", d)
+
+    def test_snapshot_still_used_after_the_journal_rotated(self):
+        seg = {"segment_bytes": 2048, "snapshot_records": 0}
+        a = self.server(seg)
+        a.start()
+        self.scenario(a)
+        self.assertEqual(a.stop(), 0)
+        self.written(a)
+        first = self.trailer(a)
+        closed_then = sorted(n for n in os.listdir(a.state_dir)
+                             if n.startswith("journal.") and n != "journal.jsonl")
+        self.restart(a)
+        k = 0
+        while len([n for n in os.listdir(a.state_dir) if n.startswith("journal.0")]) \
+                < len(closed_then) + 2:
+            self.decide(a, alert("rot%d" % k))
+            k += 1
+        a.kill()
+        b = self.twin(a, journal=seg)
+        self.restart(a)
+        self.assertEqual([l for l in a.logs if l.get("msg") ==
+                          "snapshot not used; replaying the whole journal"], [])
+        self.assertEqual(self.replayed(a)["snapshot_lines"], str(first["lines"]))
+        b.start()
+        self.assertEqual(self.view(a), self.view(b))
+
+    def test_periodic_snapshots_off(self):
+        a = self.server({"snapshot_records": 0})
+        a.start()
+        self.scenario(a)
+        for k in range(10):
+            self.decide(a, alert("off%d" % k))
+        self.assertIsNone(a.wait_log(lambda l: l.get("msg") == "snapshot written",
+                                     timeout=2.5))
+        self.assertFalse(os.path.exists(os.path.join(a.state_dir, "snapshot.jsonl")))
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(self.written(a)["why"], "stop")
 
 
 class UnusableSnapshotTest(SnapshotCase):

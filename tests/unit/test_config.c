@@ -131,6 +131,7 @@ static void assert_defaults(const struct config *cfg)
 	cr_assert(!secret_is_set(&cfg->slack_signing));
 	cr_assert_eq(cfg->n_secrets, 0);
 	cr_assert_eq(cfg->journal.segment_bytes, 268435456);
+	cr_assert_eq(cfg->journal.snapshot_records, 100000);
 	cr_assert(!secret_is_set(&cfg->notify.slack_webhook_url));
 	cr_assert(!secret_is_set(&cfg->notify.slack_bot_token));
 	cr_assert_str_eq(cfg->notify.slack_channel, "");
@@ -488,6 +489,10 @@ Test(config, ranges)
 		     "limits.max_alerts: expected a positive integer");
 	expect_error("{\"journal\": {\"segment_bytes\": 0}}",
 		     "journal.segment_bytes: expected a positive integer");
+	expect_error("{\"journal\": {\"snapshot_records\": -1}}",
+		     "journal.snapshot_records: expected an integer from 0 to 9223372036854775807");
+	expect_error("{\"journal\": {\"snapshot_records\": \"1000\"}}",
+		     "journal.snapshot_records: expected an integer from 0 to 9223372036854775807");
 	expect_error("{\"rules\": \"\"}", "rules: must not be empty");
 	expect_error("{\"state_dir\": \"\"}", "state_dir: must not be empty");
 	expect_error("{\"log_level\": \"verbose\"}",
