@@ -430,11 +430,12 @@ out:
 	snapshotter_stop(d.snapshots); /* a periodic one being written finishes */
 	char **pending = NULL;
 	size_t n_pending = 0;
-	bool can_snapshot = d.snapshots && d.notify &&
-			    notify_pending_ids(d.notify, &pending, &n_pending) == 0;
+	bool can_snapshot =
+	    d.snapshots && d.notify && notify_pending_ids(d.notify, &pending, &n_pending) == 0;
 	notify_free(d.notify); /* what is undelivered is in the journal for next time */
 	/* nothing appends any more: this instant's state, of every record */
-	can_snapshot = can_snapshot && snapshotter_freeze_final(d.snapshots, pending, n_pending) == 0;
+	can_snapshot =
+	    can_snapshot && snapshotter_freeze_final(d.snapshots, pending, n_pending) == 0;
 	/* the loops are over: flush what is left; a snapshot only of a whole journal */
 	if (journal_close(d.journal, 5000) && can_snapshot)
 		snapshotter_write_final(d.snapshots);

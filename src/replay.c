@@ -561,4 +561,3 @@ bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
 	const struct frozen_incident *x = bsearch(&k, f->incs, f->n_incs, sizeof(k), by_id);
 	return x && rec->seq > x->born_after;
 }
-

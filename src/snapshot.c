@@ -56,8 +56,8 @@ const struct snapshot_point *snapshot_point(const struct snapshot *s)
  * the closed segments' (name, size, mtime, inode), and the current file's
  * size, mtime and inode. */
 struct files_state {
-	uint64_t closed; /* closed segments, all of them */
-	char closed_digest[65]; /* of the first `prefix` (files_state_of) */
+	uint64_t closed;	     /* closed segments, all of them */
+	char closed_digest[65];	     /* of the first `prefix` (files_state_of) */
 	int64_t size, mtime_ns, ino; /* journal.jsonl; -1: none */
 	/* the closed segment right after the first `prefix` ones; -1: none */
 	int64_t next_size, next_mtime_ns, next_ino;

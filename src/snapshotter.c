@@ -49,10 +49,10 @@ struct snapshotter {
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;	/* under lock */
-	enum ask ask;	/* under lock */
-	struct job job; /* under lock while ask != ASK_NONE */
-	struct event *freeze_ev; /* on o.base: the loop's half of a freeze */
+	bool stop;		       /* under lock */
+	enum ask ask;		       /* under lock */
+	struct job job;		       /* under lock while ask != ASK_NONE */
+	struct event *freeze_ev;       /* on o.base: the loop's half of a freeze */
 	uint64_t last_seq, last_lines; /* the thread's, then the stop's */
 	struct job final;
 	bool have_final;
@@ -124,8 +124,8 @@ static void write_job(struct snapshotter *s, struct job *j, const char *why)
 	struct error err = {{0}};
 	int64_t t0 = timestamp_mono_ms();
 	if (snapshot_write(s->state_dir, &src, &st, &err) < 0) {
-		log_error("snapshot not written; the next start replays more of the journal",
-			  "why", why, "error", err.msg, NULL);
+		log_error("snapshot not written; the next start replays more of the journal", "why",
+			  why, "error", err.msg, NULL);
 		return;
 	}
 	s->last_seq = st.seq;
@@ -137,8 +137,8 @@ static void write_job(struct snapshotter *s, struct job *j, const char *why)
 	snprintf(state, sizeof(state), "%" PRIu64, st.state_lines);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, st.bytes);
 	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
-	log_info("snapshot written", "why", why, "seq", seq, "records_read", read,
-		 "records_kept", kept, "state_lines", state, "bytes", bytes, "ms", ms, NULL);
+	log_info("snapshot written", "why", why, "seq", seq, "records_read", read, "records_kept",
+		 kept, "state_lines", state, "bytes", bytes, "ms", ms, NULL);
 }
 
 /* Under s->lock: wait up to ms, or until stopped. */
