@@ -7,6 +7,9 @@
         RUNS     restarts timed on that journal (default 3)
     BATCH=1000 (alerts per notification)  MAX_INCIDENTS=100000 (limits.max_incidents)
     KEEP=DIR (use DIR, which must not exist, as the state dir and leave it there)
+    KILL=1 (stop with SIGKILL, as a crash: no snapshot at stop; the starts replay the
+            newest periodic snapshot, journal.snapshot_records, and the records after it)
+    SNAPSHOT_RECORDS=N (journal.snapshot_records; default the daemon's)
 
 Starts the daemon on a temp state dir with the same rule as bench/memory.py (one notify-mode
 rule grouping by service: every alert is its own incident, nothing runs) and sends distinct
@@ -83,9 +86,28 @@ def journal_seq(state):
     return 0
 
 
+KILL = os.environ.get("KILL") == "1"
+
+
 def stop(p):
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGKILL if KILL else signal.SIGTERM)
     p.wait(120)
+
+
+def periodic(log_path):
+    """The periodic snapshots the feeding run wrote: (count, max ms, max freeze ms,
+    last seq)."""
+    n, worst, fworst, seq = 0, 0, 0, 0
+    with open(log_path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("msg") == "snapshot written" and rec.get("why") == "periodic":
+                n, worst, seq = n + 1, max(worst, int(rec["ms"])), int(rec["seq"])
+                fworst = max(fworst, int(rec["freeze_ms"]))
+    return n, worst, fworst, seq
 
 
 def main():
@@ -102,6 +124,8 @@ def main():
                "journal": {"segment_bytes": 1 << 32},
                "limits": {"max_incidents": MAX, "max_alerts": max(BATCH, 10000),
                           "max_body_bytes": 16 << 20}}
+        if os.environ.get("SNAPSHOT_RECORDS"):
+            cfg["journal"]["snapshot_records"] = int(os.environ["SNAPSHOT_RECORDS"])
         os.makedirs(state)
         cfg_path = os.path.join(tmp, "rollbackd.json")
         with open(cfg_path, "w") as f:
@@ -130,9 +154,15 @@ def main():
         jbytes = sum(os.path.getsize(os.path.join(state, f))
                      for f in os.listdir(state) if f.startswith("journal"))
         print("binary %s; fed %d incidents (fired and resolved) in %.1f s: journal seq %d, "
-              "%.0f MB" % (BIN, sent, fed, seq, jbytes / 1e6))
+              "%.0f MB; stopped with %s" % (BIN, sent, fed, seq, jbytes / 1e6,
+                                             "SIGKILL" if KILL else "SIGTERM"))
+        n, worst, fworst, last = periodic(log_path)
+        print("periodic snapshots while feeding: %d (slowest %d ms, the longest freeze on "
+              "the main loop %d ms), the last at seq %d" % (n, worst, fworst, last))
         times, full = [], []
         snap = os.path.join(state, "snapshot.jsonl")
+        if not os.path.exists(snap):
+            sys.exit("no snapshot.jsonl to start from")
         for i in range(RUNS):
             p, took = start(cfg_path, port, log_path)
             records, ms = replayed(log_path)
@@ -146,7 +176,10 @@ def main():
             p, took = start(cfg_path, port, log_path)
             records, ms = replayed(log_path)
             stop(p)
-            os.unlink(snap + ".aside")
+            if KILL:  # no snapshot at that stop: the periodic one again
+                os.rename(snap + ".aside", snap)
+            else:
+                os.unlink(snap + ".aside")
             full.append(took)
             print("  without the snapshot: /healthz 200 after %.2f s "
                   "(journal_open: %d records in %d ms)" % (took, records, ms))

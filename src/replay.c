@@ -435,43 +435,98 @@ struct frozen_seen {
 	unsigned char digest[16];
 };
 
+struct frozen_state;
+
 struct engine_frozen {
 	struct store *store;
+	struct frozen_state *fs; /* until engine_frozen_finish */
 	struct frozen_incident *incs;
 	size_t n_incs;
 	struct frozen_seen *seen;
 	size_t n_seen;
 };
 
-static int tomb_line(uint64_t id, int episode, int64_t max_starts_ms, void *arg)
+/* The state lines' data, copied under e->lock and written after it. */
+struct frozen_state {
+	struct tombstone *tombs;
+	size_t n_tombs, cap_tombs;
+	uint64_t blast_key[BLAST_RING];
+	int64_t blast_at[BLAST_RING];
+	size_t n_blast;
+	int64_t *rollbacks;
+	size_t n_rollbacks, cap_rollbacks;
+};
+
+static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
-	return record_snapshot_tomb(arg, id, episode, max_starts_ms);
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 64;
+	void *q = realloc(*p, c * size);
+	if (!q)
+		return -1;
+	*p = q;
+	*cap = c;
+	return 0;
 }
 
-static int rollback_line(int64_t at_ms, void *arg)
+static int add_tomb(struct frozen_state *fs, uint64_t id, int episode, int64_t max_starts_ms)
 {
-	return record_snapshot_rollback(arg, at_ms);
+	if (grow((void **)&fs->tombs, &fs->cap_tombs, fs->n_tombs, sizeof(*fs->tombs)) < 0)
+		return -1;
+	fs->tombs[fs->n_tombs++] = (struct tombstone){id, max_starts_ms, episode};
+	return 0;
 }
 
-/* Under e->lock: the state lines no kept record carries. */
-static int state_lines_locked(struct engine *e, struct buf *out)
+static int tomb_copy(uint64_t id, int episode, int64_t max_starts_ms, void *arg)
 {
-	int rc = tomb_map_each(&e->tombs, tomb_line, out);
+	return add_tomb(arg, id, episode, max_starts_ms);
+}
+
+static int rollback_copy(int64_t at_ms, void *arg)
+{
+	struct frozen_state *fs = arg;
+	if (grow((void **)&fs->rollbacks, &fs->cap_rollbacks, fs->n_rollbacks,
+		 sizeof(*fs->rollbacks)) < 0)
+		return -1;
+	fs->rollbacks[fs->n_rollbacks++] = at_ms;
+	return 0;
+}
+
+/* Under e->lock: what the state lines say (no kept record carries it). */
+static int state_copy_locked(struct engine *e, struct frozen_state *fs)
+{
+	int rc = tomb_map_each(&e->tombs, tomb_copy, fs);
 	/* an incident back after its eviction keeps what its tombstone said,
 	 * even once the tombstone itself left the ring */
 	struct incident *inc;
 	LIST_FOR_EACH(inc, link, &e->incidents)
 	{
 		if (rc == 0 && inc->tomb_episode > 0 && !tomb_map_has(&e->tombs, inc->id))
-			rc = record_snapshot_tomb(out, tomb_key(inc->id), inc->tomb_episode,
-						  inc->tomb_starts_ms);
+			rc =
+			    add_tomb(fs, tomb_key(inc->id), inc->tomb_episode, inc->tomb_starts_ms);
 	}
-	for (size_t i = 0; rc == 0 && i < e->blast.n; i++) {
+	for (size_t i = 0; i < e->blast.n; i++) {
 		size_t at = (e->blast.head + i) % BLAST_RING;
-		rc = record_snapshot_blast(out, e->blast.hash[at], e->blast.at_ms[at]);
+		fs->blast_key[fs->n_blast] = e->blast.hash[at];
+		fs->blast_at[fs->n_blast++] = e->blast.at_ms[at];
 	}
 	if (rc == 0)
-		rc = store_journal_each_rollback(e->store, rollback_line, out);
+		rc = store_journal_each_rollback(e->store, rollback_copy, fs);
+	return rc ? -1 : 0;
+}
+
+/* The state lines (record_snapshot_*), after the lock. */
+static int state_lines(const struct frozen_state *fs, struct buf *out)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < fs->n_tombs; i++)
+		rc = record_snapshot_tomb(out, fs->tombs[i].id, fs->tombs[i].episode,
+					  fs->tombs[i].max_starts_ms);
+	for (size_t i = 0; rc == 0 && i < fs->n_blast; i++)
+		rc = record_snapshot_blast(out, fs->blast_key[i], fs->blast_at[i]);
+	for (size_t i = 0; rc == 0 && i < fs->n_rollbacks; i++)
+		rc = record_snapshot_rollback(out, fs->rollbacks[i]);
 	return rc ? -1 : 0;
 }
 
@@ -488,16 +543,26 @@ static int by_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void frozen_state_free(struct frozen_state *fs)
+{
+	if (!fs)
+		return;
+	free(fs->tombs);
+	free(fs->rollbacks);
+	free(fs);
+}
+
 void engine_frozen_free(struct engine_frozen *f)
 {
 	if (!f)
 		return;
+	frozen_state_free(f->fs);
 	free(f->incs);
 	free(f->seen);
 	free(f);
 }
 
-int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *state, uint64_t *seq,
+int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 			   struct engine_frozen **out)
 {
 	struct engine_frozen *f = calloc(1, sizeof(*f));
@@ -511,7 +576,8 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *stat
 	size_t n_seen = hmap_count(&e->seen.entries);
 	f->incs = malloc((e->n_incidents ? e->n_incidents : 1) * sizeof(*f->incs));
 	f->seen = malloc((n_seen ? n_seen : 1) * sizeof(*f->seen));
-	int rc = f->incs && f->seen ? state_lines_locked(e, state) : -1;
+	f->fs = calloc(1, sizeof(*f->fs));
+	int rc = f->incs && f->seen && f->fs ? state_copy_locked(e, f->fs) : -1;
 	if (rc == 0) {
 		struct incident *inc;
 		LIST_FOR_EACH(inc, link, &e->incidents)
@@ -531,10 +597,18 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *stat
 		engine_frozen_free(f);
 		return -1;
 	}
-	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
-	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
 	*out = f;
 	return 0;
+}
+
+int engine_frozen_finish(struct engine_frozen *f, struct buf *state)
+{
+	int rc = f->fs ? state_lines(f->fs, state) : 0;
+	frozen_state_free(f->fs);
+	f->fs = NULL;
+	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
+	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
+	return rc;
 }
 
 bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)

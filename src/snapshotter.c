@@ -38,6 +38,7 @@ struct job {
 	char **pending; /* notify's undelivered ids, sorted */
 	size_t n_pending;
 	bool own_pending;
+	int64_t freeze_ms; /* how long the freeze held the engine (and the loop) */
 };
 
 enum ask { ASK_NONE, ASK_WAITING, ASK_READY };
@@ -70,7 +71,10 @@ static void job_release(struct job *j)
 static int freeze(struct snapshotter *s, struct job *j)
 {
 	memset(j, 0, sizeof(*j));
-	return engine_snapshot_freeze(s->o.engine, s->o.journal, &j->state, &j->seq, &j->fz);
+	int64_t t0 = timestamp_mono_ms();
+	int rc = engine_snapshot_freeze(s->o.engine, s->o.journal, &j->seq, &j->fz);
+	j->freeze_ms = timestamp_mono_ms() - t0;
+	return rc;
 }
 
 /* On the main loop: the engine's state and notify's undelivered ids at
@@ -81,11 +85,13 @@ static void on_freeze(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct job j;
+	int64_t t0 = timestamp_mono_ms();
 	int rc = freeze(s, &j);
 	if (rc == 0 && notify_pending_ids(s->o.notify, &j.pending, &j.n_pending) == 0)
 		j.own_pending = true;
 	else if (rc == 0)
 		rc = -1;
+	j.freeze_ms = timestamp_mono_ms() - t0; /* what the loop waited */
 	pthread_mutex_lock(&s->lock);
 	if (s->ask == ASK_WAITING) {
 		if (rc == 0)
@@ -118,6 +124,11 @@ static int job_state(struct buf *out, void *arg)
 
 static void write_job(struct snapshotter *s, struct job *j, const char *why)
 {
+	if (engine_frozen_finish(j->fz, &j->state) < 0) {
+		log_error("snapshot not written; the next start replays more of the journal", "why",
+			  why, "error", "out of memory", NULL);
+		return;
+	}
 	struct snapshot_source src = {
 	    .state = job_state, .keep = job_keep, .arg = j, .upto = j->seq};
 	struct snapshot_stats st;
@@ -130,15 +141,16 @@ static void write_job(struct snapshotter *s, struct job *j, const char *why)
 	}
 	s->last_seq = st.seq;
 	s->last_lines = st.kept + st.state_lines;
-	char seq[24], read[24], kept[24], state[24], bytes[24], ms[24];
+	char seq[24], read[24], kept[24], state[24], bytes[24], ms[24], fms[24];
 	snprintf(seq, sizeof(seq), "%" PRIu64, st.seq);
 	snprintf(read, sizeof(read), "%" PRIu64, st.read);
 	snprintf(kept, sizeof(kept), "%" PRIu64, st.kept);
 	snprintf(state, sizeof(state), "%" PRIu64, st.state_lines);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, st.bytes);
 	snprintf(ms, sizeof(ms), "%lld", (long long)(timestamp_mono_ms() - t0));
+	snprintf(fms, sizeof(fms), "%lld", (long long)j->freeze_ms);
 	log_info("snapshot written", "why", why, "seq", seq, "records_read", read, "records_kept",
-		 kept, "state_lines", state, "bytes", bytes, "ms", ms, NULL);
+		 kept, "state_lines", state, "bytes", bytes, "ms", ms, "freeze_ms", fms, NULL);
 }
 
 /* Under s->lock: wait up to ms, or until stopped. */

@@ -164,12 +164,14 @@ int engine_replay_record(const struct record *rec, void *arg);
  * the hourly cap's rollbacks and the blast radius come from its state
  * lines, not from the decisions it kept. Call before the loops start.
  * engine_snapshot_freeze: at one instant, under the engine's lock (any
- * thread; a few ms per 10 000 incidents): *seq = j's last appended seq,
- * the state lines (record_snapshot_*) no kept record carries (tombstones,
- * rollbacks of the last hour, the blast window) appended to state, and in
- * *out what engine_frozen_keep needs to tell which records up to *seq are
- * still needed. Every record of the engine is appended under that lock,
- * so the two agree. 0, or -1 on OOM.
+ * thread; it only copies: about 1 ms per 10 000 incidents): *seq = j's
+ * last appended seq, and in *out the tombstones, rollbacks of the last
+ * hour and blast window no kept record carries, the incidents in memory
+ * and the seen map. Every record of the engine is appended under that
+ * lock, so the two agree. 0, or -1 on OOM.
+ * engine_frozen_finish: then, on any thread (the snapshot's): appends the
+ * state lines (record_snapshot_*) to state and sorts what
+ * engine_frozen_keep looks up. 0, or -1 on OOM.
  * engine_frozen_keep: whether rec (seq <= the frozen one) is still needed
  * to rebuild the state: a record of an incident in memory then, written
  * since it was created (not a predecessor's, evicted); the latest
@@ -179,8 +181,9 @@ int engine_replay_record(const struct record *rec, void *arg);
  * the engine lives. */
 struct engine_frozen;
 void engine_replay_snapshot(struct engine *e, bool on);
-int engine_snapshot_freeze(struct engine *e, struct journal *j, struct buf *state, uint64_t *seq,
+int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 			   struct engine_frozen **out);
+int engine_frozen_finish(struct engine_frozen *f, struct buf *state);
 bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec);
 void engine_frozen_free(struct engine_frozen *f);
 
