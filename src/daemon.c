@@ -122,6 +122,8 @@ int daemon_reload_check(const struct config *now, const struct config *next, boo
 		key = "limits.header_timeout";
 	else if (now->journal.segment_bytes != next->journal.segment_bytes)
 		key = "journal.segment_bytes";
+	else if (now->journal.snapshot_records != next->journal.snapshot_records)
+		key = "journal.snapshot_records";
 	/* notify's outbox and channel state are built for the channels it
 	 * started with. */
 	else if (secret_differs(&now->notify.slack_webhook_url, &next->notify.slack_webhook_url))

@@ -106,6 +106,8 @@ class ReloadTest(unittest.TestCase):
     def test_keys_read_only_at_start_are_refused_by_name(self):
         for key, value, name in [("limits", {"max_body_bytes": 4096}, "limits.max_body_bytes"),
                                  ("log_level", "warn", "log_level"),
+                                 ("journal", {"snapshot_records": 5},
+                                  "journal.snapshot_records"),
                                  ("notify", {"pagerduty": {"routing_key": self.srv.secret(
                                      "pd", "pd-key-0123456789abcdef")}},
                                   "notify.pagerduty.routing_key")]:
