@@ -325,6 +325,7 @@ struct kept {
 	char *previous_revision;
 	char *source;
 	struct timestamp at;
+	uint64_t seq; /* of its change record (0: not known) */
 };
 
 struct target_changes {
@@ -339,6 +340,7 @@ struct target_changes {
 #define N_BUCKETS 1024
 
 struct changes {
+	pthread_mutex_t ingest; /* changes_ingest_lock: journal + add of one change */
 	pthread_mutex_t lock;
 	struct target_changes *buckets[N_BUCKETS];
 	size_t n_targets;
@@ -377,6 +379,7 @@ struct changes *changes_new(void)
 	struct changes *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	pthread_mutex_init(&s->ingest, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
 }
@@ -393,6 +396,7 @@ void changes_free(struct changes *s)
 		}
 	}
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->ingest);
 	free(s);
 }
 
@@ -459,10 +463,43 @@ bool changes_has(struct changes *s, const struct change *c)
 	return r;
 }
 
+void changes_ingest_lock(struct changes *s)
+{
+	pthread_mutex_lock(&s->ingest);
+}
+
+void changes_ingest_unlock(struct changes *s)
+{
+	pthread_mutex_unlock(&s->ingest);
+}
+
+int changes_held_seqs(struct changes *s, uint64_t **out, size_t *n_out)
+{
+	pthread_mutex_lock(&s->lock);
+	size_t n = 0;
+	uint64_t *seqs = malloc((s->n_changes ? s->n_changes : 1) * sizeof(*seqs));
+	for (size_t b = 0; seqs && b < N_BUCKETS; b++)
+		for (const struct target_changes *t = s->buckets[b]; t; t = t->next)
+			for (size_t i = 0; i < t->n; i++)
+				if (t->kept[i].seq && n < s->n_changes)
+					seqs[n++] = t->kept[i].seq;
+	pthread_mutex_unlock(&s->lock);
+	if (!seqs)
+		return -1;
+	*out = seqs;
+	*n_out = n;
+	return 0;
+}
+
 int changes_add(struct changes *s, const struct change *c)
 {
+	return changes_add_seq(s, c, 0);
+}
+
+int changes_add_seq(struct changes *s, const struct change *c, uint64_t seq)
+{
 	struct kept k = {strdup(c->revision), strdup(c->previous_revision), strdup(c->source),
-			 c->at};
+			 c->at, seq};
 	char *name = NULL;
 	struct target_changes *fresh = NULL;
 	int rc = -1;
@@ -594,7 +631,7 @@ int changes_replay_record(struct changes *s, const struct record *rec)
 		   (!has_prev || record_str(rec, "previous_revision", c->previous_revision,
 					    sizeof(c->previous_revision))) &&
 		   timestamp_parse(at, strlen(at), &c->at) == 0) {
-		rc = changes_add(s, c) < 0 ? -1 : 1;
+		rc = changes_add_seq(s, c, rec->seq) < 0 ? -1 : 1;
 	} else {
 		log_warn("journal: a change record does not validate; skipped on replay", NULL);
 	}

@@ -444,6 +444,8 @@ struct engine_frozen {
 	size_t n_incs;
 	struct frozen_seen *seen;
 	size_t n_seen;
+	uint64_t *changes; /* seqs of the change records the change store held */
+	size_t n_changes;
 };
 
 /* The state lines' data, copied under e->lock and written after it. */
@@ -537,6 +539,12 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int by_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int by_key(const void *a, const void *b)
 {
 	uint64_t x = ((const struct frozen_seen *)a)->key, y = ((const struct frozen_seen *)b)->key;
@@ -559,6 +567,7 @@ void engine_frozen_free(struct engine_frozen *f)
 	frozen_state_free(f->fs);
 	free(f->incs);
 	free(f->seen);
+	free(f->changes);
 	free(f);
 }
 
@@ -569,6 +578,7 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 	if (!f)
 		return -1;
 	f->store = e->store;
+	changes_ingest_lock(e->changes); /* every change up to the seq is in the store */
 	pthread_mutex_lock(&e->lock);
 	/* every record of the engine is appended under its lock: what it holds
 	 * now is what the records up to this seq say */
@@ -591,8 +601,10 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 			f->seen[f->n_seen].key = x->node.hash;
 			memcpy(f->seen[f->n_seen++].digest, x->digest, 16);
 		}
+		rc = changes_held_seqs(e->changes, &f->changes, &f->n_changes);
 	}
 	pthread_mutex_unlock(&e->lock);
+	changes_ingest_unlock(e->changes);
 	if (rc < 0) {
 		engine_frozen_free(f);
 		return -1;
@@ -608,6 +620,7 @@ int engine_frozen_finish(struct engine_frozen *f, struct buf *state)
 	f->fs = NULL;
 	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
 	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
+	qsort(f->changes, f->n_changes, sizeof(*f->changes), by_seq);
 	return rc;
 }
 
@@ -617,9 +630,11 @@ bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
 		return false;
 	if (store_journal_snapshot_keep(f->store, rec))
 		return true;
-	if (rec->type == RECORD_CHANGE)
-		return true; /* the change store's: kept whole (README, Snapshot) */
-	if (!rec->has_incident || !rec->seq)
+	if (!rec->seq)
+		return false;
+	if (rec->type == RECORD_CHANGE) /* the change store's, while it holds it */
+		return bsearch(&rec->seq, f->changes, f->n_changes, sizeof(rec->seq), by_seq);
+	if (!rec->has_incident)
 		return false;
 	if (rec->type == RECORD_NOTIFICATION) {
 		/* the seen map's: the latest of each fingerprint still held */

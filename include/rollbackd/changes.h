@@ -11,7 +11,8 @@
  *
  * Locking: one mutex per store guards everything in it. It is a leaf lock:
  * callers may hold their own lock (the engine's) while calling in; nothing
- * here calls out, allocates under another lock, or blocks.
+ * here calls out, allocates under another lock, or blocks. A second one,
+ * changes_ingest_lock, is the callers' (see there).
  */
 #ifndef ROLLBACKD_CHANGES_H
 #define ROLLBACKD_CHANGES_H
@@ -80,8 +81,21 @@ struct changes *changes_new(void);
 void changes_free(struct changes *s);
 
 /* Keep c (copied). An exact repeat of a kept change is not kept twice:
- * returns 1 then, else 0; -1 on OOM. */
+ * returns 1 then, else 0; -1 on OOM. changes_add_seq also remembers the
+ * seq of c's journal record (changes_held_seqs). */
 int changes_add(struct changes *s, const struct change *c);
+int changes_add_seq(struct changes *s, const struct change *c, uint64_t seq);
+
+/* Held around journaling one new change and adding it (the API), and by a
+ * snapshot's freeze around taking the journal's seq and
+ * changes_held_seqs: every change record up to that seq is then in the
+ * store. Taken before the engine's lock, never under it. */
+void changes_ingest_lock(struct changes *s);
+void changes_ingest_unlock(struct changes *s);
+
+/* The seqs of the change records the store holds (unsorted; those added
+ * without a seq left out), in a new array. 0, or -1 on OOM. */
+int changes_held_seqs(struct changes *s, uint64_t **seqs, size_t *n);
 
 /* Whether c would be a repeat of a kept change (changes_add would give 1). */
 bool changes_has(struct changes *s, const struct change *c);

@@ -167,8 +167,10 @@ int engine_replay_record(const struct record *rec, void *arg);
  * thread; it only copies: about 1 ms per 10 000 incidents): *seq = j's
  * last appended seq, and in *out the tombstones, rollbacks of the last
  * hour and blast window no kept record carries, the incidents in memory
- * and the seen map. Every record of the engine is appended under that
- * lock, so the two agree. 0, or -1 on OOM.
+ * the seen map and the change records the change store holds (taken
+ * under changes_ingest_lock too). Every record of the engine is appended
+ * under that lock, and every change under the ingest lock, so the two
+ * agree. 0, or -1 on OOM.
  * engine_frozen_finish: then, on any thread (the snapshot's): appends the
  * state lines (record_snapshot_*) to state and sorts what
  * engine_frozen_keep looks up. 0, or -1 on OOM.
@@ -177,7 +179,8 @@ int engine_replay_record(const struct record *rec, void *arg);
  * since it was created (not a predecessor's, evicted); the latest
  * notification of each fingerprint the seen map held; the journal store's
  * (store_journal_snapshot_keep: asked now, which is safe because what
- * changed it since is in records after *seq); a change. Any thread, while
+ * changed it since is in records after *seq); a change record the change
+ * store held (the latest CHANGES_PER_TARGET of each target). Any thread, while
  * the engine lives. */
 struct engine_frozen;
 void engine_replay_snapshot(struct engine *e, bool on);

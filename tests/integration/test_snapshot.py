@@ -179,6 +179,37 @@ class SnapshotTest(SnapshotCase):
                              ("repeat", "episode 1 already resolved: a late or replayed "
                               "firing of it"), srv.state_dir)
 
+    def test_snapshot_keeps_only_the_changes_the_store_holds(self):
+        """The change store keeps the latest 8 changes (by `at`) of each
+        target: the snapshot keeps those records, not every deploy ever."""
+        a = self.server()
+        a.start()
+        changes = [{"target": "svc/checkout", "revision": "v%d" % i, "source": "test",
+                    "at": rfc3339(delta_s=-60 * (20 - i))} for i in range(11)]
+        changes += [{"target": "svc/cart", "revision": "c%d" % i, "source": "test",
+                     "at": rfc3339(delta_s=-60 * (5 - i))} for i in range(2)]
+
+        def post(srv, c):
+            r = srv.request("POST", "/v1/changes", body=json.dumps(c).encode(),
+                            headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 202, r.text)
+            return r.json()["status"]
+
+        for c in changes:
+            self.assertEqual(post(a, c), "recorded")
+        self.assertEqual(a.stop(), 0)
+        with open(os.path.join(a.state_dir, "snapshot.jsonl")) as f:
+            kept = [json.loads(l) for l in f.read().splitlines()[:-1]]
+        revs = [r["revision"] for r in kept if r["type"] == "change"]
+        self.assertEqual(revs, ["v%d" % i for i in range(3, 11)] + ["c0", "c1"])
+        b = self.twin(a)
+        self.restart(a)
+        b.start()
+        # what each store holds: a held change sent again is a repeat
+        want = ["recorded"] * 3 + ["repeat"] * 10
+        self.assertEqual([post(a, c) for c in changes], want)
+        self.assertEqual([post(b, c) for c in changes], want)
+
     def test_second_snapshot_builds_on_the_first(self):
         a = self.server()
         a.start()

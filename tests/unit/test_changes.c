@@ -87,6 +87,39 @@ Test(changes, keeps_latest_eight_by_time)
 	changes_free(s);
 }
 
+static int seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(changes, held_seqs_are_the_records_still_kept)
+{
+	struct changes *s = changes_new();
+	/* ten changes of t with seqs 11..20, times 100..1000: 11 and 12 fall out */
+	for (int i = 0; i < 10; i++) {
+		char rev[8];
+		snprintf(rev, sizeof(rev), "r%d", i);
+		struct change c = mk("t", rev, 100 * (i + 1));
+		cr_assert_eq(changes_add_seq(s, &c, 11 + (uint64_t)i), 0);
+	}
+	struct change u = mk("u", "1", 5);
+	cr_assert_eq(changes_add_seq(s, &u, 30), 0);
+	cr_assert_eq(changes_add_seq(s, &u, 31), 1); /* a repeat: not held */
+	struct change v = mk("v", "1", 5);
+	cr_assert_eq(changes_add(s, &v), 0); /* no seq: not listed */
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	cr_assert_eq(changes_held_seqs(s, &seqs, &n), 0);
+	qsort(seqs, n, sizeof(*seqs), seq_cmp);
+	uint64_t want[] = {13, 14, 15, 16, 17, 18, 19, 20, 30};
+	cr_assert_eq(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(seqs[i], want[i], "seqs[%zu] = %llu", i, (unsigned long long)seqs[i]);
+	free(seqs);
+	changes_free(s);
+}
+
 Test(changes, bounded_targets)
 {
 	struct changes *s = changes_new();
