@@ -81,14 +81,49 @@ int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t 
 	return 0;
 }
 
+struct incident_extra *incident_extra(struct incident *inc)
+{
+	if (!inc->x && (inc->x = calloc(1, sizeof(*inc->x)))) {
+		inc->x->inc = inc;
+		list_init(&inc->x->queued);
+	}
+	return inc->x;
+}
+
+int incident_set_hold(struct incident *inc, enum incident_hold h)
+{
+	if (h == HOLD_NONE && !inc->x)
+		return 0;
+	if (!incident_extra(inc))
+		return -1;
+	inc->x->hold = h;
+	return 0;
+}
+
 void incident_clear_actions(struct incident *inc)
 {
-	for (size_t i = 0; i < inc->n_actions; i++)
-		free(inc->actions[i].output);
-	free(inc->actions);
-	inc->actions = NULL;
-	inc->n_actions = 0;
-	inc->next_action = 0;
+	struct incident_extra *x = inc->x;
+	if (!x)
+		return;
+	for (size_t i = 0; i < x->n_actions; i++)
+		free(x->actions[i].output);
+	free(x->actions);
+	x->actions = NULL;
+	x->n_actions = 0;
+	x->next_action = 0;
+}
+
+void incident_clear_episode(struct incident *inc)
+{
+	struct incident_extra *x = inc->x;
+	if (!x)
+		return;
+	incident_clear_actions(inc);
+	free(x->acknowledged_by);
+	x->acknowledged_by = NULL;
+	free(x->approved_by);
+	x->approved_by = NULL;
+	x->coalesced_into[0] = '\0';
 }
 
 void incident_clear_firing(struct incident *inc)
@@ -96,29 +131,60 @@ void incident_clear_firing(struct incident *inc)
 	free(inc->firing);
 	inc->firing = NULL;
 	inc->n_firing = 0;
-	inc->n_untracked = 0;
+	if (inc->x)
+		inc->x->n_untracked = 0;
+}
+
+/* The trigger's URLs: one block holding both ("gen\0ext\0"), or, when both
+ * are empty (most), this shared "" for both. */
+static char empty_url[1];
+
+static void urls_free(struct incident *inc)
+{
+	if (inc->generator_url != empty_url)
+		free(inc->generator_url);
+	inc->generator_url = inc->external_url = NULL;
+}
+
+static int urls_set(struct incident *inc, const char *gen, const char *ext)
+{
+	urls_free(inc);
+	size_t gl = gen ? strlen(gen) : 0, el = ext ? strlen(ext) : 0;
+	if (!gl && !el) {
+		inc->generator_url = inc->external_url = empty_url;
+		return 0;
+	}
+	char *p = malloc(gl + el + 2);
+	if (!p)
+		return -1;
+	memcpy(p, gl ? gen : "", gl + 1);
+	memcpy(p + gl + 1, el ? ext : "", el + 1);
+	inc->generator_url = p;
+	inc->external_url = p + gl + 1;
+	return 0;
 }
 
 void incident_free(struct incident *inc)
 {
-	timers_free_incident(inc);
-	free(inc->verify);
-	if (inc->retry)
-		event_free(inc->retry);
-	free(inc->approved_by);
-	free(inc->generator_url);
-	free(inc->external_url);
-	json_decref(inc->ready);
+	struct incident_extra *x = inc->x;
+	if (x) {
+		timers_free_incident(inc);
+		free(x->verify);
+		if (x->retry)
+			event_free(x->retry);
+		json_decref(x->ready);
+		free(x->target_err);
+		incident_clear_episode(inc);
+	}
+	urls_free(inc);
 	free(inc->rule_name);
 	owned_labels_release(&inc->group);
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
-	free(inc->acknowledged_by);
 	free(inc->target);
-	free(inc->target_err);
 	free(inc->keys);
 	incident_clear_firing(inc);
-	incident_clear_actions(inc);
+	free(x);
 	free(inc);
 }
 
@@ -224,7 +290,6 @@ struct incident *incident_find(struct engine *e, const char *id)
 void incident_init_links(struct incident *inc)
 {
 	list_init(&inc->link);
-	list_init(&inc->queued);
 	list_init(&inc->lru);
 }
 
@@ -366,10 +431,10 @@ void incident_resolved(struct engine *e, struct incident *inc)
  * from this list (no longer resolved, or busy). */
 static int evictable(struct engine *e, const struct incident *inc, int64_t now_ms)
 {
-	if (inc->state != INC_RESOLVED || inc->running || list_linked(&inc->queued))
+	if (inc->state != INC_RESOLVED || inc->running || incident_queued(inc))
 		return -1;
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
-	if (r && inc->has_acted && now_ms - ts_ms(inc->last_acted) < r->cooldown_ms)
+	if (r && inc->has_acted && now_ms - ts_ms(inc->x->last_acted) < r->cooldown_ms)
 		return 0;
 	if (targets_holding(e, inc, now_ms))
 		return 0;
@@ -396,7 +461,7 @@ static void evict(struct engine *e, struct incident *inc)
 	 * lock); their events, like retry, are only ever freed on the loop
 	 * (timers.c): nothing else points at it (not running, not queued), so
 	 * without events it goes now (replay evicts many). */
-	bool has_events = timers_forget_incident(e, inc) || inc->retry;
+	bool has_events = timers_forget_incident(e, inc) || (inc->x && inc->x->retry);
 	in_memory_gauge(e);
 	if (has_events && e->base && e->reap) {
 		list_push_back(&e->graveyard, &inc->link);
@@ -545,7 +610,9 @@ int incident_add_firing(struct incident *inc, const char *fp)
 	if (incident_is_firing(inc, fp))
 		return 0;
 	if (inc->n_firing >= FIRING_MAX) {
-		inc->n_untracked++;
+		if (!incident_extra(inc))
+			return -1;
+		inc->x->n_untracked++;
 		return 1;
 	}
 	uint64_t *p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
@@ -559,11 +626,11 @@ int incident_add_firing(struct incident *inc, const char *fp)
 void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz)
 {
 	size_t len = strlen(reason);
-	if (inc->n_untracked && len < rsz)
+	if (inc->x && inc->x->n_untracked && len < rsz)
 		snprintf(reason + len, rsz - len,
 			 "; %zu alert(s) beyond the %d followed per incident are counted, not "
 			 "followed (they do not keep it open)",
-			 inc->n_untracked, FIRING_MAX);
+			 inc->x->n_untracked, FIRING_MAX);
 }
 
 void incident_remove_firing(struct incident *inc, const char *fp)
@@ -572,6 +639,10 @@ void incident_remove_firing(struct incident *inc, const char *fp)
 	for (size_t i = 0; i < inc->n_firing; i++) {
 		if (inc->firing[i] == k) {
 			inc->firing[i] = inc->firing[--inc->n_firing];
+			if (!inc->n_firing) { /* most episodes: one alert, resolved */
+				free(inc->firing);
+				inc->firing = NULL;
+			}
 			return;
 		}
 	}
@@ -662,12 +733,23 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 	return inc;
 }
 
+/* Remember that bytes of trigger are over the cap (in inc->x: rare). */
+static int set_trigger_over(struct incident *inc, size_t bytes)
+{
+	if (bytes <= TRIGGER_BYTES_MAX) {
+		if (inc->x)
+			inc->x->trigger_over = 0;
+		return 0;
+	}
+	if (!incident_extra(inc))
+		return -1;
+	inc->x->trigger_over = bytes;
+	return 0;
+}
+
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url)
 {
-	free(inc->generator_url);
-	free(inc->external_url);
-	inc->generator_url = strdup(a->generator_url ? a->generator_url : "");
-	inc->external_url = strdup(external_url ? external_url : "");
+	int urls = urls_set(inc, a->generator_url, external_url);
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
 	size_t bytes = 0;
@@ -675,10 +757,11 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
 	for (size_t i = 0; i < a->annotations.n; i++)
 		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
-	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
-	if (inc->trigger_over)
-		return inc->generator_url && inc->external_url ? 0 : -1;
-	if (owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
+	if (set_trigger_over(inc, bytes) < 0)
+		return -1;
+	if (incident_trigger_over(inc))
+		return urls;
+	if (urls < 0 || owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
 	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) <
 		0)
 		return -1;
@@ -696,8 +779,8 @@ static size_t owned_bytes(const struct owned_labels *l)
 void incident_cap_trigger(struct incident *inc)
 {
 	size_t bytes = owned_bytes(&inc->trigger_labels) + owned_bytes(&inc->trigger_annotations);
-	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
-	if (inc->trigger_over) {
+	/* on OOM (no room to say so) the labels go all the same: never cut */
+	if (set_trigger_over(inc, bytes) < 0 || incident_trigger_over(inc)) {
 		owned_labels_release(&inc->trigger_labels);
 		owned_labels_release(&inc->trigger_annotations);
 	}
@@ -708,7 +791,7 @@ void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz
 	snprintf(out, outsz,
 		 "the alert's labels and annotations are %zu bytes, over the %d kept per incident: "
 		 "not acting on values that cannot be kept whole",
-		 inc->trigger_over, TRIGGER_BYTES_MAX);
+		 incident_trigger_over(inc), TRIGGER_BYTES_MAX);
 }
 
 void seen_map_release(struct seen_map *m)
