@@ -44,6 +44,7 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	pthread_mutex_init(&e->lock, NULL);
 	list_init(&e->incidents);
 	hmap_init(&e->by_id);
+	hmap_init(&e->rule_names);
 	list_init(&e->queue);
 	hmap_init(&e->seen.entries);
 	e->cfg = opt->cfg;
@@ -118,6 +119,7 @@ void engine_free(struct engine *e)
 	incident_free_all(e);
 	incident_reap(e);
 	tomb_map_release(&e->tombs);
+	hmap_release(&e->rule_names); /* empty: every incident is freed */
 	if (e->reap)
 		event_free(e->reap);
 	if (e->kick)

@@ -168,7 +168,7 @@ struct incident {
 	bool running;	/* actions queued or in progress */
 	enum incident_state state;
 	int episode;
-	char *rule_name;
+	char *rule_name;		    /* shared (incident_rule_name) */
 	struct owned_labels group;	    /* the group_by labels */
 	struct owned_labels trigger_labels; /* the alert that decided */
 	struct owned_labels trigger_annotations;
@@ -269,6 +269,7 @@ struct engine {
 	struct list_node graveyard; /* evicted with events (by link): freed on the loop (reap) */
 	struct event *reap;
 	struct tomb_map tombs;
+	struct hmap rule_names; /* what incidents' rule_name point into (incident_rule_name) */
 	struct metric_child *in_memory;	 /* incidents_in_memory */
 	struct metric_child *over_limit; /* incidents_over_limit_total */
 	uint64_t n_over_limit;
@@ -298,6 +299,11 @@ int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t 
  * fills the items and counts them. */
 char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes);
 const char *owned_labels_get(const struct owned_labels *l, const char *name);
+
+/* One copy of each rule name, shared by the incidents naming it (many
+ * incidents, few rules) and counted: inc->rule_name = incident_rule_name(e,
+ * name); incident_free gives it back (the last one frees it). NULL on OOM. */
+char *incident_rule_name(struct engine *e, const char *name);
 
 /* The rule named name in the current rule set, or NULL (a reload removed it). */
 const struct rule *engine_find_rule(const struct engine *e, const char *name);

@@ -81,6 +81,48 @@ int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t 
 	return 0;
 }
 
+/* An interned rule name: e->rule_names holds one per name in use. */
+struct rule_name {
+	struct hmap_node node; /* hash of name */
+	size_t refs;
+	char name[];
+};
+
+char *incident_rule_name(struct engine *e, const char *name)
+{
+	uint64_t h = hmap_hash_str(name);
+	struct rule_name *r;
+	HMAP_FOR_EACH_WITH_HASH(r, node, h, &e->rule_names)
+	if (strcmp(r->name, name) == 0) {
+		r->refs++;
+		return r->name;
+	}
+	size_t len = strlen(name) + 1;
+	if (!(r = malloc(sizeof(*r) + len)))
+		return NULL;
+	memcpy(r->name, name, len);
+	r->refs = 1;
+	if (hmap_insert(&e->rule_names, &r->node, h) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r->name;
+}
+
+/* Give inc's rule name back (under e->lock: e->rule_names is the engine's). */
+static void rule_name_put(struct incident *inc)
+{
+	if (!inc->rule_name)
+		return;
+	struct rule_name *r =
+	    (struct rule_name *)(void *)(inc->rule_name - offsetof(struct rule_name, name));
+	inc->rule_name = NULL;
+	if (--r->refs == 0) {
+		hmap_remove(&inc->engine->rule_names, &r->node);
+		free(r);
+	}
+}
+
 struct incident_extra *incident_extra(struct incident *inc)
 {
 	if (!inc->x && (inc->x = calloc(1, sizeof(*inc->x)))) {
@@ -177,7 +219,7 @@ void incident_free(struct incident *inc)
 		incident_clear_episode(inc);
 	}
 	urls_free(inc);
-	free(inc->rule_name);
+	rule_name_put(inc);
 	owned_labels_release(&inc->group);
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
@@ -230,7 +272,8 @@ int incident_add_key(struct incident *inc, const char *fp, struct timestamp star
 			return 0;
 		}
 	if (inc->n_keys == inc->cap_keys && inc->cap_keys < EPISODE_KEYS_MAX) {
-		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 2;
+		/* most incidents only ever see one firing: room for one first */
+		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 1;
 		if (cap > EPISODE_KEYS_MAX)
 			cap = EPISODE_KEYS_MAX;
 		struct episode_key *k = realloc(inc->keys, cap * sizeof(*k));
@@ -304,25 +347,35 @@ static uint64_t tomb_id(const char *id)
 	return k ? k : 1;
 }
 
+/* The table's size need not be a power of two (the ids are hashes: id %
+ * cap spreads them), so that it can stop at the ring's size and a third:
+ * a power of two would be up to 2.7 times the ring to stay under 3/4. */
+static size_t tomb_next(const struct tomb_map *m, size_t j)
+{
+	return j + 1 == m->cap ? 0 : j + 1;
+}
+
 static struct tombstone *tomb_slot(const struct tomb_map *m, uint64_t id)
 {
-	size_t j = (size_t)(id & (m->cap - 1));
+	size_t j = (size_t)(id % m->cap);
 	while (m->slots[j].id && m->slots[j].id != id)
-		j = (j + 1) & (m->cap - 1);
+		j = tomb_next(m, j);
 	return &m->slots[j];
 }
 
 static void tomb_del(struct tomb_map *m, uint64_t id)
 {
-	size_t mask = m->cap - 1, i = (size_t)(id & mask);
+	size_t cap = m->cap, i = (size_t)(id % cap);
 	while (m->slots[i].id != id) {
 		if (!m->slots[i].id)
 			return;
-		i = (i + 1) & mask;
+		i = tomb_next(m, i);
 	}
-	for (size_t j = (i + 1) & mask; m->slots[j].id; j = (j + 1) & mask) {
-		size_t home = (size_t)(m->slots[j].id & mask);
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+	for (size_t j = tomb_next(m, i); m->slots[j].id; j = tomb_next(m, j)) {
+		size_t home = (size_t)(m->slots[j].id % cap);
+		/* j's entry may move to the hole at i when its home is not in
+		 * (i, j] (cyclic distances back from j) */
+		if ((j + cap - home) % cap >= (j + cap - i) % cap) {
 			m->slots[i] = m->slots[j];
 			i = j;
 		}
@@ -331,7 +384,8 @@ static void tomb_del(struct tomb_map *m, uint64_t id)
 	m->n--;
 }
 
-/* Keep at most max (the first call's max sizes the ring). */
+/* Keep at most max (the first call's max sizes the ring). The table is at
+ * most 3/4 full: it doubles, up to ring_cap + ring_cap / 3 + 2 slots. */
 static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms, size_t max)
 {
 	if (!m->ring) {
@@ -339,8 +393,11 @@ static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_st
 		if (!(m->ring = calloc(m->ring_cap, sizeof(*m->ring))))
 			return -1;
 	}
-	if ((m->n + 1) * 2 > m->cap) {
+	size_t most = m->ring_cap + m->ring_cap / 3 + 2;
+	if ((m->n + 1) * 4 > m->cap * 3 && m->cap < most) {
 		size_t cap = m->cap ? m->cap * 2 : 1024;
+		if (cap > most)
+			cap = most;
 		struct tombstone *slots = calloc(cap, sizeof(*slots));
 		if (!slots)
 			return -1;
@@ -516,8 +573,10 @@ void incident_reap_cb(evutil_socket_t fd, short what, void *arg)
 	list_init(&dead);
 	pthread_mutex_lock(&e->lock);
 	struct list_node *n;
-	while ((n = list_pop_front(&e->graveyard)))
+	while ((n = list_pop_front(&e->graveyard))) {
+		rule_name_put(CONTAINER_OF(n, struct incident, link)); /* the engine's */
 		list_push_back(&dead, n);
+	}
 	pthread_mutex_unlock(&e->lock);
 	reap_list(&dead); /* on the loop: its events may be freed here */
 }
@@ -716,7 +775,7 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
 	inc->engine = e;
-	inc->rule_name = strdup(r->name);
+	inc->rule_name = incident_rule_name(e, r->name);
 	if (!inc->rule_name || owned_labels_copy(&inc->group, group, n) < 0) {
 		incident_free(inc);
 		return NULL;

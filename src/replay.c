@@ -97,8 +97,8 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc->state = INC_RESOLVED;
 	inc->first_seen = inc->last_seen = rl->ts;
 	inc->born_after = rl->rec->seq ? rl->rec->seq - 1 : 0;
-	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0 ||
-	    incident_link(e, inc) < 0) {
+	if (!(inc->rule_name = incident_rule_name(e, rule)) ||
+	    rlabels(rl, "group", &inc->group) < 0 || incident_link(e, inc) < 0) {
 		incident_free(inc);
 		return NULL;
 	}
