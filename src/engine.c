@@ -44,6 +44,7 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	pthread_mutex_init(&e->lock, NULL);
 	list_init(&e->incidents);
 	hmap_init(&e->by_id);
+	hmap_init(&e->rule_names);
 	list_init(&e->queue);
 	hmap_init(&e->seen.entries);
 	e->cfg = opt->cfg;
@@ -118,6 +119,7 @@ void engine_free(struct engine *e)
 	incident_free_all(e);
 	incident_reap(e);
 	tomb_map_release(&e->tombs);
+	hmap_release(&e->rule_names); /* empty: every incident is freed */
 	if (e->reap)
 		event_free(e->reap);
 	if (e->kick)
@@ -191,7 +193,8 @@ void engine_escalate_coalesced(struct engine *e, const struct incident *holder,
 	char msg[512];
 	struct incident *c;
 	LIST_FOR_EACH (c, link, &e->incidents) {
-		if (c->state != INC_COALESCED || strcmp(c->coalesced_into, holder->id) != 0)
+		if (c->state != INC_COALESCED ||
+		    strcmp(incident_coalesced_into(c), holder->id) != 0)
 			continue;
 		snprintf(msg, sizeof(msg), "coalesced into %s, which did not fix it: %s", holder->id,
 			 note);
@@ -229,7 +232,13 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 	struct target_busy busy;
 	if (!inc->target) {
 		inc->state = INC_HELD;
-		snprintf(reason, rsz, "%s", inc->target_err ? inc->target_err : "target: unknown");
+		snprintf(reason, rsz, "%s",
+			 inc->x && inc->x->target_err ? inc->x->target_err : "target: unknown");
+		return OUTCOME_HELD;
+	}
+	if (!incident_extra(inc)) { /* where a claim and coalesced_into are kept */
+		inc->state = INC_HELD;
+		snprintf(reason, rsz, "target %s: out of memory claiming it", inc->target);
 		return OUTCOME_HELD;
 	}
 	int blast = e->cfg->limits.blast_targets;
@@ -249,8 +258,8 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 	case TARGET_CLAIMED:
 		break;
 	case TARGET_BUSY:
-		snprintf(inc->coalesced_into, sizeof(inc->coalesced_into), "%.*s", INCIDENT_ID_LEN,
-			 busy.holder);
+		snprintf(inc->x->coalesced_into, sizeof(inc->x->coalesced_into), "%.*s",
+			 INCIDENT_ID_LEN, busy.holder);
 		inc->state = INC_COALESCED;
 		targets_busy_reason(e, inc->target, &busy, reason, rsz);
 		return OUTCOME_COALESCED;
@@ -301,7 +310,7 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		.dry_run = policy_dry_run(r->dry_run, e->cfg->dry_run),
 		.cooldown_ms = r->cooldown_ms,
 		.has_acted = inc->has_acted,
-		.last_acted = inc->last_acted,
+		.last_acted = inc->has_acted ? inc->x->last_acted : (struct timestamp){0},
 		.acted_in_window = store_count_rollbacks(e->store, now_ms, HOURLY_WINDOW_MS),
 		.max_per_hour = e->cfg->limits.max_rollbacks_per_hour,
 		.n_actions = r->n_actions,
@@ -317,8 +326,9 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	enum outcome o = policy_decide(&in, now, &st, reason, rsz);
 	inc->decided = true;
 	inc->state = states[st];
-	if ((inc->over_limit || inc->trigger_over) && o != OUTCOME_NOTIFY_ONLY) { /* incident.c */
-		if (inc->trigger_over)
+	if ((inc->over_limit || incident_trigger_over(inc)) &&
+	    o != OUTCOME_NOTIFY_ONLY) { /* incident.c */
+		if (incident_trigger_over(inc))
 			incident_trigger_reason(inc, reason, rsz);
 		else
 			snprintf(reason, rsz,
@@ -332,8 +342,8 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 	if (o == OUTCOME_ACTING || o == OUTCOME_DRY_RUN || o == OUTCOME_AWAITING_APPROVAL)
 		o = decide_target(e, inc, o, now_ms, reason, rsz);
 	if (o == OUTCOME_ACTING) {
-		inc->has_acted = true;
-		inc->last_acted = now;
+		inc->has_acted = true; /* decide_target made inc->x */
+		inc->x->last_acted = now;
 		store_note_rollback(e->store, inc->id, now_ms);
 		blast_note(&e->blast, target_hash(inc->target), now_ms);
 		runner_enqueue_run(e, inc);
@@ -391,14 +401,17 @@ static int episode_target(struct incident *inc, const struct rule *r, const stru
 	struct buf b = BUF_INIT;
 	struct error err = {{0}};
 	free(inc->target);
-	free(inc->target_err);
-	inc->target = inc->target_err = NULL;
+	inc->target = NULL;
+	if (inc->x) {
+		free(inc->x->target_err);
+		inc->x->target_err = NULL;
+	}
 	if (target_name(r, a, group, n_group, &b, &err) == 0)
 		inc->target = strdup(b.data);
-	else
-		inc->target_err = strdup(err.msg);
+	else if (incident_extra(inc))
+		inc->x->target_err = strdup(err.msg);
 	buf_release(&b);
-	return inc->target || inc->target_err ? 0 : -1;
+	return inc->target || (inc->x && inc->x->target_err) ? 0 : -1;
 }
 
 /* One firing alert against one matching rule. */
@@ -450,14 +463,10 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 		inc->episode_start = a->starts_at;
 		inc->state = INC_PENDING;
 		e->n_open++;
-		free(inc->acknowledged_by);
-		inc->acknowledged_by = NULL;
-		free(inc->approved_by);
-		inc->approved_by = NULL;
-		incident_clear_actions(inc);
+		incident_clear_episode(inc);
 		incident_clear_firing(inc);
-		inc->coalesced_into[0] = '\0';
-		inc->fence = 0;
+		if (inc->x)
+			inc->x->fence = 0;
 		if (episode_target(inc, r, a, group, n_group) < 0)
 			goto out;
 		/* One decision per episode across everything sharing the store: an
@@ -538,7 +547,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 	incident_remove_firing(inc, a->fingerprint);
 	if (inc->n_firing > 0) {
 		snprintf(reason, sizeof(reason), "%zu alert(s) of the incident still firing",
-			 inc->n_firing);
+			 (size_t)inc->n_firing);
 	} else if (d->truncated > 0) {
 		/* Alertmanager left alerts out of this notification: some of them
 		 * may still be firing, so the episode does not end on it. */
@@ -653,20 +662,25 @@ bool engine_paused(struct engine *e)
 static void approve_locked(struct engine *e, struct incident *inc, const char *by,
 			   const char *via, const char *trigger)
 {
+	struct incident_extra *x = incident_extra(inc);
+	if (!x) {
+		log_error("engine: out of memory approving", "incident", inc->id, NULL);
+		return;
+	}
 	rec_use(e, "approve", inc, by, via);
-	free(inc->approved_by);
-	inc->approved_by = strdup(by);
-	inc->approved_at = timestamp_now();
+	free(x->approved_by);
+	x->approved_by = strdup(by);
+	x->approved_at = timestamp_now();
 	timers_cancel(e, inc, STORE_TIMER_APPROVE);
 	inc->state = INC_ACTING;
 	inc->has_acted = true;
-	inc->last_acted = inc->approved_at;
-	store_note_rollback(e->store, inc->id, ts_ms(inc->last_acted));
+	x->last_acted = x->approved_at;
+	store_note_rollback(e->store, inc->id, ts_ms(x->last_acted));
 	/* It reserved its target when it began to wait: now it acts on it. */
 	struct target_busy busy;
-	if (inc->target && targets_claim(e, inc, true, ts_ms(inc->approved_at), &busy) ==
-			       TARGET_CLAIMED)
-		blast_note(&e->blast, target_hash(inc->target), ts_ms(inc->approved_at));
+	if (inc->target &&
+	    targets_claim(e, inc, true, ts_ms(x->approved_at), &busy) == TARGET_CLAIMED)
+		blast_note(&e->blast, target_hash(inc->target), ts_ms(x->approved_at));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
 	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), NULL, OUTCOME_ACTING, reason, NULL,
@@ -723,8 +737,8 @@ int engine_approve(struct engine *e, const char *id, int episode, const char *by
 	} else if (inc->state == INC_AWAITING_APPROVAL) {
 		approve_locked(e, inc, by, via, "approved");
 		rc = ENGINE_USE_DONE;
-	} else if (inc->approved_by) {
-		fill_prev(inc->approved_by, inc->approved_at, prev);
+	} else if (incident_approved_by(inc)) {
+		fill_prev(inc->x->approved_by, inc->x->approved_at, prev);
 		rc = ENGINE_USE_ALREADY;
 	} else {
 		rc = ENGINE_USE_NOT_APPLICABLE;
@@ -745,15 +759,18 @@ int engine_ack(struct engine *e, const char *id, int episode, const char *by, co
 		if (prev)
 			prev->episode = inc->episode;
 		rc = ENGINE_USE_WRONG_EPISODE;
-	} else if (inc->acknowledged_by) {
-		fill_prev(inc->acknowledged_by, inc->acknowledged_at, prev);
+	} else if (incident_acknowledged_by(inc)) {
+		fill_prev(inc->x->acknowledged_by, inc->x->acknowledged_at, prev);
 		rc = ENGINE_USE_ALREADY;
 	} else if (inc->state == INC_RESOLVED) {
 		rc = ENGINE_USE_NOT_APPLICABLE;
+	} else if (!incident_extra(inc)) {
+		log_error("engine: out of memory acknowledging", "incident", inc->id, NULL);
+		rc = ENGINE_USE_NOT_APPLICABLE;
 	} else {
 		rec_use(e, "ack", inc, by, via);
-		inc->acknowledged_by = strdup(by);
-		inc->acknowledged_at = timestamp_now();
+		inc->x->acknowledged_by = strdup(by);
+		inc->x->acknowledged_at = timestamp_now();
 		char reason[160];
 		snprintf(reason, sizeof(reason), "acknowledged by %s", by);
 		rec_step(e, inc, NOTIFY_STEP_ACKNOWLEDGED, reason);
@@ -789,8 +806,8 @@ int engine_interrupt(struct engine *e)
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc;
 	LIST_FOR_EACH (inc, link, &e->incidents) {
-		for (size_t i = 0; i < inc->n_actions; i++) {
-			struct action_record *a = &inc->actions[i];
+		for (size_t i = 0; i < incident_n_actions(inc); i++) {
+			struct action_record *a = &inc->x->actions[i];
 			if (!a->begun || a->done)
 				continue;
 			a->done = true;

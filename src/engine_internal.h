@@ -90,6 +90,9 @@ enum incident_state {
 	INC_STATE_COUNT
 };
 
+/* An incident's claim on its target (targets.c). */
+enum incident_hold { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING };
+
 /* A private copy of a label set (names and values owned). */
 struct owned_labels {
 	struct label *items;
@@ -122,27 +125,16 @@ struct inc_timer {
 	struct list_node op; /* in e->timer_ops while the loop must apply it */
 };
 
-/* Few holes between the fields, please: limits.max_incidents of these are kept. */
-struct incident {
-	char id[INCIDENT_ID_LEN + 1];
-	bool decided;	/* this episode has been decided */
-	bool has_acted; /* last_acted is set */
-	bool running;	/* actions queued or in progress */
-	char *rule_name;
-	struct owned_labels group;	    /* the group_by labels */
-	struct owned_labels trigger_labels; /* the alert that decided */
-	struct owned_labels trigger_annotations;
-	enum incident_state state;
-	int episode;
-	struct timestamp first_seen, last_seen, episode_start;
-	struct timestamp last_acted;
-	char *acknowledged_by;
-	struct timestamp acknowledged_at;
-	char *approved_by;
-	struct timestamp approved_at;
-	char *generator_url, *external_url; /* of the triggering alert */
-	uint64_t *firing;		    /* fp_key of the alerts firing in this episode */
-	size_t n_firing;
+/* What only an incident that acts, waits for approval, verifies, is held on
+ * its target or was acknowledged needs: most incidents (notify mode, never
+ * acted) never have one. Made zeroed on first use (incident_extra), kept
+ * until the incident is freed (the queue, the timer ops and the loop's
+ * events point into it), under e->lock like the rest of the incident. */
+struct incident_extra {
+	struct incident *inc;	     /* whose (e->queue links queued) */
+	struct timestamp last_acted; /* when inc->has_acted */
+	struct timestamp acknowledged_at, approved_at;
+	char *acknowledged_by, *approved_by;
 	/* by enum store_timer_kind; NULL until first armed (timers.c) */
 	struct inc_timer *timers[STORE_TIMER_KINDS];
 	struct event *retry;		    /* action_started waits for a failing journal
@@ -154,29 +146,50 @@ struct incident {
 	size_t n_actions;
 	size_t next_action;
 	struct list_node queued; /* in e->queue while waiting for an action slot */
-	char *target;		 /* what this episode rolls back (SPEC §6); NULL: not yet */
 	char *target_err;	 /* why the target could not be named (held) */
+	uint64_t fence;		 /* the target claim's epoch while it holds it */
+	/* verify.query's samples (verify_run.c); NULL until the first verification */
+	struct verify_progress *verify;
+	size_t trigger_over;	 /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
+	size_t n_untracked;	 /* firings beyond FIRING_MAX this episode (counted only) */
+	enum incident_hold hold; /* its target claim */
+	int verify_episode;
 	char coalesced_into[INCIDENT_ID_LEN + 1]; /* "" unless coalesced */
 	bool verify_active;			  /* verify.query runs for verify_episode */
 	bool verify_inflight;			  /* one of its queries is on its way */
-	bool over_limit;			  /* created over limits.max_incidents: held */
-	uint64_t fence;				  /* the target claim's epoch while it holds it */
-	enum { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING } hold; /* its target claim */
-	int verify_episode;
-	/* verify.query's samples (verify_run.c); NULL until the first verification */
-	struct verify_progress *verify;
+};
+
+/* Few holes between the fields, please: limits.max_incidents of these are
+ * kept. What most of them never need is in x. */
+struct incident {
+	char id[INCIDENT_ID_LEN + 1];
+	bool decided;	/* this episode has been decided */
+	bool has_acted; /* x->last_acted is set */
+	bool running;	/* actions queued or in progress */
+	enum incident_state state;
+	int episode;
+	char *rule_name;		    /* shared (incident_rule_name) */
+	struct owned_labels group;	    /* the group_by labels */
+	struct owned_labels trigger_labels; /* the alert that decided */
+	struct owned_labels trigger_annotations;
+	struct timestamp first_seen, last_seen, episode_start;
+	/* of the triggering alert: one block, or both the shared "" (incident.c) */
+	char *generator_url, *external_url;
+	uint64_t *firing; /* fp_key of the alerts firing in this episode */
+	uint32_t n_firing;
+	int tomb_episode;	  /* an evicted predecessor's last episode (0: none) */
+	char *target;		  /* what this episode rolls back (SPEC §6); NULL: not yet */
 	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
 	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
+	bool over_limit;		      /* created over limits.max_incidents: held */
 	struct list_node link;		      /* in e->incidents (newest first) */
 	struct hmap_node by_id;		      /* in e->by_id */
 	struct list_node lru;		      /* e->resolved: resolved, oldest first */
 	int64_t max_starts_ms;		      /* latest startsAt of its firings */
-	int64_t tomb_starts_ms;		      /* an evicted predecessor's max_starts_ms (0: none) */
-	int tomb_episode;		      /* and its last episode */
+	int64_t tomb_starts_ms;		      /* that predecessor's max_starts_ms */
 	uint64_t born_after; /* records of its id up to this seq are an evicted predecessor's */
-	size_t trigger_over; /* bytes of a trigger over TRIGGER_BYTES_MAX (none kept) */
-	size_t n_untracked;  /* firings beyond FIRING_MAX this episode (counted only) */
 	struct engine *engine;
+	struct incident_extra *x; /* NULL until needed (incident_extra) */
 };
 
 /* A firing alert of an episode: hash of (fingerprint, startsAt). A firing
@@ -256,6 +269,7 @@ struct engine {
 	struct list_node graveyard; /* evicted with events (by link): freed on the loop (reap) */
 	struct event *reap;
 	struct tomb_map tombs;
+	struct hmap rule_names; /* what incidents' rule_name point into (incident_rule_name) */
 	struct metric_child *in_memory;	 /* incidents_in_memory */
 	struct metric_child *over_limit; /* incidents_over_limit_total */
 	uint64_t n_over_limit;
@@ -285,6 +299,11 @@ int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t 
  * fills the items and counts them. */
 char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes);
 const char *owned_labels_get(const struct owned_labels *l, const char *name);
+
+/* One copy of each rule name, shared by the incidents naming it (many
+ * incidents, few rules) and counted: inc->rule_name = incident_rule_name(e,
+ * name); incident_free gives it back (the last one frees it). NULL on OOM. */
+char *incident_rule_name(struct engine *e, const char *name);
 
 /* The rule named name in the current rule set, or NULL (a reload removed it). */
 const struct rule *engine_find_rule(const struct engine *e, const char *name);
@@ -335,6 +354,43 @@ uint64_t tomb_key(const char *incident_id);
  * evicted predecessor's), else 0. */
 int incident_late_episode(const struct incident *inc, const char *fp, struct timestamp starts_at);
 struct incident *incident_find(struct engine *e, const char *id);
+/* inc->x, made zeroed on first use; NULL on OOM. */
+struct incident_extra *incident_extra(struct incident *inc);
+/* What x holds, read where it may not exist (the defaults without it). */
+static inline size_t incident_n_actions(const struct incident *inc)
+{
+	return inc->x ? inc->x->n_actions : 0;
+}
+static inline size_t incident_next_action(const struct incident *inc)
+{
+	return inc->x ? inc->x->next_action : 0;
+}
+static inline const char *incident_acknowledged_by(const struct incident *inc)
+{
+	return inc->x ? inc->x->acknowledged_by : NULL;
+}
+static inline const char *incident_approved_by(const struct incident *inc)
+{
+	return inc->x ? inc->x->approved_by : NULL;
+}
+/* "" unless coalesced. */
+static inline const char *incident_coalesced_into(const struct incident *inc)
+{
+	return inc->x ? inc->x->coalesced_into : "";
+}
+static inline enum incident_hold incident_hold(const struct incident *inc)
+{
+	return inc->x ? inc->x->hold : HOLD_NONE;
+}
+static inline bool incident_queued(const struct incident *inc)
+{
+	return inc->x && list_linked(&inc->x->queued);
+}
+/* x->hold = h (x is made for anything but HOLD_NONE). 0 or -1 on OOM. */
+int incident_set_hold(struct incident *inc, enum incident_hold h);
+/* A new episode: its actions, acknowledgement, approval and coalesced_into
+ * go (incident_clear_actions included). */
+void incident_clear_episode(struct incident *inc);
 /* Frees inc and everything it owns (its events included); not unlinked. */
 void incident_free(struct incident *inc);
 void incident_clear_actions(struct incident *inc);
@@ -350,6 +406,11 @@ void incident_cap_trigger(struct incident *inc);
 /* "the alert's labels and annotations are N bytes, over the 16384 kept
  * per incident: not acting on values that cannot be kept whole". */
 void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz);
+/* The bytes of a trigger not kept (over TRIGGER_BYTES_MAX), else 0. */
+static inline size_t incident_trigger_over(const struct incident *inc)
+{
+	return inc->x ? inc->x->trigger_over : 0;
+}
 
 /* The alerts firing in the current episode, by fingerprint. */
 uint64_t incident_fp_key(const char *fp);

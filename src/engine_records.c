@@ -75,7 +75,7 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 		d.episode = inc->episode;
 		d.state = incident_state_names[inc->state];
 		d.target = inc->target;
-		d.coalesced_into = inc->coalesced_into;
+		d.coalesced_into = incident_coalesced_into(inc);
 		d.group = inc->group.items;
 		d.n_group = inc->group.n;
 	}
@@ -169,7 +169,7 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	ev.external_url = inc->external_url;
 	ev.labels = inc->trigger_labels.items;
 	ev.n_labels = inc->trigger_labels.n;
-	ev.acknowledged_by = inc->acknowledged_by;
+	ev.acknowledged_by = incident_acknowledged_by(inc);
 	ev.awaiting_approval = inc->state == INC_AWAITING_APPROVAL;
 	ev.note = note;
 	ev.service = owned_labels_get(&inc->trigger_labels, "service");
@@ -193,8 +193,8 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	}
 	struct notify_action acts[16];
 	size_t n = 0;
-	for (size_t i = 0; i < inc->n_actions && n < 16; i++) {
-		const struct action_record *a = &inc->actions[i];
+	for (size_t i = 0; i < incident_n_actions(inc) && n < 16; i++) {
+		const struct action_record *a = &inc->x->actions[i];
 		if (!a->begun && !a->done)
 			continue;
 		acts[n++] = (struct notify_action){

@@ -81,14 +81,91 @@ int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t 
 	return 0;
 }
 
+/* An interned rule name: e->rule_names holds one per name in use. */
+struct rule_name {
+	struct hmap_node node; /* hash of name */
+	size_t refs;
+	char name[];
+};
+
+char *incident_rule_name(struct engine *e, const char *name)
+{
+	uint64_t h = hmap_hash_str(name);
+	struct rule_name *r;
+	HMAP_FOR_EACH_WITH_HASH(r, node, h, &e->rule_names)
+	if (strcmp(r->name, name) == 0) {
+		r->refs++;
+		return r->name;
+	}
+	size_t len = strlen(name) + 1;
+	if (!(r = malloc(sizeof(*r) + len)))
+		return NULL;
+	memcpy(r->name, name, len);
+	r->refs = 1;
+	if (hmap_insert(&e->rule_names, &r->node, h) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r->name;
+}
+
+/* Give inc's rule name back (under e->lock: e->rule_names is the engine's). */
+static void rule_name_put(struct incident *inc)
+{
+	if (!inc->rule_name)
+		return;
+	struct rule_name *r =
+	    (struct rule_name *)(void *)(inc->rule_name - offsetof(struct rule_name, name));
+	inc->rule_name = NULL;
+	if (--r->refs == 0) {
+		hmap_remove(&inc->engine->rule_names, &r->node);
+		free(r);
+	}
+}
+
+struct incident_extra *incident_extra(struct incident *inc)
+{
+	if (!inc->x && (inc->x = calloc(1, sizeof(*inc->x)))) {
+		inc->x->inc = inc;
+		list_init(&inc->x->queued);
+	}
+	return inc->x;
+}
+
+int incident_set_hold(struct incident *inc, enum incident_hold h)
+{
+	if (h == HOLD_NONE && !inc->x)
+		return 0;
+	if (!incident_extra(inc))
+		return -1;
+	inc->x->hold = h;
+	return 0;
+}
+
 void incident_clear_actions(struct incident *inc)
 {
-	for (size_t i = 0; i < inc->n_actions; i++)
-		free(inc->actions[i].output);
-	free(inc->actions);
-	inc->actions = NULL;
-	inc->n_actions = 0;
-	inc->next_action = 0;
+	struct incident_extra *x = inc->x;
+	if (!x)
+		return;
+	for (size_t i = 0; i < x->n_actions; i++)
+		free(x->actions[i].output);
+	free(x->actions);
+	x->actions = NULL;
+	x->n_actions = 0;
+	x->next_action = 0;
+}
+
+void incident_clear_episode(struct incident *inc)
+{
+	struct incident_extra *x = inc->x;
+	if (!x)
+		return;
+	incident_clear_actions(inc);
+	free(x->acknowledged_by);
+	x->acknowledged_by = NULL;
+	free(x->approved_by);
+	x->approved_by = NULL;
+	x->coalesced_into[0] = '\0';
 }
 
 void incident_clear_firing(struct incident *inc)
@@ -96,29 +173,60 @@ void incident_clear_firing(struct incident *inc)
 	free(inc->firing);
 	inc->firing = NULL;
 	inc->n_firing = 0;
-	inc->n_untracked = 0;
+	if (inc->x)
+		inc->x->n_untracked = 0;
+}
+
+/* The trigger's URLs: one block holding both ("gen\0ext\0"), or, when both
+ * are empty (most), this shared "" for both. */
+static char empty_url[1];
+
+static void urls_free(struct incident *inc)
+{
+	if (inc->generator_url != empty_url)
+		free(inc->generator_url);
+	inc->generator_url = inc->external_url = NULL;
+}
+
+static int urls_set(struct incident *inc, const char *gen, const char *ext)
+{
+	urls_free(inc);
+	size_t gl = gen ? strlen(gen) : 0, el = ext ? strlen(ext) : 0;
+	if (!gl && !el) {
+		inc->generator_url = inc->external_url = empty_url;
+		return 0;
+	}
+	char *p = malloc(gl + el + 2);
+	if (!p)
+		return -1;
+	memcpy(p, gl ? gen : "", gl + 1);
+	memcpy(p + gl + 1, el ? ext : "", el + 1);
+	inc->generator_url = p;
+	inc->external_url = p + gl + 1;
+	return 0;
 }
 
 void incident_free(struct incident *inc)
 {
-	timers_free_incident(inc);
-	free(inc->verify);
-	if (inc->retry)
-		event_free(inc->retry);
-	free(inc->approved_by);
-	free(inc->generator_url);
-	free(inc->external_url);
-	json_decref(inc->ready);
-	free(inc->rule_name);
+	struct incident_extra *x = inc->x;
+	if (x) {
+		timers_free_incident(inc);
+		free(x->verify);
+		if (x->retry)
+			event_free(x->retry);
+		json_decref(x->ready);
+		free(x->target_err);
+		incident_clear_episode(inc);
+	}
+	urls_free(inc);
+	rule_name_put(inc);
 	owned_labels_release(&inc->group);
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
-	free(inc->acknowledged_by);
 	free(inc->target);
-	free(inc->target_err);
 	free(inc->keys);
 	incident_clear_firing(inc);
-	incident_clear_actions(inc);
+	free(x);
 	free(inc);
 }
 
@@ -164,7 +272,8 @@ int incident_add_key(struct incident *inc, const char *fp, struct timestamp star
 			return 0;
 		}
 	if (inc->n_keys == inc->cap_keys && inc->cap_keys < EPISODE_KEYS_MAX) {
-		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 2;
+		/* most incidents only ever see one firing: room for one first */
+		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 1;
 		if (cap > EPISODE_KEYS_MAX)
 			cap = EPISODE_KEYS_MAX;
 		struct episode_key *k = realloc(inc->keys, cap * sizeof(*k));
@@ -224,7 +333,6 @@ struct incident *incident_find(struct engine *e, const char *id)
 void incident_init_links(struct incident *inc)
 {
 	list_init(&inc->link);
-	list_init(&inc->queued);
 	list_init(&inc->lru);
 }
 
@@ -239,25 +347,35 @@ static uint64_t tomb_id(const char *id)
 	return k ? k : 1;
 }
 
+/* The table's size need not be a power of two (the ids are hashes: id %
+ * cap spreads them), so that it can stop at the ring's size and a third:
+ * a power of two would be up to 2.7 times the ring to stay under 3/4. */
+static size_t tomb_next(const struct tomb_map *m, size_t j)
+{
+	return j + 1 == m->cap ? 0 : j + 1;
+}
+
 static struct tombstone *tomb_slot(const struct tomb_map *m, uint64_t id)
 {
-	size_t j = (size_t)(id & (m->cap - 1));
+	size_t j = (size_t)(id % m->cap);
 	while (m->slots[j].id && m->slots[j].id != id)
-		j = (j + 1) & (m->cap - 1);
+		j = tomb_next(m, j);
 	return &m->slots[j];
 }
 
 static void tomb_del(struct tomb_map *m, uint64_t id)
 {
-	size_t mask = m->cap - 1, i = (size_t)(id & mask);
+	size_t cap = m->cap, i = (size_t)(id % cap);
 	while (m->slots[i].id != id) {
 		if (!m->slots[i].id)
 			return;
-		i = (i + 1) & mask;
+		i = tomb_next(m, i);
 	}
-	for (size_t j = (i + 1) & mask; m->slots[j].id; j = (j + 1) & mask) {
-		size_t home = (size_t)(m->slots[j].id & mask);
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+	for (size_t j = tomb_next(m, i); m->slots[j].id; j = tomb_next(m, j)) {
+		size_t home = (size_t)(m->slots[j].id % cap);
+		/* j's entry may move to the hole at i when its home is not in
+		 * (i, j] (cyclic distances back from j) */
+		if ((j + cap - home) % cap >= (j + cap - i) % cap) {
 			m->slots[i] = m->slots[j];
 			i = j;
 		}
@@ -266,7 +384,8 @@ static void tomb_del(struct tomb_map *m, uint64_t id)
 	m->n--;
 }
 
-/* Keep at most max (the first call's max sizes the ring). */
+/* Keep at most max (the first call's max sizes the ring). The table is at
+ * most 3/4 full: it doubles, up to ring_cap + ring_cap / 3 + 2 slots. */
 static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_starts_ms, size_t max)
 {
 	if (!m->ring) {
@@ -274,8 +393,11 @@ static int tomb_put(struct tomb_map *m, uint64_t id, int episode, int64_t max_st
 		if (!(m->ring = calloc(m->ring_cap, sizeof(*m->ring))))
 			return -1;
 	}
-	if ((m->n + 1) * 2 > m->cap) {
+	size_t most = m->ring_cap + m->ring_cap / 3 + 2;
+	if ((m->n + 1) * 4 > m->cap * 3 && m->cap < most) {
 		size_t cap = m->cap ? m->cap * 2 : 1024;
+		if (cap > most)
+			cap = most;
 		struct tombstone *slots = calloc(cap, sizeof(*slots));
 		if (!slots)
 			return -1;
@@ -366,10 +488,10 @@ void incident_resolved(struct engine *e, struct incident *inc)
  * from this list (no longer resolved, or busy). */
 static int evictable(struct engine *e, const struct incident *inc, int64_t now_ms)
 {
-	if (inc->state != INC_RESOLVED || inc->running || list_linked(&inc->queued))
+	if (inc->state != INC_RESOLVED || inc->running || incident_queued(inc))
 		return -1;
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
-	if (r && inc->has_acted && now_ms - ts_ms(inc->last_acted) < r->cooldown_ms)
+	if (r && inc->has_acted && now_ms - ts_ms(inc->x->last_acted) < r->cooldown_ms)
 		return 0;
 	if (targets_holding(e, inc, now_ms))
 		return 0;
@@ -396,7 +518,7 @@ static void evict(struct engine *e, struct incident *inc)
 	 * lock); their events, like retry, are only ever freed on the loop
 	 * (timers.c): nothing else points at it (not running, not queued), so
 	 * without events it goes now (replay evicts many). */
-	bool has_events = timers_forget_incident(e, inc) || inc->retry;
+	bool has_events = timers_forget_incident(e, inc) || (inc->x && inc->x->retry);
 	in_memory_gauge(e);
 	if (has_events && e->base && e->reap) {
 		list_push_back(&e->graveyard, &inc->link);
@@ -451,8 +573,10 @@ void incident_reap_cb(evutil_socket_t fd, short what, void *arg)
 	list_init(&dead);
 	pthread_mutex_lock(&e->lock);
 	struct list_node *n;
-	while ((n = list_pop_front(&e->graveyard)))
+	while ((n = list_pop_front(&e->graveyard))) {
+		rule_name_put(CONTAINER_OF(n, struct incident, link)); /* the engine's */
 		list_push_back(&dead, n);
+	}
 	pthread_mutex_unlock(&e->lock);
 	reap_list(&dead); /* on the loop: its events may be freed here */
 }
@@ -545,7 +669,9 @@ int incident_add_firing(struct incident *inc, const char *fp)
 	if (incident_is_firing(inc, fp))
 		return 0;
 	if (inc->n_firing >= FIRING_MAX) {
-		inc->n_untracked++;
+		if (!incident_extra(inc))
+			return -1;
+		inc->x->n_untracked++;
 		return 1;
 	}
 	uint64_t *p = realloc(inc->firing, (inc->n_firing + 1) * sizeof(*p));
@@ -559,11 +685,11 @@ int incident_add_firing(struct incident *inc, const char *fp)
 void incident_untracked_note(const struct incident *inc, char *reason, size_t rsz)
 {
 	size_t len = strlen(reason);
-	if (inc->n_untracked && len < rsz)
+	if (inc->x && inc->x->n_untracked && len < rsz)
 		snprintf(reason + len, rsz - len,
 			 "; %zu alert(s) beyond the %d followed per incident are counted, not "
 			 "followed (they do not keep it open)",
-			 inc->n_untracked, FIRING_MAX);
+			 inc->x->n_untracked, FIRING_MAX);
 }
 
 void incident_remove_firing(struct incident *inc, const char *fp)
@@ -572,6 +698,10 @@ void incident_remove_firing(struct incident *inc, const char *fp)
 	for (size_t i = 0; i < inc->n_firing; i++) {
 		if (inc->firing[i] == k) {
 			inc->firing[i] = inc->firing[--inc->n_firing];
+			if (!inc->n_firing) { /* most episodes: one alert, resolved */
+				free(inc->firing);
+				inc->firing = NULL;
+			}
 			return;
 		}
 	}
@@ -645,7 +775,7 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
 	inc->engine = e;
-	inc->rule_name = strdup(r->name);
+	inc->rule_name = incident_rule_name(e, r->name);
 	if (!inc->rule_name || owned_labels_copy(&inc->group, group, n) < 0) {
 		incident_free(inc);
 		return NULL;
@@ -662,12 +792,23 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 	return inc;
 }
 
+/* Remember that bytes of trigger are over the cap (in inc->x: rare). */
+static int set_trigger_over(struct incident *inc, size_t bytes)
+{
+	if (bytes <= TRIGGER_BYTES_MAX) {
+		if (inc->x)
+			inc->x->trigger_over = 0;
+		return 0;
+	}
+	if (!incident_extra(inc))
+		return -1;
+	inc->x->trigger_over = bytes;
+	return 0;
+}
+
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url)
 {
-	free(inc->generator_url);
-	free(inc->external_url);
-	inc->generator_url = strdup(a->generator_url ? a->generator_url : "");
-	inc->external_url = strdup(external_url ? external_url : "");
+	int urls = urls_set(inc, a->generator_url, external_url);
 	owned_labels_release(&inc->trigger_labels);
 	owned_labels_release(&inc->trigger_annotations);
 	size_t bytes = 0;
@@ -675,10 +816,11 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
 	for (size_t i = 0; i < a->annotations.n; i++)
 		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
-	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
-	if (inc->trigger_over)
-		return inc->generator_url && inc->external_url ? 0 : -1;
-	if (owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
+	if (set_trigger_over(inc, bytes) < 0)
+		return -1;
+	if (incident_trigger_over(inc))
+		return urls;
+	if (urls < 0 || owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
 	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) <
 		0)
 		return -1;
@@ -696,8 +838,8 @@ static size_t owned_bytes(const struct owned_labels *l)
 void incident_cap_trigger(struct incident *inc)
 {
 	size_t bytes = owned_bytes(&inc->trigger_labels) + owned_bytes(&inc->trigger_annotations);
-	inc->trigger_over = bytes > TRIGGER_BYTES_MAX ? bytes : 0;
-	if (inc->trigger_over) {
+	/* on OOM (no room to say so) the labels go all the same: never cut */
+	if (set_trigger_over(inc, bytes) < 0 || incident_trigger_over(inc)) {
 		owned_labels_release(&inc->trigger_labels);
 		owned_labels_release(&inc->trigger_annotations);
 	}
@@ -708,7 +850,7 @@ void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz
 	snprintf(out, outsz,
 		 "the alert's labels and annotations are %zu bytes, over the %d kept per incident: "
 		 "not acting on values that cannot be kept whole",
-		 inc->trigger_over, TRIGGER_BYTES_MAX);
+		 incident_trigger_over(inc), TRIGGER_BYTES_MAX);
 }
 
 void seen_map_release(struct seen_map *m)

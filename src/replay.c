@@ -98,8 +98,8 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 	inc->state = INC_RESOLVED;
 	inc->first_seen = inc->last_seen = rl->ts;
 	inc->born_after = rl->rec->seq ? rl->rec->seq - 1 : 0;
-	if (!(inc->rule_name = strdup(rule)) || rlabels(rl, "group", &inc->group) < 0 ||
-	    incident_link(e, inc) < 0) {
+	if (!(inc->rule_name = incident_rule_name(e, rule)) ||
+	    rlabels(rl, "group", &inc->group) < 0 || incident_link(e, inc) < 0) {
 		incident_free(inc);
 		return NULL;
 	}
@@ -129,13 +129,8 @@ static int replay_decision(struct rline *rl, const char *id)
 		if (store_claim_episode(e->store, inc->id, episode) < 0)
 			return -1;
 		inc->episode_start = rl->ts;
-		incident_clear_actions(inc);
+		incident_clear_episode(inc);
 		incident_clear_firing(inc);
-		free(inc->acknowledged_by);
-		inc->acknowledged_by = NULL;
-		free(inc->approved_by);
-		inc->approved_by = NULL;
-		inc->coalesced_into[0] = '\0';
 	}
 	char target[TARGET_MAX + 1], into[INCIDENT_ID_LEN + 1], starts[64];
 	if (rget(rl, "target", target, sizeof(target)) &&
@@ -144,8 +139,11 @@ static int replay_decision(struct rline *rl, const char *id)
 		if (!(inc->target = strdup(target)))
 			return -1;
 	}
-	if (rget(rl, "coalesced_into", into, sizeof(into)))
-		memcpy(inc->coalesced_into, into, sizeof(into));
+	if (rget(rl, "coalesced_into", into, sizeof(into))) {
+		if (!incident_extra(inc))
+			return -1;
+		memcpy(inc->x->coalesced_into, into, sizeof(into));
+	}
 	struct timestamp sa;
 	if (fp[0] && strcmp(outcome, "no_match") != 0 && strcmp(outcome, "resolved") != 0 &&
 	    rget(rl, "startsAt", starts, sizeof(starts)) &&
@@ -168,14 +166,18 @@ static int replay_decision(struct rline *rl, const char *id)
 	/* The claims themselves are the store's records (target_claimed,
 	 * target_released), which it replays; the engine only remembers what
 	 * its claim is for. */
-	if (strcmp(outcome, "dry_run") == 0 || strcmp(outcome, "awaiting_approval") == 0)
-		inc->hold = HOLD_RESERVED;
-	else if (strcmp(outcome, "coalesced") == 0 || strcmp(outcome, "held") == 0)
-		inc->hold = HOLD_NONE;
+	if (strcmp(outcome, "dry_run") == 0 || strcmp(outcome, "awaiting_approval") == 0) {
+		if (incident_set_hold(inc, HOLD_RESERVED) < 0)
+			return -1;
+	} else if (strcmp(outcome, "coalesced") == 0 || strcmp(outcome, "held") == 0) {
+		(void)incident_set_hold(inc, HOLD_NONE); /* never fails */
+	}
 	if (strcmp(outcome, "acting") == 0) {
+		if (!incident_extra(inc))
+			return -1;
 		inc->has_acted = true;
-		inc->last_acted = rl->ts;
-		inc->hold = HOLD_ACTING;
+		inc->x->last_acted = rl->ts;
+		inc->x->hold = HOLD_ACTING;
 		/* a snapshot's rollbacks and blast radius are its state lines */
 		if (!e->snapshot_replay) {
 			store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
@@ -184,9 +186,9 @@ static int replay_decision(struct rline *rl, const char *id)
 		}
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
-		inc->actions =
-		    r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
-		inc->n_actions = inc->actions ? r->n_actions : 0;
+		inc->x->actions =
+		    r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->x->actions)) : NULL;
+		inc->x->n_actions = inc->x->actions ? r->n_actions : 0;
 	}
 	(void)rget(rl, "trigger", trigger, sizeof(trigger));
 	return 0;
@@ -195,10 +197,10 @@ static int replay_decision(struct rline *rl, const char *id)
 static struct action_record *replay_action(struct rline *rl, struct incident *inc)
 {
 	int64_t index = rgetint(rl, "index", -1);
-	if (!inc || index < 0 || (size_t)index >= inc->n_actions ||
+	if (!inc || index < 0 || (size_t)index >= incident_n_actions(inc) ||
 	    rgetint(rl, "episode", -1) != inc->episode)
 		return NULL;
-	return &inc->actions[index];
+	return &inc->x->actions[index];
 }
 
 /* A notification record's seen-map key and digest; false when it has none. */
@@ -265,21 +267,21 @@ static int replay_line(struct rline *rl)
 			if (t && rl->doc->toks[t].kind == JSON_KIND_STRING &&
 			    (a->output = malloc(rl->doc->toks[t].size + 1)))
 				json_str_decode(rl->doc, &rl->doc->toks[t], a->output);
-			inc->next_action = (size_t)(a - inc->actions) + 1;
+			inc->x->next_action = (size_t)(a - inc->x->actions) + 1;
 		}
 		int st;
 		if (rget(rl, "incident_state", state, sizeof(state)) &&
 		    (st = incident_state_parse(state)) >= 0) {
 			inc->state = (enum incident_state)st;
-			if (inc->hold == HOLD_ACTING) /* the last action: the claim cools down */
-				inc->hold = HOLD_COOLING;
+			if (incident_hold(inc) == HOLD_ACTING) /* the last action: it cools down */
+				inc->x->hold = HOLD_COOLING;
 		}
 	} else if (rec->type == RECORD_RESOLVED) {
 		inc->state = INC_RESOLVED;
 		incident_resolved(e, inc);
 		incident_clear_firing(inc);
-		if (inc->hold == HOLD_RESERVED)
-			inc->hold = HOLD_NONE;
+		if (incident_hold(inc) == HOLD_RESERVED)
+			inc->x->hold = HOLD_NONE;
 	} else if (rec->type == RECORD_INCIDENT_STATE) {
 		int st;
 		if (rget(rl, "state", buf, sizeof(buf)) && (st = incident_state_parse(buf)) >= 0)
@@ -288,10 +290,12 @@ static int replay_line(struct rline *rl)
 		char by[256];
 		bool ack = rec->type == RECORD_ACK;
 		if (rget(rl, "by", by, sizeof(by))) {
-			char **who = ack ? &inc->acknowledged_by : &inc->approved_by;
+			if (!incident_extra(inc))
+				return -1;
+			char **who = ack ? &inc->x->acknowledged_by : &inc->x->approved_by;
 			free(*who);
 			*who = strdup(by);
-			*(ack ? &inc->acknowledged_at : &inc->approved_at) = rl->ts;
+			*(ack ? &inc->x->acknowledged_at : &inc->x->approved_at) = rl->ts;
 		}
 	}
 	return 0;
@@ -358,8 +362,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	{
 		struct store_target_claim tc;
 		if (inc->target && store_target_claim(e->store, inc->target, &tc) == 0 &&
-		    strcmp(tc.holder, inc->id) == 0)
-			inc->fence = tc.epoch; /* the store replayed the claim */
+		    strcmp(tc.holder, inc->id) == 0 && incident_extra(inc))
+			inc->x->fence = tc.epoch; /* the store replayed the claim */
 		if (inc->state != INC_RESOLVED)
 			e->n_open++;
 		if (inc->state == INC_PENDING) {
@@ -381,8 +385,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 		if (inc->state != INC_ACTING)
 			continue;
 		bool cut = false;
-		for (size_t i = 0; i < inc->n_actions; i++) {
-			struct action_record *a = &inc->actions[i];
+		for (size_t i = 0; i < incident_n_actions(inc); i++) {
+			struct action_record *a = &inc->x->actions[i];
 			if (!a->begun || a->done)
 				continue;
 			static const char msg[] =
@@ -396,13 +400,13 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 			rec_action_finished(e, inc, i, a, "unknown");
 			char step[160];
 			snprintf(step, sizeof(step), "Action %zu of %zu: result unknown: %s", i + 1,
-				 inc->n_actions, msg);
+				 inc->x->n_actions, msg);
 			rec_step(e, inc, NOTIFY_STEP_UNKNOWN, step);
 			rec_notify(e, inc, NOTIFY_TRIGGER, msg, msg);
 			log_warn("action cut off by a restart; not re-run", "incident", inc->id,
 				 "rule", inc->rule_name, NULL);
 		}
-		if (!cut && e->base && inc->next_action < inc->n_actions) {
+		if (!cut && e->base && incident_next_action(inc) < incident_n_actions(inc)) {
 			log_info("resuming actions decided before the restart", "incident", inc->id,
 				 NULL);
 			runner_enqueue_resume(e, inc);

@@ -29,22 +29,31 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg);
 
 void runner_enqueue_run(struct engine *e, struct incident *inc)
 {
-	if (!e->base || list_linked(&inc->queued))
+	if (!e->base || incident_queued(inc))
 		return;
+	struct incident_extra *x = incident_extra(inc);
+	if (!x) {
+		log_error("engine: out of memory queueing actions", "incident", inc->id, NULL);
+		return;
+	}
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	incident_clear_actions(inc);
-	inc->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*inc->actions)) : NULL;
-	inc->n_actions = inc->actions ? r->n_actions : 0;
+	x->actions = r && r->n_actions ? calloc(r->n_actions, sizeof(*x->actions)) : NULL;
+	x->n_actions = x->actions ? r->n_actions : 0;
 	runner_enqueue_resume(e, inc);
 }
 
-/* Queue inc's actions from inc->next_action on. */
+/* Queue inc's actions from inc->x->next_action on. */
 void runner_enqueue_resume(struct engine *e, struct incident *inc)
 {
-	if (!e->base || list_linked(&inc->queued))
+	if (!e->base || incident_queued(inc))
 		return;
+	if (!incident_extra(inc)) {
+		log_error("engine: out of memory queueing actions", "incident", inc->id, NULL);
+		return;
+	}
 	inc->running = true;
-	list_push_back(&e->queue, &inc->queued);
+	list_push_back(&e->queue, &inc->x->queued);
 	e->n_queue++;
 	event_active(e->kick, EV_READ, 0);
 }
@@ -56,7 +65,7 @@ void runner_kick_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&e->lock);
 	while (e->n_queue > 0 && e->running < e->cfg->limits.max_concurrent_actions) {
 		struct incident *inc =
-		    CONTAINER_OF(list_pop_front(&e->queue), struct incident, queued);
+		    CONTAINER_OF(list_pop_front(&e->queue), struct incident_extra, queued)->inc;
 		e->n_queue--;
 		e->running++;
 		run_next_action(e, inc);
@@ -100,7 +109,7 @@ static void step_started(struct engine *e, const struct incident *inc, size_t in
 {
 	struct buf t;
 	buf_init(&t, STEP_TEXT_MAX);
-	int bad = buf_addf(&t, "Action %zu of %zu started:", index + 1, inc->n_actions);
+	int bad = buf_addf(&t, "Action %zu of %zu started:", index + 1, inc->x->n_actions);
 	const json_t *argv = json_object_get(shown, "argv");
 	if (argv) {
 		bad |= buf_adds(&t, " exec");
@@ -130,11 +139,11 @@ static void step_finished(struct engine *e, const struct incident *inc, size_t i
 	int n;
 	if (rec->type == ACTION_EXEC)
 		n = snprintf(text, sizeof(text), "Action %zu of %zu %s: %s (exit %d, %.1f s)",
-			     index + 1, inc->n_actions, ok ? "finished" : "failed", rec->result,
+			     index + 1, inc->x->n_actions, ok ? "finished" : "failed", rec->result,
 			     rec->exit_code, secs);
 	else
 		n = snprintf(text, sizeof(text), "Action %zu of %zu %s: %s (HTTP %d, %.1f s)",
-			     index + 1, inc->n_actions, ok ? "finished" : "failed", rec->result,
+			     index + 1, inc->x->n_actions, ok ? "finished" : "failed", rec->result,
 			     rec->status_code, secs);
 	if (!ok && rec->output && rec->output[0] && n > 0 && (size_t)n < sizeof(text)) {
 		size_t len = strlen(rec->output);
@@ -168,15 +177,15 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 	metric_inc(metrics_child(e->actions_total, inc->rule_name,
 				 rec->type == ACTION_EXEC ? "exec" : "http", result));
 	bool ok = strcmp(result, "ok") == 0;
-	size_t index = inc->next_action++;
+	size_t index = inc->x->next_action++;
 	/* before the notice of the incident's new state: the thread tells the
 	 * step, then the living message changes */
 	step_finished(e, inc, index, rec);
-	if ((!ok && !(r && r->on_failure_continue)) || inc->next_action >= inc->n_actions) {
+	if ((!ok && !(r && r->on_failure_continue)) || inc->x->next_action >= inc->x->n_actions) {
 		bool all_ok = true;
-		for (size_t i = 0; i < inc->next_action; i++)
-			all_ok = all_ok && strcmp(inc->actions[i].result, "ok") == 0;
-		all_ok = all_ok && inc->next_action >= inc->n_actions;
+		for (size_t i = 0; i < inc->x->next_action; i++)
+			all_ok = all_ok && strcmp(inc->x->actions[i].result, "ok") == 0;
+		all_ok = all_ok && inc->x->next_action >= inc->x->n_actions;
 		rec_action_finished(e, inc, index, rec,
 				    inc->n_firing == 0 ? "resolved"
 				    : all_ok	       ? "rolled_back"
@@ -193,7 +202,7 @@ static void on_proc_done(const struct proc_result *res, void *arg)
 	struct incident *inc = arg;
 	struct engine *e = inc->engine;
 	pthread_mutex_lock(&e->lock);
-	struct action_record *rec = &inc->actions[inc->next_action];
+	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	rec->exit_code = res->exit_code;
 	const char *result = res->timed_out ? "timeout" : res->exit_code == 0 ? "ok" : "failed";
 	char code[16];
@@ -209,7 +218,7 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 	struct incident *inc = arg;
 	struct engine *e = inc->engine;
 	pthread_mutex_lock(&e->lock);
-	struct action_record *rec = &inc->actions[inc->next_action];
+	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	rec->status_code = res->status;
 	const char *text = res->error ? res->error : res->body ? res->body : "";
 	size_t len = res->error ? strlen(res->error) : res->body_len;
@@ -317,13 +326,13 @@ static char *runner_stdin_json(const struct incident *inc)
 static void run_next_action(struct engine *e, struct incident *inc)
 {
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
-	if (!r || inc->next_action >= inc->n_actions || inc->next_action >= r->n_actions) {
+	if (!r || inc->x->next_action >= inc->x->n_actions || inc->x->next_action >= r->n_actions) {
 		/* done, or a reload removed the rule or its remaining actions */
-		finish_incident(e, inc, r != NULL && inc->next_action >= inc->n_actions);
+		finish_incident(e, inc, r != NULL && inc->x->next_action >= inc->x->n_actions);
 		return;
 	}
-	const struct action_tpl *at = &r->actions[inc->next_action];
-	struct action_record *rec = &inc->actions[inc->next_action];
+	const struct action_tpl *at = &r->actions[inc->x->next_action];
+	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
 	struct label_set labels, annotations;
@@ -348,8 +357,8 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	}
 	/* action_started is durable before anything leaves: after a crash the
 	 * journal tells what may have run, and nothing runs twice. */
-	inc->ready = x;
-	inc->ready_tpl = at;
+	inc->x->ready = x;
+	inc->x->ready_tpl = at;
 	rec->begun = true;
 	uint64_t ticket = 0;
 	{
@@ -360,14 +369,14 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		struct record_action_started v = {
 		    .rule = inc->rule_name,
 		    .episode = inc->episode,
-		    .index = inc->next_action,
+		    .index = inc->x->next_action,
 		    .exec = at->type == ACTION_EXEC,
 		    .action_json = desc,
 		};
 		int bad = !desc || record_build_action_started(&m, &v) < 0 ||
 			  rec_append_ticket(e, "action_started", inc->id, &m, &ticket) < 0;
 		if (!bad)
-			step_started(e, inc, inc->next_action, shown);
+			step_started(e, inc, inc->x->next_action, shown);
 		json_decref(shown);
 		free(desc);
 		buf_release(&m);
@@ -379,8 +388,8 @@ static void run_next_action(struct engine *e, struct incident *inc)
 			    "or out of memory); the action did not run";
 			log_error("journal: cannot record an action's start; not run", "incident",
 				  inc->id, NULL);
-			json_decref(inc->ready);
-			inc->ready = NULL;
+			json_decref(inc->x->ready);
+			inc->x->ready = NULL;
 			rec->begun = false;
 			action_done(e, inc, rec, "error", why, sizeof(why) - 1);
 			return;
@@ -391,8 +400,8 @@ static void run_next_action(struct engine *e, struct incident *inc)
 		    "out of memory waiting for the action_started record; the action did not run";
 		log_error("journal: out of memory waiting for a record; not run", "incident",
 			  inc->id, NULL);
-		json_decref(inc->ready);
-		inc->ready = NULL;
+		json_decref(inc->x->ready);
+		inc->x->ready = NULL;
 		rec->begun = false;
 		action_done(e, inc, rec, "error", oom, sizeof(oom) - 1);
 		return;
@@ -412,10 +421,10 @@ static void on_started_durable(bool ok, void *arg)
 		log_warn("journal unavailable; the action waits for its record", "incident",
 			 inc->id, NULL);
 		struct timeval tv = timestamp_tv(1000);
-		if (!inc->retry)
-			inc->retry = evtimer_new(e->base, on_started_retry, inc);
-		if (inc->retry)
-			evtimer_add(inc->retry, &tv);
+		if (!inc->x->retry)
+			inc->x->retry = evtimer_new(e->base, on_started_retry, inc);
+		if (inc->x->retry)
+			evtimer_add(inc->x->retry, &tv);
 	}
 	pthread_mutex_unlock(&e->lock);
 }
@@ -427,21 +436,21 @@ static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 	if (store_when_durable(e->store, store_last_ticket(e->store), e->base, on_started_durable,
 			       inc) < 0) {
 		struct timeval tv = timestamp_tv(1000);
-		evtimer_add(inc->retry, &tv);
+		evtimer_add(inc->x->retry, &tv);
 	}
 }
 
-/* Start the action prepared in inc->ready (under e->lock, on the loop). */
+/* Start the action prepared in inc->x->ready (under e->lock, on the loop). */
 static void launch_action(struct engine *e, struct incident *inc)
 {
 	/* The action whose action_started is on disk runs as it was expanded,
 	 * with the template of the rule set it was decided with, even when a
 	 * SIGHUP replaced the rules meanwhile (the old set lives until exit). */
-	json_t *x = inc->ready;
-	const struct action_tpl *at = inc->ready_tpl;
-	inc->ready = NULL;
-	inc->ready_tpl = NULL;
-	struct action_record *rec = &inc->actions[inc->next_action];
+	json_t *x = inc->x->ready;
+	const struct action_tpl *at = inc->x->ready_tpl;
+	inc->x->ready = NULL;
+	inc->x->ready_tpl = NULL;
+	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	struct error err = {{0}};
 	if (!at || !x) {
 		action_done(e, inc, rec, "error", "the action was not prepared",

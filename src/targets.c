@@ -30,12 +30,12 @@ enum target_claim targets_claim(struct engine *e, struct incident *inc, bool act
 				struct target_busy *busy)
 {
 	struct store_target_claim c;
-	if (!inc->target)
+	if (!inc->target || !incident_extra(inc))
 		return TARGET_OOM;
 	switch (store_claim_target(e->store, inc->target, inc->id, now_ms, TARGET_HOLD_MS, &c)) {
 	case 0:
-		inc->fence = c.epoch;
-		inc->hold = acting ? HOLD_ACTING : HOLD_RESERVED;
+		inc->x->fence = c.epoch;
+		inc->x->hold = acting ? HOLD_ACTING : HOLD_RESERVED;
 		targets_gauge(e, now_ms);
 		return TARGET_CLAIMED;
 	case 1:
@@ -71,8 +71,9 @@ void targets_busy_reason(struct engine *e, const char *target, const struct targ
 static bool holds(struct engine *e, const struct incident *inc)
 {
 	struct store_target_claim c;
-	return inc->target && inc->fence && store_target_claim(e->store, inc->target, &c) == 0 &&
-	       c.epoch == inc->fence && strcmp(c.holder, inc->id) == 0;
+	return inc->target && inc->x && inc->x->fence &&
+	       store_target_claim(e->store, inc->target, &c) == 0 && c.epoch == inc->x->fence &&
+	       strcmp(c.holder, inc->id) == 0;
 }
 
 void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
@@ -84,18 +85,18 @@ void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
 	if (cool > 0)
 		(void)store_claim_target(e->store, inc->target, inc->id, now_ms, cool, &c);
 	else
-		(void)store_release_target(e->store, inc->target, inc->fence);
-	inc->hold = cool > 0 ? HOLD_COOLING : HOLD_NONE;
+		(void)store_release_target(e->store, inc->target, inc->x->fence);
+	inc->x->hold = cool > 0 ? HOLD_COOLING : HOLD_NONE; /* holds(): x exists */
 	targets_gauge(e, now_ms);
 }
 
 void targets_release(struct engine *e, struct incident *inc)
 {
-	if (inc->hold != HOLD_RESERVED || !holds(e, inc))
+	if (incident_hold(inc) != HOLD_RESERVED || !holds(e, inc))
 		return;
-	(void)store_release_target(e->store, inc->target, inc->fence);
-	inc->fence = 0;
-	inc->hold = HOLD_NONE;
+	(void)store_release_target(e->store, inc->target, inc->x->fence);
+	inc->x->fence = 0;
+	inc->x->hold = HOLD_NONE;
 }
 
 void targets_gauge(struct engine *e, int64_t now_ms)

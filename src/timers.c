@@ -83,19 +83,20 @@ void timers_release(struct engine *e)
 
 void timers_free_incident(struct incident *inc)
 {
-	for (int k = 0; k < STORE_TIMER_KINDS; k++) {
-		if (inc->timers[k] && inc->timers[k]->ev)
-			event_free(inc->timers[k]->ev);
-		free(inc->timers[k]);
-		inc->timers[k] = NULL;
+	struct incident_extra *x = inc->x;
+	for (int k = 0; x && k < STORE_TIMER_KINDS; k++) {
+		if (x->timers[k] && x->timers[k]->ev)
+			event_free(x->timers[k]->ev);
+		free(x->timers[k]);
+		x->timers[k] = NULL;
 	}
 }
 
 bool timers_forget_incident(struct engine *e, struct incident *inc)
 {
 	bool events = false;
-	for (int k = 0; k < STORE_TIMER_KINDS; k++) {
-		struct inc_timer *t = inc->timers[k];
+	for (int k = 0; inc->x && k < STORE_TIMER_KINDS; k++) {
+		struct inc_timer *t = inc->x->timers[k];
 		if (!t)
 			continue;
 		if (t->armed) {
@@ -114,14 +115,16 @@ bool timers_forget_incident(struct engine *e, struct incident *inc)
  * NULL on OOM. */
 static struct inc_timer *slot(struct incident *inc, enum store_timer_kind kind)
 {
-	struct inc_timer *t = inc->timers[kind];
+	if (!incident_extra(inc))
+		return NULL;
+	struct inc_timer *t = inc->x->timers[kind];
 	if (!t) {
 		if (!(t = calloc(1, sizeof(*t))))
 			return NULL;
 		t->inc = inc;
 		t->kind = kind;
 		list_init(&t->op);
-		inc->timers[kind] = t;
+		inc->x->timers[kind] = t;
 	}
 	return t;
 }
@@ -158,7 +161,7 @@ void timers_arm(struct engine *e, struct incident *inc, enum store_timer_kind ki
 
 void timers_cancel(struct engine *e, struct incident *inc, enum store_timer_kind kind)
 {
-	struct inc_timer *t = inc->timers[kind];
+	struct inc_timer *t = inc->x ? inc->x->timers[kind] : NULL;
 	if (!t || !t->armed)
 		return;
 	t->gen++; /* whatever fires now is stale */
@@ -169,7 +172,7 @@ void timers_cancel(struct engine *e, struct incident *inc, enum store_timer_kind
 
 bool timers_armed(const struct incident *inc, enum store_timer_kind kind)
 {
-	return inc->timers[kind] && inc->timers[kind]->armed;
+	return inc->x && inc->x->timers[kind] && inc->x->timers[kind]->armed;
 }
 
 static void timer_fire_cb(evutil_socket_t fd, short what, void *arg)

@@ -33,19 +33,20 @@
 
 bool verify_run_active(const struct incident *inc)
 {
-	return inc->verify_active && inc->verify_episode == inc->episode;
+	return inc->x && inc->x->verify_active && inc->x->verify_episode == inc->episode;
 }
 
 void verify_run_begin(struct engine *e, struct incident *inc)
 {
-	if (!inc->verify && !(inc->verify = malloc(sizeof(*inc->verify)))) {
+	struct incident_extra *x = incident_extra(inc);
+	if (!x || (!x->verify && !(x->verify = malloc(sizeof(*x->verify))))) {
 		log_error("engine: out of memory starting verify.query; verify.within decides",
 			  "incident", inc->id, NULL);
 		return;
 	}
-	verify_progress_init(inc->verify);
-	inc->verify_active = true;
-	inc->verify_episode = inc->episode;
+	verify_progress_init(x->verify);
+	x->verify_active = true;
+	x->verify_episode = inc->episode;
 	timers_arm(e, inc, STORE_TIMER_VERIFY_SAMPLE, 0);
 }
 
@@ -68,7 +69,7 @@ static void finish(struct engine *e, struct incident *inc, enum verify_result re
 {
 	char note[512];
 	bool settles = inc->state == INC_ROLLED_BACK; /* else the alert resolved meanwhile */
-	inc->verify_active = false;
+	inc->x->verify_active = false;		      /* it was active: x exists */
 	timers_cancel(e, inc, STORE_TIMER_VERIFY_SAMPLE);
 	timers_cancel(e, inc, STORE_TIMER_VERIFY);
 	count(e, inc, res);
@@ -150,7 +151,7 @@ static void sample_failed(struct engine *e, struct incident *inc, const struct r
 	memset(&s, 0, sizeof(s));
 	snprintf(s.error, sizeof(s.error), "%s", msg);
 	journal_sample(e, inc, r, query, &s);
-	verify_step(inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms);
+	verify_step(inc->x->verify, &s, timestamp_mono_ms(), r->verify_for_ms);
 }
 
 /* One query on its way: the incident (by id: it is looked up again, never
@@ -170,7 +171,8 @@ static void on_query_done(const struct httpc_result *res, void *arg)
 	struct incident *inc = incident_find(e, call->id);
 	if (!inc)
 		goto out;
-	inc->verify_inflight = false;
+	if (inc->x) /* else an incident made anew since, with the same id */
+		inc->x->verify_inflight = false;
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	/* httpc_free at shutdown cancels what is in flight: not a sample */
 	bool cancelled = res->status == 0 && res->error && strcmp(res->error, "cancelled") == 0;
@@ -181,7 +183,7 @@ static void on_query_done(const struct httpc_result *res, void *arg)
 		verify_sample_classify(res->status, res->error, res->body, res->body_len, &cond,
 				       &s);
 		journal_sample(e, inc, r, call->query, &s);
-		if (verify_step(inc->verify, &s, timestamp_mono_ms(), r->verify_for_ms) ==
+		if (verify_step(inc->x->verify, &s, timestamp_mono_ms(), r->verify_for_ms) ==
 		    VERIFY_EFFECTIVE) {
 			char why[160], fb[32];
 			duration_format(r->verify_for_ms, fb, sizeof(fb));
@@ -223,7 +225,7 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 		return;
 	}
 	timers_arm(e, inc, STORE_TIMER_VERIFY_SAMPLE, r->verify_interval_ms);
-	if (inc->verify_inflight) /* a slow Prometheus: one query at a time */
+	if (inc->x->verify_inflight) /* a slow Prometheus: one query at a time */
 		return;
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
@@ -276,7 +278,7 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 	} else if (httpc_send(e->http, &req, on_query_done, call, &err) < 0) {
 		sample_failed(e, inc, r, q.data, err.msg);
 	} else {
-		inc->verify_inflight = true;
+		inc->x->verify_inflight = true;
 		call = NULL;
 	}
 out:
@@ -290,7 +292,7 @@ bool verify_run_deadline(struct engine *e, struct incident *inc)
 	char why[VERIFY_ERROR_MAX + 64];
 	if (!verify_run_active(inc))
 		return false;
-	enum verify_result res = verify_deadline(inc->verify, why, sizeof(why));
+	enum verify_result res = verify_deadline(inc->x->verify, why, sizeof(why));
 	finish(e, inc, res, why);
 	return true;
 }

@@ -23,14 +23,15 @@ static json_t *views_incident(const struct incident *inc, bool with_actions)
 	json_t *obj = json_pack(
 	    "{s:s, s:s, s:s, s:o, s:s?, s:s?, s:i, s:s, s:s, s:s?, s:s?}", "id", inc->id, "rule",
 	    inc->rule_name, "state", incident_state_names[inc->state], "labels", labels, "target",
-	    inc->target, "coalesced_into", inc->coalesced_into[0] ? inc->coalesced_into : NULL,
-	    "episode", inc->episode, "first_seen", first, "last_seen", last, "acknowledged_by",
-	    inc->acknowledged_by, "approved_by", inc->approved_by);
+	    inc->target, "coalesced_into",
+	    incident_coalesced_into(inc)[0] ? incident_coalesced_into(inc) : NULL, "episode",
+	    inc->episode, "first_seen", first, "last_seen", last, "acknowledged_by",
+	    incident_acknowledged_by(inc), "approved_by", incident_approved_by(inc));
 	if (!obj || !with_actions)
 		return obj;
 	json_t *actions = json_array();
-	for (size_t i = 0; i < inc->n_actions; i++) {
-		const struct action_record *a = &inc->actions[i];
+	for (size_t i = 0; i < incident_n_actions(inc); i++) {
+		const struct action_record *a = &inc->x->actions[i];
 		if (a->started.sec == 0 && !a->done)
 			continue;
 		char s[TIMESTAMP_STRLEN], f[TIMESTAMP_STRLEN];
