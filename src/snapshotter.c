@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -207,6 +208,10 @@ static void *run(void *arg)
 		else if (!journal_available(s->o.journal))
 			s->last_seq = j.seq; /* not before the journal is written again */
 		job_release(&j);
+		/* this thread's arena held the copies and the write's buffers
+		 * (megabytes per 10 000 incidents): give them back, here, off
+		 * every loop, once per snapshot */
+		malloc_trim(0);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
