@@ -475,20 +475,28 @@ void changes_ingest_unlock(struct changes *s)
 
 int changes_held_seqs(struct changes *s, uint64_t **out, size_t *n_out)
 {
-	pthread_mutex_lock(&s->lock);
-	size_t n = 0;
-	uint64_t *seqs = malloc((s->n_changes ? s->n_changes : 1) * sizeof(*seqs));
-	for (size_t b = 0; seqs && b < N_BUCKETS; b++)
-		for (const struct target_changes *t = s->buckets[b]; t; t = t->next)
-			for (size_t i = 0; i < t->n; i++)
-				if (t->kept[i].seq && n < s->n_changes)
-					seqs[n++] = t->kept[i].seq;
-	pthread_mutex_unlock(&s->lock);
-	if (!seqs)
-		return -1;
-	*out = seqs;
-	*n_out = n;
-	return 0;
+	/* no allocation under the lock: room for the count, again if it grew */
+	for (;;) {
+		size_t cap = changes_count(s);
+		uint64_t *seqs = malloc((cap ? cap : 1) * sizeof(*seqs));
+		if (!seqs)
+			return -1;
+		size_t n = 0;
+		pthread_mutex_lock(&s->lock);
+		bool fits = s->n_changes <= cap;
+		for (size_t b = 0; fits && b < N_BUCKETS; b++)
+			for (const struct target_changes *t = s->buckets[b]; t; t = t->next)
+				for (size_t i = 0; i < t->n; i++)
+					if (t->kept[i].seq)
+						seqs[n++] = t->kept[i].seq;
+		pthread_mutex_unlock(&s->lock);
+		if (fits) {
+			*out = seqs;
+			*n_out = n;
+			return 0;
+		}
+		free(seqs);
+	}
 }
 
 int changes_add(struct changes *s, const struct change *c)

@@ -120,7 +120,9 @@ static int files_state_of(const char *state_dir, uint64_t prefix, struct files_s
 static bool same_or_grown(int64_t ino, int64_t size, int64_t mtime, int64_t ino_then,
 			  int64_t size_then, int64_t mtime_then)
 {
-	return ino == ino_then && (size == size_then ? mtime == mtime_then : size > size_then);
+	/* mtime_then -1: only the size up to the last covered record is known */
+	return ino == ino_then &&
+	       (size == size_then ? mtime_then == -1 || mtime == mtime_then : size > size_then);
 }
 
 /* Whether segment holds at offset a line of len bytes (then '\n') that is
@@ -488,6 +490,12 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	struct files_state fs;
 	if (files_state_of(state_dir, UINT64_MAX, &fs, err) < 0)
 		goto out;
+	if (fs.ino >= 0 && src->live) {
+		/* what follows the last covered record may not be on disk yet */
+		bool here = strcmp(w.segment, JOURNAL_FILE) == 0;
+		fs.size = here ? (int64_t)(w.offset + w.len + 1) : 0;
+		fs.mtime_ns = -1;
+	}
 	if (buf_addf(&trailer,
 		     "{\"type\":\"snapshot_trailer\",\"snapshot\":1,\"seq\":%" PRIu64
 		     ",\"hash\":\"%s\",\"closed\":%" PRIu64
@@ -512,6 +520,10 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	}
 	fclose(w.f);
 	w.f = NULL;
+	if (src->commit && src->commit(src->arg, err) < 0) {
+		unlink(tmp);
+		goto out;
+	}
 	if (rename(tmp, path) < 0) {
 		error_set(err, "%s: %s", path, strerror(errno));
 		goto out;

@@ -39,7 +39,8 @@ struct job {
 	char **pending; /* notify's undelivered ids, sorted */
 	size_t n_pending;
 	bool own_pending;
-	int64_t freeze_ms; /* how long the freeze held the engine (and the loop) */
+	int64_t freeze_ms;	 /* how long the freeze held the engine (and the loop) */
+	struct journal *journal; /* for job_commit */
 };
 
 enum ask { ASK_NONE, ASK_WAITING, ASK_READY };
@@ -123,22 +124,49 @@ static int job_state(struct buf *out, void *arg)
 	return buf_add(out, j->state.data ? j->state.data : "", j->state.len) ? -1 : 0;
 }
 
-static void write_job(struct snapshotter *s, struct job *j, const char *why)
+/* Until every record appended so far is durable: keep asked the store's
+ * live state, which records after the frozen seq may have changed. */
+static int job_commit(void *arg, struct error *err)
 {
+	const struct job *j = arg;
+	uint64_t seq = journal_seq(j->journal);
+	char hash[JOURNAL_HASH_HEX + 1];
+	while (journal_durable_head(j->journal, hash) < seq) {
+		if (!journal_available(j->journal)) {
+			char why[256];
+			journal_last_error(j->journal, why, sizeof(why));
+			return error_set(err, "the journal is not being written: %s", why);
+		}
+		struct timespec ts = {0, DURABLE_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* live: the daemon still appends (periodic); else the journal is closed,
+ * everything written (the stop). 0, or -1 (logged). */
+static int write_job(struct snapshotter *s, struct job *j, bool live)
+{
+	const char *why = live ? "periodic" : "stop";
 	if (engine_frozen_finish(j->fz, &j->state) < 0) {
 		log_error("snapshot not written; the next start replays more of the journal", "why",
 			  why, "error", "out of memory", NULL);
-		return;
+		return -1;
 	}
-	struct snapshot_source src = {
-	    .state = job_state, .keep = job_keep, .arg = j, .upto = j->seq};
+	j->journal = live ? s->o.journal : NULL;
+	struct snapshot_source src = {.state = job_state,
+				      .keep = job_keep,
+				      .arg = j,
+				      .upto = j->seq,
+				      .commit = live ? job_commit : NULL,
+				      .live = live};
 	struct snapshot_stats st;
 	struct error err = {{0}};
 	int64_t t0 = timestamp_mono_ms();
 	if (snapshot_write(s->state_dir, &src, &st, &err) < 0) {
 		log_error("snapshot not written; the next start replays more of the journal", "why",
 			  why, "error", err.msg, NULL);
-		return;
+		return -1;
 	}
 	s->last_seq = st.seq;
 	s->last_lines = st.kept + st.state_lines;
@@ -152,6 +180,7 @@ static void write_job(struct snapshotter *s, struct job *j, const char *why)
 	snprintf(fms, sizeof(fms), "%lld", (long long)j->freeze_ms);
 	log_info("snapshot written", "why", why, "seq", seq, "records_read", read, "records_kept",
 		 kept, "state_lines", state, "bytes", bytes, "ms", ms, "freeze_ms", fms, NULL);
+	return 0;
 }
 
 /* Under s->lock: wait up to ms, or until stopped. */
@@ -203,10 +232,10 @@ static void *run(void *arg)
 			nap(s, DURABLE_POLL_MS);
 		bool ready = journal_durable_head(s->o.journal, hash) >= j.seq;
 		pthread_mutex_unlock(&s->lock);
-		if (ready)
-			write_job(s, &j, "periodic");
-		else if (!journal_available(s->o.journal))
-			s->last_seq = j.seq; /* not before the journal is written again */
+		/* after a failure (or a journal that stopped being written), the
+		 * next try waits for the next threshold, not the next second */
+		if (!ready || write_job(s, &j, true) < 0)
+			s->last_seq = j.seq;
 		job_release(&j);
 		/* this thread's arena held the copies and the write's buffers
 		 * (megabytes per 10 000 incidents): give them back, here, off
@@ -278,7 +307,7 @@ int snapshotter_freeze_final(struct snapshotter *s, char **pending, size_t n_pen
 void snapshotter_write_final(struct snapshotter *s)
 {
 	if (s && s->have_final)
-		write_job(s, &s->final, "stop");
+		(void)write_job(s, &s->final, false);
 }
 
 void snapshotter_free(struct snapshotter *s)

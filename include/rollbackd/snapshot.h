@@ -19,7 +19,10 @@
  *
  * The trailer also holds what the journal's files were (closed segments:
  * a digest of their names, sizes, mtimes and inodes; journal.jsonl: its
- * size, mtime and inode).
+ * size, mtime and inode). While the daemon appends past upto (live), what
+ * lies after the last covered record may not be durable: the size written
+ * is then the end of that record (0 when it is in a closed segment) and the
+ * mtime -1, so that a crash cutting the unsynced tail keeps it usable.
  *
  * Trust: a snapshot is used only when its digest matches, the journal
  * still holds its last record (seq and hash) where it says, the closed
@@ -83,6 +86,12 @@ struct snapshot_source {
 	 * keep describe, durable in the files; a running daemon appends past
 	 * it while the snapshot is written. */
 	uint64_t upto;
+	/* Called once the file is written and synced, before it replaces the
+	 * old one (NULL: none): 0 to go on, -1 with err to give it up. What
+	 * keep asked of live state may have come from records after upto;
+	 * the daemon waits here until those are durable too. */
+	int (*commit)(void *arg, struct error *err);
+	bool live; /* the journal is still written (a periodic snapshot) */
 };
 
 struct snapshot_stats {

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import time
 import unittest
 
 import harness
@@ -302,6 +303,54 @@ class PeriodicSnapshotTest(SnapshotCase):
         self.assertEqual(va["order"], before["order"])
         d = self.decide(a, w[0])[0]  # evicted before the snapshot: still a repeat
         self.assertEqual(d["outcome"], "repeat", d)
+
+    def test_crash_that_cuts_the_unsynced_tail_keeps_the_snapshot(self):
+        """The trailer holds the journal's size up to the last covered
+        record: a power loss that takes what followed it (never synced)
+        still finds the snapshot usable."""
+        a = self.server({"snapshot_records": 10})
+        a.start()
+        self.scenario(a)
+        self.periodic(a)
+        for k in range(3):
+            self.decide(a, alert("tail%d" % k))
+        a.kill()
+        t = self.trailer(a)
+        self.assertEqual(t["segment"], "journal.jsonl")
+        self.assertEqual(t["current_size"], t["offset"] + t["len"] + 1)
+        self.assertEqual(t["current_mtime_ns"], -1)
+        j = os.path.join(a.state_dir, "journal.jsonl")
+        self.assertGreater(os.path.getsize(j), t["current_size"])
+        os.truncate(j, t["current_size"])  # what a power loss may leave
+        b = self.twin(a)
+        self.restart(a)
+        self.assertEqual([l for l in a.logs if l.get("msg") ==
+                          "snapshot not used; replaying the whole journal"], [])
+        self.assertEqual(self.replayed(a)["snapshot_lines"], str(t["lines"]))
+        b.start()
+        self.assertEqual(self.view(a), self.view(b))
+
+    def test_failed_periodic_write_waits_for_the_next_threshold(self):
+        a = self.server({"snapshot_records": 10})
+        tmp = os.path.join(a.state_dir, "snapshot.jsonl.tmp")
+        os.makedirs(tmp)  # the write cannot open its file
+        a.start()
+        self.scenario(a)
+        failed = a.wait_log(lambda l: l.get("msg") == "snapshot not written; the next start "
+                            "replays more of the journal")
+        self.assertIsNotNone(failed, a.lines[-20:])
+        self.assertEqual(failed["why"], "periodic")
+        self.assertIn("snapshot.jsonl.tmp", failed["error"])
+        mark = a.log_mark()
+        time.sleep(3.5)  # no new records: no new try (it used to retry every second)
+        self.assertEqual([l["msg"] for l in a.logs_since(mark) if "snapshot" in l["msg"]], [])
+        os.rmdir(tmp)
+        n = self.journal_lines(a)
+        k = 0
+        while self.journal_lines(a) < n + 10:
+            self.decide(a, alert("again%d" % k))
+            k += 1
+        self.periodic(a, mark)
 
     def test_snapshot_still_used_after_the_journal_rotated(self):
         seg = {"segment_bytes": 2048, "snapshot_records": 0}
