@@ -461,6 +461,7 @@ struct frozen_state {
 	size_t n_blast;
 	int64_t *rollbacks;
 	size_t n_rollbacks, cap_rollbacks;
+	size_t next; /* the next state line to write (engine_frozen_state) */
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
@@ -522,18 +523,24 @@ static int state_copy_locked(struct engine *e, struct frozen_state *fs)
 	return rc ? -1 : 0;
 }
 
-/* The state lines (record_snapshot_*), after the lock. */
-static int state_lines(const struct frozen_state *fs, struct buf *out)
+/* The state lines (record_snapshot_*), after the lock: from fs->next, up
+ * to STATE_PART of them. 1 when more follow, 0 done, -1 on OOM. */
+#define STATE_PART 4096
+static int state_lines(struct frozen_state *fs, struct buf *out)
 {
+	size_t end = fs->n_tombs + fs->n_blast + fs->n_rollbacks;
 	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < fs->n_tombs; i++)
-		rc = record_snapshot_tomb(out, fs->tombs[i].id, fs->tombs[i].episode,
-					  fs->tombs[i].max_starts_ms);
-	for (size_t i = 0; rc == 0 && i < fs->n_blast; i++)
-		rc = record_snapshot_blast(out, fs->blast_key[i], fs->blast_at[i]);
-	for (size_t i = 0; rc == 0 && i < fs->n_rollbacks; i++)
-		rc = record_snapshot_rollback(out, fs->rollbacks[i]);
-	return rc ? -1 : 0;
+	for (size_t k = 0; rc == 0 && k < STATE_PART && fs->next < end; k++, fs->next++) {
+		size_t i = fs->next;
+		if (i < fs->n_tombs)
+			rc = record_snapshot_tomb(out, fs->tombs[i].id, fs->tombs[i].episode,
+						  fs->tombs[i].max_starts_ms);
+		else if ((i -= fs->n_tombs) < fs->n_blast)
+			rc = record_snapshot_blast(out, fs->blast_key[i], fs->blast_at[i]);
+		else
+			rc = record_snapshot_rollback(out, fs->rollbacks[i - fs->n_blast]);
+	}
+	return rc ? -1 : fs->next < end;
 }
 
 static int by_id(const void *a, const void *b)
@@ -617,15 +624,16 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 	return 0;
 }
 
-int engine_frozen_finish(struct engine_frozen *f, struct buf *state)
+void engine_frozen_finish(struct engine_frozen *f)
 {
-	int rc = f->fs ? state_lines(f->fs, state) : 0;
-	frozen_state_free(f->fs);
-	f->fs = NULL;
 	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
 	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
 	qsort(f->changes, f->n_changes, sizeof(*f->changes), by_seq);
-	return rc;
+}
+
+int engine_frozen_state(struct engine_frozen *f, struct buf *out)
+{
+	return f->fs ? state_lines(f->fs, out) : 0;
 }
 
 bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)

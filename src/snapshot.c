@@ -410,18 +410,21 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 	struct error perr = {{0}};
 	if (snapshot_load(state_dir, &prev, &perr) < 0)
 		prev = NULL; /* unusable: built from the whole journal instead */
-	if (src->state(&state, src->arg) < 0) {
-		error_set(err, "out of memory");
-		goto out;
-	}
 	if (!(w.f = fopen(tmp, "we"))) {
 		error_set(err, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	crypto_generichash_init(&w.h, NULL, 0, 32);
-	if (state.len && put(&w, state.data, state.len) < 0) {
-		error_set(err, "%s: %s", tmp, strerror(errno));
-		goto out;
+	for (int more = 1; more == 1;) { /* in parts: never all of it in memory */
+		buf_reset(&state);
+		if ((more = src->state(&state, src->arg)) < 0) {
+			error_set(err, "out of memory");
+			goto out;
+		}
+		if (state.len && put(&w, state.data, state.len) < 0) {
+			error_set(err, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
 	}
 	st->state_lines = w.lines;
 	memset(w.hash, '0', JOURNAL_HASH_HEX); /* the first record's prev */

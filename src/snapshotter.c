@@ -34,7 +34,6 @@
 /* One instant's state: what a snapshot up to seq is written from. */
 struct job {
 	struct engine_frozen *fz;
-	struct buf state;
 	uint64_t seq;
 	char **pending; /* notify's undelivered ids, sorted */
 	size_t n_pending;
@@ -64,7 +63,6 @@ struct snapshotter {
 static void job_release(struct job *j)
 {
 	engine_frozen_free(j->fz);
-	buf_release(&j->state);
 	if (j->own_pending)
 		notify_pending_free(j->pending, j->n_pending);
 	memset(j, 0, sizeof(*j));
@@ -121,7 +119,7 @@ static bool job_keep(const struct record *rec, void *arg)
 static int job_state(struct buf *out, void *arg)
 {
 	const struct job *j = arg;
-	return buf_add(out, j->state.data ? j->state.data : "", j->state.len) ? -1 : 0;
+	return engine_frozen_state(j->fz, out);
 }
 
 /* Until every record appended so far is durable: keep asked the store's
@@ -148,11 +146,7 @@ static int job_commit(void *arg, struct error *err)
 static int write_job(struct snapshotter *s, struct job *j, bool live)
 {
 	const char *why = live ? "periodic" : "stop";
-	if (engine_frozen_finish(j->fz, &j->state) < 0) {
-		log_error("snapshot not written; the next start replays more of the journal", "why",
-			  why, "error", "out of memory", NULL);
-		return -1;
-	}
+	engine_frozen_finish(j->fz);
 	j->journal = live ? s->o.journal : NULL;
 	struct snapshot_source src = {.state = job_state,
 				      .keep = job_keep,

@@ -171,9 +171,11 @@ int engine_replay_record(const struct record *rec, void *arg);
  * under changes_ingest_lock too). Every record of the engine is appended
  * under that lock, and every change under the ingest lock, so the two
  * agree. 0, or -1 on OOM.
- * engine_frozen_finish: then, on any thread (the snapshot's): appends the
- * state lines (record_snapshot_*) to state and sorts what
- * engine_frozen_keep looks up. 0, or -1 on OOM.
+ * engine_frozen_finish: then, on any thread (the snapshot's): sorts what
+ * engine_frozen_keep looks up.
+ * engine_frozen_state: the state lines (record_snapshot_*) appended to
+ * out, a part per call (snapshot_source.state): 1 when more follow, 0
+ * when that was the last, -1 on OOM.
  * engine_frozen_keep: whether rec (seq <= the frozen one) is still needed
  * to rebuild the state: a record of an incident in memory then, written
  * since it was created (not a predecessor's, evicted); the latest
@@ -186,7 +188,8 @@ struct engine_frozen;
 void engine_replay_snapshot(struct engine *e, bool on);
 int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 			   struct engine_frozen **out);
-int engine_frozen_finish(struct engine_frozen *f, struct buf *state);
+void engine_frozen_finish(struct engine_frozen *f);
+int engine_frozen_state(struct engine_frozen *f, struct buf *out);
 bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec);
 void engine_frozen_free(struct engine_frozen *f);
 

@@ -77,7 +77,9 @@ int snapshot_replay(struct snapshot *s, int (*fn)(const struct journal_line *lin
 void snapshot_free(struct snapshot *s);
 
 struct snapshot_source {
-	/* Append the state lines to out. 0, or -1 on OOM. */
+	/* Append the next state lines to out (a part of them: it is called
+	 * again, out emptied, while it says more follow). 1: more follow, 0:
+	 * that was the last, -1 on OOM. */
 	int (*state)(struct buf *out, void *arg);
 	/* Whether a decoded journal record is still needed. */
 	bool (*keep)(const struct record *rec, void *arg);
