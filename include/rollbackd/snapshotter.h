@@ -8,7 +8,7 @@
  * records and by at least as many as that snapshot holds (so that writing
  * snapshots costs at most about as much again as writing the journal), it
  * asks the main loop for one instant's state (engine_snapshot_freeze, and
- * notify's undelivered ids, which live on that loop: a few ms per 10 000
+ * notify's undelivered ids, which live on that loop: about 5 ms per 10 000
  * incidents), waits until the record at that seq is durable, and writes
  * the snapshot up to it from the files, on its own thread. At a clean stop
  * snapshotter_freeze_final and snapshotter_write_final write the last one,
