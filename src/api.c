@@ -36,12 +36,12 @@
 #include "rollbackd/engine.h"
 #include "rollbackd/journal.h"
 #include "rollbackd/links.h"
-#include "rollbackd/log.h"
-#include "rollbackd/metrics.h"
 #include "rollbackd/notify.h"
 #include "rollbackd/replay_guard.h"
 #include "rollbackd/slack.h"
 #include "rollbackd/ui.h"
+#include "rollbackd/log.h"
+#include "rollbackd/metrics.h"
 
 enum webhook_result {
 	WH_ACCEPTED,
@@ -54,12 +54,8 @@ enum webhook_result {
 };
 
 static const char *const webhook_result_names[WH_RESULT_COUNT] = {
-    "accepted",
-    "bad_request",
-    "unauthorized",
-    "too_large",
-    "unsupported_media_type",
-    "journal_unavailable",
+	"accepted", "bad_request", "unauthorized", "too_large", "unsupported_media_type",
+	"journal_unavailable",
 };
 
 /* Answers to signed requests kept for replays (replay_guard.h). */
@@ -70,15 +66,15 @@ struct api {
 	const struct config *_Atomic cfg; /* swapped by a reload; old ones stay valid */
 	struct engine *engine;
 	struct journal *journal; /* NULL: answers do not wait for a disk */
-	struct notify *notify;	 /* NULL: Slack response_url updates are not sent */
-	struct ui *ui;		 /* the console under /ui/ */
+	struct notify *notify;   /* NULL: Slack response_url updates are not sent */
+	struct ui *ui;           /* the console under /ui/ */
 	_Atomic bool ready;
 	struct metric_child *webhooks[WH_RESULT_COUNT];
 	struct metric_child *alerts_firing;
 	struct metric_child *alerts_resolved;
 	struct metric_child *request_duration;
 	struct metric_child *webhooks_replayed;
-	struct replay_guard *guard;	     /* answers to signed requests, for replays */
+	struct replay_guard *guard; /* answers to signed requests, for replays */
 	struct metric_family *changes_total; /* {source} */
 	char listen_addr[128]; /* "127.0.0.1:9097": the Host of an open operator API */
 };
@@ -95,8 +91,8 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 	static const char *const status_label[] = {"status", NULL};
 	static const char *const version_label[] = {"version", NULL};
 	static const char *const source_label[] = {"source", NULL};
-	static const double duration_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-						 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 1};
+	static const double duration_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+						 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 	struct api *api = calloc(1, sizeof(*api));
 	if (!api)
 		return NULL;
@@ -108,20 +104,21 @@ struct api *api_new(const struct config *cfg, struct engine *engine)
 		return NULL;
 	}
 
-	struct metric_family *webhooks =
-	    metrics_register(METRIC_COUNTER, "webhooks_total",
-			     "Webhook requests to /v1/alerts by result.", result_label, NULL, 0);
+	struct metric_family *webhooks = metrics_register(
+		METRIC_COUNTER, "webhooks_total",
+		"Webhook requests to /v1/alerts by result.", result_label, NULL, 0);
 	struct metric_family *alerts = metrics_register(
-	    METRIC_COUNTER, "alerts_total", "Alerts received by status.", status_label, NULL, 0);
-	struct metric_family *duration =
-	    metrics_register(METRIC_HISTOGRAM, "request_duration_seconds",
-			     "Time to handle an HTTP request, from dispatch to reply.", NULL,
-			     duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+		METRIC_COUNTER, "alerts_total", "Alerts received by status.", status_label,
+		NULL, 0);
+	struct metric_family *duration = metrics_register(
+		METRIC_HISTOGRAM, "request_duration_seconds",
+		"Time to handle an HTTP request, from dispatch to reply.", NULL,
+		duration_bounds, sizeof(duration_bounds) / sizeof(duration_bounds[0]));
 	struct metric_family *build = metrics_register(
-	    METRIC_GAUGE, "build_info", "Build information.", version_label, NULL, 0);
-	api->changes_total = metrics_register(
-	    METRIC_COUNTER, "changes_total",
-	    "Changes recorded through POST /v1/changes, by source.", source_label, NULL, 0);
+		METRIC_GAUGE, "build_info", "Build information.", version_label, NULL, 0);
+	api->changes_total = metrics_register(METRIC_COUNTER, "changes_total",
+					      "Changes recorded through POST /v1/changes, by source.",
+					      source_label, NULL, 0);
 	if (!webhooks || !alerts || !duration || !build || !api->changes_total)
 		goto fail;
 	for (int i = 0; i < WH_RESULT_COUNT; i++) {
@@ -184,8 +181,8 @@ void api_set_ready(struct api *api, bool ready)
 	atomic_store(&api->ready, ready);
 }
 
-static void send_json(struct evhttp_request *req, int status, const char *reason, const char *body,
-		      size_t len)
+static void send_json(struct evhttp_request *req, int status, const char *reason,
+		      const char *body, size_t len)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -198,38 +195,25 @@ static void send_json(struct evhttp_request *req, int status, const char *reason
 static const char *status_reason(int status)
 {
 	switch (status) {
-	case 200:
-		return "OK";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Payload Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 417:
-		return "Expectation Failed";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Error";
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
 	}
 }
 
-void api_send_error(struct evhttp_request *req, int status, const char *code, const char *msg)
+void api_send_error(struct evhttp_request *req, int status, const char *code,
+		    const char *msg)
 {
 	struct buf b;
 	buf_init(&b, 0);
@@ -441,15 +425,17 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 	}
 
 	struct auth_input ai = {
-	    .authorization = evhttp_find_header(in, "Authorization"),
-	    .rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
-	    .hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-	    .grafana_signature = evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
-	    .grafana_timestamp = evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
-	    .body = body,
-	    .body_len = len,
-	    .now = (int64_t)time(NULL),
-	    .from_loopback = peer_is_loopback(req),
+		.authorization = evhttp_find_header(in, "Authorization"),
+		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
+		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
+		.body = body,
+		.body_len = len,
+		.now = (int64_t)time(NULL),
+		.from_loopback = peer_is_loopback(req),
 	};
 	const char *scheme = NULL;
 	const char *authz[AUTHZ_MAX];
@@ -493,15 +479,13 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 	if (sig_hdr) {
 		char both[1024];
 		snprintf(both, sizeof(both), "%s\n%s", sig_hdr,
-			 ai.grafana_timestamp && strcmp(scheme, "grafana") == 0
-			     ? ai.grafana_timestamp
-			     : "");
+			 ai.grafana_timestamp && strcmp(scheme, "grafana") == 0 ? ai.grafana_timestamp
+										: "");
 		replay_guard_key(scheme, both, body, len, gn.key);
 		gn.expires_ms = timestamp_mono_ms() + cfg->auth.max_skew_ms;
 		g = &gn;
 		int status = 0;
-		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &reply) ==
-		    1) {
+		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &reply) == 1) {
 			metric_inc(api->webhooks_replayed);
 			send_json(req, status, "OK", reply.data, reply.len);
 			buf_release(&reply);
@@ -543,8 +527,8 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		metric_inc(a->status == ALERT_FIRING ? api->alerts_firing : api->alerts_resolved);
 		log_alert(a);
 	}
-	if (buf_addf(&reply,
-		     "{\"status\":\"accepted\",\"alerts\":%zu,\"decisions\":", wh.n_alerts) < 0 ||
+	if (buf_addf(&reply, "{\"status\":\"accepted\",\"alerts\":%zu,\"decisions\":",
+		     wh.n_alerts) < 0 ||
 	    engine_process(api->engine, &wh, timestamp_now(), &reply) < 0 ||
 	    buf_adds(&reply, "}\n") < 0) {
 		webhook_release(&wh);
@@ -567,24 +551,26 @@ static bool changes_allowed(struct api *api, struct evhttp_request *req, const u
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const char *authz = evhttp_find_header(in, "Authorization");
 	struct auth_input ai = {
-	    .rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
-	    .hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-	    .grafana_signature = evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
-	    .grafana_timestamp = evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
-	    .body = body,
-	    .body_len = len,
-	    .now = (int64_t)time(NULL),
-	    .from_loopback = peer_is_loopback(req),
+		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
+		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
+		.body = body,
+		.body_len = len,
+		.now = (int64_t)time(NULL),
+		.from_loopback = peer_is_loopback(req),
 	};
 	/* Only the HMAC part of the webhook's schemes: the Alertmanager bearer
 	 * token and basic auth are for alerts, the api token is for changes. */
 	struct auth_config hmac_only = {
-	    .hmac_secrets = cfg->auth.hmac_secrets,
-	    .n_hmac_secrets = cfg->auth.n_hmac_secrets,
-	    .max_skew_ms = cfg->auth.max_skew_ms,
-	    .allow_untimestamped = cfg->auth.allow_untimestamped,
-	    .grafana_signature_header = cfg->auth.grafana_signature_header,
-	    .grafana_timestamp_header = cfg->auth.grafana_timestamp_header,
+		.hmac_secrets = cfg->auth.hmac_secrets,
+		.n_hmac_secrets = cfg->auth.n_hmac_secrets,
+		.max_skew_ms = cfg->auth.max_skew_ms,
+		.allow_untimestamped = cfg->auth.allow_untimestamped,
+		.grafana_signature_header = cfg->auth.grafana_signature_header,
+		.grafana_timestamp_header = cfg->auth.grafana_timestamp_header,
 	};
 	bool token_on = secret_is_set(&cfg->api_token);
 	bool hmac_on = !auth_config_is_open(&hmac_only);
@@ -772,9 +758,8 @@ static bool host_is_ours(const struct api *api, const char *host)
 	const char *authority, *port = strrchr(api->listen_addr, ':');
 	url_origin(api->cfg->public_url, origin, sizeof(origin), &authority);
 	snprintf(local, sizeof(local), "localhost%s", port ? port : "");
-	return host &&
-	       ((api->listen_addr[0] && strcasecmp(host, api->listen_addr) == 0) ||
-		strcasecmp(host, local) == 0 || (authority[0] && strcasecmp(host, authority) == 0));
+	return host && ((api->listen_addr[0] && strcasecmp(host, api->listen_addr) == 0) ||
+			strcasecmp(host, local) == 0 || (authority[0] && strcasecmp(host, authority) == 0));
 }
 
 static bool origin_is_ours(const struct api *api, const char *origin)
@@ -881,8 +866,7 @@ static void handle_incidents(struct api *api, struct evhttp_request *req)
 	msg[0] = '\0';
 	if (limit) {
 		size_t n = strlen(limit);
-		long v =
-		    n && n <= 4 && strspn(limit, "0123456789") == n ? strtol(limit, NULL, 10) : 0;
+		long v = n && n <= 4 && strspn(limit, "0123456789") == n ? strtol(limit, NULL, 10) : 0;
 		if (v < 1 || v > ENGINE_PAGE_MAX)
 			snprintf(msg, sizeof(msg), "limit: expected an integer from 1 to %d",
 				 ENGINE_PAGE_MAX);
@@ -907,9 +891,8 @@ static void handle_incidents(struct api *api, struct evhttp_request *req)
 	} else {
 		if (p.next[0]) {
 			char link[256];
-			snprintf(link, sizeof(link),
-				 "</v1/incidents?before=%s&limit=%zu%s%s>; rel=\"next\"", p.next,
-				 p.limit, state ? "&state=" : "", state ? state : "");
+			snprintf(link, sizeof(link), "</v1/incidents?before=%s&limit=%zu%s%s>; rel=\"next\"",
+				 p.next, p.limit, state ? "&state=" : "", state ? state : "");
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
 		}
 		send_buf_json(req, &b);
@@ -988,7 +971,8 @@ static void handle_healthz(struct api *api, struct evhttp_request *req)
 static void handle_readyz(struct api *api, struct evhttp_request *req)
 {
 	static const char ready[] = "{\"status\":\"ready\"}\n";
-	static const char not_ready[] = "{\"status\":\"not_ready\",\"reason\":\"shutting down\"}\n";
+	static const char not_ready[] =
+		"{\"status\":\"not_ready\",\"reason\":\"shutting down\"}\n";
 	if (!atomic_load(&api->ready)) {
 		send_json(req, 503, "Service Unavailable", not_ready, sizeof(not_ready) - 1);
 		return;
@@ -1001,8 +985,7 @@ static void handle_readyz(struct api *api, struct evhttp_request *req)
 		    buf_add_json_str(&b, "journal unavailable", 19) ||
 		    buf_adds(&b, ",\"error\":") || buf_add_json_str(&b, why, strlen(why)) ||
 		    buf_adds(&b, "}\n"))
-			send_json(req, 503, "Service Unavailable", not_ready,
-				  sizeof(not_ready) - 1);
+			send_json(req, 503, "Service Unavailable", not_ready, sizeof(not_ready) - 1);
 		else
 			send_json(req, 503, "Service Unavailable", b.data, b.len);
 		buf_release(&b);
@@ -1054,9 +1037,9 @@ static int incident_target(struct api *api, const char *id, struct buf *out)
 	buf_release(&js);
 	if (r == 0)
 		r = !inc || ui_incident_target(inc, out) < 0 ||
-			    (!out->len && buf_adds(out, id) < 0) /* no group labels */
-			? -1
-			: 0;
+				    (!out->len && buf_adds(out, id) < 0) /* no group labels */
+			    ? -1
+			    : 0;
 	json_decref(inc);
 	return r;
 }
@@ -1098,8 +1081,7 @@ static bool link_ok(struct api *api, struct evhttp_request *req, const char *id,
 		return false;
 	}
 	if (parsed < 0) {
-		send_page(req, 400, "This link is not valid",
-			  f->error ? f->error : "malformed link");
+		send_page(req, 400, "This link is not valid", f->error ? f->error : "malformed link");
 		return false;
 	}
 	enum link_status st = links_verify(&cfg->links_secret, f->action, id, f->ep, f->exp, f->sig,
@@ -1179,8 +1161,8 @@ static int use_link(struct api *api, const char *id, int episode, const char *ac
 		return 409;
 	case ENGINE_USE_NOT_APPLICABLE:
 		snprintf(title, tsz, "Nothing to do");
-		snprintf(msg, msz,
-			 approve ? "%s is not awaiting approval." : "%s is already resolved.", id);
+		snprintf(msg, msz, approve ? "%s is not awaiting approval." : "%s is already resolved.",
+			 id);
 		return 409;
 	default:
 		snprintf(title, tsz, "No such incident");
@@ -1239,9 +1221,10 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 			       "Slack interactivity is off: auth.slack_signing is not configured");
 		return;
 	}
-	enum slack_sig sig = slack_verify(
-	    &cfg->slack_signing, evhttp_find_header(hdr, "X-Slack-Request-Timestamp"),
-	    evhttp_find_header(hdr, "X-Slack-Signature"), body, len, (int64_t)time(NULL));
+	enum slack_sig sig = slack_verify(&cfg->slack_signing,
+					  evhttp_find_header(hdr, "X-Slack-Request-Timestamp"),
+					  evhttp_find_header(hdr, "X-Slack-Signature"), body, len,
+					  (int64_t)time(NULL));
 	if (sig != SLACK_SIG_OK) {
 		api_send_error(req, 401, "unauthorized", slack_sig_message(sig));
 		return;
@@ -1258,8 +1241,7 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 	{
 		struct buf cached = BUF_INIT;
 		int status = 0;
-		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &cached) ==
-		    1) {
+		if (replay_guard_get(api->guard, gn.key, timestamp_mono_ms(), &status, &cached) == 1) {
 			send_json(req, status, "OK", cached.data, cached.len);
 			buf_release(&cached);
 			return;
@@ -1278,8 +1260,8 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 	}
 	char title[64], msg[512], who[160];
 	snprintf(who, sizeof(who), "%s (Slack)", act.user);
-	use_link(api, act.incident, act.episode, act.action, who, "slack", title, sizeof(title),
-		 msg, sizeof(msg));
+	use_link(api, act.incident, act.episode, act.action, who, "slack", title, sizeof(title), msg,
+		 sizeof(msg));
 	struct buf up = BUF_INIT;
 	if (api->notify && act.response_url[0] && slack_response_update(msg, &up) == 0)
 		notify_slack_response(api->notify, act.response_url, up.data);
@@ -1294,24 +1276,24 @@ static void handle_slack_actions(struct api *api, struct evhttp_request *req)
 }
 
 struct route {
-	const char *path;	      /* exact, or a prefix when it ends in '/' */
+	const char *path;             /* exact, or a prefix when it ends in '/' */
 	enum evhttp_cmd_type methods; /* bit set */
-	const char *allow;	      /* Allow header for 405 */
+	const char *allow;            /* Allow header for 405 */
 	void (*handle)(struct api *, struct evhttp_request *);
 };
 
 static const struct route routes[] = {
-    {"/v1/alerts", EVHTTP_REQ_POST, "POST", handle_alerts},
-    {"/v1/changes", EVHTTP_REQ_POST, "POST", handle_changes},
-    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics},
-    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
-    {"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},
-    {"/v1/incidents", EVHTTP_REQ_GET, "GET", handle_incidents},
-    {"/v1/incidents/", EVHTTP_REQ_GET, "GET", handle_incident},
-    {"/v1/pause", EVHTTP_REQ_POST, "POST", handle_pause_on},
-    {"/v1/resume", EVHTTP_REQ_POST, "POST", handle_pause_off},
-    {"/v1/ack/", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST", handle_ack},
-    {"/v1/slack/actions", EVHTTP_REQ_POST, "POST", handle_slack_actions},
+	{"/v1/alerts", EVHTTP_REQ_POST, "POST", handle_alerts},
+	{"/v1/changes", EVHTTP_REQ_POST, "POST", handle_changes},
+	{"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_metrics},
+	{"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_healthz},
+	{"/readyz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", handle_readyz},
+	{"/v1/incidents", EVHTTP_REQ_GET, "GET", handle_incidents},
+	{"/v1/incidents/", EVHTTP_REQ_GET, "GET", handle_incident},
+	{"/v1/pause", EVHTTP_REQ_POST, "POST", handle_pause_on},
+	{"/v1/resume", EVHTTP_REQ_POST, "POST", handle_pause_off},
+	{"/v1/ack/", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST", handle_ack},
+	{"/v1/slack/actions", EVHTTP_REQ_POST, "POST", handle_slack_actions},
 };
 
 static bool route_matches(const struct route *r, const char *path)

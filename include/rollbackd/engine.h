@@ -166,7 +166,7 @@ int engine_replay_record(const struct record *rec, void *arg);
  * engine_snapshot_freeze: at one instant, under the engine's lock (any
  * thread; it only copies: about 5 ms per 10 000 incidents here): *seq = j's
  * last appended seq, and in *out the tombstones, rollbacks of the last
- * hour and blast window no kept record carries, the incidents in memory
+ * hour and blast window no kept record carries, the incidents in memory,
  * the seen map and the change records the change store holds (taken
  * under changes_ingest_lock too). Every record of the engine is appended
  * under that lock, and every change under the ingest lock, so the two
