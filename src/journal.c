@@ -528,14 +528,7 @@ static void health_check(struct journal *j)
 
 static void wait_ms(struct journal *j, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = timestamp_deadline(CLOCK_REALTIME, ms);
 	pthread_cond_timedwait(&j->wake, &j->lock, &ts);
 }
 

@@ -180,14 +180,7 @@ static int write_job(struct snapshotter *s, struct job *j, bool live)
 /* Under s->lock: wait up to ms, or until stopped. */
 static void nap(struct snapshotter *s, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = timestamp_deadline(CLOCK_MONOTONIC, ms);
 	if (!s->stop)
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 }

@@ -719,13 +719,7 @@ static bool index_catch_up(struct ui_index *ix, bool *current)
 	pthread_mutex_lock(&ix->lock);
 	uint64_t want = ++ix->kick_gen;
 	pthread_cond_signal(&ix->wake);
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)UI_CATCHUP_WAIT_MS * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = timestamp_deadline(CLOCK_REALTIME, UI_CATCHUP_WAIT_MS);
 	while (ix->done_gen < want && !ix->stop)
 		if (pthread_cond_timedwait(&ix->done, &ix->lock, &until) == ETIMEDOUT)
 			break;

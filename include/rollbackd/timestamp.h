@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct timestamp {
 	int64_t sec;  /* seconds since 1970-01-01T00:00:00Z, may be negative */
@@ -51,6 +52,10 @@ struct event_base *timestamp_event_base_new(void);
 
 /* ms as a struct timeval for libevent timers; negative counts as 0. */
 struct timeval timestamp_tv(int64_t ms);
+
+/* The time ms (>= 0) from now on clock: a pthread_cond_timedwait deadline
+ * (its clock: the cond's, CLOCK_REALTIME unless set otherwise). */
+struct timespec timestamp_deadline(clockid_t clock, int64_t ms);
 
 /* a - b in milliseconds (saturating at INT64 bounds is not needed for the
  * range of years 1..9999). */

@@ -355,3 +355,20 @@ Test(timestamp, loop_timers_never_fire_early)
 	}
 	event_base_free(base);
 }
+
+Test(timestamp, deadline_is_ms_later_on_that_clock)
+{
+	int64_t cases[] = {0, 1, 999, 1000, 1500, 61999};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct timespec before, after;
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		struct timespec d = timestamp_deadline(CLOCK_MONOTONIC, cases[i]);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		cr_assert(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L, "nsec %ld", d.tv_nsec);
+		int64_t lo = (before.tv_sec * 1000000000LL + before.tv_nsec) + cases[i] * 1000000LL;
+		int64_t hi = (after.tv_sec * 1000000000LL + after.tv_nsec) + cases[i] * 1000000LL;
+		int64_t got = d.tv_sec * 1000000000LL + d.tv_nsec;
+		cr_assert(got >= lo && got <= hi, "%lld ms: %lld not in [%lld, %lld]",
+			  (long long)cases[i], (long long)got, (long long)lo, (long long)hi);
+	}
+}
