@@ -62,15 +62,20 @@ def start(cfg_path, port, log_path):
         time.sleep(0.005)
 
 
-def replayed(log_path):
+def log_lines(log_path):
+    """The daemon's JSON log lines (anything else skipped)."""
     with open(log_path) as f:
         for line in f:
             try:
-                rec = json.loads(line)
+                yield json.loads(line)
             except ValueError:
                 continue
-            if rec.get("msg") == "journal replayed":
-                return int(rec["records"]), int(rec["ms"])
+
+
+def replayed(log_path):
+    for rec in log_lines(log_path):
+        if rec.get("msg") == "journal replayed":
+            return int(rec["records"]), int(rec["ms"])
     sys.exit("no 'journal replayed' line in %s" % log_path)
 
 
@@ -98,15 +103,10 @@ def periodic(log_path):
     """The periodic snapshots the feeding run wrote: (count, max ms, max freeze ms,
     last seq)."""
     n, worst, fworst, seq = 0, 0, 0, 0
-    with open(log_path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("msg") == "snapshot written" and rec.get("why") == "periodic":
-                n, worst, seq = n + 1, max(worst, int(rec["ms"])), int(rec["seq"])
-                fworst = max(fworst, int(rec["freeze_ms"]))
+    for rec in log_lines(log_path):
+        if rec.get("msg") == "snapshot written" and rec.get("why") == "periodic":
+            n, worst, seq = n + 1, max(worst, int(rec["ms"])), int(rec["seq"])
+            fworst = max(fworst, int(rec["freeze_ms"]))
     return n, worst, fworst, seq
 
 
