@@ -67,6 +67,12 @@ class SnapshotCase(unittest.TestCase):
         self.assertEqual(len(lines), 1, srv.lines[-20:])
         return lines[0]
 
+    def started_from(self, srv, trailer):
+        """srv's start used the snapshot whose trailer this is, whole."""
+        self.assertEqual([l for l in srv.logs if l.get("msg") ==
+                          "snapshot not used; replaying the whole journal"], [])
+        self.assertEqual(self.replayed(srv)["snapshot_lines"], str(trailer["lines"]))
+
     def restart(self, srv):
         srv.proc = None
         srv.lines, srv.logs = [], []
@@ -292,9 +298,7 @@ class PeriodicSnapshotTest(SnapshotCase):
         self.assertLess(trailer["seq"], self.journal_lines(a), "a tail after the snapshot")
         b = self.twin(a)
         self.restart(a)
-        self.assertEqual([l for l in a.logs if l.get("msg") ==
-                          "snapshot not used; replaying the whole journal"], [])
-        self.assertEqual(self.replayed(a)["snapshot_lines"], str(trailer["lines"]))
+        self.started_from(a, trailer)
         self.assertEqual(a.request("GET", "/v1/incidents/" + tail["incident"]).status, 200)
         b.start()
         self.assertEqual(self.replayed(b)["snapshot_lines"], "0")
@@ -324,9 +328,7 @@ class PeriodicSnapshotTest(SnapshotCase):
         os.truncate(j, t["current_size"])  # what a power loss may leave
         b = self.twin(a)
         self.restart(a)
-        self.assertEqual([l for l in a.logs if l.get("msg") ==
-                          "snapshot not used; replaying the whole journal"], [])
-        self.assertEqual(self.replayed(a)["snapshot_lines"], str(t["lines"]))
+        self.started_from(a, t)
         b.start()
         self.assertEqual(self.view(a), self.view(b))
 
@@ -371,9 +373,7 @@ class PeriodicSnapshotTest(SnapshotCase):
         a.kill()
         b = self.twin(a, journal=seg)
         self.restart(a)
-        self.assertEqual([l for l in a.logs if l.get("msg") ==
-                          "snapshot not used; replaying the whole journal"], [])
-        self.assertEqual(self.replayed(a)["snapshot_lines"], str(first["lines"]))
+        self.started_from(a, first)
         b.start()
         self.assertEqual(self.view(a), self.view(b))
 
