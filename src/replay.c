@@ -439,19 +439,6 @@ struct frozen_seen {
 	unsigned char digest[16];
 };
 
-struct frozen_state;
-
-struct engine_frozen {
-	struct store *store;
-	struct frozen_state *fs; /* until engine_frozen_finish */
-	struct frozen_incident *incs;
-	size_t n_incs;
-	struct frozen_seen *seen;
-	size_t n_seen;
-	uint64_t *changes; /* seqs of the change records the change store held */
-	size_t n_changes;
-};
-
 /* The state lines' data, copied under e->lock and written after it. */
 struct frozen_state {
 	struct tombstone *tombs;
@@ -462,6 +449,18 @@ struct frozen_state {
 	int64_t *rollbacks;
 	size_t n_rollbacks, cap_rollbacks;
 	size_t next; /* the next state line to write (engine_frozen_state) */
+};
+
+struct engine_frozen {
+	struct store *store;
+	struct frozen_state fs;
+	/* sorted by their leading uint64_t (engine_frozen_finish) */
+	struct frozen_incident *incs;
+	size_t n_incs;
+	struct frozen_seen *seen;
+	size_t n_seen;
+	uint64_t *changes; /* seqs of the change records the change store held */
+	size_t n_changes;
 };
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
@@ -500,18 +499,27 @@ static int rollback_copy(int64_t at_ms, void *arg)
 	return 0;
 }
 
-/* Under e->lock: what the state lines say (no kept record carries it). */
-static int state_copy_locked(struct engine *e, struct frozen_state *fs)
+/* Under e->lock: the incidents, the seen map and what the state lines say
+ * (no kept record carries it), in f's arrays sized for them. */
+static int copy_locked(struct engine *e, struct engine_frozen *f)
 {
+	struct frozen_state *fs = &f->fs;
 	int rc = tomb_map_each(&e->tombs, tomb_copy, fs);
-	/* an incident back after its eviction keeps what its tombstone said,
-	 * even once the tombstone itself left the ring */
 	struct incident *inc;
 	LIST_FOR_EACH(inc, link, &e->incidents)
 	{
+		f->incs[f->n_incs++] = (struct frozen_incident){tomb_key(inc->id), inc->born_after};
+		/* an incident back after its eviction keeps what its tombstone
+		 * said, even once the tombstone itself left the ring */
 		if (rc == 0 && inc->tomb_episode > 0 && !tomb_map_has(&e->tombs, inc->id))
 			rc =
 			    add_tomb(fs, tomb_key(inc->id), inc->tomb_episode, inc->tomb_starts_ms);
+	}
+	struct seen_entry *x;
+	HMAP_FOR_EACH(x, node, &e->seen.entries)
+	{
+		f->seen[f->n_seen].key = x->node.hash;
+		memcpy(f->seen[f->n_seen++].digest, x->digest, 16);
 	}
 	for (size_t i = 0; i < e->blast.n; i++) {
 		size_t at = (e->blast.head + i) % BLAST_RING;
@@ -520,6 +528,8 @@ static int state_copy_locked(struct engine *e, struct frozen_state *fs)
 	}
 	if (rc == 0)
 		rc = store_journal_each_rollback(e->store, rollback_copy, fs);
+	if (rc == 0)
+		rc = changes_held_seqs(e->changes, &f->changes, &f->n_changes);
 	return rc ? -1 : 0;
 }
 
@@ -543,39 +553,21 @@ static int state_lines(struct frozen_state *fs, struct buf *out)
 	return rc ? -1 : fs->next < end;
 }
 
-static int by_id(const void *a, const void *b)
+/* For the arrays of struct engine_frozen: by their leading uint64_t. */
+static int by_u64(const void *a, const void *b)
 {
-	uint64_t x = ((const struct frozen_incident *)a)->id,
-		 y = ((const struct frozen_incident *)b)->id;
+	uint64_t x, y;
+	memcpy(&x, a, sizeof(x));
+	memcpy(&y, b, sizeof(y));
 	return x < y ? -1 : x > y;
-}
-
-static int by_seq(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int by_key(const void *a, const void *b)
-{
-	uint64_t x = ((const struct frozen_seen *)a)->key, y = ((const struct frozen_seen *)b)->key;
-	return x < y ? -1 : x > y;
-}
-
-static void frozen_state_free(struct frozen_state *fs)
-{
-	if (!fs)
-		return;
-	free(fs->tombs);
-	free(fs->rollbacks);
-	free(fs);
 }
 
 void engine_frozen_free(struct engine_frozen *f)
 {
 	if (!f)
 		return;
-	frozen_state_free(f->fs);
+	free(f->fs.tombs);
+	free(f->fs.rollbacks);
 	free(f->incs);
 	free(f->seen);
 	free(f->changes);
@@ -597,23 +589,7 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 	size_t n_seen = hmap_count(&e->seen.entries);
 	f->incs = malloc((e->n_incidents ? e->n_incidents : 1) * sizeof(*f->incs));
 	f->seen = malloc((n_seen ? n_seen : 1) * sizeof(*f->seen));
-	f->fs = calloc(1, sizeof(*f->fs));
-	int rc = f->incs && f->seen && f->fs ? state_copy_locked(e, f->fs) : -1;
-	if (rc == 0) {
-		struct incident *inc;
-		LIST_FOR_EACH(inc, link, &e->incidents)
-		{
-			f->incs[f->n_incs++] =
-			    (struct frozen_incident){tomb_key(inc->id), inc->born_after};
-		}
-		struct seen_entry *x;
-		HMAP_FOR_EACH(x, node, &e->seen.entries)
-		{
-			f->seen[f->n_seen].key = x->node.hash;
-			memcpy(f->seen[f->n_seen++].digest, x->digest, 16);
-		}
-		rc = changes_held_seqs(e->changes, &f->changes, &f->n_changes);
-	}
+	int rc = f->incs && f->seen ? copy_locked(e, f) : -1;
 	pthread_mutex_unlock(&e->lock);
 	changes_ingest_unlock(e->changes);
 	if (rc < 0) {
@@ -626,14 +602,14 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 
 void engine_frozen_finish(struct engine_frozen *f)
 {
-	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_id);
-	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_key);
-	qsort(f->changes, f->n_changes, sizeof(*f->changes), by_seq);
+	qsort(f->incs, f->n_incs, sizeof(*f->incs), by_u64);
+	qsort(f->seen, f->n_seen, sizeof(*f->seen), by_u64);
+	qsort(f->changes, f->n_changes, sizeof(*f->changes), by_u64);
 }
 
 int engine_frozen_state(struct engine_frozen *f, struct buf *out)
 {
-	return f->fs ? state_lines(f->fs, out) : 0;
+	return state_lines(&f->fs, out);
 }
 
 bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
@@ -645,7 +621,7 @@ bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
 	if (!rec->seq)
 		return false;
 	if (rec->type == RECORD_CHANGE) /* the change store's, while it holds it */
-		return bsearch(&rec->seq, f->changes, f->n_changes, sizeof(rec->seq), by_seq);
+		return bsearch(&rec->seq, f->changes, f->n_changes, sizeof(rec->seq), by_u64);
 	if (!rec->has_incident)
 		return false;
 	if (rec->type == RECORD_NOTIFICATION) {
@@ -653,12 +629,12 @@ bool engine_frozen_keep(const struct engine_frozen *f, const struct record *rec)
 		struct frozen_seen k;
 		if (!notification_seen(rec, &k.key, k.digest))
 			return false;
-		const struct frozen_seen *x = bsearch(&k, f->seen, f->n_seen, sizeof(k), by_key);
+		const struct frozen_seen *x = bsearch(&k, f->seen, f->n_seen, sizeof(k), by_u64);
 		return x && memcmp(x->digest, k.digest, 16) == 0;
 	}
 	if (strlen(rec->incident) != INCIDENT_ID_LEN || strncmp(rec->incident, "inc-", 4) != 0)
 		return false;
 	struct frozen_incident k = {tomb_key(rec->incident), 0};
-	const struct frozen_incident *x = bsearch(&k, f->incs, f->n_incs, sizeof(k), by_id);
+	const struct frozen_incident *x = bsearch(&k, f->incs, f->n_incs, sizeof(k), by_u64);
 	return x && rec->seq > x->born_after;
 }
