@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,8 @@ struct job {
 	char **pending; /* notify's undelivered ids, sorted */
 	size_t n_pending;
 	bool own_pending;
-	int64_t freeze_ms;	 /* how long the freeze held the engine (and the loop) */
-	struct journal *journal; /* for job_commit */
+	int64_t freeze_ms;     /* how long the freeze held the engine (and the loop) */
+	struct snapshotter *s; /* for job_commit */
 };
 
 enum ask { ASK_NONE, ASK_WAITING, ASK_READY };
@@ -51,7 +52,7 @@ struct snapshotter {
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;		       /* under lock */
+	atomic_bool stop;	       /* set under lock (the cond's waiters), read anywhere */
 	enum ask ask;		       /* under lock */
 	struct job job;		       /* under lock while ask != ASK_NONE */
 	struct event *freeze_ev;       /* on o.base: the loop's half of a freeze */
@@ -122,17 +123,17 @@ static int job_state(struct buf *out, void *arg)
 	return engine_frozen_state(j->fz, out);
 }
 
-/* Until every record appended so far is durable: keep asked the store's
- * live state, which records after the frozen seq may have changed. */
-static int job_commit(void *arg, struct error *err)
+/* Until record seq is durable, off every lock: 0, or -1 with err when the
+ * journal is not being written, or (stoppable) the daemon stops. */
+static int wait_durable(struct snapshotter *s, uint64_t seq, bool stoppable, struct error *err)
 {
-	const struct job *j = arg;
-	uint64_t seq = journal_seq(j->journal);
 	char hash[JOURNAL_HASH_HEX + 1];
-	while (journal_durable_head(j->journal, hash) < seq) {
-		if (!journal_available(j->journal)) {
+	while (journal_durable_head(s->o.journal, hash) < seq) {
+		if (stoppable && atomic_load(&s->stop))
+			return error_set(err, "rollbackd is stopping");
+		if (!journal_available(s->o.journal)) {
 			char why[256];
-			journal_last_error(j->journal, why, sizeof(why));
+			journal_last_error(s->o.journal, why, sizeof(why));
 			return error_set(err, "the journal is not being written: %s", why);
 		}
 		struct timespec ts = {0, DURABLE_POLL_MS * 1000000L};
@@ -141,13 +142,21 @@ static int job_commit(void *arg, struct error *err)
 	return 0;
 }
 
+/* Until every record appended so far is durable: keep asked the store's
+ * live state, which records after the frozen seq may have changed. */
+static int job_commit(void *arg, struct error *err)
+{
+	const struct job *j = arg;
+	return wait_durable(j->s, journal_seq(j->s->o.journal), false, err);
+}
+
 /* live: the daemon still appends (periodic); else the journal is closed,
  * everything written (the stop). 0, or -1 (logged). */
 static int write_job(struct snapshotter *s, struct job *j, bool live)
 {
 	const char *why = live ? "periodic" : "stop";
 	engine_frozen_finish(j->fz);
-	j->journal = live ? s->o.journal : NULL;
+	j->s = s;
 	struct snapshot_source src = {.state = job_state,
 				      .keep = job_keep,
 				      .arg = j,
@@ -212,13 +221,10 @@ static void *run(void *arg)
 		struct job j = s->job;
 		memset(&s->job, 0, sizeof(s->job));
 		s->ask = ASK_NONE;
-		/* its record durable: the files hold everything it covers */
-		char hash[JOURNAL_HASH_HEX + 1];
-		while (!s->stop && journal_available(s->o.journal) &&
-		       journal_durable_head(s->o.journal, hash) < j.seq)
-			nap(s, DURABLE_POLL_MS);
-		bool ready = journal_durable_head(s->o.journal, hash) >= j.seq;
 		pthread_mutex_unlock(&s->lock);
+		/* its record durable: the files hold everything it covers */
+		struct error err = {{0}};
+		bool ready = wait_durable(s, j.seq, true, &err) == 0;
 		/* after a failure (or a journal that stopped being written), the
 		 * next try waits for the next threshold, not the next second */
 		if (!ready || write_job(s, &j, true) < 0)
