@@ -435,7 +435,7 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		if (snapshot_replay(prev, from_previous, &w, err) < 0 ||
 		    journal_reader_seek(r, pt->segment, pt->offset, err) < 0)
 			goto out;
-		if (src->upto && pt->seq > src->upto) {
+		if (pt->seq > src->upto) {
 			error_set(err, "the snapshot on disk covers seq %" PRIu64 ", past %" PRIu64,
 				  pt->seq, src->upto);
 			goto out;
@@ -472,12 +472,12 @@ int snapshot_write(const char *state_dir, const struct snapshot_source *src,
 		w.offset = line.offset;
 		w.len = line.len;
 		any = true;
-		if (src->upto && seq == src->upto)
+		if (seq == src->upto)
 			break; /* a live journal: what follows is not covered */
 	}
 	if (got < 0)
 		goto out;
-	if (src->upto && w.seq != src->upto) {
+	if (w.seq != src->upto) {
 		error_set(err, "the journal ends at seq %" PRIu64 ", before seq %" PRIu64, w.seq,
 			  src->upto);
 		goto out;

@@ -84,9 +84,9 @@ struct snapshot_source {
 	/* Whether a decoded journal record is still needed. */
 	bool (*keep)(const struct record *rec, void *arg);
 	void *arg;
-	/* The last record to cover (0: the journal's end): the seq state and
-	 * keep describe, durable in the files; a running daemon appends past
-	 * it while the snapshot is written. */
+	/* The last record to cover: the seq state and keep describe, durable
+	 * in the files (0: an empty journal); a running daemon appends past it
+	 * while the snapshot is written. */
 	uint64_t upto;
 	/* Called once the file is written and synced, before it replaces the
 	 * old one (NULL: none): 0 to go on, -1 with err to give it up. What
