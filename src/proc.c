@@ -510,6 +510,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case PHASE_RUN: {
 		p->timed_out = true;
 		p->phase = PHASE_TERM;
+		/* The leader first (not reaped: its pid is still its own): were
+		 * its children killed first, it could reap them and exit with
+		 * their status before its own SIGTERM came, and the timeout
+		 * would read as an exit. */
+		if (!p->reaped)
+			kill(p->pid, SIGTERM);
 		signal_leftovers(p, SIGTERM, false);
 		struct timeval tv = timestamp_tv(p->kill_grace_ms);
 		evtimer_add(p->ev_timer, &tv);
