@@ -27,20 +27,24 @@ static const struct secret *lookup_secret(void *arg, const char *name)
 
 int incident_target_name(const struct incident *inc, struct buf *out)
 {
-	if (inc->target) {
+	if (incident_target(inc)) {
 		buf_reset(out);
-		return buf_adds(out, inc->target);
+		return buf_adds(out, incident_target(inc));
 	}
-	return changes_default_target(inc->group.items, inc->group.n, out);
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0)
+		return -1;
+	int rc = changes_default_target(sets.set[SET_GROUP].items, sets.set[SET_GROUP].n, out);
+	inc_sets_release(&sets);
+	return rc;
 }
 
-void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
-			  struct template_ctx *ctx, struct label_set *labels,
-			  struct label_set *annotations, struct change *chg)
+int actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
+			 struct template_ctx *ctx, struct inc_sets *sets, struct change *chg)
 {
 	struct buf t = BUF_INIT;
-	bool known =
-	    incident_target_name(inc, &t) == 0 && changes_latest(inc->engine->changes, t.data, chg);
+	bool known = incident_target_name(inc, &t) == 0 &&
+		     changes_latest(incident_engine(inc)->changes, t.data, chg);
 	if (!known) {
 		memset(chg, 0, sizeof(*chg));
 		snprintf(chg->target, sizeof(chg->target), "%s", t.data ? t.data : "");
@@ -48,16 +52,14 @@ void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
 	buf_release(&t);
 	ctx->change = known ? chg : NULL;
 	ctx->change_target = chg->target;
-	labels->items = inc->trigger_labels.items;
-	labels->n = inc->trigger_labels.n;
-	annotations->items = inc->trigger_annotations.items;
-	annotations->n = inc->trigger_annotations.n;
-	ctx->labels = labels;
-	ctx->annotations = annotations;
+	int rc = incident_sets(inc, sets);
+	ctx->labels = &sets->set[SET_LABELS];
+	ctx->annotations = &sets->set[SET_ANNOTATIONS];
 	ctx->incident_id = inc->id;
 	ctx->rule_name = inc->rule_name;
 	ctx->secret_lookup = lookup_secret;
 	ctx->secret_arg = sc;
+	return rc;
 }
 
 /* Expand a JSON body template: every string value (and key) is a template
@@ -471,12 +473,13 @@ int actions_plan_json(struct engine *e, const struct rule *r, const struct incid
 {
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
-	struct label_set labels, annotations;
+	struct inc_sets sets;
 	struct change chg;
-	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations, &chg);
-	json_t *actions = json_array();
-	if (!actions)
+	json_t *actions = NULL;
+	if (actions_template_ctx(inc, &sc, &ctx, &sets, &chg) < 0 || !(actions = json_array())) {
+		inc_sets_release(&sets);
 		return -1;
+	}
 	for (size_t i = 0; i < r->n_actions; i++) {
 		struct error err = {{0}};
 		json_t *a = actions_expand(&r->actions[i], &ctx, &err);
@@ -487,6 +490,7 @@ int actions_plan_json(struct engine *e, const struct rule *r, const struct incid
 		}
 		json_array_append_new(actions, a);
 	}
+	inc_sets_release(&sets);
 	/* What is shown is redacted where it was expanded. */
 	json_t *shown = actions_redact_json(e->cfg, actions);
 	json_decref(actions);

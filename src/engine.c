@@ -230,7 +230,7 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 				  int64_t now_ms, char *reason, size_t rsz)
 {
 	struct target_busy busy;
-	if (!inc->target) {
+	if (!incident_target(inc)) {
 		inc->state = INC_HELD;
 		snprintf(reason, rsz, "%s",
 			 inc->x && inc->x->target_err ? inc->x->target_err : "target: unknown");
@@ -238,13 +238,13 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 	}
 	if (!incident_extra(inc)) { /* where a claim and coalesced_into are kept */
 		inc->state = INC_HELD;
-		snprintf(reason, rsz, "target %s: out of memory claiming it", inc->target);
+		snprintf(reason, rsz, "target %s: out of memory claiming it", incident_target(inc));
 		return OUTCOME_HELD;
 	}
 	int blast = e->cfg->limits.blast_targets;
 	int64_t window_ms = e->cfg->limits.blast_window_ms;
 	if (o == OUTCOME_ACTING && blast > 0) {
-		size_t n = blast_count(&e->blast, now_ms, window_ms, target_hash(inc->target),
+		size_t n = blast_count(&e->blast, now_ms, window_ms, target_hash(incident_target(inc)),
 				       (size_t)blast);
 		if (n >= (size_t)blast) {
 			char win[32];
@@ -261,12 +261,12 @@ static enum outcome decide_target(struct engine *e, struct incident *inc, enum o
 		snprintf(inc->x->coalesced_into, sizeof(inc->x->coalesced_into), "%.*s",
 			 INCIDENT_ID_LEN, busy.holder);
 		inc->state = INC_COALESCED;
-		targets_busy_reason(e, inc->target, &busy, reason, rsz);
+		targets_busy_reason(e, incident_target(inc), &busy, reason, rsz);
 		return OUTCOME_COALESCED;
 	case TARGET_OOM:
 	default:
 		inc->state = INC_HELD;
-		snprintf(reason, rsz, "target %s: out of memory claiming it", inc->target);
+		snprintf(reason, rsz, "target %s: out of memory claiming it", incident_target(inc));
 		return OUTCOME_HELD;
 	}
 	if (o == OUTCOME_AWAITING_APPROVAL)
@@ -345,7 +345,7 @@ static enum outcome decide(struct engine *e, struct incident *inc, const struct 
 		inc->has_acted = true; /* decide_target made inc->x */
 		inc->x->last_acted = now;
 		store_note_rollback(e->store, inc->id, now_ms);
-		blast_note(&e->blast, target_hash(inc->target), now_ms);
+		blast_note(&e->blast, target_hash(incident_target(inc)), now_ms);
 		runner_enqueue_run(e, inc);
 	}
 	return o;
@@ -400,18 +400,18 @@ static int episode_target(struct incident *inc, const struct rule *r, const stru
 {
 	struct buf b = BUF_INIT;
 	struct error err = {{0}};
-	free(inc->target);
-	inc->target = NULL;
 	if (inc->x) {
 		free(inc->x->target_err);
 		inc->x->target_err = NULL;
 	}
+	int rc = 0;
 	if (target_name(r, a, group, n_group, &b, &err) == 0)
-		inc->target = strdup(b.data);
-	else if (incident_extra(inc))
-		inc->x->target_err = strdup(err.msg);
+		rc = incident_set_target(inc, b.data);
+	else if (incident_set_target(inc, NULL) < 0 || !incident_extra(inc) ||
+		 !(inc->x->target_err = strdup(err.msg)))
+		rc = -1;
 	buf_release(&b);
-	return inc->target || (inc->x && inc->x->target_err) ? 0 : -1;
+	return rc;
 }
 
 /* One firing alert against one matching rule. */
@@ -438,7 +438,7 @@ static int on_firing(struct engine *e, struct decision_out *d, const struct rule
 	struct incident *inc = incident_find(e, id);
 	if (!inc && !(inc = incident_new(e, r, id, group, n_group, now)))
 		goto out;
-	inc->last_seen = now;
+	inc->last_seen_ns = ts_ns(now);
 
 	int old_episode = inc->state == INC_RESOLVED
 				  ? incident_late_episode(inc, a->fingerprint, a->starts_at)
@@ -541,7 +541,7 @@ static int on_resolved(struct engine *e, struct decision_out *d, const struct ru
 					 NULL);
 		return emit(e, d, a->fingerprint, r, inc, OUTCOME_RESOLVED, reason);
 	}
-	inc->last_seen = now;
+	inc->last_seen_ns = ts_ns(now);
 	bool was_firing = incident_is_firing(inc, a->fingerprint);
 	bool resolved_now = false;
 	incident_remove_firing(inc, a->fingerprint);
@@ -678,9 +678,9 @@ static void approve_locked(struct engine *e, struct incident *inc, const char *b
 	store_note_rollback(e->store, inc->id, ts_ms(x->last_acted));
 	/* It reserved its target when it began to wait: now it acts on it. */
 	struct target_busy busy;
-	if (inc->target &&
+	if (incident_target(inc) &&
 	    targets_claim(e, inc, true, ts_ms(x->approved_at), &busy) == TARGET_CLAIMED)
-		blast_note(&e->blast, target_hash(inc->target), ts_ms(x->approved_at));
+		blast_note(&e->blast, target_hash(incident_target(inc)), ts_ms(x->approved_at));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "approved by %s: running the actions", by);
 	rec_decision(e, inc, engine_find_rule(e, inc->rule_name), NULL, OUTCOME_ACTING, reason, NULL,

@@ -72,6 +72,7 @@
 #define HOURLY_WINDOW_MS POLICY_HOUR_MS
 #define MAX_OUTPUT 65536
 #define KILL_GRACE_MS 5000
+#define EPISODE_KEYS_MAX 64 /* kept per incident (struct incident.keys) */
 
 enum incident_state {
 	INC_PENDING,
@@ -97,6 +98,36 @@ enum incident_hold { HOLD_NONE, HOLD_RESERVED, HOLD_ACTING, HOLD_COOLING };
 struct owned_labels {
 	struct label *items;
 	size_t n;
+};
+
+/* An incident's label sets: the group_by labels, and the labels and
+ * annotations of the alert that decided (struct incident.lab). */
+enum inc_set { SET_GROUP, SET_LABELS, SET_ANNOTATIONS, SET_COUNT };
+
+/* An incident's label sets and its trigger's URLs packed in one block:
+ * limits.max_incidents of these are kept and few are ever read, so no
+ * array of struct label and no allocation per set. Each label is its name,
+ * NUL, its value's length (LEB128), the value, NUL; the sets follow each
+ * other, then generator_url NUL and external_url NUL, then the episode's
+ * target NUL. incident_sets unpacks them; incident_label reads one in
+ * place. */
+struct inc_labels {
+	uint32_t at[SET_COUNT + 1]; /* where each set starts in data, then the URLs */
+	uint32_t n[SET_COUNT];
+	uint32_t target; /* where the target starts (after the URLs) */
+	bool urls;	 /* the URLs were given (replay has none) */
+	bool has_target;
+	char data[];
+};
+
+/* inc's labels unpacked: arrays of struct label whose strings point into
+ * inc->lab (valid until its labels change, under e->lock). */
+#define INC_SETS_BUF 24
+struct inc_sets {
+	struct label_set set[SET_COUNT];
+	const char *generator_url, *external_url; /* NULL: not given */
+	struct label *heap;			  /* when buf was too small */
+	struct label buf[INC_SETS_BUF];
 };
 
 struct action_record {
@@ -159,38 +190,37 @@ struct incident_extra {
 	bool verify_inflight;			  /* one of its queries is on its way */
 };
 
-/* Few holes between the fields, please: limits.max_incidents of these are
- * kept. What most of them never need is in x. */
+/* No holes between the fields, please: limits.max_incidents of these are
+ * kept, 184 bytes each (a 192-byte malloc chunk). What most of them never
+ * need is in x; the engine is the rule name's (incident_engine). */
 struct incident {
 	char id[INCIDENT_ID_LEN + 1];
-	bool decided;	/* this episode has been decided */
-	bool has_acted; /* x->last_acted is set */
-	bool running;	/* actions queued or in progress */
-	enum incident_state state;
+	bool decided : 1;		     /* this episode has been decided */
+	bool has_acted : 1;		     /* x->last_acted is set */
+	bool running : 1;		     /* actions queued or in progress */
+	bool over_limit : 1;		     /* created over limits.max_incidents: held */
+	uint8_t state;			     /* enum incident_state */
+	uint8_t n_keys, cap_keys, keys_head; /* keys: a ring of at most EPISODE_KEYS_MAX */
 	int episode;
-	char *rule_name;		    /* shared (incident_rule_name) */
-	struct owned_labels group;	    /* the group_by labels */
-	struct owned_labels trigger_labels; /* the alert that decided */
-	struct owned_labels trigger_annotations;
-	struct timestamp first_seen, last_seen, episode_start;
-	/* of the triggering alert: one block, or both the shared "" (incident.c) */
-	char *generator_url, *external_url;
-	uint64_t *firing; /* fp_key of the alerts firing in this episode */
+	int tomb_episode; /* an evicted predecessor's last episode (0: none) */
 	uint32_t n_firing;
-	int tomb_episode;	  /* an evicted predecessor's last episode (0: none) */
-	char *target;		  /* what this episode rolls back (SPEC §6); NULL: not yet */
-	struct episode_key *keys; /* (fingerprint, startsAt) of this and past episodes */
-	uint16_t n_keys, cap_keys, keys_head; /* a ring of at most EPISODE_KEYS_MAX */
-	bool over_limit;		      /* created over limits.max_incidents: held */
-	struct list_node link;		      /* in e->incidents (newest first) */
-	struct hmap_node by_id;		      /* in e->by_id */
-	struct list_node lru;		      /* e->resolved: resolved, oldest first */
-	int64_t max_starts_ms;		      /* latest startsAt of its firings */
-	int64_t tomb_starts_ms;		      /* that predecessor's max_starts_ms */
+	char *rule_name; /* shared (incident_rule_name) */
+	/* the group_by labels and the alert that decided, packed (incident_sets) */
+	struct inc_labels *lab;
+	/* rollbackd's clock (ts_ns): when first and last seen */
+	int64_t first_seen_ns, last_seen_ns;
+	struct timestamp episode_start; /* its first alert's startsAt */
+	uint64_t *firing;		/* fp_key of the alerts firing in this episode */
+	struct episode_key *keys;	/* (fingerprint, startsAt) of this and past episodes */
+	struct list_node link;		/* in e->incidents (newest first) */
+	struct hmap_node by_id;		/* in e->by_id */
+	struct list_node lru;		/* e->resolved: resolved, oldest first */
+	int64_t max_starts_ms;		/* latest startsAt of its firings */
+	int64_t tomb_starts_ms;		/* that predecessor's max_starts_ms */
 	uint64_t born_after; /* records of its id up to this seq are an evicted predecessor's */
-	struct engine *engine;
 	struct incident_extra *x; /* NULL until needed (incident_extra) */
 };
+_Static_assert(EPISODE_KEYS_MAX <= UINT8_MAX, "n_keys, cap_keys and keys_head are bytes");
 
 /* A firing alert of an episode: hash of (fingerprint, startsAt). A firing
  * whose key belongs to an episode that already resolved is a late or
@@ -201,7 +231,6 @@ struct episode_key {
 	uint64_t fp; /* incident_fp_key of the fingerprint (the seen map's key) */
 	int episode;
 };
-#define EPISODE_KEYS_MAX 64
 
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
  * the alert's content, so an exact repeat is only counted. */
@@ -284,21 +313,65 @@ static inline int64_t ts_ms(struct timestamp t)
 	return policy_ms(t);
 }
 
+/* t in nanoseconds since the epoch, held at the ends of int64 (years 1677
+ * and 2262); ts_of_ns gives it back. */
+static inline int64_t ts_ns(struct timestamp t)
+{
+	if (t.sec >= INT64_MAX / 1000000000)
+		return INT64_MAX;
+	if (t.sec <= INT64_MIN / 1000000000)
+		return INT64_MIN;
+	return t.sec * 1000000000 + t.nsec;
+}
+static inline struct timestamp ts_of_ns(int64_t ns)
+{
+	int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+	if (rem < 0) {
+		sec--;
+		rem += 1000000000;
+	}
+	return (struct timestamp){sec, (int32_t)rem};
+}
+
 /* ---- incident.c: the incident store ----------------------------------- */
 
 extern const char *const incident_state_names[INC_STATE_COUNT];
 /* The state named s, or -1. */
 int incident_state_parse(const char *s);
 
+/* inc's labels unpacked into *out (inc_sets_release frees it). 0, or -1 on
+ * OOM (out empty). */
+int incident_sets(const struct incident *inc, struct inc_sets *out);
+void inc_sets_release(struct inc_sets *s);
+/* The value of label name in set s of inc, in place; NULL when absent. */
+const char *incident_label(const struct incident *inc, enum inc_set s, const char *name);
+/* How many labels set s of inc has. */
+size_t incident_n_labels(const struct incident *inc, enum inc_set s);
+/* Pack the sets (NULL: that set of inc as it is) and the trigger's URLs
+ * (urls false: inc's as they are) into a new block for inc; the old one
+ * goes (what is passed may point into it). 0, or -1 on OOM (nothing
+ * changed). */
+int incident_pack(struct incident *inc, const struct label_set *group,
+		  const struct label_set *labels, const struct label_set *annotations, bool urls,
+		  const char *generator_url, const char *external_url);
+
+/* What the current episode rolls back (SPEC §6), or NULL: not named yet
+ * (or it could not be: x->target_err). Points into inc->lab: valid until
+ * its labels or target change. */
+static inline const char *incident_target(const struct incident *inc)
+{
+	return inc->lab && inc->lab->has_target ? inc->lab->data + inc->lab->target : NULL;
+}
+/* Name it (NULL: none); the labels stay. 0, or -1 on OOM (nothing changed). */
+int incident_set_target(struct incident *inc, const char *target);
+
 /* Label copies: dst owns its names and values (release frees them). */
 void owned_labels_release(struct owned_labels *l);
-int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n);
 /* One block for n labels and string_bytes of their strings (the items,
  * then the strings, all freed by release): where the strings go, or NULL
  * when n is 0 or on OOM (dst->items NULL too). dst->n is 0: the caller
  * fills the items and counts them. */
 char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes);
-const char *owned_labels_get(const struct owned_labels *l, const char *name);
 
 /* One copy of each rule name, shared by the incidents naming it (many
  * incidents, few rules) and counted: inc->rule_name = incident_rule_name(e,
@@ -354,6 +427,8 @@ uint64_t tomb_key(const char *incident_id);
  * evicted predecessor's), else 0. */
 int incident_late_episode(const struct incident *inc, const char *fp, struct timestamp starts_at);
 struct incident *incident_find(struct engine *e, const char *id);
+/* The engine inc is in (its rule name's: no pointer per incident). */
+struct engine *incident_engine(const struct incident *inc);
 /* inc->x, made zeroed on first use; NULL on OOM. */
 struct incident_extra *incident_extra(struct incident *inc);
 /* What x holds, read where it may not exist (the defaults without it). */
@@ -450,7 +525,7 @@ struct target_busy {
 	char holder[STORE_ID_MAX + 1];
 	int64_t until_ms;
 };
-/* Claim inc->target through the store for inc at now_ms: acting (actions
+/* Claim incident_target(inc) through the store for inc at now_ms: acting (actions
  * run now) or reserved (awaiting approval, dry-run). The holder itself may
  * claim again (a new episode, an approval). TARGET_BUSY with *busy when
  * another incident acts on it, reserves it, or it is in target_cooldown
@@ -527,11 +602,11 @@ int rec_note_alert(struct engine *e, const struct webhook *wh, size_t i,
 struct secret_ctx {
 	const struct config *cfg;
 };
-/* A template context over inc's trigger labels (labels and annotations are
- * the caller's storage). */
-void actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
-			  struct template_ctx *ctx, struct label_set *labels,
-			  struct label_set *annotations, struct change *chg);
+/* A template context over inc's trigger labels, unpacked into sets (the
+ * caller's storage: inc_sets_release frees it, also on failure). 0, or -1
+ * on OOM. */
+int actions_template_ctx(const struct incident *inc, struct secret_ctx *sc,
+			 struct template_ctx *ctx, struct inc_sets *sets, struct change *chg);
 /* The target of inc's episode (SPEC §6) into out: its named target, or the
  * default from its group labels. 0 or -1 on OOM. */
 int incident_target_name(const struct incident *inc, struct buf *out);

@@ -71,13 +71,18 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 	    .has_incident = inc != NULL,
 	    .trigger = trigger_kind,
 	};
+	struct inc_sets sets;
+	if (inc && incident_sets(inc, &sets) < 0) {
+		log_error("journal: cannot record a decision (out of memory)", NULL);
+		return;
+	}
 	if (inc) {
 		d.episode = inc->episode;
 		d.state = incident_state_names[inc->state];
-		d.target = inc->target;
+		d.target = incident_target(inc);
 		d.coalesced_into = incident_coalesced_into(inc);
-		d.group = inc->group.items;
-		d.n_group = inc->group.n;
+		d.group = sets.set[SET_GROUP].items;
+		d.n_group = sets.set[SET_GROUP].n;
 	}
 	/* What it decided on: the alert at hand, or (a timer, an approval) the
 	 * alert that opened the episode. */
@@ -87,8 +92,8 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 		ls = trigger->labels;
 		as = trigger->annotations;
 	} else if (d.has_alert) {
-		ls = (struct label_set){inc->trigger_labels.items, inc->trigger_labels.n};
-		as = (struct label_set){inc->trigger_annotations.items, inc->trigger_annotations.n};
+		ls = sets.set[SET_LABELS];
+		as = sets.set[SET_ANNOTATIONS];
 	}
 	d.labels = ls.items;
 	d.n_labels = ls.n;
@@ -105,6 +110,8 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 	    rec_append(e, "decision", inc ? inc->id : "", &m) < 0)
 		log_error("journal: cannot record a decision", NULL);
 	buf_release(&m);
+	if (inc)
+		inc_sets_release(&sets);
 }
 
 void rec_resolved(struct engine *e, const struct incident *inc)
@@ -140,7 +147,8 @@ void rec_action_finished(struct engine *e, const struct incident *inc, size_t in
 
 /* What every notice of inc says: its rule's channels, who and where it is. */
 static struct notify_event event_of(const struct rule *r, const struct incident *inc,
-				    enum notify_kind kind, const char *reason)
+				    const struct inc_sets *sets, enum notify_kind kind,
+				    const char *reason)
 {
 	return (struct notify_event){
 	    .kind = kind,
@@ -152,9 +160,9 @@ static struct notify_event event_of(const struct rule *r, const struct incident 
 	    .state = incident_state_names[inc->state],
 	    .reason = reason,
 	    .alert_started = inc->episode_start,
-	    .target = inc->target,
-	    .group = inc->group.items,
-	    .n_group = inc->group.n,
+	    .target = incident_target(inc),
+	    .group = sets->set[SET_GROUP].items,
+	    .n_group = sets->set[SET_GROUP].n,
 	};
 }
 
@@ -164,23 +172,28 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	const struct rule *r = engine_find_rule(e, inc->rule_name);
 	if (!e->notify || !r || r->n_notify == 0)
 		return;
-	struct notify_event ev = event_of(r, inc, kind, reason);
-	ev.generator_url = inc->generator_url;
-	ev.external_url = inc->external_url;
-	ev.labels = inc->trigger_labels.items;
-	ev.n_labels = inc->trigger_labels.n;
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0) {
+		log_error("notify: no notice of an incident (out of memory)", "incident", inc->id,
+			  NULL);
+		return;
+	}
+	struct notify_event ev = event_of(r, inc, &sets, kind, reason);
+	ev.generator_url = sets.generator_url;
+	ev.external_url = sets.external_url;
+	ev.labels = sets.set[SET_LABELS].items;
+	ev.n_labels = sets.set[SET_LABELS].n;
 	ev.acknowledged_by = incident_acknowledged_by(inc);
 	ev.awaiting_approval = inc->state == INC_AWAITING_APPROVAL;
 	ev.note = note;
-	ev.service = owned_labels_get(&inc->trigger_labels, "service");
+	ev.service = incident_label(inc, SET_LABELS, "service");
 	if (!ev.service)
-		ev.service = owned_labels_get(&inc->group, "service");
-	ev.severity = owned_labels_get(&inc->trigger_labels, "severity");
+		ev.service = incident_label(inc, SET_GROUP, "service");
+	ev.severity = incident_label(inc, SET_LABELS, "severity");
 	char value[64] = "", threshold[64] = "";
 	if (r->has_value) {
-		const struct owned_labels *src =
-		    r->value.from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
-		const char *v = owned_labels_get(src, r->value.key);
+		const char *v = incident_label(
+		    inc, r->value.from_annotations ? SET_ANNOTATIONS : SET_LABELS, r->value.key);
 		if (v) {
 			snprintf(value, sizeof(value), "%s", v);
 			ev.value = value;
@@ -208,6 +221,7 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	ev.actions = acts;
 	ev.n_actions = n;
 	notify_incident(e->notify, &ev);
+	inc_sets_release(&sets);
 }
 
 void rec_step(struct engine *e, const struct incident *inc, const char *step, const char *text)
@@ -217,10 +231,17 @@ void rec_step(struct engine *e, const struct incident *inc, const char *step, co
 		return;
 	/* Only what a thread reply says: no labels, no outputs (the living
 	 * message has those), so a step costs the journal little. */
-	struct notify_event ev = event_of(r, inc, NOTIFY_STEP, step);
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0) {
+		log_error("notify: no notice of an incident (out of memory)", "incident", inc->id,
+			  NULL);
+		return;
+	}
+	struct notify_event ev = event_of(r, inc, &sets, NOTIFY_STEP, step);
 	ev.note = text;
 	ev.step = step;
 	notify_incident(e->notify, &ev);
+	inc_sets_release(&sets);
 }
 
 void rec_state(struct engine *e, const struct incident *inc, const char *reason)

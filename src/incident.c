@@ -61,30 +61,11 @@ char *owned_labels_alloc(struct owned_labels *dst, size_t n, size_t string_bytes
 	return dst->items ? (char *)(dst->items + n) : NULL;
 }
 
-int owned_labels_copy(struct owned_labels *dst, const struct label *src, size_t n)
-{
-	size_t bytes = 0;
-	for (size_t i = 0; i < n; i++)
-		bytes += strlen(src[i].name) + 1 + src[i].value_len + 1;
-	char *p = owned_labels_alloc(dst, n, bytes);
-	if (n && !p)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		size_t nl = strlen(src[i].name) + 1;
-		char *name = p, *value = p + nl;
-		memcpy(name, src[i].name, nl);
-		memcpy(value, src[i].value, src[i].value_len);
-		value[src[i].value_len] = '\0';
-		p = value + src[i].value_len + 1;
-		dst->items[dst->n++] = (struct label){name, value, src[i].value_len};
-	}
-	return 0;
-}
-
 /* An interned rule name: e->rule_names holds one per name in use. */
 struct rule_name {
 	struct hmap_node node; /* hash of name */
 	size_t refs;
+	struct engine *engine; /* whose e->rule_names (incident_engine) */
 	char name[];
 };
 
@@ -102,6 +83,7 @@ char *incident_rule_name(struct engine *e, const char *name)
 		return NULL;
 	memcpy(r->name, name, len);
 	r->refs = 1;
+	r->engine = e;
 	if (hmap_insert(&e->rule_names, &r->node, h) < 0) {
 		free(r);
 		return NULL;
@@ -109,16 +91,25 @@ char *incident_rule_name(struct engine *e, const char *name)
 	return r->name;
 }
 
+static struct rule_name *rule_name_of(const struct incident *inc)
+{
+	return (struct rule_name *)(void *)(inc->rule_name - offsetof(struct rule_name, name));
+}
+
+struct engine *incident_engine(const struct incident *inc)
+{
+	return rule_name_of(inc)->engine;
+}
+
 /* Give inc's rule name back (under e->lock: e->rule_names is the engine's). */
 static void rule_name_put(struct incident *inc)
 {
 	if (!inc->rule_name)
 		return;
-	struct rule_name *r =
-	    (struct rule_name *)(void *)(inc->rule_name - offsetof(struct rule_name, name));
+	struct rule_name *r = rule_name_of(inc);
 	inc->rule_name = NULL;
 	if (--r->refs == 0) {
-		hmap_remove(&inc->engine->rule_names, &r->node);
+		hmap_remove(&r->engine->rule_names, &r->node);
 		free(r);
 	}
 }
@@ -177,33 +168,237 @@ void incident_clear_firing(struct incident *inc)
 		inc->x->n_untracked = 0;
 }
 
-/* The trigger's URLs: one block holding both ("gen\0ext\0"), or, when both
- * are empty (most), this shared "" for both. */
-static char empty_url[1];
+/* ---- packed labels (struct inc_labels) --------------------------------- */
 
-static void urls_free(struct incident *inc)
+static size_t leb_len(size_t v)
 {
-	if (inc->generator_url != empty_url)
-		free(inc->generator_url);
-	inc->generator_url = inc->external_url = NULL;
+	size_t n = 1;
+	for (; v >= 0x80; v >>= 7)
+		n++;
+	return n;
 }
 
-static int urls_set(struct incident *inc, const char *gen, const char *ext)
+static char *leb_put(char *p, size_t v)
 {
-	urls_free(inc);
-	size_t gl = gen ? strlen(gen) : 0, el = ext ? strlen(ext) : 0;
-	if (!gl && !el) {
-		inc->generator_url = inc->external_url = empty_url;
-		return 0;
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (char)(0x80 | (v & 0x7f));
+	*p++ = (char)v;
+	return p;
+}
+
+/* The label packed at p into *l (its strings stay there); where the next
+ * one starts. */
+static const char *unpack_label(const char *p, struct label *l)
+{
+	size_t v = 0;
+	unsigned shift = 0;
+	l->name = p;
+	p += strlen(p) + 1;
+	for (;;) {
+		unsigned char c = (unsigned char)*p++;
+		v |= (size_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			break;
+		shift += 7;
 	}
-	char *p = malloc(gl + el + 2);
-	if (!p)
+	l->value = p;
+	l->value_len = v;
+	return p + v + 1;
+}
+
+static size_t packed_bytes(const struct label_set *set)
+{
+	size_t b = 0;
+	for (size_t i = 0; i < set->n; i++) {
+		size_t v = set->items[i].value_len;
+		b += strlen(set->items[i].name) + 1 + leb_len(v) + v + 1;
+	}
+	return b;
+}
+
+static char *pack_set(char *p, const struct label_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct label *l = &set->items[i];
+		size_t nl = strlen(l->name) + 1;
+		memcpy(p, l->name, nl);
+		p = leb_put(p + nl, l->value_len);
+		memcpy(p, l->value, l->value_len);
+		p += l->value_len;
+		*p++ = '\0';
+	}
+	return p;
+}
+
+/* The bytes of the URLs part of lab (0 when none). */
+static size_t urls_len(const struct inc_labels *lab)
+{
+	if (!lab->urls)
+		return 0;
+	const char *gen = lab->data + lab->at[SET_COUNT];
+	size_t gl = strlen(gen) + 1;
+	return gl + strlen(gen + gl) + 1;
+}
+
+/* A new block for inc: each set from sets[k] (NULL: inc's), the URLs given
+ * (urls false: inc's), the target given (set_target false: inc's; NULL:
+ * none). The old block goes after the copies (what is given may point into
+ * it). 0, or -1 on OOM (nothing changed). */
+static int repack(struct incident *inc, const struct label_set *const sets[SET_COUNT], bool urls,
+		  const char *generator_url, const char *external_url, bool set_target,
+		  const char *target)
+{
+	const struct inc_labels *old = inc->lab;
+	size_t len[SET_COUNT], n[SET_COUNT], total = 0;
+	for (int k = 0; k < SET_COUNT; k++) {
+		if (sets[k]) {
+			len[k] = packed_bytes(sets[k]);
+			n[k] = sets[k]->n;
+		} else {
+			len[k] = old ? old->at[k + 1] - old->at[k] : 0;
+			n[k] = old ? old->n[k] : 0;
+		}
+		if (n[k] > UINT32_MAX)
+			return -1;
+		total += len[k];
+	}
+	if (!urls && old && old->urls) { /* kept */
+		urls = true;
+		generator_url = old->data + old->at[SET_COUNT];
+		external_url = generator_url + strlen(generator_url) + 1;
+	}
+	if (!set_target)
+		target = incident_target(inc);
+	const char *gen = urls && generator_url ? generator_url : "";
+	const char *ext = urls && external_url ? external_url : "";
+	size_t gl = strlen(gen) + 1, el = strlen(ext) + 1, tl = target ? strlen(target) + 1 : 0;
+	total += (urls ? gl + el : 0) + tl;
+	if (total > UINT32_MAX)
 		return -1;
-	memcpy(p, gl ? gen : "", gl + 1);
-	memcpy(p + gl + 1, el ? ext : "", el + 1);
-	inc->generator_url = p;
-	inc->external_url = p + gl + 1;
+	struct inc_labels *lab = NULL;
+	if (total || urls) {
+		if (!(lab = malloc(sizeof(*lab) + total)))
+			return -1;
+		char *p = lab->data;
+		for (int k = 0; k < SET_COUNT; k++) {
+			lab->at[k] = (uint32_t)(p - lab->data);
+			lab->n[k] = (uint32_t)n[k];
+			if (sets[k])
+				p = pack_set(p, sets[k]);
+			else if (len[k])
+				p = (char *)memcpy(p, old->data + old->at[k], len[k]) + len[k];
+		}
+		lab->at[SET_COUNT] = (uint32_t)(p - lab->data);
+		lab->urls = urls;
+		if (urls) {
+			memcpy(p, gen, gl);
+			memcpy(p + gl, ext, el);
+			p += gl + el;
+		}
+		lab->target = (uint32_t)(p - lab->data);
+		lab->has_target = target != NULL;
+		if (target)
+			memcpy(p, target, tl);
+	}
+	free(inc->lab);
+	inc->lab = lab;
 	return 0;
+}
+
+int incident_pack(struct incident *inc, const struct label_set *group,
+		  const struct label_set *labels, const struct label_set *annotations, bool urls,
+		  const char *generator_url, const char *external_url)
+{
+	const struct label_set *const sets[SET_COUNT] = {group, labels, annotations};
+	return repack(inc, sets, urls, generator_url, external_url, false, NULL);
+}
+
+int incident_set_target(struct incident *inc, const char *target)
+{
+	const struct label_set *const keep[SET_COUNT] = {NULL, NULL, NULL};
+	return repack(inc, keep, false, NULL, NULL, true, target);
+}
+
+/* Drop the trigger's labels and annotations in place (no allocation: a cap
+ * must hold on OOM too); the URLs and the target stay. */
+static void drop_trigger_labels(struct incident *inc)
+{
+	struct inc_labels *lab = inc->lab;
+	if (!lab)
+		return;
+	size_t from = lab->at[SET_COUNT], to = lab->at[SET_LABELS];
+	size_t tail = urls_len(lab) + (lab->has_target ? strlen(lab->data + lab->target) + 1 : 0);
+	memmove(lab->data + to, lab->data + from, tail);
+	lab->target -= (uint32_t)(from - to);
+	lab->at[SET_ANNOTATIONS] = lab->at[SET_COUNT] = (uint32_t)to;
+	lab->n[SET_LABELS] = lab->n[SET_ANNOTATIONS] = 0;
+}
+
+int incident_sets(const struct incident *inc, struct inc_sets *out)
+{
+	memset(out->set, 0, sizeof(out->set));
+	out->generator_url = out->external_url = NULL;
+	out->heap = NULL;
+	const struct inc_labels *lab = inc->lab;
+	if (!lab)
+		return 0;
+	size_t total = (size_t)lab->n[0] + lab->n[1] + lab->n[2];
+	struct label *items = out->buf;
+	if (total > INC_SETS_BUF && !(items = out->heap = malloc(total * sizeof(*items))))
+		return -1;
+	for (int k = 0; k < SET_COUNT; k++) {
+		const char *p = lab->data + lab->at[k];
+		out->set[k] = (struct label_set){lab->n[k] ? items : NULL, lab->n[k]};
+		for (uint32_t i = 0; i < lab->n[k]; i++)
+			p = unpack_label(p, items++);
+	}
+	if (lab->urls) {
+		out->generator_url = lab->data + lab->at[SET_COUNT];
+		out->external_url = out->generator_url + strlen(out->generator_url) + 1;
+	}
+	return 0;
+}
+
+void inc_sets_release(struct inc_sets *s)
+{
+	free(s->heap);
+	s->heap = NULL;
+}
+
+const char *incident_label(const struct incident *inc, enum inc_set s, const char *name)
+{
+	const struct inc_labels *lab = inc->lab;
+	if (!lab)
+		return NULL;
+	const char *p = lab->data + lab->at[s];
+	struct label l;
+	for (uint32_t i = 0; i < lab->n[s]; i++) {
+		p = unpack_label(p, &l);
+		if (strcmp(l.name, name) == 0)
+			return l.value;
+	}
+	return NULL;
+}
+
+size_t incident_n_labels(const struct incident *inc, enum inc_set s)
+{
+	return inc->lab ? inc->lab->n[s] : 0;
+}
+
+/* The bytes of set s's names and values (what TRIGGER_BYTES_MAX counts). */
+static size_t set_bytes(const struct incident *inc, enum inc_set s)
+{
+	const struct inc_labels *lab = inc->lab;
+	size_t n = 0;
+	if (!lab)
+		return 0;
+	const char *p = lab->data + lab->at[s];
+	struct label l;
+	for (uint32_t i = 0; i < lab->n[s]; i++) {
+		p = unpack_label(p, &l);
+		n += strlen(l.name) + l.value_len;
+	}
+	return n;
 }
 
 void incident_free(struct incident *inc)
@@ -218,12 +413,8 @@ void incident_free(struct incident *inc)
 		free(x->target_err);
 		incident_clear_episode(inc);
 	}
-	urls_free(inc);
 	rule_name_put(inc);
-	owned_labels_release(&inc->group);
-	owned_labels_release(&inc->trigger_labels);
-	owned_labels_release(&inc->trigger_annotations);
-	free(inc->target);
+	free(inc->lab);
 	free(inc->keys);
 	incident_clear_firing(inc);
 	free(x);
@@ -273,7 +464,7 @@ int incident_add_key(struct incident *inc, const char *fp, struct timestamp star
 		}
 	if (inc->n_keys == inc->cap_keys && inc->cap_keys < EPISODE_KEYS_MAX) {
 		/* most incidents only ever see one firing: room for one first */
-		uint16_t cap = inc->cap_keys ? (uint16_t)(inc->cap_keys * 2) : 1;
+		uint8_t cap = inc->cap_keys ? (uint8_t)(inc->cap_keys * 2) : 1;
 		if (cap > EPISODE_KEYS_MAX)
 			cap = EPISODE_KEYS_MAX;
 		struct episode_key *k = realloc(inc->keys, cap * sizeof(*k));
@@ -288,7 +479,7 @@ int incident_add_key(struct incident *inc, const char *fp, struct timestamp star
 	}
 	/* full: the oldest goes (keys_head walks the ring) */
 	inc->keys[inc->keys_head] = (struct episode_key){key, fk, episode};
-	inc->keys_head = (uint16_t)((inc->keys_head + 1) % inc->n_keys);
+	inc->keys_head = (uint8_t)((inc->keys_head + 1) % inc->n_keys);
 	return 0;
 }
 
@@ -591,7 +782,7 @@ int incident_link(struct engine *e, struct incident *inc)
 		 * an earlier overflow comes back under it. */
 		int evicted = 0;
 		while (evicted < 2 && e->n_incidents >= max &&
-		       incident_evict_one(e, ts_ms(inc->first_seen)))
+		       incident_evict_one(e, inc->first_seen_ns / 1000000))
 			evicted++;
 		if (!evicted) {
 			inc->over_limit = true;
@@ -758,14 +949,6 @@ void seen_map_del(struct seen_map *m, uint64_t key)
 	}
 }
 
-const char *owned_labels_get(const struct owned_labels *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->items[i].name, name) == 0)
-			return l->items[i].value;
-	return NULL;
-}
-
 struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
 			      const struct label *group, size_t n, struct timestamp now)
 {
@@ -774,13 +957,13 @@ struct incident *incident_new(struct engine *e, const struct rule *r, const char
 		return NULL;
 	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
-	inc->engine = e;
 	inc->rule_name = incident_rule_name(e, r->name);
-	if (!inc->rule_name || owned_labels_copy(&inc->group, group, n) < 0) {
+	struct label_set g = {(struct label *)group, n};
+	if (!inc->rule_name || incident_pack(inc, &g, NULL, NULL, false, NULL, NULL) < 0) {
 		incident_free(inc);
 		return NULL;
 	}
-	inc->first_seen = now;
+	inc->first_seen_ns = ts_ns(now);
 	/* what is journaled for this id from now on is this incident's */
 	inc->born_after = store_journal_seq(e->store);
 	inc->episode = 0;
@@ -808,9 +991,6 @@ static int set_trigger_over(struct incident *inc, size_t bytes)
 
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url)
 {
-	int urls = urls_set(inc, a->generator_url, external_url);
-	owned_labels_release(&inc->trigger_labels);
-	owned_labels_release(&inc->trigger_annotations);
 	size_t bytes = 0;
 	for (size_t i = 0; i < a->labels.n; i++)
 		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
@@ -818,31 +998,18 @@ int incident_set_trigger(struct incident *inc, const struct alert *a, const char
 		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
 	if (set_trigger_over(inc, bytes) < 0)
 		return -1;
-	if (incident_trigger_over(inc))
-		return urls;
-	if (urls < 0 || owned_labels_copy(&inc->trigger_labels, a->labels.items, a->labels.n) < 0 ||
-	    owned_labels_copy(&inc->trigger_annotations, a->annotations.items, a->annotations.n) <
-		0)
-		return -1;
-	return 0;
-}
-
-static size_t owned_bytes(const struct owned_labels *l)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < l->n; i++)
-		n += strlen(l->items[i].name) + l->items[i].value_len;
-	return n;
+	const struct label_set none = {0};
+	bool over = incident_trigger_over(inc) != 0;
+	return incident_pack(inc, NULL, over ? &none : &a->labels, over ? &none : &a->annotations,
+			     true, a->generator_url, external_url);
 }
 
 void incident_cap_trigger(struct incident *inc)
 {
-	size_t bytes = owned_bytes(&inc->trigger_labels) + owned_bytes(&inc->trigger_annotations);
+	size_t bytes = set_bytes(inc, SET_LABELS) + set_bytes(inc, SET_ANNOTATIONS);
 	/* on OOM (no room to say so) the labels go all the same: never cut */
-	if (set_trigger_over(inc, bytes) < 0 || incident_trigger_over(inc)) {
-		owned_labels_release(&inc->trigger_labels);
-		owned_labels_release(&inc->trigger_annotations);
-	}
+	if (set_trigger_over(inc, bytes) < 0 || incident_trigger_over(inc))
+		drop_trigger_labels(inc);
 }
 
 void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz)

@@ -94,12 +94,15 @@ static struct incident *replay_incident(struct rline *rl, const char *id, const 
 		return NULL;
 	incident_init_links(inc);
 	memcpy(inc->id, id, sizeof(inc->id));
-	inc->engine = e;
 	inc->state = INC_RESOLVED;
-	inc->first_seen = inc->last_seen = rl->ts;
+	inc->first_seen_ns = inc->last_seen_ns = ts_ns(rl->ts);
 	inc->born_after = rl->rec->seq ? rl->rec->seq - 1 : 0;
-	if (!(inc->rule_name = incident_rule_name(e, rule)) ||
-	    rlabels(rl, "group", &inc->group) < 0 || incident_link(e, inc) < 0) {
+	struct owned_labels g = {0};
+	int bad = !(inc->rule_name = incident_rule_name(e, rule)) || rlabels(rl, "group", &g) < 0 ||
+		  incident_pack(inc, &(struct label_set){g.items, g.n}, NULL, NULL, false, NULL,
+				NULL) < 0;
+	owned_labels_release(&g);
+	if (bad || incident_link(e, inc) < 0) {
 		incident_free(inc);
 		return NULL;
 	}
@@ -121,7 +124,7 @@ static int replay_decision(struct rline *rl, const char *id)
 	if (!inc || st < 0)
 		return inc ? 0 : -1;
 	int episode = (int)rgetint(rl, "episode", inc->episode);
-	inc->last_seen = rl->ts;
+	inc->last_seen_ns = ts_ns(rl->ts);
 	if (episode != inc->episode) { /* a new episode */
 		inc->episode = episode;
 		/* the journal store keeps episode claims in memory: claim again
@@ -134,11 +137,9 @@ static int replay_decision(struct rline *rl, const char *id)
 	}
 	char target[TARGET_MAX + 1], into[INCIDENT_ID_LEN + 1], starts[64];
 	if (rget(rl, "target", target, sizeof(target)) &&
-	    (!inc->target || strcmp(inc->target, target) != 0)) {
-		free(inc->target);
-		if (!(inc->target = strdup(target)))
-			return -1;
-	}
+	    (!incident_target(inc) || strcmp(incident_target(inc), target) != 0) &&
+	    incident_set_target(inc, target) < 0)
+		return -1;
 	if (rget(rl, "coalesced_into", into, sizeof(into))) {
 		if (!incident_extra(inc))
 			return -1;
@@ -158,10 +159,16 @@ static int replay_decision(struct rline *rl, const char *id)
 		return -1;
 	inc->state = (enum incident_state)st;
 	inc->decided = st != INC_PENDING && st != INC_RESOLVED;
-	if (json_obj_get(rl->doc, 0, "labels") &&
-	    (rlabels(rl, "labels", &inc->trigger_labels) < 0 ||
-	     rlabels(rl, "annotations", &inc->trigger_annotations) < 0))
-		return -1;
+	if (json_obj_get(rl->doc, 0, "labels")) {
+		struct owned_labels l = {0}, a = {0};
+		int bad = rlabels(rl, "labels", &l) < 0 || rlabels(rl, "annotations", &a) < 0 ||
+			  incident_pack(inc, NULL, &(struct label_set){l.items, l.n},
+					&(struct label_set){a.items, a.n}, false, NULL, NULL) < 0;
+		owned_labels_release(&l);
+		owned_labels_release(&a);
+		if (bad)
+			return -1;
+	}
 	incident_cap_trigger(inc);
 	/* The claims themselves are the store's records (target_claimed,
 	 * target_released), which it replays; the engine only remembers what
@@ -181,8 +188,9 @@ static int replay_decision(struct rline *rl, const char *id)
 		/* a snapshot's rollbacks and blast radius are its state lines */
 		if (!e->snapshot_replay) {
 			store_note_rollback(e->store, inc->id, ts_ms(rl->ts));
-			if (inc->target)
-				blast_note(&e->blast, target_hash(inc->target), ts_ms(rl->ts));
+			if (incident_target(inc))
+				blast_note(&e->blast, target_hash(incident_target(inc)),
+					   ts_ms(rl->ts));
 		}
 		const struct rule *r = engine_find_rule(e, rule);
 		incident_clear_actions(inc);
@@ -361,7 +369,8 @@ int engine_attach_journal(struct engine *e, struct journal *j)
 	LIST_FOR_EACH(inc, link, &e->incidents)
 	{
 		struct store_target_claim tc;
-		if (inc->target && store_target_claim(e->store, inc->target, &tc) == 0 &&
+		if (incident_target(inc) &&
+		    store_target_claim(e->store, incident_target(inc), &tc) == 0 &&
 		    strcmp(tc.holder, inc->id) == 0 && incident_extra(inc))
 			inc->x->fence = tc.epoch; /* the store replayed the claim */
 		if (inc->state != INC_RESOLVED)

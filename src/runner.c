@@ -200,7 +200,7 @@ static void action_done(struct engine *e, struct incident *inc, struct action_re
 static void on_proc_done(const struct proc_result *res, void *arg)
 {
 	struct incident *inc = arg;
-	struct engine *e = inc->engine;
+	struct engine *e = incident_engine(inc);
 	pthread_mutex_lock(&e->lock);
 	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	rec->exit_code = res->exit_code;
@@ -216,7 +216,7 @@ static void on_proc_done(const struct proc_result *res, void *arg)
 static void on_http_done(const struct httpc_result *res, void *arg)
 {
 	struct incident *inc = arg;
-	struct engine *e = inc->engine;
+	struct engine *e = incident_engine(inc);
 	pthread_mutex_lock(&e->lock);
 	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	rec->status_code = res->status;
@@ -232,11 +232,10 @@ static void on_http_done(const struct httpc_result *res, void *arg)
 
 /* The first label or annotation of inc whose value holds a NUL: it cannot
  * be passed (an environment value, a C string, would end there). */
-static const char *runner_nul_field(const struct incident *inc, const char **set)
+static const char *runner_nul_field(const struct inc_sets *sets, const char **set)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		const struct owned_labels *l =
-		    pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		const struct label_set *l = &sets->set[pass ? SET_ANNOTATIONS : SET_LABELS];
 		for (size_t i = 0; i < l->n; i++)
 			if (memchr(l->items[i].value, '\0', l->items[i].value_len)) {
 				*set = pass ? "annotation" : "label";
@@ -249,10 +248,15 @@ static const char *runner_nul_field(const struct incident *inc, const char **set
 /* Build the exec environment: a minimal PATH/HOME/LANG plus SPEC's vars. */
 static char **runner_exec_env(struct engine *e, const struct incident *inc)
 {
-	size_t n = 9 + inc->trigger_labels.n + inc->trigger_annotations.n, k = 0;
-	char **env = calloc(n + 1, sizeof(*env));
-	if (!env)
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0)
 		return NULL;
+	size_t n = 9 + sets.set[SET_LABELS].n + sets.set[SET_ANNOTATIONS].n, k = 0;
+	char **env = calloc(n + 1, sizeof(*env));
+	if (!env) {
+		inc_sets_release(&sets);
+		return NULL;
+	}
 	const char *path = getenv("PATH");
 	const char *home = getenv("HOME");
 	struct buf b = BUF_INIT;
@@ -278,8 +282,7 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 	}
 	free(chg);
 	for (int pass = 0; pass < 2; pass++) {
-		const struct owned_labels *set =
-		    pass ? &inc->trigger_annotations : &inc->trigger_labels;
+		const struct label_set *set = &sets.set[pass ? SET_ANNOTATIONS : SET_LABELS];
 		for (size_t i = 0; i < set->n; i++) {
 			buf_reset(&b);
 			buf_adds(&b, pass ? "ROLLBACKD_ANNOTATION_" : "ROLLBACKD_LABEL_");
@@ -297,6 +300,7 @@ static char **runner_exec_env(struct engine *e, const struct incident *inc)
 	}
 #undef ADD_ENV
 	buf_release(&b);
+	inc_sets_release(&sets);
 	return env;
 }
 
@@ -309,13 +313,16 @@ static void runner_free_strv(char **v)
 
 static char *runner_stdin_json(const struct incident *inc)
 {
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0)
+		return NULL;
 	json_t *labels = json_object(), *ann = json_object();
-	for (size_t i = 0; i < inc->trigger_labels.n; i++)
-		json_object_set_new(labels, inc->trigger_labels.items[i].name,
-				    json_string(inc->trigger_labels.items[i].value));
-	for (size_t i = 0; i < inc->trigger_annotations.n; i++)
-		json_object_set_new(ann, inc->trigger_annotations.items[i].name,
-				    json_string(inc->trigger_annotations.items[i].value));
+	const struct label_set *l = &sets.set[SET_LABELS], *a = &sets.set[SET_ANNOTATIONS];
+	for (size_t i = 0; i < l->n; i++)
+		json_object_set_new(labels, l->items[i].name, json_string(l->items[i].value));
+	for (size_t i = 0; i < a->n; i++)
+		json_object_set_new(ann, a->items[i].name, json_string(a->items[i].value));
+	inc_sets_release(&sets);
 	json_t *obj = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", inc->id, "rule", inc->rule_name,
 				"episode", inc->episode, "labels", labels, "annotations", ann);
 	char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -335,21 +342,25 @@ static void run_next_action(struct engine *e, struct incident *inc)
 	struct action_record *rec = &inc->x->actions[inc->x->next_action];
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
-	struct label_set labels, annotations;
+	struct inc_sets sets;
 	struct error err = {{0}};
 	struct change chg;
-	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations, &chg);
+	bool no_mem = actions_template_ctx(inc, &sc, &ctx, &sets, &chg) < 0;
 	rec->type = at->type;
 	rec->started = timestamp_now();
 	rec->exit_code = -1;
 
-	const char *set = NULL, *nul = at->type == ACTION_EXEC ? runner_nul_field(inc, &set) : NULL;
-	if (nul)
+	const char *set = NULL,
+		   *nul = !no_mem && at->type == ACTION_EXEC ? runner_nul_field(&sets, &set) : NULL;
+	if (no_mem)
+		error_set(&err, "out of memory expanding the action; the action did not run");
+	else if (nul)
 		error_set(&err,
 			  "the %s '%s' contains a NUL byte: it cannot be passed in the "
 			  "environment; the action did not run",
 			  set, nul);
-	json_t *x = nul ? NULL : actions_expand(at, &ctx, &err);
+	json_t *x = no_mem || nul ? NULL : actions_expand(at, &ctx, &err);
+	inc_sets_release(&sets);
 	if (!x) {
 		log_warn("action not run", "incident", inc->id, "error", err.msg, NULL);
 		action_done(e, inc, rec, "error", err.msg, strlen(err.msg));
@@ -413,7 +424,7 @@ static void run_next_action(struct engine *e, struct incident *inc)
 static void on_started_durable(bool ok, void *arg)
 {
 	struct incident *inc = arg;
-	struct engine *e = inc->engine;
+	struct engine *e = incident_engine(inc);
 	pthread_mutex_lock(&e->lock);
 	if (ok) {
 		launch_action(e, inc);
@@ -432,7 +443,7 @@ static void on_started_durable(bool ok, void *arg)
 static void on_started_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct incident *inc = arg;
-	struct engine *e = inc->engine;
+	struct engine *e = incident_engine(inc);
 	if (store_when_durable(e->store, store_last_ticket(e->store), e->base, on_started_durable,
 			       inc) < 0) {
 		struct timeval tv = timestamp_tv(1000);

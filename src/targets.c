@@ -30,9 +30,10 @@ enum target_claim targets_claim(struct engine *e, struct incident *inc, bool act
 				struct target_busy *busy)
 {
 	struct store_target_claim c;
-	if (!inc->target || !incident_extra(inc))
+	if (!incident_target(inc) || !incident_extra(inc))
 		return TARGET_OOM;
-	switch (store_claim_target(e->store, inc->target, inc->id, now_ms, TARGET_HOLD_MS, &c)) {
+	switch (store_claim_target(e->store, incident_target(inc), inc->id, now_ms, TARGET_HOLD_MS,
+				   &c)) {
 	case 0:
 		inc->x->fence = c.epoch;
 		inc->x->hold = acting ? HOLD_ACTING : HOLD_RESERVED;
@@ -71,9 +72,9 @@ void targets_busy_reason(struct engine *e, const char *target, const struct targ
 static bool holds(struct engine *e, const struct incident *inc)
 {
 	struct store_target_claim c;
-	return inc->target && inc->x && inc->x->fence &&
-	       store_target_claim(e->store, inc->target, &c) == 0 && c.epoch == inc->x->fence &&
-	       strcmp(c.holder, inc->id) == 0;
+	return incident_target(inc) && inc->x && inc->x->fence &&
+	       store_target_claim(e->store, incident_target(inc), &c) == 0 &&
+	       c.epoch == inc->x->fence && strcmp(c.holder, inc->id) == 0;
 }
 
 void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
@@ -83,9 +84,9 @@ void targets_finish(struct engine *e, struct incident *inc, int64_t now_ms)
 	int64_t cool = e->cfg->limits.target_cooldown_ms;
 	struct store_target_claim c;
 	if (cool > 0)
-		(void)store_claim_target(e->store, inc->target, inc->id, now_ms, cool, &c);
+		(void)store_claim_target(e->store, incident_target(inc), inc->id, now_ms, cool, &c);
 	else
-		(void)store_release_target(e->store, inc->target, inc->x->fence);
+		(void)store_release_target(e->store, incident_target(inc), inc->x->fence);
 	inc->x->hold = cool > 0 ? HOLD_COOLING : HOLD_NONE; /* holds(): x exists */
 	targets_gauge(e, now_ms);
 }
@@ -94,7 +95,7 @@ void targets_release(struct engine *e, struct incident *inc)
 {
 	if (incident_hold(inc) != HOLD_RESERVED || !holds(e, inc))
 		return;
-	(void)store_release_target(e->store, inc->target, inc->x->fence);
+	(void)store_release_target(e->store, incident_target(inc), inc->x->fence);
 	inc->x->fence = 0;
 	inc->x->hold = HOLD_NONE;
 }
@@ -111,6 +112,6 @@ void targets_gauge(struct engine *e, int64_t now_ms)
 bool targets_holding(struct engine *e, const struct incident *inc, int64_t now_ms)
 {
 	struct store_target_claim c;
-	return holds(e, inc) && store_target_claim(e->store, inc->target, &c) == 0 &&
+	return holds(e, inc) && store_target_claim(e->store, incident_target(inc), &c) == 0 &&
 	       c.held_until_ms > now_ms;
 }

@@ -179,7 +179,7 @@ static void timer_fire_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct inc_timer *t = arg;
 	struct incident *inc = t->inc;
-	struct engine *e = inc->engine;
+	struct engine *e = incident_engine(inc);
 	pthread_mutex_lock(&e->lock);
 	if (t->armed && t->armed_gen == t->gen && t->episode == inc->episode) {
 		t->armed = false;

@@ -229,13 +229,19 @@ void verify_run_sample(struct engine *e, struct incident *inc)
 		return;
 	struct secret_ctx sc = {e->cfg};
 	struct template_ctx ctx;
-	struct label_set labels, annotations;
+	struct inc_sets sets;
 	struct change chg;
 	struct buf q = BUF_INIT, url = BUF_INIT;
 	struct error err = {""};
 	struct verify_call *call = NULL;
-	actions_template_ctx(inc, &sc, &ctx, &labels, &annotations, &chg);
-	if (verify_expand_query(r->verify_query, &ctx, &q, &err) < 0) {
+	if (actions_template_ctx(inc, &sc, &ctx, &sets, &chg) < 0) {
+		inc_sets_release(&sets);
+		sample_failed(e, inc, r, r->verify_query, "out of memory");
+		goto out;
+	}
+	int bad = verify_expand_query(r->verify_query, &ctx, &q, &err);
+	inc_sets_release(&sets);
+	if (bad < 0) {
 		sample_failed(e, inc, r, r->verify_query, err.msg);
 		goto out;
 	}

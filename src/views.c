@@ -14,16 +14,22 @@
 static json_t *views_incident(const struct incident *inc, bool with_actions)
 {
 	char first[TIMESTAMP_STRLEN], last[TIMESTAMP_STRLEN];
-	timestamp_format(inc->first_seen, first, sizeof(first));
-	timestamp_format(inc->last_seen, last, sizeof(last));
+	timestamp_format(ts_of_ns(inc->first_seen_ns), first, sizeof(first));
+	timestamp_format(ts_of_ns(inc->last_seen_ns), last, sizeof(last));
 	json_t *labels = json_object();
-	for (size_t i = 0; i < inc->group.n; i++)
-		json_object_set_new(labels, inc->group.items[i].name,
-				    json_string(inc->group.items[i].value));
+	struct inc_sets sets;
+	if (incident_sets(inc, &sets) < 0) {
+		json_decref(labels);
+		return NULL;
+	}
+	const struct label_set *g = &sets.set[SET_GROUP];
+	for (size_t i = 0; i < g->n; i++)
+		json_object_set_new(labels, g->items[i].name, json_string(g->items[i].value));
+	inc_sets_release(&sets);
 	json_t *obj = json_pack(
 	    "{s:s, s:s, s:s, s:o, s:s?, s:s?, s:i, s:s, s:s, s:s?, s:s?}", "id", inc->id, "rule",
 	    inc->rule_name, "state", incident_state_names[inc->state], "labels", labels, "target",
-	    inc->target, "coalesced_into",
+	    incident_target(inc), "coalesced_into",
 	    incident_coalesced_into(inc)[0] ? incident_coalesced_into(inc) : NULL, "episode",
 	    inc->episode, "first_seen", first, "last_seen", last, "acknowledged_by",
 	    incident_acknowledged_by(inc), "approved_by", incident_approved_by(inc));
@@ -150,7 +156,7 @@ int engine_incident_summary(struct engine *e, const char *id, char *out, size_t 
 	pthread_mutex_lock(&e->lock);
 	struct incident *inc = incident_find(e, id);
 	if (inc) {
-		const char *svc = owned_labels_get(&inc->group, "service");
+		const char *svc = incident_label(inc, SET_GROUP, "service");
 		snprintf(out, outsz, "%s%s%s, %s", inc->rule_name, svc ? " on " : "",
 			 svc ? svc : "", incident_state_names[inc->state]);
 	}
@@ -169,9 +175,8 @@ int engine_approve_preview(struct engine *e, const char *id, struct buf *out)
 	int bad = 0;
 	if (r->has_value) {
 		const struct rule_value *rv = &r->value;
-		const struct owned_labels *src =
-		    rv->from_annotations ? &inc->trigger_annotations : &inc->trigger_labels;
-		const char *v = owned_labels_get(src, rv->key);
+		const char *v = incident_label(
+		    inc, rv->from_annotations ? SET_ANNOTATIONS : SET_LABELS, rv->key);
 		bad |= buf_addf(out, "value %s", v ? v : "(none)");
 		if (rv->has_above)
 			bad |= buf_addf(out, " above %g", rv->above);

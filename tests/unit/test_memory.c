@@ -297,8 +297,8 @@ Test(memory, labels_over_the_cap_are_not_kept_and_hold)
 			 "per incident: not acting on values that cannot be kept whole");
 	pthread_mutex_lock(&eng->lock);
 	struct incident *inc = incident_find(eng, nth(d, 0, "incident"));
-	cr_assert_eq(inc->trigger_labels.n, 0);
-	cr_assert_eq(inc->trigger_annotations.n, 0);
+	cr_assert_eq(incident_n_labels(inc, SET_LABELS), 0);
+	cr_assert_eq(incident_n_labels(inc, SET_ANNOTATIONS), 0);
 	pthread_mutex_unlock(&eng->lock);
 	json_decref(d);
 	buf_release(&a);
@@ -456,4 +456,140 @@ Test(memory, a_lowered_limit_comes_back_two_per_new_incident)
 	cr_assert_str_eq(o, "notify_only");
 	cr_assert_eq(eng->n_incidents, 1, "c and d went");
 	cr_assert_eq(eng->n_over_limit, 0);
+}
+
+/* ---- packed labels (struct inc_labels) --------------------------------- */
+
+static void expect_set(const struct inc_sets *s, enum inc_set k, const struct label *want, size_t n)
+{
+	cr_assert_eq(s->set[k].n, n, "set %d: %zu labels, want %zu", k, s->set[k].n, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct label *l = &s->set[k].items[i];
+		cr_assert_str_eq(l->name, want[i].name);
+		cr_assert_eq(l->value_len, want[i].value_len, "%s", l->name);
+		cr_assert_eq(memcmp(l->value, want[i].value, l->value_len), 0, "%s", l->name);
+		cr_assert_eq(l->value[l->value_len], '\0', "%s", l->name);
+	}
+}
+
+Test(memory, packed_labels_keep_each_set_whole)
+{
+	struct incident inc = {0};
+	/* a NUL inside a value, an empty value, one over 127 bytes (two length
+	 * bytes) and one over 16383 (three) */
+	char mid[300], big[20000];
+	memset(mid, 'm', sizeof(mid));
+	memset(big, 'b', sizeof(big));
+	struct label g[] = {{"service", "api", 3}};
+	struct label l[] = {
+	    {"alertname", "A", 1}, {"nul", "a\0b", 3}, {"empty", "", 0}, {"mid", mid, sizeof(mid)}};
+	struct label a[] = {{"big", big, sizeof(big)}};
+	struct label_set gs = {g, 1}, ls = {l, 4}, as = {a, 1};
+	cr_assert_eq(incident_pack(&inc, &gs, &ls, &as, true, "http://prom/g", ""), 0);
+	struct inc_sets s;
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	expect_set(&s, SET_GROUP, g, 1);
+	expect_set(&s, SET_LABELS, l, 4);
+	expect_set(&s, SET_ANNOTATIONS, a, 1);
+	cr_assert_str_eq(s.generator_url, "http://prom/g");
+	cr_assert_str_eq(s.external_url, "");
+	inc_sets_release(&s);
+	cr_assert_str_eq(incident_label(&inc, SET_LABELS, "alertname"), "A");
+	cr_assert_str_eq(incident_label(&inc, SET_GROUP, "service"), "api");
+	cr_assert_null(incident_label(&inc, SET_GROUP, "alertname"));
+	cr_assert_eq(incident_n_labels(&inc, SET_LABELS), 4);
+
+	/* the target: named, renamed, kept by a new trigger */
+	cr_assert_null(incident_target(&inc));
+	cr_assert_eq(incident_set_target(&inc, "service=api"), 0);
+	cr_assert_str_eq(incident_target(&inc), "service=api");
+	cr_assert_eq(incident_set_target(&inc, incident_target(&inc)), 0); /* from itself */
+	cr_assert_str_eq(incident_target(&inc), "service=api");
+	cr_assert_eq(incident_n_labels(&inc, SET_LABELS), 4);
+	/* a new trigger: the group, the target and (urls false) the URLs stay */
+	struct label l2[] = {{"alertname", "B", 1}};
+	struct label_set l2s = {l2, 1}, none = {0};
+	cr_assert_eq(incident_pack(&inc, NULL, &l2s, &none, false, NULL, NULL), 0);
+	cr_assert_str_eq(incident_target(&inc), "service=api");
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	expect_set(&s, SET_GROUP, g, 1);
+	expect_set(&s, SET_LABELS, l2, 1);
+	expect_set(&s, SET_ANNOTATIONS, NULL, 0);
+	cr_assert_str_eq(s.generator_url, "http://prom/g");
+	inc_sets_release(&s);
+
+	/* sets passed from the block itself are copied before it goes */
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	cr_assert_eq(incident_pack(&inc, &s.set[SET_LABELS], &s.set[SET_GROUP], NULL, true,
+				   s.external_url, s.generator_url),
+		     0);
+	inc_sets_release(&s);
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	expect_set(&s, SET_GROUP, l2, 1);
+	expect_set(&s, SET_LABELS, g, 1);
+	cr_assert_str_eq(s.generator_url, "");
+	cr_assert_str_eq(s.external_url, "http://prom/g");
+	inc_sets_release(&s);
+	/* no target again: the labels stay */
+	cr_assert_eq(incident_set_target(&inc, NULL), 0);
+	cr_assert_null(incident_target(&inc));
+	cr_assert_str_eq(incident_label(&inc, SET_GROUP, "alertname"), "B");
+	free(inc.lab);
+}
+
+Test(memory, packed_labels_without_urls_and_past_the_stack_buffer)
+{
+	struct incident inc = {0};
+	struct label l[INC_SETS_BUF + 5];
+	char names[INC_SETS_BUF + 5][8];
+	for (size_t i = 0; i < INC_SETS_BUF + 5; i++) {
+		snprintf(names[i], sizeof(names[i]), "l%zu", i);
+		l[i] = (struct label){names[i], names[i], strlen(names[i])};
+	}
+	struct label_set ls = {l, INC_SETS_BUF + 5};
+	/* replay gives no URLs: they stay NULL, not "" */
+	cr_assert_eq(incident_pack(&inc, NULL, &ls, NULL, false, NULL, NULL), 0);
+	struct inc_sets s;
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	cr_assert_not_null(s.heap);
+	expect_set(&s, SET_GROUP, NULL, 0);
+	expect_set(&s, SET_LABELS, l, INC_SETS_BUF + 5);
+	cr_assert_null(s.generator_url);
+	cr_assert_null(s.external_url);
+	inc_sets_release(&s);
+	free(inc.lab);
+	/* nothing at all: no block */
+	struct incident empty = {0};
+	cr_assert_eq(incident_pack(&empty, NULL, NULL, NULL, false, NULL, NULL), 0);
+	cr_assert_null(empty.lab);
+	cr_assert_eq(incident_sets(&empty, &s), 0);
+	expect_set(&s, SET_LABELS, NULL, 0);
+	inc_sets_release(&s);
+}
+
+Test(memory, a_trigger_capped_after_replay_keeps_group_and_urls)
+{
+	struct incident inc = {0};
+	char big[TRIGGER_BYTES_MAX + 1];
+	memset(big, 'x', sizeof(big));
+	struct label g[] = {{"service", "api", 3}};
+	struct label l[] = {{"alertname", "A", 1}};
+	struct label a[] = {{"big", big, sizeof(big)}};
+	struct label_set gs = {g, 1}, ls = {l, 1}, as = {a, 1};
+	cr_assert_eq(incident_pack(&inc, &gs, &ls, &as, true, "http://g", "http://e"), 0);
+	cr_assert_eq(incident_set_target(&inc, "service=api"), 0);
+	incident_cap_trigger(&inc);
+	cr_assert_str_eq(incident_target(&inc), "service=api");
+	/* alertname 9 + 1, big 3 + TRIGGER_BYTES_MAX + 1 */
+	cr_assert_eq(incident_trigger_over(&inc), 9 + 1 + 3 + sizeof(big));
+	struct inc_sets s;
+	cr_assert_eq(incident_sets(&inc, &s), 0);
+	expect_set(&s, SET_GROUP, g, 1);
+	expect_set(&s, SET_LABELS, NULL, 0);
+	expect_set(&s, SET_ANNOTATIONS, NULL, 0);
+	cr_assert_str_eq(s.generator_url, "http://g");
+	cr_assert_str_eq(s.external_url, "http://e");
+	inc_sets_release(&s);
+	free(inc.x);
+	free(inc.lab);
 }
