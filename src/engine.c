@@ -46,7 +46,7 @@ struct engine *engine_new(const struct engine_options *opt, const struct ruleset
 	hmap_init(&e->by_id);
 	hmap_init(&e->rule_names);
 	list_init(&e->queue);
-	hmap_init(&e->seen.entries);
+	seen_map_init(&e->seen);
 	e->cfg = opt->cfg;
 	e->rules = rules;
 	e->base = opt->base;

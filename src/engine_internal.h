@@ -66,6 +66,7 @@
 #include "rollbackd/target.h"
 #include "rollbackd/template.h"
 #include "rollbackd/timestamp.h"
+#include "rollbackd/u64map.h"
 #include "rollbackd/verify.h"
 
 #define INCIDENT_ID_LEN 20 /* "inc-" + 16 hex */
@@ -233,14 +234,10 @@ struct episode_key {
 };
 
 /* Which alerts were journaled, and as what: fingerprint hash -> digest of
- * the alert's content, so an exact repeat is only counted. */
-struct seen_entry {
-	struct hmap_node node; /* hash: incident_fp_key of the fingerprint */
-	unsigned char digest[16];
-};
-
+ * the alert's content, so an exact repeat is only counted. One slot of 24
+ * bytes per fingerprint, at most 3/4 full (u64map.h). */
 struct seen_map {
-	struct hmap entries; /* of struct seen_entry */
+	struct u64map entries; /* incident_fp_key (never 0) -> digest[16] */
 };
 
 /* What an evicted incident leaves behind (incident.c): its last episode
@@ -505,7 +502,16 @@ void incident_remove_firing(struct incident *inc, const char *fp);
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16]);
 /* Whether key's entry holds exactly digest. */
 bool seen_map_holds(const struct seen_map *m, uint64_t key, const unsigned char digest[16]);
+void seen_map_init(struct seen_map *m);
 void seen_map_release(struct seen_map *m);
+static inline size_t seen_map_count(const struct seen_map *m)
+{
+	return u64map_count(&m->entries);
+}
+/* Every entry, in no particular order: *pos starts at 0; true with the next
+ * key and its digest (valid until the map changes), false at the end. */
+bool seen_map_next(const struct seen_map *m, size_t *pos, uint64_t *key,
+		   const unsigned char **digest);
 
 /* Episode keys (incident.c). */
 uint64_t incident_episode_key(const char *fp, struct timestamp starts_at);

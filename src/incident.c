@@ -906,47 +906,37 @@ uint64_t incident_fp_key(const char *fp)
 	return k ? k : 1;
 }
 
-/* Record digest for key. 1 when it is new or differs, 0 when it is an exact
- * repeat, -1 on OOM. */
-/* The entry of key: the key is the fingerprint's hash, one entry per key. */
-static struct seen_entry *seen_find(const struct seen_map *m, uint64_t key)
-{
-	struct seen_entry *x;
-	HMAP_FOR_EACH_WITH_HASH(x, node, key, &m->entries)
-	break;
-	return x;
-}
-
 bool seen_map_holds(const struct seen_map *m, uint64_t key, const unsigned char digest[16])
 {
-	const struct seen_entry *x = seen_find(m, key);
-	return x && memcmp(x->digest, digest, 16) == 0;
+	const unsigned char *d = u64map_find(&m->entries, key);
+	return d && memcmp(d, digest, 16) == 0;
 }
 
 int seen_map_put(struct seen_map *m, uint64_t key, const unsigned char digest[16])
 {
-	struct seen_entry *x = seen_find(m, key);
-	if (x && memcmp(x->digest, digest, 16) == 0)
+	bool added;
+	unsigned char *d = u64map_put(&m->entries, key, &added);
+	if (!d)
+		return -1;
+	if (!added && memcmp(d, digest, 16) == 0)
 		return 0;
-	if (!x) {
-		if (!(x = malloc(sizeof(*x))))
-			return -1;
-		if (hmap_insert(&m->entries, &x->node, key) < 0) {
-			free(x);
-			return -1;
-		}
-	}
-	memcpy(x->digest, digest, 16);
+	memcpy(d, digest, 16);
 	return 1;
 }
 
 void seen_map_del(struct seen_map *m, uint64_t key)
 {
-	struct seen_entry *x = seen_find(m, key);
-	if (x) {
-		hmap_remove(&m->entries, &x->node);
-		free(x);
-	}
+	u64map_del(&m->entries, key);
+}
+
+bool seen_map_next(const struct seen_map *m, size_t *pos, uint64_t *key,
+		   const unsigned char **digest)
+{
+	void *d;
+	if (!u64map_next(&m->entries, pos, key, &d))
+		return false;
+	*digest = d;
+	return true;
 }
 
 struct incident *incident_new(struct engine *e, const struct rule *r, const char *id,
@@ -1020,13 +1010,12 @@ void incident_trigger_reason(const struct incident *inc, char *out, size_t outsz
 		 incident_trigger_over(inc), TRIGGER_BYTES_MAX);
 }
 
+void seen_map_init(struct seen_map *m)
+{
+	u64map_init(&m->entries, 16);
+}
+
 void seen_map_release(struct seen_map *m)
 {
-	struct hmap_node *n, *next;
-	for (n = hmap_first(&m->entries); n; n = next) {
-		next = hmap_next(&m->entries, n);
-		hmap_remove(&m->entries, n);
-		free(CONTAINER_OF(n, struct seen_entry, node));
-	}
-	hmap_release(&m->entries);
+	u64map_release(&m->entries);
 }

@@ -524,11 +524,11 @@ static int copy_locked(struct engine *e, struct engine_frozen *f)
 			rc =
 			    add_tomb(fs, tomb_key(inc->id), inc->tomb_episode, inc->tomb_starts_ms);
 	}
-	struct seen_entry *x;
-	HMAP_FOR_EACH(x, node, &e->seen.entries)
-	{
-		f->seen[f->n_seen].key = x->node.hash;
-		memcpy(f->seen[f->n_seen++].digest, x->digest, 16);
+	uint64_t key;
+	const unsigned char *digest;
+	for (size_t pos = 0; seen_map_next(&e->seen, &pos, &key, &digest);) {
+		f->seen[f->n_seen].key = key;
+		memcpy(f->seen[f->n_seen++].digest, digest, 16);
 	}
 	for (size_t i = 0; i < e->blast.n; i++) {
 		size_t at = (e->blast.head + i) % BLAST_RING;
@@ -595,7 +595,7 @@ int engine_snapshot_freeze(struct engine *e, struct journal *j, uint64_t *seq,
 	/* every record of the engine is appended under its lock: what it holds
 	 * now is what the records up to this seq say */
 	*seq = journal_seq(j);
-	size_t n_seen = hmap_count(&e->seen.entries);
+	size_t n_seen = seen_map_count(&e->seen);
 	f->incs = malloc((e->n_incidents ? e->n_incidents : 1) * sizeof(*f->incs));
 	f->seen = malloc((n_seen ? n_seen : 1) * sizeof(*f->seen));
 	int rc = f->incs && f->seen ? copy_locked(e, f) : -1;

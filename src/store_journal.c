@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "rollbackd/buf.h"
 #include "rollbackd/hmap.h"
@@ -38,11 +39,13 @@
 #include "rollbackd/list.h"
 #include "rollbackd/log.h"
 #include "rollbackd/record.h"
+#include "rollbackd/u64map.h"
 
 #define ROLLBACK_KEEP_MS (3600 * 1000LL) /* count_rollbacks looks back this far */
 
+/* The claim of an id the engine did not make (see engine_id_key). */
 struct episode_claim {
-	struct hmap_node node;
+	struct hmap_node node; /* hash: keyed_id_hash of the id */
 	int episode;
 	char incident[]; /* at most STORE_ID_MAX (id_fits), allocated to fit */
 };
@@ -73,10 +76,16 @@ struct sj {
 	bool track_outbox;
 	uint64_t mem_ticket; /* memory-only tickets */
 	bool paused;
-	struct hmap episodes;	/* incident -> episode_claim */
-	struct hmap targets;	/* target -> target_entry */
-	struct hmap timers;	/* (incident, kind) -> timer_entry */
-	struct hmap outbox_ids; /* id -> outbox_item */
+	/* Episode claims: an engine id ("inc-" + 16 lowercase hex) by its 64
+	 * bits (12 bytes a slot, no allocation per claim); any other id, and
+	 * "inc-0000000000000000" (key 0 is not a u64map key), by its string,
+	 * so two ids never share a claim. */
+	struct u64map episodes;	    /* engine id's 64 bits -> int episode */
+	struct hmap other_episodes; /* of struct episode_claim */
+	unsigned char id_key[16];   /* other_episodes' hash key */
+	struct hmap targets;	    /* target -> target_entry */
+	struct hmap timers;	    /* (incident, kind) -> timer_entry */
+	struct hmap outbox_ids;	    /* id -> outbox_item */
 	struct list_node outbox;
 	int64_t *rollbacks; /* start times, ascending by insertion */
 	size_t n_rollbacks, cap_rollbacks;
@@ -374,18 +383,60 @@ static int sj_replay(struct store *st, store_replay_fn fn, void *arg, struct err
 
 /* ---- episodes and targets ------------------------------------------------ */
 
+/* An id as the engine makes them ("inc-" + 16 lowercase hex, nonzero):
+ * true with its 64 bits, one key per id and one id per key. */
+static bool engine_id_key(const char *id, uint64_t *key)
+{
+	if (strncmp(id, "inc-", 4) != 0)
+		return false;
+	uint64_t k = 0;
+	size_t i = 4;
+	for (; id[i]; i++) {
+		char c = id[i];
+		if (i == 20 || !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+		k = k << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	*key = k;
+	return i == 20 && k != 0;
+}
+
+static uint64_t keyed_id_hash(const struct sj *s, const char *id)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	uint64_t x;
+	crypto_shorthash(h, (const unsigned char *)id, strlen(id), s->id_key);
+	memcpy(&x, h, sizeof(x));
+	return x;
+}
+
+/* Under s->lock. */
+static struct episode_claim *other_claim(const struct sj *s, const char *id, uint64_t h)
+{
+	struct episode_claim *c;
+	HMAP_FOR_EACH_WITH_HASH(c, node, h, &s->other_episodes)
+	if (strcmp(c->incident, id) == 0)
+		break;
+	return c;
+}
+
 static void sj_forget_episode(struct store *st, const char *incident)
 {
 	struct sj *s = sj_of(st);
-	uint64_t h = hmap_hash_str(incident);
+	uint64_t key;
+	if (!id_fits(incident))
+		return; /* never claimed */
+	bool engine_id = engine_id_key(incident, &key);
+	uint64_t h = engine_id ? 0 : keyed_id_hash(s, incident);
 	pthread_mutex_lock(&s->lock);
-	struct episode_claim *c;
-	HMAP_FOR_EACH_WITH_HASH(c, node, h, &s->episodes)
-	if (strcmp(c->incident, incident) == 0)
-		break;
-	if (c) {
-		hmap_remove(&s->episodes, &c->node);
-		free(c);
+	if (engine_id) {
+		u64map_del(&s->episodes, key);
+	} else {
+		struct episode_claim *c = other_claim(s, incident, h);
+		if (c) {
+			hmap_remove(&s->other_episodes, &c->node);
+			free(c);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -395,26 +446,39 @@ static int sj_claim_episode(struct store *st, const char *incident, int episode)
 	struct sj *s = sj_of(st);
 	if (!id_fits(incident))
 		return -1;
-	uint64_t h = hmap_hash_str(incident);
+	uint64_t key;
+	bool engine_id = engine_id_key(incident, &key);
+	uint64_t h = engine_id ? 0 : keyed_id_hash(s, incident);
 	int rc = 0;
 	pthread_mutex_lock(&s->lock);
-	struct episode_claim *c;
-	HMAP_FOR_EACH_WITH_HASH(c, node, h, &s->episodes)
-	if (strcmp(c->incident, incident) == 0)
-		break;
-	if (c) {
-		if (episode <= c->episode)
+	if (engine_id) {
+		bool added;
+		unsigned char *v = u64map_put(&s->episodes, key, &added);
+		int held = 0;
+		if (v && !added)
+			memcpy(&held, v, sizeof(held)); /* 4-aligned at best */
+		if (!v)
+			rc = -1;
+		else if (!added && episode <= held)
 			rc = 1;
 		else
-			c->episode = episode;
-	} else if (!(c = calloc(1, sizeof(*c) + strlen(incident) + 1))) {
-		rc = -1;
+			memcpy(v, &episode, sizeof(episode));
 	} else {
-		memcpy(c->incident, incident, strlen(incident) + 1);
-		c->episode = episode;
-		if (hmap_insert(&s->episodes, &c->node, h) < 0) {
-			free(c);
+		struct episode_claim *c = other_claim(s, incident, h);
+		if (c) {
+			if (episode <= c->episode)
+				rc = 1;
+			else
+				c->episode = episode;
+		} else if (!(c = calloc(1, sizeof(*c) + strlen(incident) + 1))) {
 			rc = -1;
+		} else {
+			memcpy(c->incident, incident, strlen(incident) + 1);
+			c->episode = episode;
+			if (hmap_insert(&s->other_episodes, &c->node, h) < 0) {
+				free(c);
+				rc = -1;
+			}
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -759,7 +823,9 @@ static int sj_outbox_pending(struct store *st, store_outbox_fn fn, void *arg)
 static void sj_free(struct store *st)
 {
 	struct sj *s = sj_of(st);
-	FREE_ALL(&s->episodes, struct episode_claim);
+	u64map_release(&s->episodes);
+	FREE_ALL(&s->other_episodes, struct episode_claim);
+	sodium_memzero(s->id_key, sizeof(s->id_key));
 	FREE_ALL(&s->targets, struct target_entry);
 	FREE_ALL(&s->timers, struct timer_entry);
 	struct outbox_item *o;
@@ -869,7 +935,9 @@ struct store *store_journal_new(const struct store_journal_options *opt)
 	pthread_mutex_init(&s->lock, NULL);
 	s->journal = opt ? opt->journal : NULL;
 	s->track_outbox = opt && opt->outbox;
-	hmap_init(&s->episodes);
+	u64map_init(&s->episodes, sizeof(int));
+	hmap_init(&s->other_episodes);
+	randombytes_buf(s->id_key, sizeof(s->id_key));
 	hmap_init(&s->targets);
 	hmap_init(&s->timers);
 	hmap_init(&s->outbox_ids);

@@ -195,12 +195,12 @@ Test(memory, evicted_incident_keeps_counting_episodes_and_late_firings_repeat)
 	char a[32], o[32], r[512], id[32];
 	fire("Watch", "a", "firing", T0, T0, NULL, NULL, a);
 	fire("Watch", "a", "resolved", T0, T1, NULL, NULL, NULL);
-	size_t seen_before = hmap_count(&eng->seen.entries);
+	size_t seen_before = seen_map_count(&eng->seen);
 	fire("Watch", "b", "firing", T0, T0, NULL, NULL, NULL);
 	fire("Watch", "c", "firing", T0, T0, NULL, NULL, NULL);
 	fire("Watch", "d", "firing", T0, T0, NULL, NULL, NULL);
 	cr_assert(!in_memory(a));
-	cr_assert_eq(hmap_count(&eng->seen.entries), seen_before + 3 - 1,
+	cr_assert_eq(seen_map_count(&eng->seen), seen_before + 3 - 1,
 		     "a's fingerprint left the seen map");
 	/* the very firing of episode 1 again (an HA peer, a replayed capture) */
 	fire("Watch", "a", "firing", T0, T2, o, r, id);
@@ -228,7 +228,7 @@ Test(memory, many_incidents_stay_indexed)
 	cr_assert_eq(list_len(), 50);
 	for (int i = 0; i < 1000; i++)
 		cr_assert_eq(in_memory(ids[i]), i >= 950, "incident %d", i);
-	cr_assert_eq(hmap_count(&eng->seen.entries), 50);
+	cr_assert_eq(seen_map_count(&eng->seen), 50);
 	cr_assert_eq(eng->tombs.n, 50, "tombstones: at most max_incidents, the newest");
 	/* s949's tombstone is kept: its next firing is episode 2, and its
 	 * old firing a repeat */

@@ -242,6 +242,75 @@ Test(store, forgotten_episode_claim)
 	store_free(s);
 }
 
+/* Engine ids ("inc-" + 16 lowercase hex) are kept by their 64 bits, any
+ * other id by its string: ids that look alike never share a claim. */
+Test(store, episode_claims_of_ids_that_look_alike)
+{
+	struct store *s = memory_store();
+	static const char *const ids[] = {
+	    "inc-00000000000000ab",  /* an engine id */
+	    "inc-00000000000000AB",  /* upper case: another id */
+	    "inc-0000000000000000",  /* an engine id whose 64 bits are 0 */
+	    "inc-000000000000000",   /* 15 digits */
+	    "inc-00000000000000ab0", /* 17 */
+	    "inc-00000000000000ag",  "INC-00000000000000ab", "inc-ab", "00000000000000ab", "",
+	    "inc-ffffffffffffffff",  "x-ffffffffffffffff",
+	};
+	enum { N = sizeof(ids) / sizeof(ids[0]) };
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(store_claim_episode(s, ids[i], 2 + i), 0, "%s", ids[i]);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(store_claim_episode(s, ids[i], 2 + i), 1, "%s", ids[i]);
+		cr_assert_eq(store_claim_episode(s, ids[i], 1 + i), 1, "%s", ids[i]);
+	}
+	for (int i = 0; i < N; i += 2)
+		store_forget_episode(s, ids[i]);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(store_claim_episode(s, ids[i], 1), i % 2 ? 1 : 0, "%s", ids[i]);
+	cr_assert_eq(store_claim_episode(s, "inc-00000000000000ab", 50), 0);
+	cr_assert_eq(store_claim_episode(s, "inc-00000000000000AB", 50), 0, "its own claim");
+	char big[STORE_ID_MAX + 2];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(store_claim_episode(s, big, 1), -1, "over STORE_ID_MAX");
+	store_forget_episode(s, big);
+	store_free(s);
+}
+
+/* Many engine ids, claimed, raised, forgotten and claimed again: the
+ * claims table grows, shrinks and keeps every claim apart. */
+Test(store, many_episode_claims)
+{
+	struct store *s = memory_store();
+	enum { N = 20000 };
+	char id[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "inc-%016llx",
+			 (unsigned long long)i * 0x9e3779b97f4a7c15ULL);
+		cr_assert_eq(store_claim_episode(s, id, 1 + i % 7), 0, "%s", id);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "inc-%016llx",
+			 (unsigned long long)i * 0x9e3779b97f4a7c15ULL);
+		cr_assert_eq(store_claim_episode(s, id, 1 + i % 7), 1, "%s", id);
+		if (i % 3 == 0)
+			cr_assert_eq(store_claim_episode(s, id, 8), 0, "%s", id);
+	}
+	for (int i = 0; i < N; i++)
+		if (i % 100) {
+			snprintf(id, sizeof(id), "inc-%016llx",
+				 (unsigned long long)i * 0x9e3779b97f4a7c15ULL);
+			store_forget_episode(s, id);
+		}
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "inc-%016llx",
+			 (unsigned long long)i * 0x9e3779b97f4a7c15ULL);
+		int held = i % 3 == 0 ? 8 : 1 + i % 7;
+		cr_assert_eq(store_claim_episode(s, id, held), i % 100 ? 0 : 1, "%s", id);
+	}
+	store_free(s);
+}
+
 Test(store, rollbacks_counted_in_their_window)
 {
 	struct store *s = memory_store();
