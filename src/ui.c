@@ -10,14 +10,13 @@
  *
  * Reading the journal without blocking a loop: a thread of this module
  * tails every segment of state_dir's journal and keeps, per incident, the
- * (file, offset, length) of its records (12 bytes each, in pooled blocks),
- * at most UI_TIMELINE_MAX per incident, UI_INDEX_MAX_REFS in all, and the
- * records of at most limits.max_incidents incidents, like the engine (the
- * oldest incidents leave the index first; they stay in the journal, and
- * their page says that their timeline is older than the index). It keeps
- * every segment's file descriptor open, so a segment renamed by rotation
- * is still read through the same descriptor. A page asks the thread to catch up with the end of
- * the journal and waits for it at most UI_CATCHUP_WAIT_MS, then reads only
+ * (file, offset, length) of its records (8 bytes each: the first 4 in its
+ * 64-byte entry, past 4 all of them in pooled blocks), at most UI_TIMELINE_MAX per incident,
+ * UI_INDEX_MAX_REFS in all, and the records of at most limits.max_incidents incidents, like the
+ * engine (the oldest incidents leave the index first; they stay in the journal, and their page says
+ * that their timeline is older than the index). It keeps every segment's file descriptor open, so a
+ * segment renamed by rotation is still read through the same descriptor. A page asks the thread to
+ * catch up with the end of the journal and waits for it at most UI_CATCHUP_WAIT_MS, then reads only
  * its incident's records with pread, at most UI_TIMELINE_BYTES. The first
  * scan of a large journal runs on that thread; pages say it is still under
  * way instead of waiting for it.
@@ -47,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -73,6 +73,7 @@
 #define UI_FORM_FIELD_MAX 512
 #define UI_VALUE_MAX 96
 #define UI_MAX_FILES 4096
+#define UI_MAX_SPANS 4096
 #define UI_TRIM_EVICTED 10000 /* malloc_trim once this many left the index (a burst) */
 #define TOKEN_HEX 64	      /* 32 random bytes */
 #define SESSION_COOKIE "rollbackd_session"
@@ -143,40 +144,51 @@ const char ui_stylesheet[] =
 
 /* ---- the journal index ------------------------------------------------- */
 
-/* Where one record is: its file (index into ui_index.fds, < UI_MAX_FILES),
- * its offset and its length (1..JOURNAL_MAX_LINE), in 12 bytes. */
+/* Where one record is, in 8 bytes: its span (index into ui_index.spans,
+ * < UI_MAX_SPANS), the low 32 bits of its offset in the span's file, and
+ * its length (1..JOURNAL_MAX_LINE). */
 struct ui_ref {
-	uint32_t off_lo, off_hi;
-	uint32_t file_len; /* file << 20 | (len - 1) */
+	uint32_t off_lo;
+	uint32_t span_len; /* span << 20 | (len - 1) */
 };
-_Static_assert(UI_MAX_FILES <= 1u << 12 && JOURNAL_MAX_LINE <= 1u << 20,
-	       "a ui_ref packs a file in 12 bits and a length in 20");
+_Static_assert(UI_MAX_SPANS <= 1u << 12 && JOURNAL_MAX_LINE <= 1u << 20,
+	       "a ui_ref packs a span in 12 bits and a length in 20");
 
-static struct ui_ref ref_make(uint32_t file, uint64_t off, uint32_t len)
+/* A file and the high 32 bits of the offsets of its refs: a file takes a
+ * span when it is opened and one more each time it grows past another
+ * 4 GiB (journal.segment_bytes may be up to LLONG_MAX, and a segment may
+ * pass it by a batch). */
+struct ui_span {
+	uint32_t file, hi; /* file: index into ui_index.fds */
+};
+
+static struct ui_ref ref_make(uint32_t span, uint64_t off, uint32_t len)
 {
-	return (struct ui_ref){(uint32_t)off, (uint32_t)(off >> 32), file << 20 | (len - 1)};
+	return (struct ui_ref){(uint32_t)off, span << 20 | (len - 1)};
 }
-static uint64_t ref_off(struct ui_ref r)
+static uint32_t ref_span(struct ui_ref r)
 {
-	return (uint64_t)r.off_hi << 32 | r.off_lo;
-}
-static uint32_t ref_file(struct ui_ref r)
-{
-	return r.file_len >> 20;
+	return r.span_len >> 20;
 }
 static uint32_t ref_len(struct ui_ref r)
 {
-	return (r.file_len & ((1u << 20) - 1)) + 1;
+	return (r.span_len & ((1u << 20) - 1)) + 1;
 }
 
-/* An incident's refs live in a chain of blocks from one pool (a free list,
- * no allocation per record): 64 bytes hold 5. */
-#define UI_BLOCK_REFS 5
+/* An incident's first UI_INLINE_REFS refs live in its entry; past them,
+ * all its refs move to a chain of blocks from one pool (a free list, no
+ * allocation per record): 60 bytes hold 7. The pool grows a chunk of
+ * UI_CHUNK_BLOCKS blocks (60 KiB) at a time: no doubling, no copy. */
+#define UI_INLINE_REFS 4
+#define UI_BLOCK_REFS 7
+#define UI_CHUNK_BLOCKS 1024
 #define UI_NONE UINT32_MAX
 struct ui_block {
 	struct ui_ref r[UI_BLOCK_REFS];
 	uint32_t next; /* the next block of the chain, or the free list; UI_NONE */
 };
+_Static_assert(sizeof(struct ui_block) == 60, "a block is 60 bytes");
+_Static_assert(UI_INLINE_REFS < UI_BLOCK_REFS, "a spill fits in one block");
 
 /* The last decision's value member, kept as numbers (value_format makes
  * "0.05 > 0.01" of it). */
@@ -191,22 +203,46 @@ struct ui_value {
 	bool x_int, thr_int;
 };
 
-/* One incident: 56 bytes, plus its blocks and 8 bytes of hash table. */
+/* One incident: 64 bytes, plus 8 to 16 bytes of hash table (buckets of 4
+ * bytes, at most half full), plus its blocks past UI_INLINE_REFS refs. */
 struct ui_entry {
-	uint64_t key;	       /* index_key of its id */
-	uint32_t head, tail;   /* its chain of blocks */
-	uint32_t n;	       /* refs kept, at most UI_TIMELINE_MAX */
-	uint32_t dropped;      /* records past UI_TIMELINE_MAX */
-	struct ui_value value; /* kind VAL_NONE: no decision with a value yet */
+	uint64_t key;	     /* index_key of its id */
+	union ui_num x, thr; /* its value (a struct ui_value, packed) */
+	uint32_t dropped;    /* records past UI_TIMELINE_MAX (or without a span) */
+	uint16_t n;	     /* refs kept, at most UI_TIMELINE_MAX */
+	uint8_t kind;	     /* of its value; VAL_NONE: no decision with a value yet */
+	bool x_int : 1, thr_int : 1;
+	union {
+		struct ui_ref r[UI_INLINE_REFS]; /* n <= UI_INLINE_REFS */
+		struct {
+			uint32_t head, tail;
+		} chain; /* n > UI_INLINE_REFS: all n refs, in blocks */
+	} refs;
 };
+_Static_assert(sizeof(struct ui_entry) == 64, "an entry is 64 bytes");
+_Static_assert(UI_TIMELINE_MAX <= UINT16_MAX, "ui_entry.n is 16 bits");
 
-/* Lock: lock guards every field below but thread, started, dir, pos and
- * key (thread-only or set before the thread starts); nothing slow (no I/O,
- * no JSON parsing) runs under it. The incidents indexed are ents, a ring in
- * the order they first appeared: at most index_max() (limits.max_incidents,
- * never above UI_INDEX_MAX_REFS) and UI_INDEX_MAX_REFS refs together, the
- * oldest leaving first. buckets (open addressing, linear probing, at most
- * half full) map a key to its position in ents. */
+static struct ui_value entry_value(const struct ui_entry *e)
+{
+	return (struct ui_value){e->x, e->thr, e->kind, e->x_int, e->thr_int};
+}
+static void entry_set_value(struct ui_entry *e, const struct ui_value *v)
+{
+	e->x = v->x;
+	e->thr = v->thr;
+	e->kind = v->kind;
+	e->x_int = v->x_int;
+	e->thr_int = v->thr_int;
+}
+
+/* Lock: lock guards every field below but thread, started, dir, pos,
+ * file_span and key (thread-only or set before the thread starts); nothing
+ * slow (no I/O, no JSON parsing) runs under it. The incidents indexed are
+ * ents, a ring in the order they first appeared: at most index_max()
+ * (limits.max_incidents, never above UI_INDEX_MAX_REFS) and
+ * UI_INDEX_MAX_REFS refs together, the oldest leaving first. buckets (open
+ * addressing, linear probing, at most half full) map a key to its position
+ * in ents. */
 struct ui_index {
 	pthread_t thread;
 	bool started;
@@ -220,20 +256,24 @@ struct ui_index {
 	char *dir;
 	_Atomic size_t max_incidents; /* limits.max_incidents of the current config */
 	unsigned char key[crypto_shorthash_KEYBYTES]; /* hashes ids and buckets */
-	/* files: only the thread adds; fds stay open until ui_free */
+	/* files and spans: only the thread adds; fds stay open until ui_free */
 	int fds[UI_MAX_FILES];
-	uint64_t pos[UI_MAX_FILES]; /* thread-only: next byte to read */
-	struct record_toks toks;    /* thread-only: index_line's decoder */
+	uint64_t pos[UI_MAX_FILES];	  /* thread-only: next byte to read */
+	uint32_t file_span[UI_MAX_FILES]; /* thread-only: the file's last span */
+	struct record_toks toks;	  /* thread-only: index_line's decoder */
 	uint32_t n_files;
 	bool have_current; /* fds[n_files - 1] is journal.jsonl (or was, before a rename) */
+	struct ui_span spans[UI_MAX_SPANS];
+	uint32_t n_spans;
 	/* incidents */
 	struct ui_entry *ents;
 	size_t cap_ents, first, count; /* the ring: ents[(first + i) % cap_ents] */
 	uint32_t *buckets;	       /* position in ents, or UI_NONE */
 	size_t n_buckets;	       /* a power of two, >= 2 * cap_ents */
-	struct ui_block *blocks;
-	size_t cap_blocks, used_blocks; /* blocks[0..used_blocks) were handed out once */
-	uint32_t free_block;		/* free list (through next), or UI_NONE */
+	struct ui_block **chunks;      /* block b: chunks[b / UI_CHUNK_BLOCKS][b % ...] */
+	size_t n_chunks, cap_chunks;
+	size_t used_blocks;  /* blocks [0, used_blocks) were handed out once */
+	uint32_t free_block; /* free list (through next), or UI_NONE */
 	size_t total_refs;
 	size_t evicted; /* incidents that left the index */
 };
@@ -311,33 +351,47 @@ static struct ui_entry *index_find(const struct ui_index *ix, uint64_t key)
 	return at == UI_NONE ? NULL : &ix->ents[at];
 }
 
-static void blocks_release(struct ui_index *ix, struct ui_entry *e)
+static struct ui_block *block_at(const struct ui_index *ix, uint32_t b)
 {
-	if (e->head == UI_NONE)
-		return;
-	ix->blocks[e->tail].next = ix->free_block;
-	ix->free_block = e->head;
-	e->head = e->tail = UI_NONE;
+	return &ix->chunks[b / UI_CHUNK_BLOCKS][b % UI_CHUNK_BLOCKS];
 }
 
-/* A block off the free list, or a new one; UI_NONE on OOM. */
+static void blocks_release(struct ui_index *ix, struct ui_entry *e)
+{
+	if (e->n <= UI_INLINE_REFS)
+		return;
+	block_at(ix, e->refs.chain.tail)->next = ix->free_block;
+	ix->free_block = e->refs.chain.head;
+	e->n = 0;
+}
+
+/* A block off the free list, or a new one (a new chunk when the last is
+ * full); UI_NONE on OOM. */
 static uint32_t block_take(struct ui_index *ix)
 {
 	uint32_t b = ix->free_block;
 	if (b != UI_NONE) {
-		ix->free_block = ix->blocks[b].next;
+		ix->free_block = block_at(ix, b)->next;
 	} else {
-		if (ix->used_blocks == ix->cap_blocks) {
-			size_t cap = ix->cap_blocks ? ix->cap_blocks * 2 : 256;
-			struct ui_block *nb = realloc(ix->blocks, cap * sizeof(*nb));
-			if (!nb)
+		if (ix->used_blocks == ix->n_chunks * UI_CHUNK_BLOCKS) {
+			if (ix->used_blocks >= UI_NONE - UI_CHUNK_BLOCKS)
 				return UI_NONE;
-			ix->blocks = nb;
-			ix->cap_blocks = cap;
+			if (ix->n_chunks == ix->cap_chunks) {
+				size_t cap = ix->cap_chunks ? ix->cap_chunks * 2 : 16;
+				struct ui_block **nc = realloc(ix->chunks, cap * sizeof(*nc));
+				if (!nc)
+					return UI_NONE;
+				ix->chunks = nc;
+				ix->cap_chunks = cap;
+			}
+			struct ui_block *c = malloc(UI_CHUNK_BLOCKS * sizeof(*c));
+			if (!c)
+				return UI_NONE;
+			ix->chunks[ix->n_chunks++] = c;
 		}
 		b = (uint32_t)ix->used_blocks++;
 	}
-	ix->blocks[b].next = UI_NONE;
+	block_at(ix, b)->next = UI_NONE;
 	return b;
 }
 
@@ -408,30 +462,72 @@ static struct ui_entry *index_entry(struct ui_index *ix, uint64_t key)
 	}
 	size_t at = (ix->first + ix->count) % ix->cap_ents;
 	e = &ix->ents[at];
-	*e = (struct ui_entry){.key = key, .head = UI_NONE, .tail = UI_NONE};
+	*e = (struct ui_entry){.key = key}; /* kind VAL_NONE */
 	ix->buckets[bucket_find(ix, key)] = (uint32_t)at;
 	ix->count++;
 	return e;
 }
 
-/* Append r to e's chain; false on OOM. Under lock. */
+/* Append r to e's refs (its first block when they spill from the entry);
+ * false on OOM. Under lock. */
 static bool entry_add(struct ui_index *ix, struct ui_entry *e, struct ui_ref r)
 {
-	uint32_t slot = e->n % UI_BLOCK_REFS;
-	if (slot == 0) {
+	if (e->n < UI_INLINE_REFS) {
+		e->refs.r[e->n] = r;
+	} else if (e->n == UI_INLINE_REFS) {
 		uint32_t b = block_take(ix);
 		if (b == UI_NONE)
 			return false;
-		if (e->tail == UI_NONE)
-			e->head = b;
-		else
-			ix->blocks[e->tail].next = b;
-		e->tail = b;
+		struct ui_block *bl = block_at(ix, b);
+		memcpy(bl->r, e->refs.r, sizeof(e->refs.r));
+		bl->r[UI_INLINE_REFS] = r;
+		e->refs.chain.head = e->refs.chain.tail = b;
+	} else {
+		uint32_t slot = e->n % UI_BLOCK_REFS;
+		if (slot == 0) {
+			uint32_t b = block_take(ix);
+			if (b == UI_NONE)
+				return false;
+			block_at(ix, e->refs.chain.tail)->next = b;
+			e->refs.chain.tail = b;
+		}
+		block_at(ix, e->refs.chain.tail)->r[slot] = r;
 	}
-	ix->blocks[e->tail].r[slot] = r;
 	e->n++;
 	ix->total_refs++;
 	return true;
+}
+
+/* e's n refs, in journal order, into out. Under lock. */
+static void entry_refs(const struct ui_index *ix, const struct ui_entry *e, struct ui_ref *out)
+{
+	if (e->n <= UI_INLINE_REFS) {
+		memcpy(out, e->refs.r, e->n * sizeof(*out));
+		return;
+	}
+	uint32_t b = e->refs.chain.head;
+	for (uint32_t i = 0; i < e->n; i += UI_BLOCK_REFS) {
+		const struct ui_block *bl = block_at(ix, b);
+		uint32_t k = e->n - i < UI_BLOCK_REFS ? e->n - i : UI_BLOCK_REFS;
+		memcpy(out + i, bl->r, k * sizeof(*out));
+		b = bl->next;
+	}
+}
+
+/* The span of file f that holds off, a new one when off is past the
+ * file's last; UI_NONE when all UI_MAX_SPANS are taken. The thread only;
+ * under lock. */
+static uint32_t span_of(struct ui_index *ix, uint32_t f, uint64_t off)
+{
+	uint32_t s = ix->file_span[f], hi = (uint32_t)(off >> 32);
+	if (ix->spans[s].hi == hi)
+		return s; /* a file's offsets only grow: hi is never below the last */
+	if (ix->n_spans == UI_MAX_SPANS)
+		return UI_NONE;
+	s = ix->n_spans++;
+	ix->spans[s] = (struct ui_span){f, hi};
+	ix->file_span[f] = s;
+	return s;
 }
 
 /* A decision's value member as numbers. */
@@ -530,12 +626,13 @@ static void index_line(struct ui_index *ix, uint32_t f, uint64_t off, const char
 	pthread_mutex_lock(&ix->lock);
 	struct ui_entry *e = index_entry(ix, key);
 	if (e) {
+		uint32_t span = e->n < UI_TIMELINE_MAX ? span_of(ix, f, off) : UI_NONE;
 		if (value.kind != VAL_NONE)
-			e->value = value;
-		if (e->n >= UI_TIMELINE_MAX)
+			entry_set_value(e, &value);
+		if (span == UI_NONE)
 			e->dropped++;
 		else
-			entry_add(ix, e, ref_make(f, off, (uint32_t)n));
+			entry_add(ix, e, ref_make(span, off, (uint32_t)n));
 		index_evict(ix, ix->count); /* the refs (e may go) */
 	}
 	pthread_mutex_unlock(&ix->lock);
@@ -576,14 +673,16 @@ static void index_file(struct ui_index *ix, uint32_t f, char *buf)
 static int open_file(struct ui_index *ix, const char *name)
 {
 	char path[4096];
-	if (ix->n_files >= UI_MAX_FILES)
+	if (ix->n_files >= UI_MAX_FILES || ix->n_spans >= UI_MAX_SPANS)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s", ix->dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	ix->pos[ix->n_files] = 0;
+	ix->file_span[ix->n_files] = ix->n_spans;
 	pthread_mutex_lock(&ix->lock);
+	ix->spans[ix->n_spans++] = (struct ui_span){ix->n_files, 0};
 	ix->fds[ix->n_files++] = fd;
 	pthread_mutex_unlock(&ix->lock);
 	return 0;
@@ -665,15 +764,20 @@ static void scan(struct ui_index *ix, char *buf)
 static void *index_main(void *arg)
 {
 	struct ui_index *ix = arg;
-	char *buf = malloc(UI_SCAN_CHUNK);
+	/* Mapped, not malloc'd: its pages go back to the system after each
+	 * scan (a scan of a large journal fills all 1.25 MiB; one of a few
+	 * new lines touches a page or two). */
+	char *buf =
+	    mmap(NULL, UI_SCAN_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	size_t trimmed_at = 0, evicted_before = 0;
-	if (!buf)
+	if (buf == MAP_FAILED)
 		return NULL;
 	pthread_mutex_lock(&ix->lock);
 	while (!ix->stop) {
 		uint64_t gen = ix->kick_gen;
 		pthread_mutex_unlock(&ix->lock);
 		scan(ix, buf);
+		madvise(buf, UI_SCAN_CHUNK, MADV_DONTNEED); /* zero-filled when touched again */
 		pthread_mutex_lock(&ix->lock);
 		ix->first_scan_done = true;
 		ix->done_gen = gen;
@@ -702,7 +806,7 @@ static void *index_main(void *arg)
 		pthread_cond_timedwait(&ix->wake, &ix->lock, &until);
 	}
 	pthread_mutex_unlock(&ix->lock);
-	free(buf);
+	munmap(buf, UI_SCAN_CHUNK);
 	return NULL;
 }
 
@@ -741,10 +845,17 @@ static void index_value(struct ui_index *ix, const char *id, char *out, size_t o
 	pthread_mutex_lock(&ix->lock);
 	const struct ui_entry *e = index_find(ix, key);
 	if (e)
-		v = e->value;
+		v = entry_value(e);
 	pthread_mutex_unlock(&ix->lock);
 	value_format(&v, out, outsz);
 }
+
+/* Where one record is, resolved for reading outside the lock. */
+struct ui_loc {
+	uint64_t off;
+	int fd;
+	uint32_t len;
+};
 
 /* The records of id, read with pread outside the lock: an array (new
  * reference) in journal order, *dropped saying how many were left out.
@@ -752,8 +863,7 @@ static void index_value(struct ui_index *ix, const char *id, char *out, size_t o
 static json_t *index_records(struct ui_index *ix, const char *id, size_t *dropped)
 {
 	json_t *arr = json_array();
-	struct ui_ref *refs = NULL;
-	int *fds = NULL;
+	struct ui_loc *locs = NULL;
 	uint32_t n = 0;
 	*dropped = 0;
 	if (!arr)
@@ -762,29 +872,29 @@ static json_t *index_records(struct ui_index *ix, const char *id, size_t *droppe
 	pthread_mutex_lock(&ix->lock);
 	const struct ui_entry *e = ix->started ? index_find(ix, key) : NULL;
 	if (e) {
-		refs = e->n ? malloc(e->n * sizeof(*refs)) : NULL;
-		fds = malloc(ix->n_files * sizeof(*fds) + 1);
-		if ((refs || !e->n) && fds) {
-			uint32_t b = e->head;
+		struct ui_ref *refs = malloc(e->n * sizeof(*refs) + 1);
+		locs = malloc(e->n * sizeof(*locs) + 1);
+		if (refs && locs) {
+			entry_refs(ix, e, refs);
 			for (n = 0; n < e->n; n++) {
-				refs[n] = ix->blocks[b].r[n % UI_BLOCK_REFS];
-				if (n % UI_BLOCK_REFS == UI_BLOCK_REFS - 1)
-					b = ix->blocks[b].next;
+				struct ui_span sp = ix->spans[ref_span(refs[n])];
+				locs[n] = (struct ui_loc){(uint64_t)sp.hi << 32 | refs[n].off_lo,
+							  ix->fds[sp.file], ref_len(refs[n])};
 			}
-			memcpy(fds, ix->fds, ix->n_files * sizeof(*fds));
 			*dropped = e->dropped;
 		}
+		free(refs);
 	}
 	pthread_mutex_unlock(&ix->lock);
 	char *line = n ? malloc(JOURNAL_MAX_LINE) : NULL;
 	size_t bytes = 0;
 	for (uint32_t i = 0; line && i < n; i++) {
-		uint32_t len = ref_len(refs[i]);
+		uint32_t len = locs[i].len;
 		if (bytes + len > UI_TIMELINE_BYTES) {
 			*dropped += n - i;
 			break;
 		}
-		ssize_t got = pread(fds[ref_file(refs[i])], line, len, (off_t)ref_off(refs[i]));
+		ssize_t got = pread(locs[i].fd, line, len, (off_t)locs[i].off);
 		if (got != (ssize_t)len)
 			continue;
 		bytes += len;
@@ -795,8 +905,7 @@ static json_t *index_records(struct ui_index *ix, const char *id, size_t *droppe
 		json_decref(rec);
 	}
 	free(line);
-	free(refs);
-	free(fds);
+	free(locs);
 	return arr;
 }
 
@@ -955,7 +1064,9 @@ void ui_free(struct ui *ui)
 		close(ix->fds[i]);
 	free(ix->ents);
 	free(ix->buckets);
-	free(ix->blocks);
+	for (size_t i = 0; i < ix->n_chunks; i++)
+		free(ix->chunks[i]);
+	free(ix->chunks);
 	free(ix->dir);
 	record_toks_release(&ix->toks);
 	pthread_mutex_destroy(&ix->lock);

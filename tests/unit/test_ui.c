@@ -418,3 +418,116 @@ Test(ui, index_value_and_older_page)
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(rmdir(dir), 0);
 }
+
+/* An incident's first refs live in its entry, the rest spill into blocks
+ * (all of them, in order); an evicted incident's blocks serve the next
+ * ones instead of growing the pool. */
+Test(ui, index_spills_and_reuses_blocks)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], id[32];
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	cfg.limits.max_incidents = 10;
+	int seq = 1;
+	/* 200 incidents of 1..24 records (inline, a spill, several blocks) */
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof(id), "inc-%016x", (unsigned)i);
+		for (int k = 0; k <= i % 24; k++)
+			append_line(dir, JOURNAL_FILE, seq++, id, k ? "notify_sent" : "decision");
+	}
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	ui_set_journal(ui, NULL);
+	size_t want_refs = 0;
+	for (int i = 190; i < 200; i++) {
+		size_t dropped = 9;
+		want_refs += (size_t)(i % 24 + 1);
+		snprintf(id, sizeof(id), "inc-%016x", (unsigned)i);
+		json_t *r = records_of(ui, id, &dropped);
+		cr_assert_eq(json_array_size(r), (size_t)(i % 24 + 1), "%s", id);
+		cr_assert_eq(dropped, 0);
+		json_int_t last = 0;
+		for (size_t k = 0; k < json_array_size(r); k++) {
+			json_t *rec = json_array_get(r, k);
+			json_int_t s = json_integer_value(json_object_get(rec, "seq"));
+			cr_assert_gt(s, last, "%s: journal order", id);
+			last = s;
+			cr_assert_str_eq(json_string_value(json_object_get(rec, "incident")), id);
+		}
+		json_decref(r);
+	}
+	snprintf(id, sizeof(id), "inc-%016x", 189u);
+	cr_assert_eq(n_records(ui, id), 0);
+	pthread_mutex_lock(&ui->ix.lock);
+	size_t evicted = ui->ix.evicted, used = ui->ix.used_blocks, chunks = ui->ix.n_chunks;
+	size_t refs = ui->ix.total_refs;
+	pthread_mutex_unlock(&ui->ix.lock);
+	cr_assert_eq(evicted, 190);
+	cr_assert_eq(refs, want_refs);
+	/* 10 incidents of at most 24 refs hold at most 4 blocks each; one
+	 * more incident while the oldest leaves */
+	cr_assert_leq(used, 11 * 4, "%zu blocks for 10 incidents", used);
+	cr_assert_eq(chunks, 1);
+	ui_free(ui);
+	config_release(&cfg);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
+/* A record at 4 GiB or more into a file (a large journal.segment_bytes)
+ * is read back from where it is: its ref's span holds the offset's high
+ * bits. Once every span is taken, a record past the last one's 4 GiB is
+ * counted as not shown. The lines are indexed here directly (no thread:
+ * its scan of a sparse file's GiBs of zeros would take seconds). */
+Test(ui, index_offsets_past_4gib)
+{
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], line[256];
+	static const uint64_t offs[] = {0, (5ull << 32) + 3, (5ull << 32) + 1000, 9ull << 32};
+	cr_assert(mkdtemp(dir));
+	struct config cfg;
+	cr_assert_eq(config_init(&cfg), 0);
+	free(cfg.state_dir);
+	cfg.state_dir = strdup(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	struct ui *ui = ui_new(&cfg, NULL);
+	cr_assert(ui);
+	struct ui_index *ix = &ui->ix;
+	ix->dir = strdup(dir);
+	cr_assert_eq(open_file(ix, JOURNAL_FILE), 0);
+	for (size_t i = 0; i < 4; i++) {
+		int n = snprintf(line, sizeof(line),
+				 "{\"seq\":%zu,\"type\":\"notify_sent\",\"incident\":\"inc-big\"}",
+				 i + 1);
+		cr_assert_eq(pwrite(fd, line, (size_t)n, (off_t)offs[i]), n);
+		index_line(ix, 0, offs[i], line, (size_t)n);
+	}
+	cr_assert_eq(ix->n_spans, 3, "spans for 0, 5 and 9 GiB");
+	ix->started = true; /* index_records looks the id up */
+	size_t dropped = 9;
+	json_t *r = index_records(ix, "inc-big", &dropped);
+	cr_assert_eq(json_array_size(r), 4);
+	cr_assert_eq(dropped, 0);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(json_integer_value(json_object_get(json_array_get(r, i), "seq")),
+			     (json_int_t)i + 1);
+	json_decref(r);
+	/* no span left: the record is counted, not indexed */
+	ix->n_spans = UI_MAX_SPANS;
+	index_line(ix, 0, 13ull << 32, line, strlen(line));
+	r = index_records(ix, "inc-big", &dropped);
+	cr_assert_eq(json_array_size(r), 4);
+	cr_assert_eq(dropped, 1);
+	json_decref(r);
+	ix->started = false; /* no thread to join */
+	close(fd);
+	ui_free(ui);
+	config_release(&cfg);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
