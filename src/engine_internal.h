@@ -359,7 +359,9 @@ static inline const char *incident_target(const struct incident *inc)
 {
 	return inc->lab && inc->lab->has_target ? inc->lab->data + inc->lab->target : NULL;
 }
-/* Name it (NULL: none); the labels stay. 0, or -1 on OOM (nothing changed). */
+/* Name it (NULL: none); the labels stay. The old target goes first, in
+ * place: on OOM (-1) inc has none, never the previous episode's. 0 or -1;
+ * NULL never fails. */
 int incident_set_target(struct incident *inc, const char *target);
 
 /* Label copies: dst owns its names and values (release frees them). */

@@ -72,10 +72,10 @@ void rec_decision(struct engine *e, const struct incident *inc, const struct rul
 	    .trigger = trigger_kind,
 	};
 	struct inc_sets sets;
-	if (inc && incident_sets(inc, &sets) < 0) {
-		log_error("journal: cannot record a decision (out of memory)", NULL);
-		return;
-	}
+	/* on OOM the decision is recorded all the same, without the labels */
+	if (inc && incident_sets(inc, &sets) < 0)
+		log_error("journal: out of memory: a decision is recorded without its labels",
+			  "incident", inc->id, NULL);
 	if (inc) {
 		d.episode = inc->episode;
 		d.state = incident_state_names[inc->state];
@@ -173,11 +173,9 @@ void rec_notify(struct engine *e, struct incident *inc, enum notify_kind kind, c
 	if (!e->notify || !r || r->n_notify == 0)
 		return;
 	struct inc_sets sets;
-	if (incident_sets(inc, &sets) < 0) {
-		log_error("notify: no notice of an incident (out of memory)", "incident", inc->id,
-			  NULL);
-		return;
-	}
+	if (incident_sets(inc, &sets) < 0) /* told all the same, without the labels */
+		log_error("notify: out of memory: a notice goes without the incident's labels",
+			  "incident", inc->id, NULL);
 	struct notify_event ev = event_of(r, inc, &sets, kind, reason);
 	ev.generator_url = sets.generator_url;
 	ev.external_url = sets.external_url;
@@ -232,11 +230,9 @@ void rec_step(struct engine *e, const struct incident *inc, const char *step, co
 	/* Only what a thread reply says: no labels, no outputs (the living
 	 * message has those), so a step costs the journal little. */
 	struct inc_sets sets;
-	if (incident_sets(inc, &sets) < 0) {
-		log_error("notify: no notice of an incident (out of memory)", "incident", inc->id,
-			  NULL);
-		return;
-	}
+	if (incident_sets(inc, &sets) < 0) /* told all the same, without the labels */
+		log_error("notify: out of memory: a notice goes without the incident's labels",
+			  "incident", inc->id, NULL);
 	struct notify_event ev = event_of(r, inc, &sets, NOTIFY_STEP, step);
 	ev.note = text;
 	ev.step = step;

@@ -315,6 +315,10 @@ int incident_pack(struct incident *inc, const struct label_set *group,
 
 int incident_set_target(struct incident *inc, const char *target)
 {
+	if (inc->lab) /* gone first, in place: a failure below never leaves an old one */
+		inc->lab->has_target = false;
+	if (!target)
+		return 0;
 	const struct label_set *const keep[SET_COUNT] = {NULL, NULL, NULL};
 	return repack(inc, keep, false, NULL, NULL, true, target);
 }
@@ -332,6 +336,11 @@ static void drop_trigger_labels(struct incident *inc)
 	lab->target -= (uint32_t)(from - to);
 	lab->at[SET_ANNOTATIONS] = lab->at[SET_COUNT] = (uint32_t)to;
 	lab->n[SET_LABELS] = lab->n[SET_ANNOTATIONS] = 0;
+	/* what was dropped is given back (replay packs a trigger before its
+	 * cap is known); when realloc fails the block stays as large */
+	struct inc_labels *small = realloc(lab, sizeof(*lab) + to + tail);
+	if (small)
+		inc->lab = small;
 }
 
 int incident_sets(const struct incident *inc, struct inc_sets *out)

@@ -13,7 +13,8 @@
  * shrinks to half full (never under U64MAP_MIN_CAP slots), so memory comes
  * back after a burst; u64map_release frees it all.
  *
- * Must never: hold key 0, allocate in find, del or iteration. A value
+ * Must never: hold key 0, allocate in find or iteration, fail in del (its
+ * shrink allocates; when that fails the array stays as it is). A value
  * pointer is valid until the next put or del (both may move entries).
  * Lock rules: none inside; guarded by whatever guards its owner.
  *

@@ -5,6 +5,7 @@
  * nothing runs. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,8 +579,11 @@ Test(memory, a_trigger_capped_after_replay_keeps_group_and_urls)
 	struct label_set gs = {g, 1}, ls = {l, 1}, as = {a, 1};
 	cr_assert_eq(incident_pack(&inc, &gs, &ls, &as, true, "http://g", "http://e"), 0);
 	cr_assert_eq(incident_set_target(&inc, "service=api"), 0);
+	cr_assert_geq(malloc_usable_size(inc.lab), sizeof(big));
 	incident_cap_trigger(&inc);
 	cr_assert_str_eq(incident_target(&inc), "service=api");
+	/* what was dropped is given back, not kept in the block */
+	cr_assert_lt(malloc_usable_size(inc.lab), 256, "%zu", malloc_usable_size(inc.lab));
 	/* alertname 9 + 1, big 3 + TRIGGER_BYTES_MAX + 1 */
 	cr_assert_eq(incident_trigger_over(&inc), 9 + 1 + 3 + sizeof(big));
 	struct inc_sets s;
