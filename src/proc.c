@@ -503,6 +503,18 @@ static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
 	progress(p);
 }
 
+/* A timed-out child and its group get sig: the leader first (not reaped,
+ * its pid is still its own). Were its children signalled first, it could
+ * reap them and exit with their status (a shell waiting on its child:
+ * 143, 137) before its own signal came, and the timeout would read as an
+ * exit. */
+static void signal_timed_out(struct proc *p, int sig)
+{
+	if (!p->reaped)
+		kill(p->pid, sig);
+	signal_leftovers(p, sig, false);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
@@ -510,13 +522,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case PHASE_RUN: {
 		p->timed_out = true;
 		p->phase = PHASE_TERM;
-		/* The leader first (not reaped: its pid is still its own): were
-		 * its children killed first, it could reap them and exit with
-		 * their status before its own SIGTERM came, and the timeout
-		 * would read as an exit. */
-		if (!p->reaped)
-			kill(p->pid, SIGTERM);
-		signal_leftovers(p, SIGTERM, false);
+		signal_timed_out(p, SIGTERM);
 		struct timeval tv = timestamp_tv(p->kill_grace_ms);
 		evtimer_add(p->ev_timer, &tv);
 		return;
@@ -526,7 +532,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	case PHASE_TERM:
 		p->phase = PHASE_KILLED;
-		signal_leftovers(p, SIGKILL, false);
+		signal_timed_out(p, SIGKILL);
 		progress(p);
 		return;
 	case PHASE_KILLED:
