@@ -230,14 +230,24 @@ static char *pack_set(char *p, const struct label_set *set)
 	return p;
 }
 
+/* lab's generator_url, and its external_url in *ext; both NULL when the
+ * URLs were not given. */
+static const char *lab_urls(const struct inc_labels *lab, const char **ext)
+{
+	if (!lab->urls) {
+		*ext = NULL;
+		return NULL;
+	}
+	const char *gen = lab->data + lab->at[SET_COUNT];
+	*ext = gen + strlen(gen) + 1;
+	return gen;
+}
+
 /* The bytes of the URLs part of lab (0 when none). */
 static size_t urls_len(const struct inc_labels *lab)
 {
-	if (!lab->urls)
-		return 0;
-	const char *gen = lab->data + lab->at[SET_COUNT];
-	size_t gl = strlen(gen) + 1;
-	return gl + strlen(gen + gl) + 1;
+	const char *ext, *gen = lab_urls(lab, &ext);
+	return gen ? (size_t)(ext - gen) + strlen(ext) + 1 : 0;
 }
 
 /* A new block for inc: each set from sets[k] (NULL: inc's), the URLs given
@@ -264,8 +274,7 @@ static int repack(struct incident *inc, const struct label_set *const sets[SET_C
 	}
 	if (!urls && old && old->urls) { /* kept */
 		urls = true;
-		generator_url = old->data + old->at[SET_COUNT];
-		external_url = generator_url + strlen(generator_url) + 1;
+		generator_url = lab_urls(old, &external_url);
 	}
 	if (!set_target)
 		target = incident_target(inc);
@@ -361,10 +370,7 @@ int incident_sets(const struct incident *inc, struct inc_sets *out)
 		for (uint32_t i = 0; i < lab->n[k]; i++)
 			p = unpack_label(p, items++);
 	}
-	if (lab->urls) {
-		out->generator_url = lab->data + lab->at[SET_COUNT];
-		out->external_url = out->generator_url + strlen(out->generator_url) + 1;
-	}
+	out->generator_url = lab_urls(lab, &out->external_url);
 	return 0;
 }
 
@@ -394,7 +400,7 @@ size_t incident_n_labels(const struct incident *inc, enum inc_set s)
 	return inc->lab ? inc->lab->n[s] : 0;
 }
 
-/* The bytes of set s's names and values (what TRIGGER_BYTES_MAX counts). */
+/* label_bytes of inc's set s, read in place. */
 static size_t set_bytes(const struct incident *inc, enum inc_set s)
 {
 	const struct inc_labels *lab = inc->lab;
@@ -988,13 +994,18 @@ static int set_trigger_over(struct incident *inc, size_t bytes)
 	return 0;
 }
 
+/* The bytes of a set's names and values (what TRIGGER_BYTES_MAX counts). */
+static size_t label_bytes(const struct label_set *set)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < set->n; i++)
+		n += strlen(set->items[i].name) + set->items[i].value_len;
+	return n;
+}
+
 int incident_set_trigger(struct incident *inc, const struct alert *a, const char *external_url)
 {
-	size_t bytes = 0;
-	for (size_t i = 0; i < a->labels.n; i++)
-		bytes += strlen(a->labels.items[i].name) + a->labels.items[i].value_len;
-	for (size_t i = 0; i < a->annotations.n; i++)
-		bytes += strlen(a->annotations.items[i].name) + a->annotations.items[i].value_len;
+	size_t bytes = label_bytes(&a->labels) + label_bytes(&a->annotations);
 	if (set_trigger_over(inc, bytes) < 0)
 		return -1;
 	const struct label_set none = {0};
