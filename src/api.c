@@ -344,6 +344,28 @@ static bool peer_is_loopback(struct evhttp_request *req)
 	return false;
 }
 
+/* What req presents to auth_verify but its Authorization header (the
+ * caller's: the webhook verifies each of several, the changes endpoint
+ * takes the api token from it): the signature headers, the body, the
+ * time and whether the peer is on loopback. */
+static struct auth_input request_auth_input(const struct config *cfg, struct evhttp_request *req,
+					    const unsigned char *body, size_t len)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	return (struct auth_input){
+		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
+		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
+		.grafana_signature =
+			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
+		.grafana_timestamp =
+			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
+		.body = body,
+		.body_len = len,
+		.now = (int64_t)time(NULL),
+		.from_loopback = peer_is_loopback(req),
+	};
+}
+
 /* "application/json" with optional parameters ("; charset=utf-8"). */
 static bool is_json_content_type(const char *ct)
 {
@@ -424,19 +446,7 @@ static void handle_alerts(struct api *api, struct evhttp_request *req)
 		return;
 	}
 
-	struct auth_input ai = {
-		.authorization = evhttp_find_header(in, "Authorization"),
-		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
-		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-		.grafana_signature =
-			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
-		.grafana_timestamp =
-			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
-		.body = body,
-		.body_len = len,
-		.now = (int64_t)time(NULL),
-		.from_loopback = peer_is_loopback(req),
-	};
+	struct auth_input ai = request_auth_input(cfg, req, body, len);
 	const char *scheme = NULL;
 	const char *authz[AUTHZ_MAX];
 	size_t n_authz = authorization_headers(req, authz);
@@ -550,18 +560,7 @@ static bool changes_allowed(struct api *api, struct evhttp_request *req, const u
 	const struct config *cfg = api->cfg;
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const char *authz = evhttp_find_header(in, "Authorization");
-	struct auth_input ai = {
-		.rollbackd_signature = evhttp_find_header(in, "X-Rollbackd-Signature"),
-		.hub_signature_256 = evhttp_find_header(in, "X-Hub-Signature-256"),
-		.grafana_signature =
-			evhttp_find_header(in, auth_grafana_signature_header(&cfg->auth)),
-		.grafana_timestamp =
-			evhttp_find_header(in, auth_grafana_timestamp_header(&cfg->auth)),
-		.body = body,
-		.body_len = len,
-		.now = (int64_t)time(NULL),
-		.from_loopback = peer_is_loopback(req),
-	};
+	struct auth_input ai = request_auth_input(cfg, req, body, len);
 	/* Only the HMAC part of the webhook's schemes: the Alertmanager bearer
 	 * token and basic auth are for alerts, the api token is for changes. */
 	struct auth_config hmac_only = {
