@@ -157,6 +157,25 @@ Test(ui, chart_and_standalone)
 
 /* ---- the journal index ------------------------------------------------ */
 
+/* cfg with its state_dir a new temporary directory (dir: its mkdtemp
+ * template, filled in). */
+static void state_dir_config(char *dir, struct config *cfg)
+{
+	cr_assert(mkdtemp(dir));
+	cr_assert_eq(config_init(cfg), 0);
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(dir);
+}
+
+/* Remove dir's journal.jsonl, then dir (both must be there). */
+static void remove_journal_dir(const char *dir)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
+}
+
 static void append_line(const char *dir, const char *file, int seq, const char *inc,
 			const char *type)
 {
@@ -189,11 +208,8 @@ static json_t *records_of(struct ui *ui, const char *id, size_t *dropped)
 Test(ui, index_follows_rotation)
 {
 	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
-	cr_assert(mkdtemp(dir));
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	append_line(dir, "journal.000001.jsonl", 1, "inc-a", "decision");
 	append_line(dir, JOURNAL_FILE, 2, "inc-a", "action_started");
 	append_line(dir, JOURNAL_FILE, 3, "", "pause");
@@ -250,12 +266,9 @@ Test(ui, index_follows_rotation)
 
 Test(ui, index_caps_one_incident)
 {
-	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600];
-	cr_assert(mkdtemp(dir));
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX";
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	for (int i = 1; i <= UI_TIMELINE_MAX + 5; i++)
 		append_line(dir, JOURNAL_FILE, i, "inc-big", "notify_sent");
 	struct ui *ui = ui_new(&cfg, NULL);
@@ -267,9 +280,7 @@ Test(ui, index_caps_one_incident)
 	json_decref(r);
 	ui_free(ui);
 	config_release(&cfg);
-	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
-	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(rmdir(dir), 0);
+	remove_journal_dir(dir);
 }
 
 static void append_raw(const char *dir, const char *line)
@@ -303,12 +314,9 @@ static size_t n_records(struct ui *ui, const char *id)
 /* limits.max_incidents bounds the index like the engine: the newest stay. */
 Test(ui, index_keeps_max_incidents)
 {
-	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], id[32];
-	cr_assert(mkdtemp(dir));
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", id[32];
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	cfg.limits.max_incidents = 1000;
 	int seq = 1;
 	/* 5000 engine-style ids, then one of another form, 2 records each */
@@ -349,9 +357,7 @@ Test(ui, index_keeps_max_incidents)
 	ui_set_config(ui, &cfg);
 	ui_free(ui);
 	config_release(&cfg);
-	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
-	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(rmdir(dir), 0);
+	remove_journal_dir(dir);
 }
 
 /* The list's "value vs threshold" comes from the index (the last decision
@@ -359,12 +365,9 @@ Test(ui, index_keeps_max_incidents)
  * index says so. */
 Test(ui, index_value_and_older_page)
 {
-	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], value[UI_VALUE_MAX];
-	cr_assert(mkdtemp(dir));
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", value[UI_VALUE_MAX];
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	cfg.limits.max_incidents = 3;
 	append_raw(dir, "{\"seq\":1,\"type\":\"decision\",\"incident\":\"inc-00000000000000a1\","
 			"\"value\":{\"value\":0.05,\"above\":0.01}}");
@@ -414,9 +417,7 @@ Test(ui, index_value_and_older_page)
 	buf_release(&b);
 	json_decref(inc);
 	json_decref(none);
-	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
-	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(rmdir(dir), 0);
+	remove_journal_dir(dir);
 }
 
 /* An incident's first refs live in its entry, the rest spill into blocks
@@ -424,12 +425,9 @@ Test(ui, index_value_and_older_page)
  * ones instead of growing the pool. */
 Test(ui, index_spills_and_reuses_blocks)
 {
-	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], id[32];
-	cr_assert(mkdtemp(dir));
+	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", id[32];
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	cfg.limits.max_incidents = 10;
 	int seq = 1;
 	/* 200 incidents of 1..24 records (inline, a spill, several blocks) */
@@ -473,9 +471,7 @@ Test(ui, index_spills_and_reuses_blocks)
 	cr_assert_eq(chunks, 1);
 	ui_free(ui);
 	config_release(&cfg);
-	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
-	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(rmdir(dir), 0);
+	remove_journal_dir(dir);
 }
 
 /* A record at 4 GiB or more into a file (a large journal.segment_bytes)
@@ -487,11 +483,8 @@ Test(ui, index_offsets_past_4gib)
 {
 	char dir[] = "/tmp/rollbackd-ui-test-XXXXXX", path[600], line[256];
 	static const uint64_t offs[] = {0, (5ull << 32) + 3, (5ull << 32) + 1000, 9ull << 32};
-	cr_assert(mkdtemp(dir));
 	struct config cfg;
-	cr_assert_eq(config_init(&cfg), 0);
-	free(cfg.state_dir);
-	cfg.state_dir = strdup(dir);
+	state_dir_config(dir, &cfg);
 	snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
